@@ -1,0 +1,625 @@
+//! Parsing and validating JWK public keys, and their canonical text (PROTOCOL §4).
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+use super::PeerId;
+use super::b64::{self, Base64Problem};
+
+/// JWK members that only a private key has. A `publicKey` carrying any of them would hand the
+/// private key to everyone in the room.
+pub const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+/// What to do when a JWK carries private members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrivateMembers {
+    /// Refuse the key (the server, for anything it would broadcast).
+    Refuse,
+    /// Ignore them: the public half is what identifies a key pair (the key utilities).
+    Ignore,
+}
+
+/// The curves and sizes a JWK may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Ec(EcCurve),
+    Okp(OkpCurve),
+    Rsa { modulus_bits: usize },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EcCurve {
+    P256,
+    P384,
+    P521,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OkpCurve {
+    Ed25519,
+    X25519,
+    Ed448,
+    X448,
+}
+
+impl EcCurve {
+    pub const ALL: [EcCurve; 3] = [EcCurve::P256, EcCurve::P384, EcCurve::P521];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            EcCurve::P256 => "P-256",
+            EcCurve::P384 => "P-384",
+            EcCurve::P521 => "P-521",
+        }
+    }
+
+    /// Bytes in one coordinate: the field size, which JWK requires at full width.
+    pub fn coordinate_len(self) -> usize {
+        match self {
+            EcCurve::P256 => 32,
+            EcCurve::P384 => 48,
+            EcCurve::P521 => 66,
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+impl OkpCurve {
+    pub const ALL: [OkpCurve; 4] = [
+        OkpCurve::Ed25519,
+        OkpCurve::X25519,
+        OkpCurve::Ed448,
+        OkpCurve::X448,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            OkpCurve::Ed25519 => "Ed25519",
+            OkpCurve::X25519 => "X25519",
+            OkpCurve::Ed448 => "Ed448",
+            OkpCurve::X448 => "X448",
+        }
+    }
+
+    pub fn key_len(self) -> usize {
+        match self {
+            OkpCurve::Ed25519 | OkpCurve::X25519 => 32,
+            OkpCurve::Ed448 => 57,
+            OkpCurve::X448 => 56,
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+impl KeyKind {
+    pub fn kty(self) -> &'static str {
+        match self {
+            KeyKind::Ec(_) => "EC",
+            KeyKind::Okp(_) => "OKP",
+            KeyKind::Rsa { .. } => "RSA",
+        }
+    }
+
+    pub fn crv(self) -> Option<&'static str> {
+        match self {
+            KeyKind::Ec(c) => Some(c.name()),
+            KeyKind::Okp(c) => Some(c.name()),
+            KeyKind::Rsa { .. } => None,
+        }
+    }
+
+    /// Whether a peer may register with this kind of key. Only signing keys can identify a
+    /// peer (and later prove possession); key-agreement curves are for fingerprinting only.
+    pub fn can_register(self) -> bool {
+        !matches!(
+            self,
+            KeyKind::Okp(OkpCurve::X25519 | OkpCurve::Ed448 | OkpCurve::X448)
+        )
+    }
+}
+
+impl fmt::Display for KeyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyKind::Ec(c) => write!(f, "EC {}", c.name()),
+            KeyKind::Okp(c) => write!(f, "OKP {}", c.name()),
+            KeyKind::Rsa { modulus_bits } => write!(f, "RSA {modulus_bits}"),
+        }
+    }
+}
+
+/// The smallest and largest RSA modulus accepted, in bits.
+pub const RSA_MODULUS_BITS: std::ops::RangeInclusive<usize> = 2048..=8192;
+
+/// Why a JWK is not an acceptable public key. Messages name the member at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JwkError {
+    #[error("the key is not a JSON object")]
+    NotAnObject,
+    #[error("the key has no kty member")]
+    MissingKty,
+    #[error("key type {0:?} is not supported (use EC, OKP or RSA)")]
+    UnsupportedKty(String),
+    #[error("{kty} key is missing member {member}")]
+    MissingMember {
+        kty: &'static str,
+        member: &'static str,
+    },
+    #[error("member {0} is not a string")]
+    NotAString(&'static str),
+    #[error("{kty} curve {crv:?} is not supported")]
+    UnsupportedCurve { kty: &'static str, crv: String },
+    #[error("member {0} has '=' padding, but JWK uses base64url without padding")]
+    Padding(&'static str),
+    #[error("member {0} is not valid base64url")]
+    NotBase64(&'static str),
+    #[error("member {member} is {actual} bytes, but {crv} needs {expected}")]
+    WrongLength {
+        member: &'static str,
+        crv: &'static str,
+        expected: usize,
+        actual: usize,
+    },
+    #[error("the point (x, y) is not on curve {0}")]
+    NotOnCurve(&'static str),
+    #[error("member x is not a valid Ed25519 public key")]
+    InvalidEd25519,
+    #[error("member n has a leading zero byte, which JWK forbids")]
+    RsaLeadingZero,
+    #[error("the RSA modulus is {0} bits, outside the accepted 2048..=8192")]
+    RsaModulusSize(usize),
+    #[error("member e is not a valid RSA public exponent (odd, greater than 1, at most 8 bytes)")]
+    RsaExponent,
+    #[error("the key holds private member(s) {}, which must never be shared", .0.join(", "))]
+    PrivateMembers(Vec<&'static str>),
+}
+
+/// A validated JWK public key: only the members that identify it, as base64url text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicJwk {
+    kind: KeyKind,
+    material: Material,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Material {
+    Ec { x: String, y: String },
+    Okp { x: String },
+    Rsa { n: String, e: String },
+}
+
+impl PublicJwk {
+    /// Validates a JWK given as a JSON value.
+    pub fn from_json(value: &Value, private: PrivateMembers) -> Result<Self, JwkError> {
+        let object = value.as_object().ok_or(JwkError::NotAnObject)?;
+        Self::from_object(object, private)
+    }
+
+    pub fn from_object(
+        object: &Map<String, Value>,
+        private: PrivateMembers,
+    ) -> Result<Self, JwkError> {
+        if private == PrivateMembers::Refuse {
+            let found: Vec<&'static str> = PRIVATE_MEMBERS
+                .into_iter()
+                .filter(|m| object.contains_key(*m))
+                .collect();
+            if !found.is_empty() {
+                return Err(JwkError::PrivateMembers(found));
+            }
+        }
+        let kty = match object.get("kty") {
+            None => return Err(JwkError::MissingKty),
+            Some(Value::String(kty)) => kty.as_str(),
+            Some(_) => return Err(JwkError::NotAString("kty")),
+        };
+        match kty {
+            "EC" => parse_ec(object),
+            "OKP" => parse_okp(object),
+            "RSA" => parse_rsa(object),
+            other => Err(JwkError::UnsupportedKty(other.to_owned())),
+        }
+    }
+
+    pub fn kind(&self) -> KeyKind {
+        self.kind
+    }
+
+    /// The exact text hashed into the peer ID: JavaScript's `JSON.stringify` of the essential
+    /// members in the order PROTOCOL §4 gives. Every value is validated base64url or a fixed
+    /// name, so no JSON escaping can occur and plain formatting matches `JSON.stringify`.
+    pub fn canonical_text(&self) -> String {
+        match (&self.material, self.kind) {
+            (Material::Ec { x, y }, KeyKind::Ec(curve)) => format!(
+                r#"{{"kty":"EC","crv":"{}","x":"{x}","y":"{y}"}}"#,
+                curve.name()
+            ),
+            (Material::Okp { x }, KeyKind::Okp(curve)) => {
+                format!(r#"{{"kty":"OKP","crv":"{}","x":"{x}"}}"#, curve.name())
+            }
+            (Material::Rsa { n, e }, KeyKind::Rsa { .. }) => {
+                format!(r#"{{"kty":"RSA","n":"{n}","e":"{e}"}}"#)
+            }
+            _ => unreachable!("material always matches its kind"),
+        }
+    }
+
+    pub fn peer_id(&self) -> PeerId {
+        PeerId::of_canonical_text(&self.canonical_text())
+    }
+
+    /// The essential members as a JSON object in canonical order, for re-publishing a public
+    /// key without anything else it carried.
+    pub fn to_public_json(&self) -> Value {
+        serde_json::from_str(&self.canonical_text()).expect("canonical text is JSON")
+    }
+
+    /// The decoded member bytes, for code that needs the key itself (signature checks, PEM).
+    pub fn ec_point(&self) -> Option<(EcCurve, Vec<u8>, Vec<u8>)> {
+        match (&self.material, self.kind) {
+            (Material::Ec { x, y }, KeyKind::Ec(curve)) => Some((
+                curve,
+                b64::decode(x).expect("validated"),
+                b64::decode(y).expect("validated"),
+            )),
+            _ => None,
+        }
+    }
+
+    pub fn okp_key(&self) -> Option<(OkpCurve, Vec<u8>)> {
+        match (&self.material, self.kind) {
+            (Material::Okp { x }, KeyKind::Okp(curve)) => {
+                Some((curve, b64::decode(x).expect("validated")))
+            }
+            _ => None,
+        }
+    }
+
+    pub fn rsa_components(&self) -> Option<(Vec<u8>, Vec<u8>)> {
+        match &self.material {
+            Material::Rsa { n, e } => Some((
+                b64::decode(n).expect("validated"),
+                b64::decode(e).expect("validated"),
+            )),
+            _ => None,
+        }
+    }
+
+    /// Builds a key from raw EC coordinates (key generation and PEM import).
+    pub fn from_ec_coordinates(curve: EcCurve, x: &[u8], y: &[u8]) -> Result<Self, JwkError> {
+        let mut object = Map::new();
+        object.insert("kty".into(), "EC".into());
+        object.insert("crv".into(), curve.name().into());
+        object.insert("x".into(), b64::encode(x).into());
+        object.insert("y".into(), b64::encode(y).into());
+        parse_ec(&object)
+    }
+
+    pub fn from_okp_key(curve: OkpCurve, x: &[u8]) -> Result<Self, JwkError> {
+        let mut object = Map::new();
+        object.insert("kty".into(), "OKP".into());
+        object.insert("crv".into(), curve.name().into());
+        object.insert("x".into(), b64::encode(x).into());
+        parse_okp(&object)
+    }
+
+    pub fn from_rsa_components(n: &[u8], e: &[u8]) -> Result<Self, JwkError> {
+        let mut object = Map::new();
+        object.insert("kty".into(), "RSA".into());
+        object.insert("n".into(), b64::encode(n).into());
+        object.insert("e".into(), b64::encode(e).into());
+        parse_rsa(&object)
+    }
+}
+
+fn string_member<'a>(
+    object: &'a Map<String, Value>,
+    kty: &'static str,
+    member: &'static str,
+) -> Result<&'a str, JwkError> {
+    match object.get(member) {
+        None => Err(JwkError::MissingMember { kty, member }),
+        Some(Value::String(text)) => Ok(text),
+        Some(_) => Err(JwkError::NotAString(member)),
+    }
+}
+
+fn bytes_member(
+    object: &Map<String, Value>,
+    kty: &'static str,
+    member: &'static str,
+) -> Result<(String, Vec<u8>), JwkError> {
+    let text = string_member(object, kty, member)?;
+    let bytes = b64::decode(text).map_err(|problem| match problem {
+        Base64Problem::Padding => JwkError::Padding(member),
+        Base64Problem::Invalid => JwkError::NotBase64(member),
+    })?;
+    Ok((text.to_owned(), bytes))
+}
+
+fn expect_len(
+    member: &'static str,
+    crv: &'static str,
+    expected: usize,
+    bytes: &[u8],
+) -> Result<(), JwkError> {
+    if bytes.len() == expected {
+        Ok(())
+    } else {
+        Err(JwkError::WrongLength {
+            member,
+            crv,
+            expected,
+            actual: bytes.len(),
+        })
+    }
+}
+
+fn parse_ec(object: &Map<String, Value>) -> Result<PublicJwk, JwkError> {
+    let crv = string_member(object, "EC", "crv")?;
+    let curve = EcCurve::from_name(crv).ok_or_else(|| JwkError::UnsupportedCurve {
+        kty: "EC",
+        crv: crv.to_owned(),
+    })?;
+    let (x, x_bytes) = bytes_member(object, "EC", "x")?;
+    let (y, y_bytes) = bytes_member(object, "EC", "y")?;
+    let len = curve.coordinate_len();
+    expect_len("x", curve.name(), len, &x_bytes)?;
+    expect_len("y", curve.name(), len, &y_bytes)?;
+    if !is_on_curve(curve, &x_bytes, &y_bytes) {
+        return Err(JwkError::NotOnCurve(curve.name()));
+    }
+    Ok(PublicJwk {
+        kind: KeyKind::Ec(curve),
+        material: Material::Ec { x, y },
+    })
+}
+
+fn is_on_curve(curve: EcCurve, x: &[u8], y: &[u8]) -> bool {
+    let mut sec1 = Vec::with_capacity(1 + x.len() + y.len());
+    sec1.push(0x04); // uncompressed point
+    sec1.extend_from_slice(x);
+    sec1.extend_from_slice(y);
+    match curve {
+        EcCurve::P256 => p256::PublicKey::from_sec1_bytes(&sec1).is_ok(),
+        EcCurve::P384 => p384::PublicKey::from_sec1_bytes(&sec1).is_ok(),
+        EcCurve::P521 => p521::PublicKey::from_sec1_bytes(&sec1).is_ok(),
+    }
+}
+
+fn parse_okp(object: &Map<String, Value>) -> Result<PublicJwk, JwkError> {
+    let crv = string_member(object, "OKP", "crv")?;
+    let curve = OkpCurve::from_name(crv).ok_or_else(|| JwkError::UnsupportedCurve {
+        kty: "OKP",
+        crv: crv.to_owned(),
+    })?;
+    let (x, x_bytes) = bytes_member(object, "OKP", "x")?;
+    expect_len("x", curve.name(), curve.key_len(), &x_bytes)?;
+    if curve == OkpCurve::Ed25519 {
+        let bytes: [u8; 32] = x_bytes.as_slice().try_into().expect("length checked");
+        ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| JwkError::InvalidEd25519)?;
+    }
+    Ok(PublicJwk {
+        kind: KeyKind::Okp(curve),
+        material: Material::Okp { x },
+    })
+}
+
+fn parse_rsa(object: &Map<String, Value>) -> Result<PublicJwk, JwkError> {
+    let (n, n_bytes) = bytes_member(object, "RSA", "n")?;
+    let (e, e_bytes) = bytes_member(object, "RSA", "e")?;
+    if n_bytes.first() == Some(&0) {
+        return Err(JwkError::RsaLeadingZero);
+    }
+    let modulus_bits = bit_length(&n_bytes);
+    if !RSA_MODULUS_BITS.contains(&modulus_bits) {
+        return Err(JwkError::RsaModulusSize(modulus_bits));
+    }
+    let exponent_ok = !e_bytes.is_empty()
+        && e_bytes.len() <= 8
+        && e_bytes[0] != 0
+        && e_bytes[e_bytes.len() - 1] & 1 == 1
+        && bit_length(&e_bytes) > 1;
+    if !exponent_ok {
+        return Err(JwkError::RsaExponent);
+    }
+    Ok(PublicJwk {
+        kind: KeyKind::Rsa { modulus_bits },
+        material: Material::Rsa { n, e },
+    })
+}
+
+/// Bits in a big-endian unsigned integer without leading zero bytes.
+fn bit_length(bytes: &[u8]) -> usize {
+    match bytes.first() {
+        None => 0,
+        Some(&first) => (bytes.len() - 1) * 8 + (8 - first.leading_zeros() as usize),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn vectors() -> Vec<Value> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/vectors/webcrypto-keys.json"
+        );
+        let text = std::fs::read_to_string(path).expect("shared/vectors beside the repo");
+        serde_json::from_str(&text).expect("vectors are JSON")
+    }
+
+    #[test]
+    fn every_webcrypto_vector_gets_the_browsers_peer_id() {
+        let vectors = vectors();
+        assert!(vectors.len() >= 8, "expected the full vector set");
+        for vector in vectors {
+            let name = vector["name"].as_str().unwrap();
+            let expected = vector["fingerprint"].as_str().unwrap();
+            let public = PublicJwk::from_json(&vector["jwk"], PrivateMembers::Refuse)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(public.peer_id().as_str(), expected, "{name}");
+            // The private JWK identifies the same peer once its private half is ignored,
+            // and is refused where it would be broadcast.
+            let private = PublicJwk::from_json(&vector["privateJwk"], PrivateMembers::Ignore)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(private.peer_id().as_str(), expected, "{name} (private)");
+            assert!(matches!(
+                PublicJwk::from_json(&vector["privateJwk"], PrivateMembers::Refuse),
+                Err(JwkError::PrivateMembers(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn canonical_text_is_javascript_json_stringify_order() {
+        let key = &vectors()[0]["jwk"];
+        let public = PublicJwk::from_json(key, PrivateMembers::Refuse).unwrap();
+        let essential = json!({"kty": "EC", "crv": key["crv"], "x": key["x"], "y": key["y"]});
+        // serde_json without preserve_order sorts keys, so build the expected text by hand.
+        let expected = format!(
+            r#"{{"kty":"EC","crv":{},"x":{},"y":{}}}"#,
+            essential["crv"], essential["x"], essential["y"]
+        );
+        assert_eq!(public.canonical_text(), expected);
+    }
+
+    #[test]
+    fn rfc7517_example_ec_key() {
+        // RFC 7517 appendix A.1; expected ID from the issue's published vectors.
+        let key = json!({"kty":"EC","crv":"P-256",
+            "x":"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4",
+            "y":"4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM","use":"enc","kid":"1"});
+        let id = PublicJwk::from_json(&key, PrivateMembers::Refuse)
+            .unwrap()
+            .peer_id();
+        assert_eq!(
+            id.as_str(),
+            "a352193f3ae0e84514da6fcd22635e7363855ad6e684dc0bc33b22b2ae736401"
+        );
+    }
+
+    fn ec_key_with(member: &str, value: Value) -> Value {
+        let mut key = vectors()[0]["jwk"].clone();
+        key[member] = value;
+        key
+    }
+
+    fn error_of(key: &Value) -> JwkError {
+        PublicJwk::from_json(key, PrivateMembers::Refuse).unwrap_err()
+    }
+
+    #[test]
+    fn names_what_is_wrong() {
+        let base = vectors()[0]["jwk"].clone();
+        let mut missing_y = base.clone();
+        missing_y.as_object_mut().unwrap().remove("y");
+        assert_eq!(
+            error_of(&missing_y).to_string(),
+            "EC key is missing member y"
+        );
+        assert_eq!(error_of(&json!([])), JwkError::NotAnObject);
+        assert_eq!(error_of(&json!({})), JwkError::MissingKty);
+        assert_eq!(
+            error_of(&json!({"kty":"oct"})),
+            JwkError::UnsupportedKty("oct".into())
+        );
+        assert!(matches!(
+            error_of(&ec_key_with("crv", json!("P-192"))),
+            JwkError::UnsupportedCurve { .. }
+        ));
+        assert_eq!(
+            error_of(&ec_key_with("x", json!(5))),
+            JwkError::NotAString("x")
+        );
+        let padded = format!("{}=", base["x"].as_str().unwrap());
+        assert_eq!(
+            error_of(&ec_key_with("x", json!(padded))),
+            JwkError::Padding("x")
+        );
+        assert_eq!(
+            error_of(&ec_key_with("x", json!("not base64!"))),
+            JwkError::NotBase64("x")
+        );
+        // A short coordinate (leading zero byte stripped) is the wrong width.
+        assert!(matches!(
+            error_of(&ec_key_with("x", json!(b64::encode(&[1u8; 31])))),
+            JwkError::WrongLength {
+                member: "x",
+                expected: 32,
+                actual: 31,
+                ..
+            }
+        ));
+        assert_eq!(
+            error_of(&ec_key_with("y", json!(b64::encode(&[1u8; 32])))),
+            JwkError::NotOnCurve("P-256")
+        );
+        let with_d = ec_key_with("d", json!("AAAA"));
+        assert_eq!(
+            error_of(&with_d).to_string(),
+            "the key holds private member(s) d, which must never be shared"
+        );
+    }
+
+    #[test]
+    fn rsa_rules() {
+        let modulus = |bits: usize| {
+            let mut n = vec![0xffu8; bits / 8];
+            n[0] = 0x80;
+            b64::encode(&n)
+        };
+        let key = |n: String, e: &[u8]| json!({"kty":"RSA","n":n,"e":b64::encode(e)});
+        let ok = PublicJwk::from_json(&key(modulus(2048), &[1, 0, 1]), PrivateMembers::Refuse);
+        assert_eq!(ok.unwrap().kind(), KeyKind::Rsa { modulus_bits: 2048 });
+        assert_eq!(
+            error_of(&key(modulus(1024), &[1, 0, 1])),
+            JwkError::RsaModulusSize(1024)
+        );
+        assert_eq!(
+            error_of(&key(modulus(8200), &[1, 0, 1])),
+            JwkError::RsaModulusSize(8200)
+        );
+        let mut with_zero = vec![0u8];
+        with_zero.extend(b64::decode(&modulus(2048)).unwrap());
+        assert_eq!(
+            error_of(&key(b64::encode(&with_zero), &[1, 0, 1])),
+            JwkError::RsaLeadingZero
+        );
+        for bad_e in [&[][..], &[1], &[2], &[0, 3], &[1, 0, 0, 0, 0, 0, 0, 0, 1]] {
+            assert_eq!(
+                error_of(&key(modulus(2048), bad_e)),
+                JwkError::RsaExponent,
+                "{bad_e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn okp_curves() {
+        let x = b64::encode(&[9u8; 32]);
+        let x25519 = json!({"kty":"OKP","crv":"X25519","x":x});
+        let key = PublicJwk::from_json(&x25519, PrivateMembers::Refuse).unwrap();
+        assert!(!key.kind().can_register());
+        let ed448 = json!({"kty":"OKP","crv":"Ed448","x":b64::encode(&[1u8; 56])});
+        assert!(matches!(error_of(&ed448), JwkError::WrongLength { .. }));
+        // RFC 8037 A.2 Ed25519 public key.
+        let ed = json!({"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"});
+        let id = PublicJwk::from_json(&ed, PrivateMembers::Refuse)
+            .unwrap()
+            .peer_id();
+        assert_eq!(
+            id.as_str(),
+            "20aab9665358bc73da7fc6ab0c064cc7487d8cc311c4596851adcce62db1f1e1"
+        );
+    }
+}
