@@ -5,3 +5,4 @@
 //! nothing of sockets, files or terminals, and everything else builds on them.
 
 pub mod identity;
+pub mod protocol;

@@ -1,0 +1,308 @@
+//! Client → server messages (PROTOCOL §2), parsed only as far as routing needs.
+//!
+//! A relayed message is split into its members as raw JSON slices: `type` and `to` are read,
+//! everything else is copied through byte for byte. An SDP is never turned into a
+//! `serde_json::Value` only to be written back.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::{ErrorCode, ProtocolError};
+use crate::identity::PeerId;
+
+/// The three relayed types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RelayKind {
+    Offer,
+    Answer,
+    IceCandidate,
+}
+
+impl RelayKind {
+    pub const ALL: [RelayKind; 3] = [RelayKind::Offer, RelayKind::Answer, RelayKind::IceCandidate];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RelayKind::Offer => "offer",
+            RelayKind::Answer => "answer",
+            RelayKind::IceCandidate => "ice-candidate",
+        }
+    }
+}
+
+/// A parsed client message.
+#[derive(Debug)]
+pub enum Inbound<'a> {
+    Register(Register<'a>),
+    Relay(Relay<'a>),
+    Ping,
+}
+
+/// `register`: the key exactly as sent, so it is forwarded unchanged.
+#[derive(Debug)]
+pub struct Register<'a> {
+    pub public_key: &'a RawValue,
+}
+
+/// `offer` / `answer` / `ice-candidate`, with its members kept in their original order.
+#[derive(Debug)]
+pub struct Relay<'a> {
+    pub kind: RelayKind,
+    pub to: Cow<'a, str>,
+    members: Vec<(Cow<'a, str>, &'a RawValue)>,
+}
+
+impl Relay<'_> {
+    /// The message as the receiver gets it: `type`, then `from`, then every other member the
+    /// sender wrote in its order, without `to` and without any `from` the sender made up.
+    pub fn forward_text(&self, from: &PeerId) -> String {
+        let payload: usize = self
+            .members
+            .iter()
+            .map(|(key, value)| key.len() + value.get().len() + 4)
+            .sum();
+        let mut out = String::with_capacity(40 + PeerId::LEN + payload);
+        out.push_str(r#"{"type":""#);
+        out.push_str(self.kind.as_str());
+        out.push_str(r#"","from":""#);
+        out.push_str(from.as_str());
+        out.push('"');
+        for (key, value) in &self.members {
+            if matches!(key.as_ref(), "type" | "to" | "from") {
+                continue;
+            }
+            out.push(',');
+            push_json_string(&mut out, key);
+            out.push(':');
+            out.push_str(value.get());
+        }
+        out.push('}');
+        out
+    }
+}
+
+fn push_json_string(out: &mut String, text: &str) {
+    // Keys are almost always plain; only escape when something needs it.
+    if text
+        .bytes()
+        .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f)
+    {
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::to_string(text).expect("a string serializes"));
+    }
+}
+
+/// Parses one text frame.
+pub fn parse_inbound(text: &str) -> Result<Inbound<'_>, ProtocolError> {
+    let Members(members) = serde_json::from_str(text)
+        .map_err(|_| ProtocolError::from(ErrorCode::InvalidJson))?;
+
+    let kind = unique_member(&members, "type")?
+        .ok_or_else(|| ProtocolError::new(ErrorCode::InvalidMessage, "the message has no type"))?;
+    let kind = raw_string(kind).ok_or_else(|| {
+        ProtocolError::new(ErrorCode::InvalidMessage, "the message type is not a string")
+    })?;
+    let relay_kind = match kind.as_ref() {
+        "register" => {
+            let key = unique_member(&members, "publicKey")?.ok_or_else(|| {
+                ProtocolError::new(ErrorCode::InvalidMessage, "register needs a publicKey")
+            })?;
+            if !key.get().starts_with('{') {
+                return Err(ProtocolError::new(
+                    ErrorCode::InvalidMessage,
+                    "publicKey must be a JWK object",
+                ));
+            }
+            return Ok(Inbound::Register(Register { public_key: key }));
+        }
+        "ping" => return Ok(Inbound::Ping),
+        "offer" => RelayKind::Offer,
+        "answer" => RelayKind::Answer,
+        "ice-candidate" => RelayKind::IceCandidate,
+        other => {
+            return Err(ProtocolError::new(
+                ErrorCode::UnknownType,
+                format!("unknown message type {:?}", truncate(other, 40)),
+            ));
+        }
+    };
+    let to = unique_member(&members, "to")?
+        .ok_or_else(|| ProtocolError::new(ErrorCode::InvalidMessage, "the message has no to"))?;
+    let to = raw_string(to)
+        .ok_or_else(|| ProtocolError::new(ErrorCode::InvalidMessage, "to must be a peer ID string"))?;
+    Ok(Inbound::Relay(Relay {
+        kind: relay_kind,
+        to,
+        members,
+    }))
+}
+
+/// Finds a member that routing depends on. Two of them would make the route ambiguous, and
+/// different JSON parsers pick different ones, so a duplicate is refused rather than guessed.
+fn unique_member<'a>(
+    members: &[(Cow<'a, str>, &'a RawValue)],
+    name: &str,
+) -> Result<Option<&'a RawValue>, ProtocolError> {
+    let mut found = members.iter().filter(|(key, _)| key == name);
+    let first = found.next().map(|(_, value)| *value);
+    if found.next().is_some() {
+        return Err(ProtocolError::new(
+            ErrorCode::InvalidMessage,
+            format!("the message has more than one {name}"),
+        ));
+    }
+    Ok(first)
+}
+
+fn raw_string(raw: &RawValue) -> Option<Cow<'_, str>> {
+    if !raw.get().starts_with('"') {
+        return None;
+    }
+    match serde_json::from_str::<&str>(raw.get()) {
+        Ok(text) => Some(Cow::Borrowed(text)),
+        Err(_) => serde_json::from_str::<String>(raw.get()).ok().map(Cow::Owned),
+    }
+}
+
+fn truncate(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
+}
+
+/// A JSON object as its members in order, values left as raw JSON.
+struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MembersVisitor;
+
+        impl<'de> Visitor<'de> for MembersVisitor {
+            type Value = Members<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(4));
+                while let Some(Key(key)) = map.next_key()? {
+                    members.push((key, map.next_value()?));
+                }
+                Ok(Members(members))
+            }
+        }
+
+        deserializer.deserialize_map(MembersVisitor)
+    }
+}
+
+/// A member name, borrowed from the frame unless it had escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sender() -> PeerId {
+        "a".repeat(64).parse().unwrap()
+    }
+
+    fn code_of(text: &str) -> ErrorCode {
+        parse_inbound(text).unwrap_err().code
+    }
+
+    #[test]
+    fn relay_rewrites_to_into_from_and_keeps_everything_else_in_order() {
+        let text = r#"{"sdp":{"type":"offer","sdp":"v=0\r\n"},"from":"forged","to":"bob","type":"offer","x-extra":[1, 2]}"#;
+        let Inbound::Relay(relay) = parse_inbound(text).unwrap() else {
+            panic!("expected a relay")
+        };
+        assert_eq!(relay.kind, RelayKind::Offer);
+        assert_eq!(relay.to, "bob");
+        let expected = format!(
+            r#"{{"type":"offer","from":"{}","sdp":{{"type":"offer","sdp":"v=0\r\n"}},"x-extra":[1, 2]}}"#,
+            sender()
+        );
+        assert_eq!(relay.forward_text(&sender()), expected);
+    }
+
+    #[test]
+    fn escaped_member_names_and_types_are_understood() {
+        let text = r#"{"type":"ice-c\u0061ndidate","t\u006f":"bob","qu\"ote":1}"#;
+        let Inbound::Relay(relay) = parse_inbound(text).unwrap() else {
+            panic!("expected a relay")
+        };
+        assert_eq!(relay.kind, RelayKind::IceCandidate);
+        assert_eq!(relay.to, "bob");
+        assert!(relay.forward_text(&sender()).ends_with(r#","qu\"ote":1}"#));
+    }
+
+    #[test]
+    fn register_keeps_the_key_text_exactly() {
+        let text = r#"{"type":"register","publicKey":{ "kty" : "EC" }}"#;
+        let Inbound::Register(register) = parse_inbound(text).unwrap() else {
+            panic!("expected register")
+        };
+        assert_eq!(register.public_key.get(), r#"{ "kty" : "EC" }"#);
+    }
+
+    #[test]
+    fn malformed_messages_get_the_right_code() {
+        assert_eq!(code_of("not json"), ErrorCode::InvalidJson);
+        assert_eq!(code_of("[1,2]"), ErrorCode::InvalidJson);
+        assert_eq!(code_of(r#""offer""#), ErrorCode::InvalidJson);
+        assert_eq!(code_of(r#"{"type":"offer""#), ErrorCode::InvalidJson);
+        assert_eq!(code_of("{}"), ErrorCode::InvalidMessage);
+        assert_eq!(code_of(r#"{"type":7}"#), ErrorCode::InvalidMessage);
+        assert_eq!(code_of(r#"{"type":"offer"}"#), ErrorCode::InvalidMessage);
+        assert_eq!(code_of(r#"{"type":"offer","to":5}"#), ErrorCode::InvalidMessage);
+        assert_eq!(
+            code_of(r#"{"type":"offer","to":"a","to":"b"}"#),
+            ErrorCode::InvalidMessage
+        );
+        assert_eq!(code_of(r#"{"type":"register"}"#), ErrorCode::InvalidMessage);
+        assert_eq!(
+            code_of(r#"{"type":"register","publicKey":"k"}"#),
+            ErrorCode::InvalidMessage
+        );
+        assert_eq!(code_of(r#"{"type":"hello"}"#), ErrorCode::UnknownType);
+        assert!(matches!(parse_inbound(r#"{"type":"ping"}"#), Ok(Inbound::Ping)));
+    }
+}

@@ -1,0 +1,94 @@
+//! Server → client messages (PROTOCOL §3), serialized once so broadcasts can share the bytes.
+//!
+//! Peer IDs are hex and public keys are raw JSON kept from the register frame, so these are
+//! assembled as text without a JSON tree.
+
+use super::codes::ErrorFrame;
+use super::ProtocolError;
+use crate::identity::PeerId;
+
+/// One entry of `welcome.peers`, serialized when the peer registers and reused for every
+/// later welcome in its room.
+#[derive(Debug, Clone)]
+pub struct PeerEntry(Box<str>);
+
+impl PeerEntry {
+    pub fn new(id: &PeerId, public_key_json: &str) -> Self {
+        Self(format!(r#"{{"id":"{id}","publicKey":{public_key_json}}}"#).into_boxed_str())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+pub fn welcome<'a>(peer_id: &PeerId, peers: impl IntoIterator<Item = &'a PeerEntry>) -> String {
+    let mut out = format!(r#"{{"type":"welcome","peerId":"{peer_id}","peers":["#);
+    for (index, entry) in peers.into_iter().enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        out.push_str(entry.as_str());
+    }
+    out.push_str("]}");
+    out
+}
+
+pub fn peer_joined(peer_id: &PeerId, public_key_json: &str) -> String {
+    format!(r#"{{"type":"peer-joined","peerId":"{peer_id}","publicKey":{public_key_json}}}"#)
+}
+
+pub fn peer_left(peer_id: &PeerId) -> String {
+    format!(r#"{{"type":"peer-left","peerId":"{peer_id}"}}"#)
+}
+
+pub fn pong() -> &'static str {
+    r#"{"type":"pong"}"#
+}
+
+pub fn error_frame(error: &ProtocolError) -> String {
+    serde_json::to_string(&ErrorFrame {
+        kind: "error",
+        code: error.code.as_str(),
+        message: &error.message,
+    })
+    .expect("an error frame serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::ErrorCode;
+    use serde_json::{Value, json};
+
+    fn id(c: char) -> PeerId {
+        c.to_string().repeat(64).parse().unwrap()
+    }
+
+    #[test]
+    fn messages_are_valid_json_of_the_documented_shape() {
+        let key = r#"{"kty":"OKP","crv":"Ed25519","x":"abc"}"#;
+        let entries = [PeerEntry::new(&id('b'), key), PeerEntry::new(&id('c'), key)];
+        let welcome: Value = serde_json::from_str(&welcome(&id('a'), &entries)).unwrap();
+        assert_eq!(welcome["type"], "welcome");
+        assert_eq!(welcome["peerId"], id('a').as_str());
+        assert_eq!(welcome["peers"][1]["id"], id('c').as_str());
+        assert_eq!(welcome["peers"][0]["publicKey"]["crv"], "Ed25519");
+        let empty: Value = serde_json::from_str(&super::welcome(&id('a'), &[])).unwrap();
+        assert_eq!(empty["peers"], json!([]));
+
+        let joined: Value = serde_json::from_str(&peer_joined(&id('b'), key)).unwrap();
+        assert_eq!(joined["publicKey"]["x"], "abc");
+        let left: Value = serde_json::from_str(&peer_left(&id('b'))).unwrap();
+        assert_eq!(left, json!({"type":"peer-left","peerId":id('b').as_str()}));
+    }
+
+    #[test]
+    fn error_frames_escape_their_message() {
+        let error = ProtocolError::new(ErrorCode::UnknownType, "unknown message type \"x\"");
+        assert_eq!(
+            error_frame(&error),
+            r#"{"type":"error","code":"unknown-type","message":"unknown message type \"x\""}"#
+        );
+    }
+}
