@@ -6,3 +6,6 @@
 
 pub mod identity;
 pub mod protocol;
+pub mod server;
+pub mod cli;
+pub mod generate;

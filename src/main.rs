@@ -1,1 +1,102 @@
-fn main() {}
+//! The `rdv` binary: parse the command line, run the subcommand, map errors to exit codes.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use rdv::cli::{Cli, ColorWhen, Command, exit};
+use rdv::server::{self, LogFormat};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Serve(config) => serve(config, cli.color),
+        Command::Completions(args) => {
+            write_stdout(&rdv::generate::completion(args.shell))
+        }
+    };
+    ExitCode::from(code as u8)
+}
+
+fn write_stdout(bytes: &[u8]) -> i32 {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Ok(()) => exit::OK,
+        // A closed pipe (`| head`) is the reader's choice, not a failure to report.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
+        Err(e) => {
+            eprintln!("rdv: cannot write to stdout: {e}");
+            exit::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, color: ColorWhen) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("RDV_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder
+            .with_ansi(color.enabled_for(&std::io::stderr()))
+            .init(),
+    }
+}
+
+fn serve(config: server::Config, color: ColorWhen) -> i32 {
+    init_logging(config.log_format, color);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("rdv: cannot start the runtime: {e}");
+            return exit::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let server = match server::Server::bind(config).await {
+            Ok(server) => server,
+            Err(e) => {
+                eprintln!("rdv: {e}");
+                return exit::FAILURE;
+            }
+        };
+        let addr = match server.local_addr() {
+            Ok(addr) => addr,
+            Err(e) => {
+                eprintln!("rdv: {e}");
+                return exit::FAILURE;
+            }
+        };
+        // The one machine-readable line scripts and tests wait for.
+        println!("listening {addr}");
+        let _ = std::io::stdout().flush();
+        tracing::info!(%addr, "serving peers at ws://{addr}/room/{{room}}/websocket");
+        match server.run(shutdown_signal()).await {
+            Ok(()) => exit::OK,
+            Err(e) => {
+                eprintln!("rdv: {e}");
+                exit::FAILURE
+            }
+        }
+    })
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => return interrupt.await.unwrap_or(()),
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

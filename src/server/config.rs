@@ -1,0 +1,147 @@
+//! Every tunable of `rdv serve`, with its default, its flag and its `RDV_…` variable.
+//!
+//! Defined once with clap attributes, so `--help`, the man page, the completions and the
+//! README table all come from here.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+/// Limits and timings of the signaling server (PROTOCOL §6).
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free port. The bound address is printed on stdout
+    /// as one line: `listening ADDR`.
+    #[arg(long, env = "RDV_LISTEN", default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: String,
+
+    /// Largest message accepted; a bigger one closes its connection with 1009.
+    #[arg(long, env = "RDV_MAX_MESSAGE_SIZE", default_value = "64KiB", value_name = "SIZE",
+          value_parser = parse_size)]
+    pub max_message_size: usize,
+
+    /// Interval between the server's WebSocket pings; a connection silent for two intervals
+    /// is closed and its peer reported as left.
+    #[arg(long, env = "RDV_PING_INTERVAL", default_value = "30s", value_name = "DURATION",
+          value_parser = parse_duration)]
+    pub ping_interval: Duration,
+
+    /// How long a connection may stay unregistered before it is closed with 1008.
+    #[arg(long, env = "RDV_REGISTER_TIMEOUT", default_value = "10s", value_name = "DURATION",
+          value_parser = parse_duration)]
+    pub register_timeout: Duration,
+
+    /// Messages queued for one connection before it counts as too slow and is closed with 1013.
+    #[arg(long, env = "RDV_OUTBOUND_QUEUE", default_value_t = 1024, value_name = "MESSAGES",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub outbound_queue: u32,
+
+    /// Bytes queued for one connection before it counts as too slow and is closed with 1013;
+    /// with --outbound-queue this bounds the memory a stalled receiver can hold.
+    #[arg(long, env = "RDV_OUTBOUND_QUEUE_BYTES", default_value = "1MiB", value_name = "SIZE",
+          value_parser = parse_size)]
+    pub outbound_queue_bytes: usize,
+
+    /// Open WebSocket connections allowed at once; more are closed with 1013.
+    #[arg(long, env = "RDV_MAX_CONNECTIONS", default_value_t = 10_000, value_name = "COUNT",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// Registered peers allowed in one room; more get `room-full`.
+    #[arg(long, env = "RDV_MAX_PEERS_PER_ROOM", default_value_t = 500, value_name = "COUNT",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_peers_per_room: u32,
+
+    /// Messages per second one connection may send on average.
+    #[arg(long, env = "RDV_RATE_LIMIT", default_value_t = 100, value_name = "PER_SECOND",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit: u32,
+
+    /// Messages one connection may send in a burst above the rate; a connection that keeps
+    /// sending after a whole burst has been dropped is closed with 1008.
+    #[arg(long, env = "RDV_RATE_BURST", default_value_t = 200, value_name = "MESSAGES",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_burst: u32,
+
+    /// Longest wait for connections to close on SIGINT/SIGTERM before exiting anyway.
+    #[arg(long, env = "RDV_DRAIN_TIMEOUT", default_value = "10s", value_name = "DURATION",
+          value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+
+    /// Only these peer IDs may register (a file of IDs, one per line, `#` comments; or a JSON
+    /// buddy list `[{"id": …}]`). Others get `forbidden` and are closed with 1008.
+    #[arg(long, env = "RDV_ALLOW_LIST", value_name = "FILE")]
+    pub allow_list: Option<PathBuf>,
+
+    /// Log format on stderr; the level comes from `RDV_LOG` (e.g. `info`, `rdv=debug`).
+    #[arg(long, env = "RDV_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Default for Config {
+    /// The documented defaults, exactly as `rdv serve` with no flags and no environment.
+    fn default() -> Self {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            config: Config,
+        }
+        let matches = <Defaults as clap::CommandFactory>::command()
+            .mut_args(|arg| arg.env(None::<&str>)) // ignore the caller's RDV_* variables
+            .get_matches_from(["rdv"]);
+        <Defaults as clap::FromArgMatches>::from_arg_matches(&matches)
+            .expect("defaults parse")
+            .config
+    }
+}
+
+fn parse_size(text: &str) -> Result<usize, String> {
+    let size: bytesize::ByteSize = text.parse().map_err(|_| {
+        format!("{text:?} is not a size (try 65536, 64KiB or 1MiB)")
+    })?;
+    match usize::try_from(size.as_u64()) {
+        Ok(0) => Err("the size must be more than 0".into()),
+        Ok(bytes) if bytes <= 64 << 20 => Ok(bytes),
+        _ => Err("the size must be at most 64MiB".into()),
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?} is not a duration (try 500ms, 30s or 2m): {e}"))?;
+    if duration.is_zero() {
+        return Err("the duration must be more than 0".into());
+    }
+    Ok(duration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_protocol() {
+        let config = Config::default();
+        assert_eq!(config.max_message_size, 64 * 1024);
+        assert_eq!(config.ping_interval, Duration::from_secs(30));
+        assert_eq!(config.register_timeout, Duration::from_secs(10));
+        assert_eq!(config.listen, "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn sizes_and_durations_are_checked() {
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("1GiB").is_err());
+        assert!(parse_size("lots").is_err());
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("0s").is_err());
+    }
+}

@@ -1,0 +1,124 @@
+//! HTTP routes on the one port: the room upgrade, `/healthz` and `/metrics` (PROTOCOL §1, §7).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use super::ServerState;
+use super::metrics::Rejection;
+use super::session;
+use crate::protocol::{CloseCode, RoomName};
+
+pub fn router(state: Arc<ServerState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .fallback(room_or_not_found)
+        .with_state(state)
+}
+
+async fn healthz(State(state): State<Arc<ServerState>>) -> Response {
+    let (status, body) = if state.is_draining() {
+        (StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#)
+    } else {
+        (StatusCode::OK, r#"{"status":"ok"}"#)
+    };
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn metrics(State(state): State<Arc<ServerState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+fn plain(status: StatusCode, line: impl Into<String>) -> Response {
+    let mut body = line.into();
+    body.push('\n');
+    (status, body).into_response()
+}
+
+/// `/room/{room}/websocket`, matched by hand so that a malformed room name is a 400 with its
+/// reason rather than a 404 from a router that did not match.
+async fn room_or_not_found(State(state): State<Arc<ServerState>>, request: Request) -> Response {
+    let path = request.uri().path();
+    let Some(raw_room) = path
+        .strip_prefix("/room/")
+        .and_then(|rest| rest.strip_suffix("/websocket"))
+    else {
+        return plain(StatusCode::NOT_FOUND, "not found");
+    };
+    let room = match RoomName::from_path_segment(raw_room) {
+        Ok(room) => room,
+        Err(error) => return plain(StatusCode::BAD_REQUEST, error.to_string()),
+    };
+    let wants_websocket = request
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !wants_websocket {
+        let mut response = plain(
+            StatusCode::UPGRADE_REQUIRED,
+            "this is a WebSocket endpoint; connect with a WebSocket client",
+        );
+        response
+            .headers_mut()
+            .insert(header::UPGRADE, header::HeaderValue::from_static("websocket"));
+        return response;
+    }
+    if state.is_draining() {
+        state.metrics.rejected(Rejection::Draining);
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down");
+    }
+    let (mut parts, _body) = request.into_parts();
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let config = &state.config;
+    let upgrade = upgrade
+        // Signaling messages are small; tungstenite's 128 KiB defaults would cost gigabytes
+        // at 100k idle peers. The read buffer grows on demand up to the message limit.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(8 * 1024)
+        .max_write_buffer_size(config.max_message_size * 4 + 64 * 1024)
+        .max_message_size(config.max_message_size)
+        .max_frame_size(config.max_message_size);
+
+    let permit = state.connection_slots.clone().try_acquire_owned().ok();
+    let tracker = state.sessions.clone();
+    upgrade.on_upgrade(move |socket| {
+        tracker.track_future(async move {
+            match permit {
+                Some(_permit) => session::run(socket, room, state).await,
+                None => refuse_over_capacity(socket, &state).await,
+            }
+        })
+    })
+}
+
+/// The connection cap answers with a close code, so the upgrade is completed first.
+async fn refuse_over_capacity(mut socket: WebSocket, state: &ServerState) {
+    state.metrics.rejected(Rejection::Capacity);
+    state.metrics.closed(CloseCode::OVERLOADED);
+    let frame = CloseFrame {
+        code: CloseCode::OVERLOADED.0,
+        reason: "server at its connection limit".into(),
+    };
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        socket.send(Message::Close(Some(frame))),
+    )
+    .await;
+}

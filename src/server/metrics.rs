@@ -1,0 +1,183 @@
+//! Prometheus counters and gauges for `/metrics` (PROTOCOL §7).
+//!
+//! Counts only: no label ever carries a room name or a peer ID, so the series stay few and
+//! nothing identifying leaks to whoever can scrape. Per-label counters are created up front
+//! and kept as handles, so the relay path bumps an atomic without a map lookup.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::protocol::{CloseCode, ErrorCode, RelayKind};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TypeLabel {
+    r#type: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabel {
+    code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CloseLabel {
+    code: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+/// Why an upgrade was refused before a session started.
+#[derive(Debug, Clone, Copy)]
+pub enum Rejection {
+    Capacity,
+    Draining,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub connections: Gauge,
+    pub connections_opened: Counter,
+    pub peers: Gauge,
+    pub rooms: Gauge,
+    pub bytes_received: Counter,
+    pub bytes_sent: Counter,
+    relayed: [Counter; RelayKind::ALL.len()],
+    errors: Vec<Counter>,
+    closes: Family<CloseLabel, Counter>,
+    rejections: Family<ReasonLabel, Counter>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("rdv");
+        let connections = Gauge::default();
+        registry.register(
+            "connections",
+            "Open WebSocket connections",
+            connections.clone(),
+        );
+        let connections_opened = Counter::default();
+        registry.register(
+            "connections_opened",
+            "WebSocket connections accepted since start",
+            connections_opened.clone(),
+        );
+        let peers = Gauge::default();
+        registry.register("peers", "Registered peers", peers.clone());
+        let rooms = Gauge::default();
+        registry.register("rooms", "Rooms with at least one peer", rooms.clone());
+        let bytes_received = Counter::default();
+        registry.register(
+            "received_bytes",
+            "Payload bytes of WebSocket messages received",
+            bytes_received.clone(),
+        );
+        let bytes_sent = Counter::default();
+        registry.register(
+            "sent_bytes",
+            "Payload bytes of WebSocket messages sent",
+            bytes_sent.clone(),
+        );
+
+        let relayed_family = Family::<TypeLabel, Counter>::default();
+        registry.register(
+            "messages_relayed",
+            "Messages relayed from one peer to another, by type",
+            relayed_family.clone(),
+        );
+        let relayed = RelayKind::ALL.map(|kind| {
+            relayed_family
+                .get_or_create(&TypeLabel {
+                    r#type: kind.as_str(),
+                })
+                .clone()
+        });
+
+        let error_family = Family::<CodeLabel, Counter>::default();
+        registry.register(
+            "errors",
+            "Error messages sent to clients, by code",
+            error_family.clone(),
+        );
+        let errors = ErrorCode::ALL
+            .iter()
+            .map(|code| {
+                error_family
+                    .get_or_create(&CodeLabel {
+                        code: code.as_str(),
+                    })
+                    .clone()
+            })
+            .collect();
+
+        let closes = Family::<CloseLabel, Counter>::default();
+        registry.register(
+            "closes",
+            "Connections closed by the server, by close code",
+            closes.clone(),
+        );
+        let rejections = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "upgrades_rejected",
+            "WebSocket upgrades refused, by reason",
+            rejections.clone(),
+        );
+
+        Self {
+            registry,
+            connections,
+            connections_opened,
+            peers,
+            rooms,
+            bytes_received,
+            bytes_sent,
+            relayed,
+            errors,
+            closes,
+            rejections,
+        }
+    }
+
+    pub fn relayed(&self, kind: RelayKind) {
+        let index = RelayKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+        self.relayed[index].inc();
+    }
+
+    pub fn error(&self, code: ErrorCode) {
+        if let Some(index) = ErrorCode::ALL.iter().position(|c| *c == code) {
+            self.errors[index].inc();
+        }
+    }
+
+    pub fn closed(&self, code: CloseCode) {
+        self.closes.get_or_create(&CloseLabel { code: code.0 }).inc();
+    }
+
+    pub fn rejected(&self, why: Rejection) {
+        let reason = match why {
+            Rejection::Capacity => "capacity",
+            Rejection::Draining => "draining",
+        };
+        self.rejections.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,135 @@
+//! `rdv serve`: the signaling server (PROTOCOL §1–§8).
+//!
+//! [`Server::bind`] opens the listener (so callers learn the port before serving), and
+//! [`Server::run`] serves until the shutdown future completes, then drains: new peers are
+//! refused, `/healthz` says 503, every connection is closed with 1001, and `run` returns
+//! once they are gone or the drain timeout passes.
+
+mod allow;
+mod config;
+mod http;
+mod metrics;
+mod outbox;
+mod rate;
+mod rooms;
+mod session;
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use allow::AllowListError;
+pub use config::{Config, LogFormat};
+pub use metrics::Metrics;
+pub use rooms::{ConnectionId, JoinError, LocalRegistry, Member, RoomRegistry, UnknownPeer};
+
+use crate::identity::PeerId;
+
+/// What every session shares.
+pub struct ServerState {
+    pub config: Config,
+    pub registry: Arc<dyn RoomRegistry>,
+    pub metrics: Arc<Metrics>,
+    pub allow_list: Option<HashSet<PeerId>>,
+    connection_slots: Arc<Semaphore>,
+    sessions: TaskTracker,
+    shutdown: CancellationToken,
+    draining: AtomicBool,
+}
+
+impl ServerState {
+    fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    AllowList(#[from] AllowListError),
+    #[error("the server stopped: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A bound, not yet serving, server.
+pub struct Server {
+    listener: TcpListener,
+    state: Arc<ServerState>,
+}
+
+impl Server {
+    pub async fn bind(config: Config) -> Result<Self, ServeError> {
+        let allow_list = config.allow_list.as_deref().map(allow::load).transpose()?;
+        let listener =
+            TcpListener::bind(&config.listen)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: config.listen.clone(),
+                    source,
+                })?;
+        let metrics = Arc::new(Metrics::new());
+        let registry = Arc::new(LocalRegistry::new(
+            config.max_peers_per_room as usize,
+            metrics.clone(),
+        ));
+        let state = Arc::new(ServerState {
+            connection_slots: Arc::new(Semaphore::new(config.max_connections as usize)),
+            config,
+            registry,
+            metrics,
+            allow_list,
+            sessions: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
+            draining: AtomicBool::new(false),
+        });
+        Ok(Self { listener, state })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then drains (see the module docs).
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+        let state = self.state;
+        let stop_http = CancellationToken::new();
+        let app = http::router(state.clone());
+        let http = axum::serve(self.listener, app)
+            .with_graceful_shutdown(stop_http.clone().cancelled_owned());
+        let http = tokio::spawn(async move { http.await });
+
+        shutdown.await;
+        let drain_timeout = state.config.drain_timeout;
+        tracing::info!(
+            connections = state.metrics.connections.get(),
+            "shutting down: closing connections with 1001"
+        );
+        state.draining.store(true, Ordering::Relaxed);
+        state.shutdown.cancel();
+        state.sessions.close();
+        if tokio::time::timeout(drain_timeout, state.sessions.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(?drain_timeout, "drain timeout passed with connections still open");
+        }
+        stop_http.cancel();
+        // Plain HTTP requests still in flight get the rest of a short grace, not a hang.
+        match tokio::time::timeout(std::time::Duration::from_secs(1), http).await {
+            Ok(Ok(result)) => result.map_err(ServeError::Io),
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! A connection's bounded outbound queue and the switch that closes the connection.
+//!
+//! Everything sent to a connection goes through its [`Outbox`]; its writer drains it. A full
+//! queue means the receiver is too slow: rather than block the sender or buffer without
+//! bound, the receiver is closed with 1013 (PROTOCOL §6).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::ws::Utf8Bytes;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::protocol::CloseCode;
+
+/// Decides once how a connection ends, and tells its session.
+#[derive(Debug, Default)]
+pub struct CloseSwitch {
+    reason: OnceLock<(CloseCode, &'static str)>,
+    token: CancellationToken,
+}
+
+impl CloseSwitch {
+    /// Asks the session to close with `code`. The first request wins; later ones are ignored.
+    pub fn close(&self, code: CloseCode, reason: &'static str) {
+        let _ = self.reason.set((code, reason));
+        self.token.cancel();
+    }
+
+    pub fn reason(&self) -> Option<(CloseCode, &'static str)> {
+        self.reason.get().copied()
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
+    pub async fn closing(&self) {
+        self.token.cancelled().await
+    }
+}
+
+/// The sending half of a connection's queue, bounded in messages and in bytes.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    queue: mpsc::Sender<Utf8Bytes>,
+    switch: Arc<CloseSwitch>,
+    queued_bytes: Arc<AtomicUsize>,
+    max_bytes: usize,
+}
+
+/// The receiving half, drained by the connection's writer.
+#[derive(Debug)]
+pub struct Inbox {
+    queue: mpsc::Receiver<Utf8Bytes>,
+    queued_bytes: Arc<AtomicUsize>,
+}
+
+impl Inbox {
+    pub async fn recv(&mut self) -> Option<Utf8Bytes> {
+        let text = self.queue.recv().await?;
+        self.queued_bytes.fetch_sub(text.len(), Ordering::Relaxed);
+        Some(text)
+    }
+
+    pub fn try_recv(&mut self) -> Option<Utf8Bytes> {
+        let text = self.queue.try_recv().ok()?;
+        self.queued_bytes.fetch_sub(text.len(), Ordering::Relaxed);
+        Some(text)
+    }
+}
+
+impl Outbox {
+    pub fn new(max_messages: usize, max_bytes: usize) -> (Self, Inbox, Arc<CloseSwitch>) {
+        let (queue, receiver) = mpsc::channel(max_messages);
+        let switch = Arc::new(CloseSwitch::default());
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
+        let outbox = Self {
+            queue,
+            switch: switch.clone(),
+            queued_bytes: queued_bytes.clone(),
+            max_bytes,
+        };
+        let inbox = Inbox {
+            queue: receiver,
+            queued_bytes,
+        };
+        (outbox, inbox, switch)
+    }
+
+    /// Queues `text` without waiting. Returns false if it was not queued: the connection is
+    /// already closing, or it was too slow and is now being closed with 1013.
+    pub fn push(&self, text: Utf8Bytes) -> bool {
+        let len = text.len();
+        let before = self.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        // One message larger than the whole budget still goes through an empty queue.
+        let over_budget = before > 0 && before + len > self.max_bytes;
+        let refused = if over_budget {
+            true
+        } else {
+            match self.queue.try_send(text) {
+                Ok(()) => return true,
+                Err(mpsc::error::TrySendError::Full(_)) => true,
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            }
+        };
+        self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+        if refused {
+            self.switch
+                .close(CloseCode::OVERLOADED, "too slow to receive messages");
+        }
+        false
+    }
+
+    pub fn switch(&self) -> &CloseSwitch {
+        &self.switch
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_queue_closes_with_1013_and_the_first_reason_wins() {
+        let (outbox, mut inbox, switch) = Outbox::new(2, 1024);
+        assert!(outbox.push("a".into()));
+        assert!(outbox.push("b".into()));
+        assert!(!switch.is_closing());
+        assert!(!outbox.push("c".into()));
+        assert!(switch.is_closing());
+        switch.close(CloseCode::POLICY, "later");
+        assert_eq!(switch.reason().unwrap().0, CloseCode::OVERLOADED);
+        assert_eq!(inbox.try_recv().unwrap(), "a");
+    }
+
+    #[test]
+    fn the_byte_budget_closes_too_but_lets_one_big_message_through() {
+        let (outbox, mut inbox, switch) = Outbox::new(100, 10);
+        assert!(outbox.push("0123456789abcdef".into()), "alone, it may exceed the budget");
+        assert!(!outbox.push("x".into()));
+        assert!(switch.is_closing());
+        assert_eq!(inbox.try_recv().unwrap().len(), 16);
+
+        let (outbox, mut inbox, switch) = Outbox::new(100, 10);
+        for _ in 0..3 {
+            assert!(outbox.push("abcde".into()));
+            assert!(inbox.try_recv().is_some(), "draining frees the budget");
+        }
+        assert!(!switch.is_closing());
+    }
+}

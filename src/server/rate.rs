@@ -1,0 +1,74 @@
+//! Per-connection message rate limit: a token bucket (PROTOCOL §6, `rate-limited`).
+
+use std::time::Instant;
+
+/// What to do with one incoming message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Accept,
+    /// Over the rate: drop it and say `rate-limited`.
+    Drop,
+    /// Over the rate for a whole burst in a row: the sender is not backing off; close (1008).
+    Close,
+}
+
+#[derive(Debug)]
+pub struct RateLimiter {
+    per_second: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+    dropped_in_a_row: u32,
+}
+
+impl RateLimiter {
+    pub fn new(per_second: u32, burst: u32, now: Instant) -> Self {
+        Self {
+            per_second: f64::from(per_second),
+            burst: f64::from(burst),
+            tokens: f64::from(burst),
+            last: now,
+            dropped_in_a_row: 0,
+        }
+    }
+
+    pub fn check(&mut self, now: Instant) -> Verdict {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.per_second).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            self.dropped_in_a_row = 0;
+            return Verdict::Accept;
+        }
+        self.dropped_in_a_row += 1;
+        if f64::from(self.dropped_in_a_row) > self.burst {
+            Verdict::Close
+        } else {
+            Verdict::Drop
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn allows_a_burst_then_the_rate_then_closes_a_persistent_flood() {
+        let start = Instant::now();
+        let mut limiter = RateLimiter::new(10, 3, start);
+        for _ in 0..3 {
+            assert_eq!(limiter.check(start), Verdict::Accept);
+        }
+        assert_eq!(limiter.check(start), Verdict::Drop);
+        // 100 ms at 10/s refills one token.
+        assert_eq!(limiter.check(start + Duration::from_millis(100)), Verdict::Accept);
+        let later = start + Duration::from_millis(100);
+        for _ in 0..3 {
+            assert_eq!(limiter.check(later), Verdict::Drop);
+        }
+        assert_eq!(limiter.check(later), Verdict::Close);
+    }
+}

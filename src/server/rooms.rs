@@ -1,0 +1,247 @@
+//! The room registry: who is in which room, and delivery to them.
+//!
+//! [`RoomRegistry`] is the only shared state of the server and its one seam: a registry that
+//! spans several servers through a message broker is another implementation of this trait,
+//! not a change to sessions. [`LocalRegistry`] keeps rooms in this process.
+//!
+//! Presence is consistent: `welcome` and `peer-joined`/`peer-left` are queued while the room
+//! is locked, so every member learns about every other exactly once and never hears of a
+//! departure before the arrival.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::extract::ws::Utf8Bytes;
+use dashmap::DashMap;
+use indexmap::IndexMap;
+
+use super::metrics::Metrics;
+use super::outbox::Outbox;
+use crate::identity::PeerId;
+use crate::protocol::{self, PeerEntry, RoomName};
+
+/// Identifies one WebSocket connection, so a stale `leave` cannot remove a newer
+/// connection that registered the same peer ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnectionId(u64);
+
+impl ConnectionId {
+    pub fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// A registered peer as the registry holds it.
+#[derive(Debug)]
+pub struct Member {
+    pub id: PeerId,
+    pub connection: ConnectionId,
+    pub outbox: Outbox,
+    /// The `publicKey` JSON exactly as the peer sent it.
+    pub public_key: Arc<str>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum JoinError {
+    #[error("that peer ID is already connected to this room")]
+    DuplicatePeer,
+    #[error("the room is full")]
+    RoomFull,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("no such peer is registered in this room")]
+pub struct UnknownPeer;
+
+/// Join, leave, deliver to a peer, broadcast to a room.
+pub trait RoomRegistry: Send + Sync + 'static {
+    /// Adds `member` to `room`: queues `welcome` (every other member, oldest first) for it
+    /// and `peer-joined` for every other member.
+    fn join(&self, room: &RoomName, member: Member) -> Result<(), JoinError>;
+
+    /// Removes `peer` if `connection` still holds it, and queues `peer-left` for the rest.
+    /// Returns whether it was removed.
+    fn leave(&self, room: &RoomName, peer: &PeerId, connection: ConnectionId) -> bool;
+
+    /// Queues `text` for the member `to`.
+    fn deliver(&self, room: &RoomName, to: &str, text: Utf8Bytes) -> Result<(), UnknownPeer>;
+
+    /// Queues `text` for every member of `room` but `except`.
+    fn broadcast(&self, room: &RoomName, except: Option<&PeerId>, text: Utf8Bytes);
+}
+
+#[derive(Debug)]
+struct Slot {
+    connection: ConnectionId,
+    outbox: Outbox,
+    /// This peer's `welcome.peers` entry, serialized once at join.
+    entry: PeerEntry,
+}
+
+#[derive(Debug, Default)]
+struct Room {
+    /// Insertion order is join order, which `welcome` reports oldest first.
+    members: IndexMap<PeerId, Slot>,
+}
+
+impl Room {
+    fn queue_for_all(&self, except: Option<&PeerId>, text: &Utf8Bytes) {
+        for (id, slot) in &self.members {
+            if Some(id) != except {
+                slot.outbox.push(text.clone());
+            }
+        }
+    }
+}
+
+/// Rooms of this process, sharded by room name so unrelated rooms rarely share a lock.
+/// Locks are held only to look up and queue (`try_send`, which never waits).
+pub struct LocalRegistry {
+    rooms: DashMap<RoomName, Room>,
+    max_peers_per_room: usize,
+    metrics: Arc<Metrics>,
+}
+
+impl LocalRegistry {
+    pub fn new(max_peers_per_room: usize, metrics: Arc<Metrics>) -> Self {
+        Self {
+            rooms: DashMap::new(),
+            max_peers_per_room,
+            metrics,
+        }
+    }
+}
+
+impl RoomRegistry for LocalRegistry {
+    fn join(&self, room_name: &RoomName, member: Member) -> Result<(), JoinError> {
+        let mut created = false;
+        let mut room = self.rooms.entry(room_name.clone()).or_insert_with(|| {
+            created = true;
+            Room::default()
+        });
+        // Neither refusal can happen in a room just created, so no empty room is left behind.
+        if room.members.contains_key(&member.id) {
+            return Err(JoinError::DuplicatePeer);
+        }
+        if room.members.len() >= self.max_peers_per_room {
+            return Err(JoinError::RoomFull);
+        }
+        let welcome = protocol::welcome(&member.id, room.members.values().map(|s| &s.entry));
+        member.outbox.push(welcome.into());
+        let joined: Utf8Bytes = protocol::peer_joined(&member.id, &member.public_key).into();
+        room.queue_for_all(None, &joined);
+        let entry = PeerEntry::new(&member.id, &member.public_key);
+        room.members.insert(
+            member.id,
+            Slot {
+                connection: member.connection,
+                outbox: member.outbox,
+                entry,
+            },
+        );
+        if created {
+            self.metrics.rooms.inc();
+        }
+        self.metrics.peers.inc();
+        Ok(())
+    }
+
+    fn leave(&self, room_name: &RoomName, peer: &PeerId, connection: ConnectionId) -> bool {
+        let Some(mut room) = self.rooms.get_mut(room_name) else {
+            return false;
+        };
+        match room.members.get(peer) {
+            Some(slot) if slot.connection == connection => {}
+            _ => return false,
+        }
+        room.members.shift_remove(peer);
+        self.metrics.peers.dec();
+        room.queue_for_all(None, &protocol::peer_left(peer).into());
+        let now_empty = room.members.is_empty();
+        drop(room);
+        // Re-checked under the shard lock: a peer may have joined since.
+        if now_empty
+            && self
+                .rooms
+                .remove_if(room_name, |_, room| room.members.is_empty())
+                .is_some()
+        {
+            self.metrics.rooms.dec();
+        }
+        true
+    }
+
+    fn deliver(&self, room: &RoomName, to: &str, text: Utf8Bytes) -> Result<(), UnknownPeer> {
+        let room = self.rooms.get(room).ok_or(UnknownPeer)?;
+        let slot = room.members.get(to).ok_or(UnknownPeer)?;
+        // Queueing never waits, so doing it under the read lock costs less than cloning the
+        // handle out. A full queue closes the receiver; the sender is not blamed for it.
+        slot.outbox.push(text);
+        Ok(())
+    }
+
+    fn broadcast(&self, room: &RoomName, except: Option<&PeerId>, text: Utf8Bytes) {
+        if let Some(room) = self.rooms.get(room) {
+            room.queue_for_all(except, &text);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::outbox::Inbox;
+
+    fn peer(c: char) -> PeerId {
+        c.to_string().repeat(64).parse().unwrap()
+    }
+
+    fn member(id: PeerId) -> (Member, Inbox) {
+        let (outbox, receiver, _) = Outbox::new(16, 1 << 20);
+        let member = Member {
+            id,
+            connection: ConnectionId::next(),
+            outbox,
+            public_key: r#"{"kty":"test"}"#.into(),
+        };
+        (member, receiver)
+    }
+
+    fn drain(receiver: &mut Inbox) -> Vec<String> {
+        std::iter::from_fn(|| receiver.try_recv())
+            .map(|text| text.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn presence_is_queued_in_order_and_rooms_are_removed_when_empty() {
+        let metrics = Arc::new(Metrics::new());
+        let registry = LocalRegistry::new(2, metrics.clone());
+        let room = RoomName::new("r").unwrap();
+        let (a, mut a_rx) = member(peer('a'));
+        let a_conn = a.connection;
+        registry.join(&room, a).unwrap();
+        let (b, mut b_rx) = member(peer('b'));
+        registry.join(&room, b).unwrap();
+        let (c, _) = member(peer('c'));
+        assert_eq!(registry.join(&room, c), Err(JoinError::RoomFull));
+        let (a_again, _) = member(peer('a'));
+        assert_eq!(
+            registry.join(&room, a_again),
+            Err(JoinError::DuplicatePeer)
+        );
+
+        let a_saw = drain(&mut a_rx);
+        assert!(a_saw[0].starts_with(r#"{"type":"welcome""#));
+        assert!(a_saw[1].starts_with(r#"{"type":"peer-joined","peerId":"bbbb"#));
+        let b_saw = drain(&mut b_rx);
+        assert!(b_saw[0].contains(r#""peers":[{"id":"aaaa"#));
+
+        assert!(!registry.leave(&room, &peer('a'), ConnectionId::next()));
+        assert!(registry.leave(&room, &peer('a'), a_conn));
+        assert_eq!(drain(&mut b_rx).len(), 1);
+        assert_eq!(registry.deliver(&room, peer('a').as_str(), "x".into()), Err(UnknownPeer));
+        assert_eq!(metrics.rooms.get(), 1);
+    }
+}

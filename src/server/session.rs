@@ -1,0 +1,336 @@
+//! One WebSocket connection: its read loop, its write loop, its timers and limits.
+//!
+//! Reader and writer run as two futures of one task; whichever ends, or a close request
+//! from elsewhere (slow receiver, shutdown), ends the session. The session then leaves its
+//! room, flushes what was queued, sends its close frame and lingers briefly so the client
+//! reads the close code before the socket goes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::time::{Instant, MissedTickBehavior, sleep};
+
+use super::ServerState;
+use super::outbox::{CloseSwitch, Inbox, Outbox};
+use super::rate::{RateLimiter, Verdict};
+use super::rooms::{ConnectionId, JoinError, Member};
+use crate::identity::{JwkError, PeerId, PrivateMembers, PublicJwk};
+use crate::protocol::{
+    self, CloseCode, ErrorCode, Inbound, ProtocolError, Register, Relay, RoomName,
+};
+
+/// How long the goodbye (queued messages, close frame, the client's reply) may take.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// Most queued messages written before one flush, so a busy queue still gets flushed.
+const WRITE_BATCH: usize = 64;
+
+pub async fn run(socket: WebSocket, room: RoomName, state: Arc<ServerState>) {
+    let metrics = state.metrics.clone();
+    metrics.connections.inc();
+    metrics.connections_opened.inc();
+
+    let (outbox, mut queue, switch) = Outbox::new(
+        state.config.outbound_queue as usize,
+        state.config.outbound_queue_bytes,
+    );
+    let (mut sink, mut stream) = socket.split();
+    let mut session = Session {
+        limiter: RateLimiter::new(
+            state.config.rate_limit,
+            state.config.rate_burst,
+            Instant::now().into_std(),
+        ),
+        state,
+        room,
+        outbox,
+        connection: ConnectionId::next(),
+        peer: None,
+    };
+
+    let shared = session.state.clone();
+    tokio::select! {
+        () = session.read_loop(&mut stream) => {}
+        () = write_loop(&mut sink, &mut queue, &shared) => {}
+        () = switch.closing() => {}
+        () = shared.shutdown.cancelled() => {
+            switch.close(CloseCode::GOING_AWAY, "server shutting down");
+        }
+    }
+
+    if let Some(peer) = session.peer.take() {
+        session
+            .state
+            .registry
+            .leave(&session.room, &peer, session.connection);
+    }
+    say_goodbye(&mut sink, &mut stream, &mut queue, &switch, &session.state).await;
+    metrics.connections.dec();
+}
+
+async fn say_goodbye(
+    sink: &mut SplitSink<WebSocket, Message>,
+    stream: &mut SplitStream<WebSocket>,
+    queue: &mut Inbox,
+    switch: &CloseSwitch,
+    state: &ServerState,
+) {
+    let goodbye = async {
+        match switch.reason() {
+            Some((code, reason)) => {
+                state.metrics.closed(code);
+                // A receiver closed for being slow would not read its backlog anyway.
+                if code != CloseCode::OVERLOADED {
+                    while let Some(text) = queue.try_recv() {
+                        state.metrics.bytes_sent.inc_by(text.len() as u64);
+                        sink.feed(Message::Text(text)).await?;
+                    }
+                }
+                let frame = CloseFrame {
+                    code: code.0,
+                    reason: reason.into(),
+                };
+                sink.send(Message::Close(Some(frame))).await
+            }
+            // The client closed, or vanished: flush the automatic close reply, if any.
+            None => sink.flush().await,
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_GRACE, goodbye).await;
+    // Until the client answers our close (or the grace ends), keep reading: dropping a socket
+    // with unread input resets it, and the client could lose the close frame.
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        while let Some(Ok(_)) = stream.next().await {}
+    })
+    .await;
+}
+
+async fn write_loop(
+    sink: &mut SplitSink<WebSocket, Message>,
+    queue: &mut Inbox,
+    state: &ServerState,
+) {
+    let ping_interval = state.config.ping_interval;
+    let mut ping = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            text = queue.recv() => {
+                let Some(text) = text else { return };
+                let mut bytes = text.len();
+                if sink.feed(Message::Text(text)).await.is_err() {
+                    return;
+                }
+                for _ in 1..WRITE_BATCH {
+                    let Some(text) = queue.try_recv() else { break };
+                    bytes += text.len();
+                    if sink.feed(Message::Text(text)).await.is_err() {
+                        return;
+                    }
+                }
+                state.metrics.bytes_sent.inc_by(bytes as u64);
+                if sink.flush().await.is_err() {
+                    return;
+                }
+            }
+            _ = ping.tick() => {
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+struct Session {
+    state: Arc<ServerState>,
+    room: RoomName,
+    outbox: Outbox,
+    connection: ConnectionId,
+    limiter: RateLimiter,
+    /// Set once `register` succeeds.
+    peer: Option<PeerId>,
+}
+
+impl Session {
+    /// Reads until the client leaves, a timer fires, or the connection is asked to close.
+    async fn read_loop(&mut self, stream: &mut SplitStream<WebSocket>) {
+        let config = &self.state.config;
+        let idle_limit = config.ping_interval * 2;
+        let idle = sleep(idle_limit);
+        let register_deadline = sleep(config.register_timeout);
+        tokio::pin!(idle, register_deadline);
+        loop {
+            let frame = tokio::select! {
+                frame = stream.next() => frame,
+                () = &mut idle => return self.close(CloseCode::POLICY, "keepalive timeout"),
+                () = &mut register_deadline, if self.peer.is_none() => {
+                    return self.close(CloseCode::POLICY, "register timeout");
+                }
+            };
+            // Any frame, pongs included, is a sign of life.
+            idle.as_mut().reset(Instant::now() + idle_limit);
+            let message = match frame {
+                None => return,
+                Some(Ok(message)) => message,
+                Some(Err(error)) => {
+                    if is_too_big(error) {
+                        self.close(CloseCode::TOO_BIG, "message too big");
+                    }
+                    return;
+                }
+            };
+            match message {
+                Message::Text(text) => {
+                    self.state.metrics.bytes_received.inc_by(text.len() as u64);
+                    if self.admit() {
+                        self.handle_text(&text);
+                    }
+                }
+                Message::Binary(bytes) => {
+                    self.state.metrics.bytes_received.inc_by(bytes.len() as u64);
+                    if self.admit() {
+                        self.send_error(ErrorCode::BinaryUnsupported.into());
+                    }
+                }
+                Message::Ping(_) | Message::Pong(_) => {}
+                Message::Close(_) => return,
+            }
+            if self.outbox.switch().is_closing() {
+                return;
+            }
+        }
+    }
+
+    /// Applies the rate limit to one incoming message; false if it must be dropped.
+    fn admit(&mut self) -> bool {
+        match self.limiter.check(std::time::Instant::now()) {
+            Verdict::Accept => true,
+            Verdict::Drop => {
+                self.send_error(ErrorCode::RateLimited.into());
+                false
+            }
+            Verdict::Close => {
+                self.send_error(ErrorCode::RateLimited.into());
+                self.close(CloseCode::POLICY, "rate limit exceeded");
+                false
+            }
+        }
+    }
+
+    fn handle_text(&mut self, text: &str) {
+        match protocol::parse_inbound(text) {
+            Err(error) => self.send_error(error),
+            Ok(Inbound::Ping) => {
+                self.outbox.push(Utf8Bytes::from_static(protocol::pong()));
+            }
+            Ok(Inbound::Register(register)) => {
+                if let Err(error) = self.register(register) {
+                    self.send_error(error);
+                }
+            }
+            Ok(Inbound::Relay(relay)) => {
+                if let Err(error) = self.relay(relay) {
+                    self.send_error(error);
+                }
+            }
+        }
+    }
+
+    fn register(&mut self, register: Register<'_>) -> Result<(), ProtocolError> {
+        if self.peer.is_some() {
+            return Err(ErrorCode::AlreadyRegistered.into());
+        }
+        let raw = register.public_key.get();
+        let value: serde_json::Value =
+            serde_json::from_str(raw).map_err(|_| ProtocolError::from(ErrorCode::InvalidJson))?;
+        let key = PublicJwk::from_json(&value, PrivateMembers::Refuse).map_err(|e| match e {
+            JwkError::PrivateMembers(_) => ProtocolError::new(ErrorCode::PrivateKey, e.to_string()),
+            _ => ProtocolError::new(ErrorCode::InvalidKey, e.to_string()),
+        })?;
+        if !key.kind().can_register() {
+            return Err(ProtocolError::new(
+                ErrorCode::InvalidKey,
+                format!(
+                    "{} is a key-agreement key; register with EC, Ed25519 or RSA",
+                    key.kind()
+                ),
+            ));
+        }
+        let id = key.peer_id();
+        if let Some(allowed) = &self.state.allow_list
+            && !allowed.contains(&id)
+        {
+            return Err(ErrorCode::Forbidden.into());
+        }
+        let member = Member {
+            id: id.clone(),
+            connection: self.connection,
+            outbox: self.outbox.clone(),
+            public_key: raw.into(),
+        };
+        match self.state.registry.join(&self.room, member) {
+            Ok(()) => {
+                tracing::debug!(room = %self.room, peer = %id.short(12), "registered");
+                self.peer = Some(id);
+                Ok(())
+            }
+            Err(JoinError::DuplicatePeer) => Err(ErrorCode::DuplicatePeer.into()),
+            Err(JoinError::RoomFull) => Err(ErrorCode::RoomFull.into()),
+        }
+    }
+
+    fn relay(&mut self, relay: Relay<'_>) -> Result<(), ProtocolError> {
+        let from = self
+            .peer
+            .as_ref()
+            .ok_or_else(|| ProtocolError::from(ErrorCode::NotRegistered))?;
+        if relay.to == from.as_str() {
+            return Err(ProtocolError::new(
+                ErrorCode::UnknownPeer,
+                "a peer cannot send to itself",
+            ));
+        }
+        let text = relay.forward_text(from);
+        self.state
+            .registry
+            .deliver(&self.room, &relay.to, text.into())
+            .map_err(|_| {
+                ProtocolError::new(
+                    ErrorCode::UnknownPeer,
+                    format!("no peer {} is registered in this room", short(&relay.to)),
+                )
+            })?;
+        self.state.metrics.relayed(relay.kind);
+        Ok(())
+    }
+
+    fn send_error(&self, error: ProtocolError) {
+        self.state.metrics.error(error.code);
+        self.outbox.push(protocol::error_frame(&error).into());
+        if let Some(code) = error.code.closes() {
+            self.close(code, error.code.as_str());
+        }
+    }
+
+    fn close(&self, code: CloseCode, reason: &'static str) {
+        self.outbox.switch().close(code, reason);
+    }
+}
+
+fn short(text: &str) -> &str {
+    match text.char_indices().nth(16) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
+}
+
+fn is_too_big(error: axum::Error) -> bool {
+    use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
+    matches!(
+        error.into_inner().downcast_ref::<Error>(),
+        Some(Error::Capacity(CapacityError::MessageTooLong { .. }))
+    )
+}

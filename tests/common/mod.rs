@@ -1,0 +1,344 @@
+//! Test helpers: a real `rdv serve` on an ephemeral port and a small WebSocket client.
+//! Every wait is bounded, so a bug fails a test instead of hanging the suite.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long any single expected event may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub fn rdv_binary() -> &'static str {
+    env!("CARGO_BIN_EXE_rdv")
+}
+
+/// A running `rdv serve`, killed on drop.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Server {
+    pub fn start(args: &[&str]) -> Self {
+        Self::start_with_env(args, &[])
+    }
+
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(rdv_binary());
+        command
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RDV_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("spawn rdv serve");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(WAIT)
+            .expect("rdv serve printed its address in time");
+        let addr = line
+            .trim()
+            .strip_prefix("listening ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .parse()
+            .expect("a socket address");
+        Self { child, addr }
+    }
+
+    pub fn url(&self, room: &str) -> String {
+        format!("ws://{}/room/{room}/websocket", self.addr)
+    }
+
+    pub fn pid(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.child.id() as i32)
+    }
+
+    pub fn terminate(&self) {
+        nix::sys::signal::kill(self.pid(), nix::sys::signal::Signal::SIGTERM).unwrap();
+    }
+
+    /// Waits (bounded) for the process to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Connects and registers a fresh peer in `room`.
+    pub async fn peer(&self, room: &str) -> Peer {
+        let mut client = Client::connect(&self.url(room)).await;
+        let key = TestKey::new();
+        let welcome = client.register(&key).await;
+        Peer {
+            client,
+            id: key.peer_id(),
+            key,
+            welcome,
+        }
+    }
+
+    /// A plain HTTP/1.1 GET: (status, body).
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        http_get(self.addr, path, &[]).await
+    }
+
+    pub async fn metrics(&self) -> String {
+        let (status, body) = self.get("/metrics").await;
+        assert_eq!(status, 200);
+        body
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub async fn http_get(addr: SocketAddr, path: &str, headers: &[&str]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+        for header in headers {
+            request.push_str(header);
+            request.push_str("\r\n");
+        }
+        request.push_str("\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.unwrap();
+        String::from_utf8(response).unwrap()
+    };
+    let response = tokio::time::timeout(WAIT, exchange)
+        .await
+        .expect("HTTP response in time");
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The value of one sample line of a Prometheus exposition, e.g.
+/// `metric(&text, r#"rdv_errors_total{code="unknown-type"}"#)`.
+pub fn metric(exposition: &str, series: &str) -> f64 {
+    exposition
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no series {series} in:\n{exposition}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// An Ed25519 key pair made for one test, with its peer ID computed independently of rdv.
+#[derive(Clone)]
+pub struct TestKey {
+    pub public_jwk: Value,
+}
+
+impl TestKey {
+    pub fn new() -> Self {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let seed_text = format!(
+            "{}-{}-{:?}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            std::time::SystemTime::now()
+        );
+        let seed: [u8; 32] = Sha256::digest(seed_text.as_bytes()).into();
+        let signing = ed25519_dalek::SigningKey::from_bytes(&seed);
+        let x = b64(signing.verifying_key().as_bytes());
+        // Extra members as WebCrypto adds them: they must travel along untouched.
+        let public_jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": x, "ext": true, "key_ops": ["verify"]});
+        Self { public_jwk }
+    }
+
+    /// PROTOCOL §4, computed here without rdv's code.
+    pub fn peer_id(&self) -> String {
+        let text = format!(
+            r#"{{"kty":"OKP","crv":"Ed25519","x":"{}"}}"#,
+            self.public_jwk["x"].as_str().unwrap()
+        );
+        hex(&Sha256::digest(text.as_bytes()))
+    }
+}
+
+pub fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A connected, registered peer.
+pub struct Peer {
+    pub client: Client,
+    pub key: TestKey,
+    pub id: String,
+    pub welcome: Value,
+}
+
+/// What a client can receive.
+#[derive(Debug)]
+pub enum Received {
+    Text(String),
+    Binary,
+    /// A close frame: code and reason.
+    Close(u16, String),
+    /// The connection ended without a close frame.
+    Gone,
+}
+
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Client {
+    pub async fn connect(url: &str) -> Self {
+        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
+            .await
+            .expect("connected in time")
+            .expect("WebSocket handshake");
+        Self { ws }
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws
+            .send(Message::text(text))
+            .await
+            .expect("send a text frame");
+    }
+
+    pub async fn send(&mut self, message: Value) {
+        self.send_text(&message.to_string()).await;
+    }
+
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) {
+        self.ws.send(Message::binary(bytes)).await.unwrap();
+    }
+
+    /// The next text, binary, close or end of connection (pings are answered and skipped).
+    pub async fn recv(&mut self) -> Received {
+        self.recv_within(WAIT)
+            .await
+            .expect("a message arrived in time")
+    }
+
+    pub async fn recv_within(&mut self, limit: Duration) -> Option<Received> {
+        let next = async {
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(Message::Text(text))) => return Received::Text(text.to_string()),
+                    Some(Ok(Message::Binary(_))) => return Received::Binary,
+                    Some(Ok(Message::Close(frame))) => {
+                        let (code, reason) = frame
+                            .map(|CloseFrame { code, reason }| (u16::from(code), reason.to_string()))
+                            .unwrap_or((1005, String::new()));
+                        return Received::Close(code, reason);
+                    }
+                    Some(Ok(_)) => continue,
+                    Some(Err(_)) | None => return Received::Gone,
+                }
+            }
+        };
+        tokio::time::timeout(limit, next).await.ok()
+    }
+
+    /// The next message as JSON; panics on anything else.
+    pub async fn recv_json(&mut self) -> Value {
+        match self.recv().await {
+            Received::Text(text) => serde_json::from_str(&text).expect("server sent JSON"),
+            other => panic!("expected a JSON message, got {other:?}"),
+        }
+    }
+
+    /// The next message, which must be of `kind`.
+    pub async fn expect(&mut self, kind: &str) -> Value {
+        let message = self.recv_json().await;
+        assert_eq!(message["type"], kind, "unexpected message {message}");
+        message
+    }
+
+    /// The next message, which must be an `error` with `code`.
+    pub async fn expect_error(&mut self, code: &str) -> Value {
+        let message = self.expect("error").await;
+        assert_eq!(message["code"], code, "unexpected error {message}");
+        assert!(
+            message["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "errors carry a readable message: {message}"
+        );
+        message
+    }
+
+    /// Reads until the server closes; returns the close code (1006 if it just went away).
+    /// Text messages before the close are skipped.
+    pub async fn expect_close(&mut self) -> u16 {
+        loop {
+            match self.recv().await {
+                Received::Close(code, _) => return code,
+                Received::Gone => return 1006,
+                Received::Text(_) | Received::Binary => continue,
+            }
+        }
+    }
+
+    /// Proves the connection is still usable and everything sent before has been processed:
+    /// sends `ping` and returns every message that arrived before the `pong`.
+    pub async fn sync(&mut self) -> Vec<Value> {
+        self.send(json!({"type": "ping"})).await;
+        let mut before = Vec::new();
+        loop {
+            let message = self.recv_json().await;
+            if message["type"] == "pong" {
+                return before;
+            }
+            before.push(message);
+        }
+    }
+
+    pub async fn register(&mut self, key: &TestKey) -> Value {
+        self.send(json!({"type": "register", "publicKey": key.public_jwk}))
+            .await;
+        let welcome = self.expect("welcome").await;
+        assert_eq!(welcome["peerId"], key.peer_id());
+        welcome
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+        let _ = tokio::time::timeout(WAIT, async { while self.ws.next().await.is_some() {} }).await;
+    }
+}
