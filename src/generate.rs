@@ -42,11 +42,41 @@ pub fn man_pages() -> Vec<(String, Vec<u8>)> {
 }
 
 fn render_man(command: clap::Command) -> Vec<u8> {
+    let environment = environment_section(&command);
+    let man = clap_mangen::Man::new(command);
     let mut out = Vec::new();
-    clap_mangen::Man::new(command)
-        .render(&mut out)
-        .expect("rendering to memory cannot fail");
+    let rendered: std::io::Result<()> = (|| {
+        man.render_title(&mut out)?;
+        man.render_name_section(&mut out)?;
+        man.render_synopsis_section(&mut out)?;
+        man.render_description_section(&mut out)?;
+        man.render_options_section(&mut out)?;
+        man.render_subcommands_section(&mut out)?;
+        man.render_extra_section(&mut out)?;
+        out.extend_from_slice(environment.as_bytes());
+        man.render_version_section(&mut out)
+    })();
+    rendered.expect("rendering to memory cannot fail");
     out
+}
+
+/// clap_mangen leaves out the `RDV_…` variables that `--help` shows; list them here.
+fn environment_section(command: &clap::Command) -> String {
+    let mut section = String::new();
+    for arg in command.get_arguments() {
+        let (Some(variable), Some(long)) = (arg.get_env(), arg.get_long()) else {
+            continue;
+        };
+        if section.is_empty() {
+            section.push_str(".SH ENVIRONMENT\n");
+        }
+        section.push_str(&format!(
+            ".TP\n\\fB{}\\fR\nSets \\fB\\-\\-{}\\fR; the flag wins when both are given.\n",
+            variable.to_string_lossy(),
+            long.replace('-', "\\-")
+        ));
+    }
+    section
 }
 
 /// Every generated file, as (path relative to the repository root, contents).

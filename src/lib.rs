@@ -4,8 +4,8 @@
 //! errors to exit codes. Dependencies point one way: [`identity`] and [`protocol`] know
 //! nothing of sockets, files or terminals, and everything else builds on them.
 
+pub mod cli;
+pub mod generate;
 pub mod identity;
 pub mod protocol;
 pub mod server;
-pub mod cli;
-pub mod generate;

@@ -11,9 +11,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Serve(config) => serve(config, cli.color),
-        Command::Completions(args) => {
-            write_stdout(&rdv::generate::completion(args.shell))
-        }
+        Command::Completions(args) => write_stdout(&rdv::generate::completion(args.shell)),
     };
     ExitCode::from(code as u8)
 }

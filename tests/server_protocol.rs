@@ -22,7 +22,10 @@ async fn register_welcomes_with_the_peer_id_and_announces_the_key_untouched() {
     );
     let mut alice = alice;
     let joined = alice.client.expect("peer-joined").await;
-    assert_eq!(joined, json!({"type": "peer-joined", "peerId": bob.id, "publicKey": bob.key.public_jwk}));
+    assert_eq!(
+        joined,
+        json!({"type": "peer-joined", "peerId": bob.id, "publicKey": bob.key.public_jwk})
+    );
     assert!(bob.client.sync().await.is_empty());
 }
 
@@ -60,9 +63,15 @@ async fn relay_rewrites_to_into_from_and_delivers_every_other_member_in_order() 
     alice.client.expect("peer-joined").await;
 
     for (kind, body) in [
-        ("offer", r#""sdp":{"type":"offer","sdp":"v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n"}"#),
+        (
+            "offer",
+            r#""sdp":{"type":"offer","sdp":"v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n"}"#,
+        ),
         ("answer", r#""sdp":{"type":"answer","sdp":"v=0\r\n"}"#),
-        ("ice-candidate", r#""candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 9 typ host","sdpMid":"0","sdpMLineIndex":0}"#),
+        (
+            "ice-candidate",
+            r#""candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 9 typ host","sdpMid":"0","sdpMLineIndex":0}"#,
+        ),
     ] {
         alice
             .client
@@ -94,8 +103,14 @@ async fn relay_rewrites_to_into_from_and_delivers_every_other_member_in_order() 
 async fn messages_from_one_sender_arrive_in_order() {
     // Limits out of the way: this is about order, not about slow receivers.
     let server = Server::start(&[
-        "--rate-limit", "100000", "--rate-burst", "100000", "--outbound-queue", "100000",
-        "--outbound-queue-bytes", "64MiB",
+        "--rate-limit",
+        "100000",
+        "--rate-burst",
+        "100000",
+        "--outbound-queue",
+        "100000",
+        "--outbound-queue-bytes",
+        "64MiB",
     ]);
     let mut alice = server.peer("order").await;
     let mut bob = server.peer("order").await;
@@ -123,7 +138,10 @@ async fn rooms_are_isolated() {
         .send(json!({"type": "offer", "to": blue.id, "sdp": {}}))
         .await;
     red.client.expect_error("unknown-peer").await;
-    assert!(red.client.sync().await.is_empty(), "no peer-joined from another room");
+    assert!(
+        red.client.sync().await.is_empty(),
+        "no peer-joined from another room"
+    );
     // The same key may be in two rooms at once: duplicates are per room.
     let mut again = Client::connect(&server.url("red")).await;
     again.register(&blue.key).await;
@@ -170,7 +188,10 @@ async fn fifty_concurrent_joiners_each_learn_every_other_exactly_once() {
 async fn expect_error_then_usable(client: &mut Client, frame: &str, code: &str) {
     client.send_text(frame).await;
     client.expect_error(code).await;
-    assert!(client.sync().await.is_empty(), "connection still usable after {code}");
+    assert!(
+        client.sync().await.is_empty(),
+        "connection still usable after {code}"
+    );
 }
 
 #[tokio::test]
@@ -182,10 +203,20 @@ async fn malformed_frames_get_errors_and_leave_the_connection_open() {
     expect_error_then_usable(&mut client, r#"{"no":"type"}"#, "invalid-message").await;
     expect_error_then_usable(&mut client, r#"{"type":42}"#, "invalid-message").await;
     expect_error_then_usable(&mut client, r#"{"type":"register"}"#, "invalid-message").await;
-    expect_error_then_usable(&mut client, r#"{"type":"register","publicKey":"abc"}"#, "invalid-message").await;
+    expect_error_then_usable(
+        &mut client,
+        r#"{"type":"register","publicKey":"abc"}"#,
+        "invalid-message",
+    )
+    .await;
     expect_error_then_usable(&mut client, r#"{"type":"offer","to":7}"#, "invalid-message").await;
     expect_error_then_usable(&mut client, r#"{"type":"subscribe"}"#, "unknown-type").await;
-    expect_error_then_usable(&mut client, r#"{"type":"offer","to":"x","sdp":{}}"#, "not-registered").await;
+    expect_error_then_usable(
+        &mut client,
+        r#"{"type":"offer","to":"x","sdp":{}}"#,
+        "not-registered",
+    )
+    .await;
 
     client.send_binary(vec![1, 2, 3]).await;
     client.expect_error("binary-unsupported").await;
@@ -309,7 +340,10 @@ async fn a_flooding_sender_is_rate_limited_then_closed_and_others_are_unaffected
             other => panic!("unexpected {other}"),
         }
     }
-    assert!(from_flooder < 500, "dropped messages were not relayed ({from_flooder})");
+    assert!(
+        from_flooder < 500,
+        "dropped messages were not relayed ({from_flooder})"
+    );
 }
 
 #[tokio::test]

@@ -613,7 +613,8 @@ mod tests {
         let ed448 = json!({"kty":"OKP","crv":"Ed448","x":b64::encode(&[1u8; 56])});
         assert!(matches!(error_of(&ed448), JwkError::WrongLength { .. }));
         // RFC 8037 A.2 Ed25519 public key.
-        let ed = json!({"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"});
+        let ed =
+            json!({"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"});
         let id = PublicJwk::from_json(&ed, PrivateMembers::Refuse)
             .unwrap()
             .peer_id();

@@ -8,5 +8,5 @@ mod b64;
 mod jwk;
 mod peer_id;
 
-pub use jwk::{JwkError, KeyKind, PrivateMembers, PublicJwk, PRIVATE_MEMBERS};
+pub use jwk::{JwkError, KeyKind, PRIVATE_MEMBERS, PrivateMembers, PublicJwk};
 pub use peer_id::{PeerId, PeerIdError};

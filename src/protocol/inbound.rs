@@ -7,8 +7,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::{ErrorCode, ProtocolError};
@@ -101,13 +101,16 @@ fn push_json_string(out: &mut String, text: &str) {
 
 /// Parses one text frame.
 pub fn parse_inbound(text: &str) -> Result<Inbound<'_>, ProtocolError> {
-    let Members(members) = serde_json::from_str(text)
-        .map_err(|_| ProtocolError::from(ErrorCode::InvalidJson))?;
+    let Members(members) =
+        serde_json::from_str(text).map_err(|_| ProtocolError::from(ErrorCode::InvalidJson))?;
 
     let kind = unique_member(&members, "type")?
         .ok_or_else(|| ProtocolError::new(ErrorCode::InvalidMessage, "the message has no type"))?;
     let kind = raw_string(kind).ok_or_else(|| {
-        ProtocolError::new(ErrorCode::InvalidMessage, "the message type is not a string")
+        ProtocolError::new(
+            ErrorCode::InvalidMessage,
+            "the message type is not a string",
+        )
     })?;
     let relay_kind = match kind.as_ref() {
         "register" => {
@@ -135,8 +138,9 @@ pub fn parse_inbound(text: &str) -> Result<Inbound<'_>, ProtocolError> {
     };
     let to = unique_member(&members, "to")?
         .ok_or_else(|| ProtocolError::new(ErrorCode::InvalidMessage, "the message has no to"))?;
-    let to = raw_string(to)
-        .ok_or_else(|| ProtocolError::new(ErrorCode::InvalidMessage, "to must be a peer ID string"))?;
+    let to = raw_string(to).ok_or_else(|| {
+        ProtocolError::new(ErrorCode::InvalidMessage, "to must be a peer ID string")
+    })?;
     Ok(Inbound::Relay(Relay {
         kind: relay_kind,
         to,
@@ -167,7 +171,9 @@ fn raw_string(raw: &RawValue) -> Option<Cow<'_, str>> {
     }
     match serde_json::from_str::<&str>(raw.get()) {
         Ok(text) => Some(Cow::Borrowed(text)),
-        Err(_) => serde_json::from_str::<String>(raw.get()).ok().map(Cow::Owned),
+        Err(_) => serde_json::from_str::<String>(raw.get())
+            .ok()
+            .map(Cow::Owned),
     }
 }
 
@@ -292,7 +298,10 @@ mod tests {
         assert_eq!(code_of("{}"), ErrorCode::InvalidMessage);
         assert_eq!(code_of(r#"{"type":7}"#), ErrorCode::InvalidMessage);
         assert_eq!(code_of(r#"{"type":"offer"}"#), ErrorCode::InvalidMessage);
-        assert_eq!(code_of(r#"{"type":"offer","to":5}"#), ErrorCode::InvalidMessage);
+        assert_eq!(
+            code_of(r#"{"type":"offer","to":5}"#),
+            ErrorCode::InvalidMessage
+        );
         assert_eq!(
             code_of(r#"{"type":"offer","to":"a","to":"b"}"#),
             ErrorCode::InvalidMessage
@@ -303,6 +312,9 @@ mod tests {
             ErrorCode::InvalidMessage
         );
         assert_eq!(code_of(r#"{"type":"hello"}"#), ErrorCode::UnknownType);
-        assert!(matches!(parse_inbound(r#"{"type":"ping"}"#), Ok(Inbound::Ping)));
+        assert!(matches!(
+            parse_inbound(r#"{"type":"ping"}"#),
+            Ok(Inbound::Ping)
+        ));
     }
 }

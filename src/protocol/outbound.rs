@@ -3,8 +3,8 @@
 //! Peer IDs are hex and public keys are raw JSON kept from the register frame, so these are
 //! assembled as text without a JSON tree.
 
-use super::codes::ErrorFrame;
 use super::ProtocolError;
+use super::codes::ErrorFrame;
 use crate::identity::PeerId;
 
 /// One entry of `welcome.peers`, serialized when the peer registers and reused for every

@@ -67,12 +67,27 @@ mod tests {
 
     #[test]
     fn decodes_and_checks_length() {
-        assert_eq!(RoomName::from_path_segment("a%20b").unwrap().as_str(), "a b");
-        assert_eq!(RoomName::from_path_segment("caf%C3%A9").unwrap().as_str(), "café");
-        assert_eq!(RoomName::from_path_segment("a%2Fb").unwrap().as_str(), "a/b");
+        assert_eq!(
+            RoomName::from_path_segment("a%20b").unwrap().as_str(),
+            "a b"
+        );
+        assert_eq!(
+            RoomName::from_path_segment("caf%C3%A9").unwrap().as_str(),
+            "café"
+        );
+        assert_eq!(
+            RoomName::from_path_segment("a%2Fb").unwrap().as_str(),
+            "a/b"
+        );
         assert_eq!(RoomName::from_path_segment(""), Err(RoomNameError::Empty));
-        assert_eq!(RoomName::from_path_segment("a/b"), Err(RoomNameError::NotOneSegment));
-        assert_eq!(RoomName::from_path_segment("%FF"), Err(RoomNameError::NotUtf8));
+        assert_eq!(
+            RoomName::from_path_segment("a/b"),
+            Err(RoomNameError::NotOneSegment)
+        );
+        assert_eq!(
+            RoomName::from_path_segment("%FF"),
+            Err(RoomNameError::NotUtf8)
+        );
         assert!(RoomName::from_path_segment(&"x".repeat(128)).is_ok());
         assert_eq!(
             RoomName::from_path_segment(&"%41".repeat(129)),

@@ -62,12 +62,7 @@ fn parse_buddy_list(text: &str) -> Result<HashSet<PeerId>, String> {
     buddies
         .into_iter()
         .enumerate()
-        .map(|(index, buddy)| {
-            buddy
-                .id
-                .parse()
-                .map_err(|e| format!("entry {index}: {e}"))
-        })
+        .map(|(index, buddy)| buddy.id.parse().map_err(|e| format!("entry {index}: {e}")))
         .collect()
 }
 

@@ -13,7 +13,12 @@ use clap::{Args, ValueEnum};
 pub struct Config {
     /// Address to listen on; port 0 picks a free port. The bound address is printed on stdout
     /// as one line: `listening ADDR`.
-    #[arg(long, env = "RDV_LISTEN", default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    #[arg(
+        long,
+        env = "RDV_LISTEN",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR"
+    )]
     pub listen: String,
 
     /// Largest message accepted; a bigger one closes its connection with 1009.
@@ -103,9 +108,9 @@ impl Default for Config {
 }
 
 fn parse_size(text: &str) -> Result<usize, String> {
-    let size: bytesize::ByteSize = text.parse().map_err(|_| {
-        format!("{text:?} is not a size (try 65536, 64KiB or 1MiB)")
-    })?;
+    let size: bytesize::ByteSize = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (try 65536, 64KiB or 1MiB)"))?;
     match usize::try_from(size.as_u64()) {
         Ok(0) => Err("the size must be more than 0".into()),
         Ok(bytes) if bytes <= 64 << 20 => Ok(bytes),

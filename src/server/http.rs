@@ -72,14 +72,18 @@ async fn room_or_not_found(State(state): State<Arc<ServerState>>, request: Reque
             StatusCode::UPGRADE_REQUIRED,
             "this is a WebSocket endpoint; connect with a WebSocket client",
         );
-        response
-            .headers_mut()
-            .insert(header::UPGRADE, header::HeaderValue::from_static("websocket"));
+        response.headers_mut().insert(
+            header::UPGRADE,
+            header::HeaderValue::from_static("websocket"),
+        );
         return response;
     }
     if state.is_draining() {
         state.metrics.rejected(Rejection::Draining);
-        return plain(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down");
+        return plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is shutting down",
+        );
     }
     let (mut parts, _body) = request.into_parts();
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {

@@ -156,7 +156,9 @@ impl Metrics {
     }
 
     pub fn closed(&self, code: CloseCode) {
-        self.closes.get_or_create(&CloseLabel { code: code.0 }).inc();
+        self.closes
+            .get_or_create(&CloseLabel { code: code.0 })
+            .inc();
     }
 
     pub fn rejected(&self, why: Rejection) {

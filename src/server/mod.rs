@@ -102,7 +102,10 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then drains (see the module docs).
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
         let state = self.state;
         let stop_http = CancellationToken::new();
         let app = http::router(state.clone());
@@ -123,7 +126,10 @@ impl Server {
             .await
             .is_err()
         {
-            tracing::warn!(?drain_timeout, "drain timeout passed with connections still open");
+            tracing::warn!(
+                ?drain_timeout,
+                "drain timeout passed with connections still open"
+            );
         }
         stop_http.cancel();
         // Plain HTTP requests still in flight get the rest of a short grace, not a hang.

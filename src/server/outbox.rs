@@ -137,7 +137,10 @@ mod tests {
     #[test]
     fn the_byte_budget_closes_too_but_lets_one_big_message_through() {
         let (outbox, mut inbox, switch) = Outbox::new(100, 10);
-        assert!(outbox.push("0123456789abcdef".into()), "alone, it may exceed the budget");
+        assert!(
+            outbox.push("0123456789abcdef".into()),
+            "alone, it may exceed the budget"
+        );
         assert!(!outbox.push("x".into()));
         assert!(switch.is_closing());
         assert_eq!(inbox.try_recv().unwrap().len(), 16);

@@ -64,7 +64,10 @@ mod tests {
         }
         assert_eq!(limiter.check(start), Verdict::Drop);
         // 100 ms at 10/s refills one token.
-        assert_eq!(limiter.check(start + Duration::from_millis(100)), Verdict::Accept);
+        assert_eq!(
+            limiter.check(start + Duration::from_millis(100)),
+            Verdict::Accept
+        );
         let later = start + Duration::from_millis(100);
         for _ in 0..3 {
             assert_eq!(limiter.check(later), Verdict::Drop);

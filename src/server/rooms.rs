@@ -227,10 +227,7 @@ mod tests {
         let (c, _) = member(peer('c'));
         assert_eq!(registry.join(&room, c), Err(JoinError::RoomFull));
         let (a_again, _) = member(peer('a'));
-        assert_eq!(
-            registry.join(&room, a_again),
-            Err(JoinError::DuplicatePeer)
-        );
+        assert_eq!(registry.join(&room, a_again), Err(JoinError::DuplicatePeer));
 
         let a_saw = drain(&mut a_rx);
         assert!(a_saw[0].starts_with(r#"{"type":"welcome""#));
@@ -241,7 +238,10 @@ mod tests {
         assert!(!registry.leave(&room, &peer('a'), ConnectionId::next()));
         assert!(registry.leave(&room, &peer('a'), a_conn));
         assert_eq!(drain(&mut b_rx).len(), 1);
-        assert_eq!(registry.deliver(&room, peer('a').as_str(), "x".into()), Err(UnknownPeer));
+        assert_eq!(
+            registry.deliver(&room, peer('a').as_str(), "x".into()),
+            Err(UnknownPeer)
+        );
         assert_eq!(metrics.rooms.get(), 1);
     }
 }

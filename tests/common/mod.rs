@@ -180,7 +180,8 @@ impl TestKey {
         let signing = ed25519_dalek::SigningKey::from_bytes(&seed);
         let x = b64(signing.verifying_key().as_bytes());
         // Extra members as WebCrypto adds them: they must travel along untouched.
-        let public_jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": x, "ext": true, "key_ops": ["verify"]});
+        let public_jwk =
+            json!({"kty": "OKP", "crv": "Ed25519", "x": x, "ext": true, "key_ops": ["verify"]});
         Self { public_jwk }
     }
 
@@ -265,7 +266,9 @@ impl Client {
                     Some(Ok(Message::Binary(_))) => return Received::Binary,
                     Some(Ok(Message::Close(frame))) => {
                         let (code, reason) = frame
-                            .map(|CloseFrame { code, reason }| (u16::from(code), reason.to_string()))
+                            .map(|CloseFrame { code, reason }| {
+                                (u16::from(code), reason.to_string())
+                            })
                             .unwrap_or((1005, String::new()));
                         return Received::Close(code, reason);
                     }

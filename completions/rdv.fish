@@ -1,0 +1,61 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_rdv_global_optspecs
+    string join \n color= h/help V/version
+end
+
+function __fish_rdv_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_rdv_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_rdv_using_subcommand
+    set -l cmd (__fish_rdv_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c rdv -n "__fish_rdv_needs_command" -l color -d 'When to use colour in output meant for people' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set'
+always\t''
+never\t''"
+complete -c rdv -n "__fish_rdv_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rdv -n "__fish_rdv_needs_command" -s V -l version -d 'Print version'
+complete -c rdv -n "__fish_rdv_needs_command" -f -a "serve" -d 'Run the signaling server'
+complete -c rdv -n "__fish_rdv_needs_command" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c rdv -n "__fish_rdv_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l listen -d 'Address to listen on; port 0 picks a free port. The bound address is printed on stdout as one line: `listening ADDR`' -r
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l max-message-size -d 'Largest message accepted; a bigger one closes its connection with 1009' -r
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l ping-interval -d 'Interval between the server\'s WebSocket pings; a connection silent for two intervals is closed and its peer reported as left' -r
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l register-timeout -d 'How long a connection may stay unregistered before it is closed with 1008' -r
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l outbound-queue -d 'Messages queued for one connection before it counts as too slow and is closed with 1013' -r
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l outbound-queue-bytes -d 'Bytes queued for one connection before it counts as too slow and is closed with 1013; with --outbound-queue this bounds the memory a stalled receiver can hold' -r
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l max-connections -d 'Open WebSocket connections allowed at once; more are closed with 1013' -r
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l max-peers-per-room -d 'Registered peers allowed in one room; more get `room-full`' -r
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l rate-limit -d 'Messages per second one connection may send on average' -r
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l rate-burst -d 'Messages one connection may send in a burst above the rate; a connection that keeps sending after a whole burst has been dropped is closed with 1008' -r
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l drain-timeout -d 'Longest wait for connections to close on SIGINT/SIGTERM before exiting anyway' -r
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l allow-list -d 'Only these peer IDs may register (a file of IDs, one per line, `#` comments; or a JSON buddy list `[{"id": …}]`). Others get `forbidden` and are closed with 1008' -r -F
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l log-format -d 'Log format on stderr; the level comes from `RDV_LOG` (e.g. `info`, `rdv=debug`)' -r -f -a "text\t''
+json\t''"
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l color -d 'When to use colour in output meant for people' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set'
+always\t''
+never\t''"
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -s V -l version -d 'Print version'
+complete -c rdv -n "__fish_rdv_using_subcommand completions" -l color -d 'When to use colour in output meant for people' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set'
+always\t''
+never\t''"
+complete -c rdv -n "__fish_rdv_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rdv -n "__fish_rdv_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve completions help" -f -a "serve" -d 'Run the signaling server'
+complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve completions help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
