@@ -24,6 +24,8 @@ set edit:completion:arg-completer[rdv] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
             cand serve 'Run the signaling server'
+            cand keygen 'Make key pairs (EC, Ed25519 or RSA) as JWK or PEM'
+            cand fingerprint 'Print the peer IDs of keys, check them against a buddy list, or build one'
             cand completions 'Print a shell completion script to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -47,6 +49,41 @@ set edit:completion:arg-completer[rdv] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'rdv;keygen'= {
+            cand -t 'Key type'
+            cand --type 'Key type'
+            cand --curve 'Curve for --type ec [default: P-256]'
+            cand --bits 'Modulus size for --type rsa [default: 3072]'
+            cand --format 'Output format: JWK (private JWK carries kid = peer ID) or PEM (PKCS#8 private, SPKI public)'
+            cand -o 'Write the private key to FILE (mode 0600) instead of stdout'
+            cand --out 'Write the private key to FILE (mode 0600) instead of stdout'
+            cand --public-out 'Also write the public key to FILE'
+            cand --count 'Make N key pairs into --out-dir: PEERID.jwk, PEERID.pub.jwk (or .pem) and buddies.json'
+            cand --out-dir 'Directory for --count (created if missing)'
+            cand --color 'When to use colour in output meant for people'
+            cand --json 'Print {"privateKey", "publicKey", "peerId"} on stdout as one line of JSON'
+            cand --force 'Replace existing files'
+            cand -q 'Do not print the peer ID (or the batch summary) on stderr'
+            cand --quiet 'Do not print the peer ID (or the batch summary) on stderr'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'rdv;fingerprint'= {
+            cand --encoding 'How to print the digest: hex (default for peer-id) or base64url (default for rfc7638)'
+            cand --scheme 'What to hash: the peer ID text of PROTOCOL §4, or the standard RFC 7638 JWK thumbprint (same members, sorted by name; never equal to the peer ID)'
+            cand --check 'Exit 0 only if every key''s peer ID is on this buddy list (JSON, or one ID per line); prints `SOURCE: OK` or `SOURCE: NOT ON LIST` for each key'
+            cand --expect 'Exit 0 only if the single key''s digest (as printed) equals ID'
+            cand --color 'When to use colour in output meant for people'
+            cand --json 'Print a JSON array instead of lines'
+            cand --explain 'Print the exact text that is hashed instead of the digest, to compare with a browser''s JSON.stringify output'
+            cand --buddy-list 'Print a JSON buddy list [{"id", "name", "publicKey"}]; the name is the key''s kid, else the file stem'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'rdv;completions'= {
             cand --color 'When to use colour in output meant for people'
             cand -h 'Print help (see more with ''--help'')'
@@ -56,10 +93,16 @@ set edit:completion:arg-completer[rdv] = {|@words|
         }
         &'rdv;help'= {
             cand serve 'Run the signaling server'
+            cand keygen 'Make key pairs (EC, Ed25519 or RSA) as JWK or PEM'
+            cand fingerprint 'Print the peer IDs of keys, check them against a buddy list, or build one'
             cand completions 'Print a shell completion script to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'rdv;help;serve'= {
+        }
+        &'rdv;help;keygen'= {
+        }
+        &'rdv;help;fingerprint'= {
         }
         &'rdv;help;completions'= {
         }

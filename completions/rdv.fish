@@ -30,6 +30,8 @@ never\t''"
 complete -c rdv -n "__fish_rdv_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rdv -n "__fish_rdv_needs_command" -s V -l version -d 'Print version'
 complete -c rdv -n "__fish_rdv_needs_command" -f -a "serve" -d 'Run the signaling server'
+complete -c rdv -n "__fish_rdv_needs_command" -f -a "keygen" -d 'Make key pairs (EC, Ed25519 or RSA) as JWK or PEM'
+complete -c rdv -n "__fish_rdv_needs_command" -f -a "fingerprint" -d 'Print the peer IDs of keys, check them against a buddy list, or build one'
 complete -c rdv -n "__fish_rdv_needs_command" -f -a "completions" -d 'Print a shell completion script to stdout'
 complete -c rdv -n "__fish_rdv_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l listen -d 'Address to listen on; port 0 picks a free port. The bound address is printed on stdout as one line: `listening ADDR`' -r
@@ -51,11 +53,50 @@ always\t''
 never\t''"
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -s V -l version -d 'Print version'
+complete -c rdv -n "__fish_rdv_using_subcommand keygen" -s t -l type -d 'Key type' -r -f -a "ec\t'Elliptic curve (ECDSA), as WebCrypto makes by default'
+okp\t'Ed25519'
+rsa\t''"
+complete -c rdv -n "__fish_rdv_using_subcommand keygen" -l curve -d 'Curve for --type ec [default: P-256]' -r -f -a "P-256\t''
+P-384\t''
+P-521\t''"
+complete -c rdv -n "__fish_rdv_using_subcommand keygen" -l bits -d 'Modulus size for --type rsa [default: 3072]' -r -f -a "2048\t''
+3072\t''
+4096\t''"
+complete -c rdv -n "__fish_rdv_using_subcommand keygen" -l format -d 'Output format: JWK (private JWK carries kid = peer ID) or PEM (PKCS#8 private, SPKI public)' -r -f -a "jwk\t''
+pem\t''"
+complete -c rdv -n "__fish_rdv_using_subcommand keygen" -s o -l out -d 'Write the private key to FILE (mode 0600) instead of stdout' -r -F
+complete -c rdv -n "__fish_rdv_using_subcommand keygen" -l public-out -d 'Also write the public key to FILE' -r -F
+complete -c rdv -n "__fish_rdv_using_subcommand keygen" -l count -d 'Make N key pairs into --out-dir: PEERID.jwk, PEERID.pub.jwk (or .pem) and buddies.json' -r
+complete -c rdv -n "__fish_rdv_using_subcommand keygen" -l out-dir -d 'Directory for --count (created if missing)' -r -F
+complete -c rdv -n "__fish_rdv_using_subcommand keygen" -l color -d 'When to use colour in output meant for people' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set'
+always\t''
+never\t''"
+complete -c rdv -n "__fish_rdv_using_subcommand keygen" -l json -d 'Print {"privateKey", "publicKey", "peerId"} on stdout as one line of JSON'
+complete -c rdv -n "__fish_rdv_using_subcommand keygen" -l force -d 'Replace existing files'
+complete -c rdv -n "__fish_rdv_using_subcommand keygen" -s q -l quiet -d 'Do not print the peer ID (or the batch summary) on stderr'
+complete -c rdv -n "__fish_rdv_using_subcommand keygen" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rdv -n "__fish_rdv_using_subcommand keygen" -s V -l version -d 'Print version'
+complete -c rdv -n "__fish_rdv_using_subcommand fingerprint" -l encoding -d 'How to print the digest: hex (default for peer-id) or base64url (default for rfc7638)' -r -f -a "hex\t''
+base64url\t''"
+complete -c rdv -n "__fish_rdv_using_subcommand fingerprint" -l scheme -d 'What to hash: the peer ID text of PROTOCOL §4, or the standard RFC 7638 JWK thumbprint (same members, sorted by name; never equal to the peer ID)' -r -f -a "peer-id\t'PROTOCOL §4 peer ID'
+rfc7638\t'RFC 7638 JWK thumbprint'"
+complete -c rdv -n "__fish_rdv_using_subcommand fingerprint" -l check -d 'Exit 0 only if every key\'s peer ID is on this buddy list (JSON, or one ID per line); prints `SOURCE: OK` or `SOURCE: NOT ON LIST` for each key' -r -F
+complete -c rdv -n "__fish_rdv_using_subcommand fingerprint" -l expect -d 'Exit 0 only if the single key\'s digest (as printed) equals ID' -r
+complete -c rdv -n "__fish_rdv_using_subcommand fingerprint" -l color -d 'When to use colour in output meant for people' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set'
+always\t''
+never\t''"
+complete -c rdv -n "__fish_rdv_using_subcommand fingerprint" -l json -d 'Print a JSON array instead of lines'
+complete -c rdv -n "__fish_rdv_using_subcommand fingerprint" -l explain -d 'Print the exact text that is hashed instead of the digest, to compare with a browser\'s JSON.stringify output'
+complete -c rdv -n "__fish_rdv_using_subcommand fingerprint" -l buddy-list -d 'Print a JSON buddy list [{"id", "name", "publicKey"}]; the name is the key\'s kid, else the file stem'
+complete -c rdv -n "__fish_rdv_using_subcommand fingerprint" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rdv -n "__fish_rdv_using_subcommand fingerprint" -s V -l version -d 'Print version'
 complete -c rdv -n "__fish_rdv_using_subcommand completions" -l color -d 'When to use colour in output meant for people' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set'
 always\t''
 never\t''"
 complete -c rdv -n "__fish_rdv_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rdv -n "__fish_rdv_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve completions help" -f -a "serve" -d 'Run the signaling server'
-complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve completions help" -f -a "completions" -d 'Print a shell completion script to stdout'
-complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint completions help" -f -a "serve" -d 'Run the signaling server'
+complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint completions help" -f -a "keygen" -d 'Make key pairs (EC, Ed25519 or RSA) as JWK or PEM'
+complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint completions help" -f -a "fingerprint" -d 'Print the peer IDs of keys, check them against a buddy list, or build one'
+complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint completions help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

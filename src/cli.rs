@@ -6,6 +6,8 @@ use std::io::IsTerminal;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
 
+use crate::fingerprint_cmd::FingerprintArgs;
+use crate::keygen::KeygenArgs;
 use crate::server;
 
 /// Process exit codes shared by every subcommand.
@@ -51,6 +53,12 @@ pub enum Command {
         after_help = "Logs go to stderr; set their level with RDV_LOG (e.g. RDV_LOG=debug)."
     )]
     Serve(server::Config),
+
+    /// Make key pairs (EC, Ed25519 or RSA) as JWK or PEM.
+    Keygen(KeygenArgs),
+
+    /// Print the peer IDs of keys, check them against a buddy list, or build one.
+    Fingerprint(FingerprintArgs),
 
     /// Print a shell completion script to stdout.
     #[command(after_help = "Example: rdv completions bash > /etc/bash_completion.d/rdv")]

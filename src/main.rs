@@ -11,19 +11,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Serve(config) => serve(config, cli.color),
+        Command::Keygen(args) => rdv::keygen::run(&args),
+        Command::Fingerprint(args) => rdv::fingerprint_cmd::run(&args),
         Command::Completions(args) => write_stdout(&rdv::generate::completion(args.shell)),
     };
     ExitCode::from(code as u8)
 }
 
 fn write_stdout(bytes: &[u8]) -> i32 {
-    let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+    match rdv::files::write_stdout(bytes) {
         Ok(()) => exit::OK,
-        // A closed pipe (`| head`) is the reader's choice, not a failure to report.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
-        Err(e) => {
-            eprintln!("rdv: cannot write to stdout: {e}");
+        Err(problem) => {
+            eprintln!("rdv: {problem}");
             exit::FAILURE
         }
     }

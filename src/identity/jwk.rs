@@ -135,6 +135,15 @@ impl fmt::Display for KeyKind {
     }
 }
 
+/// Which text of a key is hashed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// PROTOCOL §4: `JSON.stringify` of the essential members in protocol order.
+    PeerId,
+    /// RFC 7638 JWK thumbprint: required members in lexicographic order.
+    Rfc7638,
+}
+
 /// The smallest and largest RSA modulus accepted, in bits.
 pub const RSA_MODULUS_BITS: std::ops::RangeInclusive<usize> = 2048..=8192;
 
@@ -253,6 +262,38 @@ impl PublicJwk {
 
     pub fn peer_id(&self) -> PeerId {
         PeerId::of_canonical_text(&self.canonical_text())
+    }
+
+    /// The RFC 7638 thumbprint input: the same required members, but sorted by name. It is
+    /// *not* the peer ID's text, so the two digests never coincide.
+    pub fn rfc7638_text(&self) -> String {
+        match (&self.material, self.kind) {
+            (Material::Ec { x, y }, KeyKind::Ec(curve)) => format!(
+                r#"{{"crv":"{}","kty":"EC","x":"{x}","y":"{y}"}}"#,
+                curve.name()
+            ),
+            (Material::Okp { x }, KeyKind::Okp(curve)) => {
+                format!(r#"{{"crv":"{}","kty":"OKP","x":"{x}"}}"#, curve.name())
+            }
+            (Material::Rsa { n, e }, KeyKind::Rsa { .. }) => {
+                format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#)
+            }
+            _ => unreachable!("material always matches its kind"),
+        }
+    }
+
+    /// The text hashed under `scheme`.
+    pub fn hashed_text(&self, scheme: Scheme) -> String {
+        match scheme {
+            Scheme::PeerId => self.canonical_text(),
+            Scheme::Rfc7638 => self.rfc7638_text(),
+        }
+    }
+
+    /// SHA-256 of [`Self::hashed_text`].
+    pub fn digest(&self, scheme: Scheme) -> [u8; 32] {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(self.hashed_text(scheme).as_bytes()).into()
     }
 
     /// The essential members as a JSON object in canonical order, for re-publishing a public
@@ -568,6 +609,26 @@ mod tests {
         assert_eq!(
             error_of(&with_d).to_string(),
             "the key holds private member(s) d, which must never be shared"
+        );
+    }
+
+    #[test]
+    fn rfc7638_thumbprint_of_the_rfcs_rsa_example() {
+        // RFC 7638 §3.1.
+        let key = json!({"kty":"RSA","e":"AQAB","alg":"RS256","kid":"2011-04-29",
+            "n":"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"});
+        let public = PublicJwk::from_json(&key, PrivateMembers::Refuse).unwrap();
+        assert_eq!(
+            b64::encode(&public.digest(Scheme::Rfc7638)),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+        assert_eq!(
+            public.peer_id().as_str(),
+            "cf11c70a7e8d51ea8dc5838a58657c93252480f3aec2920817cfc58f469a208a"
+        );
+        assert_eq!(
+            PeerId::from_digest(&public.digest(Scheme::PeerId)),
+            public.peer_id()
         );
     }
 

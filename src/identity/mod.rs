@@ -5,8 +5,19 @@
 //! into it, so there is exactly one implementation of the fingerprint.
 
 mod b64;
+mod buddies;
 mod jwk;
+mod oid;
 mod peer_id;
+mod pem;
 
-pub use jwk::{JwkError, KeyKind, PRIVATE_MEMBERS, PrivateMembers, PublicJwk};
+pub use b64::encode as base64url;
+mod private;
+
+pub use buddies::{Buddy, parse_buddies};
+pub use jwk::{
+    EcCurve, JwkError, KeyKind, OkpCurve, PRIVATE_MEMBERS, PrivateMembers, PublicJwk, Scheme,
+};
 pub use peer_id::{PeerId, PeerIdError};
+pub use pem::{looks_like_pem, public_key_from_der, public_keys_from_pem};
+pub use private::{KeyError, KeySpec, PrivateKey};
