@@ -29,6 +29,7 @@ Register-ArgumentCompleter -Native -CommandName 'rdv' -ScriptBlock {
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the signaling server')
             [CompletionResult]::new('keygen', 'keygen', [CompletionResultType]::ParameterValue, 'Make key pairs (EC, Ed25519 or RSA) as JWK or PEM')
             [CompletionResult]::new('fingerprint', 'fingerprint', [CompletionResultType]::ParameterValue, 'Print the peer IDs of keys, check them against a buddy list, or build one')
+            [CompletionResult]::new('peer', 'peer', [CompletionResultType]::ParameterValue, 'Join a room from the terminal: see and send every signaling message')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -91,6 +92,37 @@ Register-ArgumentCompleter -Native -CommandName 'rdv' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'rdv;peer' {
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'Private key to register with (JWK or PEM, e.g. from `rdv keygen`); without it an ephemeral P-256 key is made and its peer ID printed')
+            [CompletionResult]::new('--buddies', '--buddies', [CompletionResultType]::ParameterName, 'Buddy list (JSON or one ID per line): peers are shown as buddies or unknown')
+            [CompletionResult]::new('--ca', '--ca', [CompletionResultType]::ParameterName, 'Trust this CA (PEM) for wss:// instead of the system''s roots')
+            [CompletionResult]::new('-H', '-H ', [CompletionResultType]::ParameterName, 'Extra HTTP header for the upgrade request, e.g. -H ''Authorization: Bearer x'' (repeatable)')
+            [CompletionResult]::new('--header', '--header', [CompletionResultType]::ParameterName, 'Extra HTTP header for the upgrade request, e.g. -H ''Authorization: Bearer x'' (repeatable)')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Give up after DURATION: exit 5 if conditions are unmet, 0 if none were given')
+            [CompletionResult]::new('--wait-peers', '--wait-peers', [CompletionResultType]::ParameterName, 'Condition: at least N other peers are in the room')
+            [CompletionResult]::new('--expect', '--expect', [CompletionResultType]::ParameterName, 'Condition: a message of TYPE arrived (repeatable: each type must arrive)')
+            [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'Condition: a message whose member at PATH equals VALUE arrived, e.g. .sdp.type=answer (repeatable: each must match some message)')
+            [CompletionResult]::new('--count', '--count', [CompletionResultType]::ParameterName, 'Condition: N messages arrived (all types, welcome included)')
+            [CompletionResult]::new('--linger', '--linger', [CompletionResultType]::ParameterName, 'After stdin ends, stay DURATION for replies, then leave')
+            [CompletionResult]::new('-x', '-x', [CompletionResultType]::ParameterName, 'Message to send after registering (repeatable; before stdin lines)')
+            [CompletionResult]::new('--send', '--send', [CompletionResultType]::ParameterName, 'Message to send after registering (repeatable; before stdin lines)')
+            [CompletionResult]::new('--send-file', '--send-file', [CompletionResultType]::ParameterName, 'Send each line of FILE after registering (after -x, before stdin lines)')
+            [CompletionResult]::new('--send-after-peers', '--send-after-peers', [CompletionResultType]::ParameterName, 'Hold every outgoing message (-x, --send-file, stdin) until at least N other peers are in the room, so an offer is not sent before its callee has arrived')
+            [CompletionResult]::new('--delay', '--delay', [CompletionResultType]::ParameterName, 'Pause between the messages of -x and --send-file')
+            [CompletionResult]::new('--answer-template', '--answer-template', [CompletionResultType]::ParameterName, 'JSON (or @FILE) merged into each automatic answer; `to` and `type` are filled in [default: a placeholder SDP]')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour in output meant for people')
+            [CompletionResult]::new('--only-buddies', '--only-buddies', [CompletionResultType]::ParameterName, 'Refuse to send to peers that are not on --buddies')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Accept any TLS certificate (for tests against self-signed servers)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Script mode even on a terminal')
+            [CompletionResult]::new('--exit-on-eof', '--exit-on-eof', [CompletionResultType]::ParameterName, 'Leave as soon as stdin ends and everything was sent')
+            [CompletionResult]::new('--answer-offers', '--answer-offers', [CompletionResultType]::ParameterName, 'Answer every offer, as a simulated callee (see --answer-template)')
+            [CompletionResult]::new('--reconnect', '--reconnect', [CompletionResultType]::ParameterName, 'On a dropped connection, back off and reconnect with the same key')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'rdv;completions' {
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour in output meant for people')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -103,6 +135,7 @@ Register-ArgumentCompleter -Native -CommandName 'rdv' -ScriptBlock {
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the signaling server')
             [CompletionResult]::new('keygen', 'keygen', [CompletionResultType]::ParameterValue, 'Make key pairs (EC, Ed25519 or RSA) as JWK or PEM')
             [CompletionResult]::new('fingerprint', 'fingerprint', [CompletionResultType]::ParameterValue, 'Print the peer IDs of keys, check them against a buddy list, or build one')
+            [CompletionResult]::new('peer', 'peer', [CompletionResultType]::ParameterValue, 'Join a room from the terminal: see and send every signaling message')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -114,6 +147,9 @@ Register-ArgumentCompleter -Native -CommandName 'rdv' -ScriptBlock {
             break
         }
         'rdv;help;fingerprint' {
+            break
+        }
+        'rdv;help;peer' {
             break
         }
         'rdv;help;completions' {

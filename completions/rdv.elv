@@ -26,6 +26,7 @@ set edit:completion:arg-completer[rdv] = {|@words|
             cand serve 'Run the signaling server'
             cand keygen 'Make key pairs (EC, Ed25519 or RSA) as JWK or PEM'
             cand fingerprint 'Print the peer IDs of keys, check them against a buddy list, or build one'
+            cand peer 'Join a room from the terminal: see and send every signaling message'
             cand completions 'Print a shell completion script to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -84,6 +85,36 @@ set edit:completion:arg-completer[rdv] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'rdv;peer'= {
+            cand --key 'Private key to register with (JWK or PEM, e.g. from `rdv keygen`); without it an ephemeral P-256 key is made and its peer ID printed'
+            cand --buddies 'Buddy list (JSON or one ID per line): peers are shown as buddies or unknown'
+            cand --ca 'Trust this CA (PEM) for wss:// instead of the system''s roots'
+            cand -H 'Extra HTTP header for the upgrade request, e.g. -H ''Authorization: Bearer x'' (repeatable)'
+            cand --header 'Extra HTTP header for the upgrade request, e.g. -H ''Authorization: Bearer x'' (repeatable)'
+            cand --timeout 'Give up after DURATION: exit 5 if conditions are unmet, 0 if none were given'
+            cand --wait-peers 'Condition: at least N other peers are in the room'
+            cand --expect 'Condition: a message of TYPE arrived (repeatable: each type must arrive)'
+            cand --until 'Condition: a message whose member at PATH equals VALUE arrived, e.g. .sdp.type=answer (repeatable: each must match some message)'
+            cand --count 'Condition: N messages arrived (all types, welcome included)'
+            cand --linger 'After stdin ends, stay DURATION for replies, then leave'
+            cand -x 'Message to send after registering (repeatable; before stdin lines)'
+            cand --send 'Message to send after registering (repeatable; before stdin lines)'
+            cand --send-file 'Send each line of FILE after registering (after -x, before stdin lines)'
+            cand --send-after-peers 'Hold every outgoing message (-x, --send-file, stdin) until at least N other peers are in the room, so an offer is not sent before its callee has arrived'
+            cand --delay 'Pause between the messages of -x and --send-file'
+            cand --answer-template 'JSON (or @FILE) merged into each automatic answer; `to` and `type` are filled in [default: a placeholder SDP]'
+            cand --color 'When to use colour in output meant for people'
+            cand --only-buddies 'Refuse to send to peers that are not on --buddies'
+            cand --insecure 'Accept any TLS certificate (for tests against self-signed servers)'
+            cand --json 'Script mode even on a terminal'
+            cand --exit-on-eof 'Leave as soon as stdin ends and everything was sent'
+            cand --answer-offers 'Answer every offer, as a simulated callee (see --answer-template)'
+            cand --reconnect 'On a dropped connection, back off and reconnect with the same key'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'rdv;completions'= {
             cand --color 'When to use colour in output meant for people'
             cand -h 'Print help (see more with ''--help'')'
@@ -95,6 +126,7 @@ set edit:completion:arg-completer[rdv] = {|@words|
             cand serve 'Run the signaling server'
             cand keygen 'Make key pairs (EC, Ed25519 or RSA) as JWK or PEM'
             cand fingerprint 'Print the peer IDs of keys, check them against a buddy list, or build one'
+            cand peer 'Join a room from the terminal: see and send every signaling message'
             cand completions 'Print a shell completion script to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -103,6 +135,8 @@ set edit:completion:arg-completer[rdv] = {|@words|
         &'rdv;help;keygen'= {
         }
         &'rdv;help;fingerprint'= {
+        }
+        &'rdv;help;peer'= {
         }
         &'rdv;help;completions'= {
         }

@@ -32,6 +32,7 @@ complete -c rdv -n "__fish_rdv_needs_command" -s V -l version -d 'Print version'
 complete -c rdv -n "__fish_rdv_needs_command" -f -a "serve" -d 'Run the signaling server'
 complete -c rdv -n "__fish_rdv_needs_command" -f -a "keygen" -d 'Make key pairs (EC, Ed25519 or RSA) as JWK or PEM'
 complete -c rdv -n "__fish_rdv_needs_command" -f -a "fingerprint" -d 'Print the peer IDs of keys, check them against a buddy list, or build one'
+complete -c rdv -n "__fish_rdv_needs_command" -f -a "peer" -d 'Join a room from the terminal: see and send every signaling message'
 complete -c rdv -n "__fish_rdv_needs_command" -f -a "completions" -d 'Print a shell completion script to stdout'
 complete -c rdv -n "__fish_rdv_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l listen -d 'Address to listen on; port 0 picks a free port. The bound address is printed on stdout as one line: `listening ADDR`' -r
@@ -90,13 +91,40 @@ complete -c rdv -n "__fish_rdv_using_subcommand fingerprint" -l explain -d 'Prin
 complete -c rdv -n "__fish_rdv_using_subcommand fingerprint" -l buddy-list -d 'Print a JSON buddy list [{"id", "name", "publicKey"}]; the name is the key\'s kid, else the file stem'
 complete -c rdv -n "__fish_rdv_using_subcommand fingerprint" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rdv -n "__fish_rdv_using_subcommand fingerprint" -s V -l version -d 'Print version'
+complete -c rdv -n "__fish_rdv_using_subcommand peer" -l key -d 'Private key to register with (JWK or PEM, e.g. from `rdv keygen`); without it an ephemeral P-256 key is made and its peer ID printed' -r -F
+complete -c rdv -n "__fish_rdv_using_subcommand peer" -l buddies -d 'Buddy list (JSON or one ID per line): peers are shown as buddies or unknown' -r -F
+complete -c rdv -n "__fish_rdv_using_subcommand peer" -l ca -d 'Trust this CA (PEM) for wss:// instead of the system\'s roots' -r -F
+complete -c rdv -n "__fish_rdv_using_subcommand peer" -s H -l header -d 'Extra HTTP header for the upgrade request, e.g. -H \'Authorization: Bearer x\' (repeatable)' -r
+complete -c rdv -n "__fish_rdv_using_subcommand peer" -l timeout -d 'Give up after DURATION: exit 5 if conditions are unmet, 0 if none were given' -r
+complete -c rdv -n "__fish_rdv_using_subcommand peer" -l wait-peers -d 'Condition: at least N other peers are in the room' -r
+complete -c rdv -n "__fish_rdv_using_subcommand peer" -l expect -d 'Condition: a message of TYPE arrived (repeatable: each type must arrive)' -r
+complete -c rdv -n "__fish_rdv_using_subcommand peer" -l until -d 'Condition: a message whose member at PATH equals VALUE arrived, e.g. .sdp.type=answer (repeatable: each must match some message)' -r
+complete -c rdv -n "__fish_rdv_using_subcommand peer" -l count -d 'Condition: N messages arrived (all types, welcome included)' -r
+complete -c rdv -n "__fish_rdv_using_subcommand peer" -l linger -d 'After stdin ends, stay DURATION for replies, then leave' -r
+complete -c rdv -n "__fish_rdv_using_subcommand peer" -s x -l send -d 'Message to send after registering (repeatable; before stdin lines)' -r
+complete -c rdv -n "__fish_rdv_using_subcommand peer" -l send-file -d 'Send each line of FILE after registering (after -x, before stdin lines)' -r -F
+complete -c rdv -n "__fish_rdv_using_subcommand peer" -l send-after-peers -d 'Hold every outgoing message (-x, --send-file, stdin) until at least N other peers are in the room, so an offer is not sent before its callee has arrived' -r
+complete -c rdv -n "__fish_rdv_using_subcommand peer" -l delay -d 'Pause between the messages of -x and --send-file' -r
+complete -c rdv -n "__fish_rdv_using_subcommand peer" -l answer-template -d 'JSON (or @FILE) merged into each automatic answer; `to` and `type` are filled in [default: a placeholder SDP]' -r
+complete -c rdv -n "__fish_rdv_using_subcommand peer" -l color -d 'When to use colour in output meant for people' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set'
+always\t''
+never\t''"
+complete -c rdv -n "__fish_rdv_using_subcommand peer" -l only-buddies -d 'Refuse to send to peers that are not on --buddies'
+complete -c rdv -n "__fish_rdv_using_subcommand peer" -l insecure -d 'Accept any TLS certificate (for tests against self-signed servers)'
+complete -c rdv -n "__fish_rdv_using_subcommand peer" -l json -d 'Script mode even on a terminal'
+complete -c rdv -n "__fish_rdv_using_subcommand peer" -l exit-on-eof -d 'Leave as soon as stdin ends and everything was sent'
+complete -c rdv -n "__fish_rdv_using_subcommand peer" -l answer-offers -d 'Answer every offer, as a simulated callee (see --answer-template)'
+complete -c rdv -n "__fish_rdv_using_subcommand peer" -l reconnect -d 'On a dropped connection, back off and reconnect with the same key'
+complete -c rdv -n "__fish_rdv_using_subcommand peer" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rdv -n "__fish_rdv_using_subcommand peer" -s V -l version -d 'Print version'
 complete -c rdv -n "__fish_rdv_using_subcommand completions" -l color -d 'When to use colour in output meant for people' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set'
 always\t''
 never\t''"
 complete -c rdv -n "__fish_rdv_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rdv -n "__fish_rdv_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint completions help" -f -a "serve" -d 'Run the signaling server'
-complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint completions help" -f -a "keygen" -d 'Make key pairs (EC, Ed25519 or RSA) as JWK or PEM'
-complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint completions help" -f -a "fingerprint" -d 'Print the peer IDs of keys, check them against a buddy list, or build one'
-complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint completions help" -f -a "completions" -d 'Print a shell completion script to stdout'
-complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint peer completions help" -f -a "serve" -d 'Run the signaling server'
+complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint peer completions help" -f -a "keygen" -d 'Make key pairs (EC, Ed25519 or RSA) as JWK or PEM'
+complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint peer completions help" -f -a "fingerprint" -d 'Print the peer IDs of keys, check them against a buddy list, or build one'
+complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint peer completions help" -f -a "peer" -d 'Join a room from the terminal: see and send every signaling message'
+complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint peer completions help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint peer completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

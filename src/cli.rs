@@ -8,6 +8,7 @@ use clap_complete::Shell;
 
 use crate::fingerprint_cmd::FingerprintArgs;
 use crate::keygen::KeygenArgs;
+use crate::peer::PeerArgs;
 use crate::server;
 
 /// Process exit codes shared by every subcommand.
@@ -17,6 +18,20 @@ pub mod exit {
     pub const FAILURE: i32 = 1;
     /// The command line itself was wrong.
     pub const USAGE: i32 = 2;
+    /// `rdv peer`: the connection could not be made (DNS, TCP, TLS).
+    pub const CONNECT_FAILED: i32 = 3;
+    /// `rdv peer`: the server answered the upgrade with an HTTP error.
+    pub const HANDSHAKE_REFUSED: i32 = 4;
+    /// `rdv peer`: `--timeout` passed before the conditions were met.
+    pub const TIMEOUT: i32 = 5;
+    /// `rdv peer`: the server refused us (an error to `register`, or a close with an error code).
+    pub const SERVER_ERROR: i32 = 6;
+    /// `rdv peer`: the server announced a peer ID that does not match its key.
+    pub const VERIFICATION_FAILED: i32 = 7;
+    /// `rdv peer`: the connection dropped without a close frame (1006).
+    pub const ABNORMAL_CLOSE: i32 = 8;
+    /// `rdv peer`: the connection or input ended before the conditions were met.
+    pub const CONDITION_UNMET: i32 = 9;
 }
 
 #[derive(Debug, Parser)]
@@ -59,6 +74,9 @@ pub enum Command {
 
     /// Print the peer IDs of keys, check them against a buddy list, or build one.
     Fingerprint(FingerprintArgs),
+
+    /// Join a room from the terminal: see and send every signaling message.
+    Peer(Box<PeerArgs>),
 
     /// Print a shell completion script to stdout.
     #[command(after_help = "Example: rdv completions bash > /etc/bash_completion.d/rdv")]

@@ -16,6 +16,7 @@ pub mod files;
 pub mod fingerprint_cmd;
 pub mod keyfile;
 pub mod keygen;
+pub mod peer;
 
 pub mod cli;
 pub mod generate;

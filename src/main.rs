@@ -13,6 +13,7 @@ fn main() -> ExitCode {
         Command::Serve(config) => serve(config, cli.color),
         Command::Keygen(args) => rdv::keygen::run(&args),
         Command::Fingerprint(args) => rdv::fingerprint_cmd::run(&args),
+        Command::Peer(args) => rdv::peer::run(&args, cli.color),
         Command::Completions(args) => write_stdout(&rdv::generate::completion(args.shell)),
     };
     ExitCode::from(code as u8)

@@ -107,7 +107,7 @@ impl Default for Config {
     }
 }
 
-fn parse_size(text: &str) -> Result<usize, String> {
+pub fn parse_size(text: &str) -> Result<usize, String> {
     let size: bytesize::ByteSize = text
         .parse()
         .map_err(|_| format!("{text:?} is not a size (try 65536, 64KiB or 1MiB)"))?;
@@ -118,7 +118,7 @@ fn parse_size(text: &str) -> Result<usize, String> {
     }
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let duration = humantime::parse_duration(text)
         .map_err(|e| format!("{text:?} is not a duration (try 500ms, 30s or 2m): {e}"))?;
     if duration.is_zero() {

@@ -37,8 +37,11 @@ impl Server {
 
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(rdv_binary());
+        command.arg("serve");
+        if !args.contains(&"--listen") {
+            command.args(["--listen", "127.0.0.1:0"]);
+        }
         command
-            .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
             .env("RDV_LOG", "warn")
             .stdin(Stdio::null())
@@ -107,6 +110,28 @@ impl Server {
     /// A plain HTTP/1.1 GET: (status, body).
     pub async fn get(&self, path: &str) -> (u16, String) {
         http_get(self.addr, path, &[]).await
+    }
+
+    /// Blocks (bounded) until `/metrics` shows `rdv_peers` = `count`: a way for tests that
+    /// run other processes to know those have registered.
+    pub fn wait_for_peers_blocking(&self, count: usize) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let deadline = tokio::time::Instant::now() + WAIT;
+            loop {
+                if metric(&self.metrics().await, "rdv_peers") == count as f64 {
+                    return;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{count} peers never registered"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
     }
 
     pub async fn metrics(&self) -> String {

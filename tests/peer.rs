@@ -1,0 +1,686 @@
+//! `rdv peer` driven as a subprocess against a real `rdv serve` (and, where a server must
+//! misbehave, a tiny fake one), the way scripts and people use it.
+
+mod common;
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{Server, WAIT};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+
+struct Finished {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Finished {
+    fn messages(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|_| panic!("not NDJSON: {line:?}"))
+            })
+            .collect()
+    }
+}
+
+/// Starts `rdv peer` in script mode with `stdin` piped (kept open until `finish`).
+fn spawn_peer(dir: &Path, args: &[&str]) -> Child {
+    Command::new(common::rdv_binary())
+        .arg("peer")
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn rdv peer")
+}
+
+/// Writes `stdin` (then closes it) and waits, bounded, for the peer to exit.
+fn finish(mut child: Child, stdin: &str) -> Finished {
+    let mut input = child.stdin.take().unwrap();
+    let _ = input.write_all(stdin.as_bytes());
+    drop(input);
+    let deadline = std::time::Instant::now() + WAIT * 2;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("rdv peer did not exit: {:?}", child.wait_with_output());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    Finished {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+fn run_peer(dir: &Path, args: &[&str], stdin: &str) -> Finished {
+    finish(spawn_peer(dir, args), stdin)
+}
+
+/// A key file in `dir` and its peer ID.
+fn key(dir: &Path, name: &str) -> String {
+    let output = Command::new(common::rdv_binary())
+        .args(["keygen", "--type", "okp", "-o", name, "--force"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    String::from_utf8(output.stderr)
+        .unwrap()
+        .trim()
+        .trim_start_matches("peer ID ")
+        .to_owned()
+}
+
+fn base(server: &Server) -> String {
+    format!("ws://{}", server.addr)
+}
+
+#[test]
+fn two_script_peers_exchange_offer_answer_and_ice() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let (alice_id, bob_id) = (key(dir.path(), "alice.jwk"), key(dir.path(), "bob.jwk"));
+    let url = base(&server);
+    let bob = spawn_peer(
+        dir.path(),
+        &[
+            &url,
+            "call",
+            "--key",
+            "bob.jwk",
+            "--answer-offers",
+            "--expect",
+            "offer",
+            "--expect",
+            "ice-candidate",
+            "--timeout",
+            "10s",
+        ],
+    );
+    let offer = json!({"type": "offer", "to": bob_id, "sdp": {"type": "offer", "sdp": "v=0\r\ns=alice\r\n"}});
+    let ice = json!({"type": "ice-candidate", "to": bob_id, "candidate": {"candidate": "candidate:1 1 udp 9 127.0.0.1 5000 typ host", "sdpMid": "0", "sdpMLineIndex": 0}});
+    let offer_text = offer.to_string();
+    let alice = run_peer(
+        dir.path(),
+        &[
+            &url,
+            "call",
+            "--key",
+            "alice.jwk",
+            "--send-after-peers",
+            "1",
+            "-x",
+            &offer_text,
+            "--until",
+            ".sdp.type=answer",
+            "--timeout",
+            "10s",
+        ],
+        &format!("{ice}\n"),
+    );
+    let bob = finish(bob, "");
+    assert_eq!(alice.code, 0, "{}", alice.stderr);
+    assert_eq!(bob.code, 0, "{}", bob.stderr);
+
+    // Bob's NDJSON is exactly what the server sent, one message per line.
+    let bob_saw = bob.messages();
+    assert_eq!(bob_saw[0]["type"], "welcome");
+    let relayed: Vec<&Value> = bob_saw
+        .iter()
+        .filter(|m| m["from"] == alice_id.as_str())
+        .collect();
+    assert_eq!(
+        *relayed[0],
+        json!({"type": "offer", "from": alice_id, "sdp": offer["sdp"]})
+    );
+    assert_eq!(
+        *relayed[1],
+        json!({"type": "ice-candidate", "from": alice_id, "candidate": ice["candidate"]})
+    );
+    assert!(
+        bob.stdout
+            .lines()
+            .any(|l| l.starts_with(r#"{"type":"offer","from":""#)),
+        "untouched text"
+    );
+
+    let answer = alice
+        .messages()
+        .into_iter()
+        .find(|m| m["type"] == "answer")
+        .expect("an answer");
+    assert_eq!(answer["from"], bob_id.as_str());
+    assert_eq!(answer["sdp"]["type"], "answer");
+    assert!(
+        alice.stderr.contains(&alice_id),
+        "the peer ID is reported on stderr"
+    );
+}
+
+#[test]
+fn exit_conditions_and_their_codes() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let url = base(&server);
+
+    // --count: exactly N messages, then out.
+    let one = run_peer(dir.path(), &[&url, "c", "--count", "1"], "");
+    assert_eq!((one.code, one.messages().len()), (0, 1));
+    assert_eq!(one.messages()[0]["type"], "welcome");
+
+    // An unmet --expect within --timeout is a timeout; --timeout alone is a clean end.
+    let unmet = run_peer(
+        dir.path(),
+        &[&url, "c", "--expect", "offer", "--timeout", "300ms"],
+        "",
+    );
+    assert_eq!(unmet.code, 5, "{}", unmet.stderr);
+    assert!(
+        unmet
+            .stderr
+            .contains("timed out waiting for --expect offer"),
+        "{}",
+        unmet.stderr
+    );
+    assert_eq!(
+        run_peer(dir.path(), &[&url, "c", "--timeout", "200ms"], "").code,
+        0
+    );
+
+    // --wait-peers, with --until on the peer-joined that satisfies it.
+    let waiter = spawn_peer(
+        dir.path(),
+        &[
+            &url,
+            "w",
+            "--wait-peers",
+            "1",
+            "--expect",
+            "peer-joined",
+            "--timeout",
+            "10s",
+        ],
+    );
+    server.wait_for_peers_blocking(1);
+    key(dir.path(), "late.jwk");
+    let late = run_peer(
+        dir.path(),
+        &[
+            &url,
+            "w",
+            "--key",
+            "late.jwk",
+            "--until",
+            "type=welcome",
+            "--timeout",
+            "10s",
+        ],
+        "",
+    );
+    assert_eq!(late.code, 0, "{}", late.stderr);
+    let waiter = finish(waiter, "");
+    assert_eq!(waiter.code, 0, "{}", waiter.stderr);
+
+    // stdin lines are sent after registration; --exit-on-eof leaves once they are out.
+    let pinger = run_peer(
+        dir.path(),
+        &[&url, "c", "--exit-on-eof"],
+        "{\"type\":\"ping\"}\n\n",
+    );
+    assert_eq!(pinger.code, 0, "{}", pinger.stderr);
+    // … and with an unmet condition that is code 9.
+    let unmet = run_peer(
+        dir.path(),
+        &[&url, "c", "--exit-on-eof", "--expect", "offer"],
+        "",
+    );
+    assert_eq!(unmet.code, 9, "{}", unmet.stderr);
+    // --linger waits for the replies.
+    let lingerer = run_peer(
+        dir.path(),
+        &[&url, "c", "--linger", "2s", "--expect", "pong"],
+        "{\"type\":\"ping\"}\n",
+    );
+    assert_eq!(lingerer.code, 0, "{}", lingerer.stderr);
+    assert_eq!(lingerer.messages().last().unwrap()["type"], "pong");
+
+    // -x, --send-file and --delay: all sent, in order.
+    std::fs::write(
+        dir.path().join("script.ndjson"),
+        "{\"type\":\"ping\"}\n{\"type\":\"nope\"}\n",
+    )
+    .unwrap();
+    let scripted = run_peer(
+        dir.path(),
+        &[
+            &url,
+            "c",
+            "-x",
+            r#"{"type":"ping"}"#,
+            "--send-file",
+            "script.ndjson",
+            "--delay",
+            "50ms",
+            "--expect",
+            "error",
+            "--count",
+            "4",
+            "--timeout",
+            "10s",
+        ],
+        "",
+    );
+    assert_eq!(scripted.code, 0, "{}", scripted.stderr);
+    let kinds: Vec<Value> = scripted
+        .messages()
+        .iter()
+        .map(|m| m["type"].clone())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            json!("welcome"),
+            json!("pong"),
+            json!("pong"),
+            json!("error")
+        ]
+    );
+}
+
+#[test]
+fn connection_problems_have_distinct_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on this port.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let refused = run_peer(
+        dir.path(),
+        &[&format!("ws://{closed}"), "r", "--timeout", "5s"],
+        "",
+    );
+    assert_eq!(refused.code, 3, "{}", refused.stderr);
+    assert!(refused.stderr.contains("cannot connect"));
+
+    let server = Server::start(&["--max-peers-per-room", "1"]);
+    // The server refuses the upgrade itself: a malformed room name is HTTP 400.
+    let bad_room = run_peer(
+        dir.path(),
+        &[&format!("ws://{}/room/%FF/websocket", server.addr)],
+        "",
+    );
+    assert_eq!(bad_room.code, 4, "{}", bad_room.stderr);
+    assert!(bad_room.stderr.contains("HTTP 400"), "{}", bad_room.stderr);
+
+    // The server refuses the registration: code 6.
+    let first = spawn_peer(
+        dir.path(),
+        &[
+            &base(&server),
+            "full",
+            "--timeout",
+            "10s",
+            "--expect",
+            "never",
+        ],
+    );
+    server.wait_for_peers_blocking(1);
+    let second = run_peer(
+        dir.path(),
+        &[&base(&server), "full", "--timeout", "10s"],
+        "",
+    );
+    assert_eq!(second.code, 6, "{}", second.stderr);
+    assert!(second.stderr.contains("room-full"), "{}", second.stderr);
+    assert_eq!(second.messages().last().unwrap()["code"], "room-full");
+    drop(server); // SIGKILL: the connection drops without a close frame
+    let first = finish(first, "");
+    assert_eq!(first.code, 8, "{}", first.stderr);
+    assert!(first.stderr.contains("1006"), "{}", first.stderr);
+
+    let usage = run_peer(dir.path(), &["ftp://nowhere", "x"], "");
+    assert_eq!(usage.code, 2);
+}
+
+#[test]
+fn a_server_closing_is_reported_with_its_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(&[]);
+    let url = base(&server);
+    let waiting = spawn_peer(
+        dir.path(),
+        &[&url, "bye", "--expect", "offer", "--timeout", "10s"],
+    );
+    let plain = spawn_peer(dir.path(), &[&url, "bye", "--timeout", "10s"]);
+    server.wait_for_peers_blocking(2);
+    server.terminate();
+    let waiting = finish(waiting, "");
+    assert_eq!(
+        waiting.code, 9,
+        "1001 before the condition: {}",
+        waiting.stderr
+    );
+    assert!(
+        waiting
+            .stderr
+            .contains("connection closed by the server: 1001"),
+        "{}",
+        waiting.stderr
+    );
+    let plain = finish(plain, "");
+    assert_eq!(plain.code, 0, "{}", plain.stderr);
+    server.wait_exit(WAIT);
+}
+
+#[test]
+fn reconnects_with_the_same_key_after_the_server_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = key(dir.path(), "me.jwk");
+    let server = Server::start(&[]);
+    let addr = server.addr.to_string();
+    let peer = spawn_peer(
+        dir.path(),
+        &[
+            &format!("ws://{addr}"),
+            "again",
+            "--key",
+            "me.jwk",
+            "--reconnect",
+            "--count",
+            "2",
+            "--timeout",
+            "20s",
+        ],
+    );
+    server.wait_for_peers_blocking(1);
+    drop(server);
+    let _again = Server::start(&["--listen", &addr]);
+    let peer = finish(peer, "");
+    assert_eq!(peer.code, 0, "{}", peer.stderr);
+    let welcomes = peer.messages();
+    assert_eq!(welcomes.len(), 2);
+    assert!(
+        welcomes
+            .iter()
+            .all(|w| w["type"] == "welcome" && w["peerId"] == id.as_str())
+    );
+    assert!(peer.stderr.contains("reconnecting in"), "{}", peer.stderr);
+}
+
+#[test]
+fn only_buddies_refuses_to_send_to_strangers() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let friend = key(dir.path(), "friend.jwk");
+    let stranger = key(dir.path(), "stranger.jwk");
+    key(dir.path(), "me.jwk");
+    std::fs::write(dir.path().join("buddies.txt"), format!("{friend} friend\n")).unwrap();
+    let url = base(&server);
+    let friend_peer = spawn_peer(
+        dir.path(),
+        &[
+            &url,
+            "b",
+            "--key",
+            "friend.jwk",
+            "--expect",
+            "offer",
+            "--timeout",
+            "10s",
+        ],
+    );
+    let stranger_peer = spawn_peer(
+        dir.path(),
+        &[
+            &url,
+            "b",
+            "--key",
+            "stranger.jwk",
+            "--expect",
+            "offer",
+            "--timeout",
+            "3s",
+        ],
+    );
+    server.wait_for_peers_blocking(2);
+    let to = |id: &str| json!({"type": "offer", "to": id, "sdp": {}}).to_string();
+    let me = run_peer(
+        dir.path(),
+        &[
+            &url,
+            "b",
+            "--key",
+            "me.jwk",
+            "--buddies",
+            "buddies.txt",
+            "--only-buddies",
+            "--exit-on-eof",
+        ],
+        &format!("{}\n{}\n", to(&stranger), to(&friend)),
+    );
+    assert_eq!(me.code, 0, "{}", me.stderr);
+    assert!(me.stderr.contains("not on the buddy list"), "{}", me.stderr);
+    assert_eq!(finish(friend_peer, "").code, 0);
+    assert_eq!(
+        finish(stranger_peer, "").code,
+        5,
+        "the stranger never got an offer"
+    );
+}
+
+/// A fake server that lies about a peer's ID (and checks the custom header arrived).
+#[tokio::test]
+async fn a_lying_server_is_caught() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let fake = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut header = None;
+        // tungstenite's callback type fixes the large error type.
+        #[allow(clippy::result_large_err)]
+        let callback = |request: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                        response| {
+            header = request
+                .headers()
+                .get("x-test")
+                .map(|v| v.to_str().unwrap().to_owned());
+            Ok(response)
+        };
+        let mut ws = tokio_tungstenite::accept_hdr_async(tcp, callback)
+            .await
+            .unwrap();
+        let register: Value = match ws.next().await.unwrap().unwrap() {
+            tokio_tungstenite::tungstenite::Message::Text(text) => {
+                serde_json::from_str(&text).unwrap()
+            }
+            other => panic!("{other:?}"),
+        };
+        let key = register["publicKey"].clone();
+        let honest_id =
+            rdv::identity::PublicJwk::from_json(&key, rdv::identity::PrivateMembers::Refuse)
+                .unwrap()
+                .peer_id()
+                .to_string();
+        let welcome = json!({"type": "welcome", "peerId": honest_id, "peers": []});
+        ws.send(welcome.to_string().into()).await.unwrap();
+        // Someone else's ID with a key that does not hash to it.
+        let lie = json!({"type": "peer-joined", "peerId": "f".repeat(64), "publicKey": key});
+        ws.send(lie.to_string().into()).await.unwrap();
+        let _ = tokio::time::timeout(WAIT, ws.next()).await;
+        header
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("ws://{addr}");
+    let path = dir.path().to_owned();
+    let result = tokio::task::spawn_blocking(move || {
+        run_peer(
+            &path,
+            &[
+                &url,
+                "lies",
+                "-H",
+                "X-Test: yes",
+                "--timeout",
+                "10s",
+                "--expect",
+                "offer",
+            ],
+            "",
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(result.code, 7, "{}", result.stderr);
+    assert!(
+        result.stderr.contains("VERIFICATION FAILED"),
+        "{}",
+        result.stderr
+    );
+    assert_eq!(
+        fake.await.unwrap().as_deref(),
+        Some("yes"),
+        "the -H header reached the server"
+    );
+}
+
+/// wss:// through a TLS-terminating proxy with a self-signed certificate.
+#[tokio::test]
+async fn tls_with_a_private_ca_or_insecure() {
+    let server = Server::start(&[]);
+    let backend = server.addr;
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), certified.cert.pem()).unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![certified.cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into()),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut plain = tokio::net::TcpStream::connect(backend).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    let url = format!("wss://localhost:{port}");
+    let path = dir.path().to_owned();
+    let results = tokio::task::spawn_blocking(move || {
+        [
+            run_peer(
+                &path,
+                &[&url, "tls", "--count", "1", "--timeout", "10s"],
+                "",
+            ),
+            run_peer(
+                &path,
+                &[
+                    &url,
+                    "tls",
+                    "--ca",
+                    "ca.pem",
+                    "--count",
+                    "1",
+                    "--timeout",
+                    "10s",
+                ],
+                "",
+            ),
+            run_peer(
+                &path,
+                &[
+                    &url,
+                    "tls",
+                    "--insecure",
+                    "--count",
+                    "1",
+                    "--timeout",
+                    "10s",
+                ],
+                "",
+            ),
+        ]
+    })
+    .await
+    .unwrap();
+    let [untrusted, with_ca, insecure] = results;
+    assert_eq!(
+        untrusted.code, 3,
+        "the system roots do not trust it: {}",
+        untrusted.stderr
+    );
+    assert_eq!(with_ca.code, 0, "{}", with_ca.stderr);
+    assert_eq!(with_ca.messages()[0]["type"], "welcome");
+    assert_eq!(insecure.code, 0, "{}", insecure.stderr);
+}
+
+/// Interactive mode in a pseudo-terminal: commands go out, events come in above the prompt.
+#[test]
+fn interactive_mode_in_a_terminal() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    key(dir.path(), "me.jwk");
+    let bob_id = key(dir.path(), "bob.jwk");
+    let command = format!(
+        "{} peer ws://{} talk --key {}/me.jwk --color never",
+        common::rdv_binary(),
+        server.addr,
+        dir.path().display()
+    );
+    let mut session =
+        rexpect::spawn(&command, Some(WAIT.as_millis() as u64)).expect("spawn in a pty");
+    session.exp_string("rdv> ").unwrap();
+    session.exp_string("nobody else is here").unwrap();
+    let bob = spawn_peer(
+        dir.path(),
+        &[
+            &base(&server),
+            "talk",
+            "--key",
+            "bob.jwk",
+            "--expect",
+            "offer",
+            "--timeout",
+            "10s",
+        ],
+    );
+    session.exp_string("peer-joined").unwrap();
+    session.exp_string(&bob_id[..8]).unwrap();
+    session.send_line("/peers").unwrap();
+    session.exp_string(&bob_id).unwrap();
+    // A short unique prefix is enough.
+    session
+        .send_line(&format!("/offer {}", &bob_id[..6]))
+        .unwrap();
+    let bob = finish(bob, "");
+    assert_eq!(bob.code, 0, "{}", bob.stderr);
+    session.exp_string("peer-left").unwrap();
+    session.send_line("/nonsense").unwrap();
+    session.exp_string("unknown command").unwrap();
+    session.send_line("/quit").unwrap();
+    session.exp_eof().unwrap();
+}
