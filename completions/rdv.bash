@@ -285,7 +285,7 @@ _rdv() {
             return 0
             ;;
         rdv__subcmd__peer)
-            opts="-H -x -h -V --key --buddies --only-buddies --ca --insecure --header --json --timeout --wait-peers --expect --until --count --exit-on-eof --linger --send --send-file --send-after-peers --delay --answer-offers --answer-template --reconnect --color --help --version"
+            opts="-H -x -h -V --key --buddies --only-buddies --ca --insecure --header --json --timeout --wait-peers --expect --until --count --exit-on-eof --linger --send --send-file --send-after-peers --delay --answer-offers --answer-template --reconnect --no-proof --challenge-wait --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -359,6 +359,10 @@ _rdv() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --challenge-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
@@ -371,7 +375,7 @@ _rdv() {
             return 0
             ;;
         rdv__subcmd__serve)
-            opts="-h -V --listen --max-message-size --ping-interval --register-timeout --outbound-queue --outbound-queue-bytes --max-connections --max-peers-per-room --rate-limit --rate-burst --drain-timeout --allow-list --log-format --color --help --version"
+            opts="-h -V --listen --max-message-size --ping-interval --register-timeout --outbound-queue --outbound-queue-bytes --max-connections --max-peers-per-room --rate-limit --rate-burst --drain-timeout --allow-list --proof --log-format --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -423,6 +427,10 @@ _rdv() {
                     ;;
                 --allow-list)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proof)
+                    COMPREPLY=($(compgen -W "off optional required" -- "${cur}"))
                     return 0
                     ;;
                 --log-format)

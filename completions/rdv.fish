@@ -47,6 +47,9 @@ complete -c rdv -n "__fish_rdv_using_subcommand serve" -l rate-limit -d 'Message
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l rate-burst -d 'Messages one connection may send in a burst above the rate; a connection that keeps sending after a whole burst has been dropped is closed with 1008' -r
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l drain-timeout -d 'Longest wait for connections to close on SIGINT/SIGTERM before exiting anyway' -r
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l allow-list -d 'Only these peer IDs may register (a file of IDs, one per line, `#` comments; or a JSON buddy list `[{"id": …}]`). Others get `forbidden` and are closed with 1008' -r -F
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l proof -d 'Proof of possession (PROTOCOL §9): `off` keeps the original protocol byte for byte; `optional` and `required` send a challenge and mark peers verified or not' -r -f -a "off\t'No challenge; `register` carries no proof'
+optional\t'A proof, when given, must be valid; peers without one are unverified'
+required\t'Every `register` must carry a valid proof'"
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l log-format -d 'Log format on stderr; the level comes from `RDV_LOG` (e.g. `info`, `rdv=debug`)' -r -f -a "text\t''
 json\t''"
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l color -d 'When to use colour in output meant for people' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set'
@@ -106,6 +109,7 @@ complete -c rdv -n "__fish_rdv_using_subcommand peer" -l send-file -d 'Send each
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l send-after-peers -d 'Hold every outgoing message (-x, --send-file, stdin) until at least N other peers are in the room, so an offer is not sent before its callee has arrived' -r
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l delay -d 'Pause between the messages of -x and --send-file' -r
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l answer-template -d 'JSON (or @FILE) merged into each automatic answer; `to` and `type` are filled in [default: a placeholder SDP]' -r
+complete -c rdv -n "__fish_rdv_using_subcommand peer" -l challenge-wait -d 'How long to wait for a server\'s challenge before registering without one' -r
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l color -d 'When to use colour in output meant for people' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set'
 always\t''
 never\t''"
@@ -115,6 +119,7 @@ complete -c rdv -n "__fish_rdv_using_subcommand peer" -l json -d 'Script mode ev
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l exit-on-eof -d 'Leave as soon as stdin ends and everything was sent'
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l answer-offers -d 'Answer every offer, as a simulated callee (see --answer-template)'
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l reconnect -d 'On a dropped connection, back off and reconnect with the same key'
+complete -c rdv -n "__fish_rdv_using_subcommand peer" -l no-proof -d 'Never answer a proof-of-possession challenge (to test a server\'s `required` mode)'
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -s V -l version -d 'Print version'
 complete -c rdv -n "__fish_rdv_using_subcommand completions" -l color -d 'When to use colour in output meant for people' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set'

@@ -11,8 +11,9 @@ mod oid;
 mod peer_id;
 mod pem;
 
-pub use b64::encode as base64url;
+pub use b64::{decode as base64url_decode, encode as base64url};
 mod private;
+mod proof;
 
 pub use buddies::{Buddy, parse_buddies};
 pub use jwk::{
@@ -21,3 +22,4 @@ pub use jwk::{
 pub use peer_id::{PeerId, PeerIdError};
 pub use pem::{looks_like_pem, public_key_from_der, public_keys_from_pem};
 pub use private::{KeyError, KeySpec, PrivateKey};
+pub use proof::{ProofAlg, ProofError, proof_message, verify_proof};

@@ -145,6 +145,14 @@ pub struct PeerArgs {
     /// On a dropped connection, back off and reconnect with the same key.
     #[arg(long)]
     pub reconnect: bool,
+
+    /// Never answer a proof-of-possession challenge (to test a server's `required` mode).
+    #[arg(long)]
+    pub no_proof: bool,
+
+    /// How long to wait for a server's challenge before registering without one.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "250ms")]
+    pub challenge_wait: Duration,
 }
 
 /// Runs the terminal peer; returns the exit code.
@@ -310,6 +318,8 @@ impl Setup {
             linger_until: None,
             input_ended: false,
             registered: false,
+            nonce: None,
+            register_proved: false,
             pending: self.outgoing.clone(),
             next_send: Instant::now(),
             setup: &self,
@@ -339,6 +349,10 @@ struct Driver<'a> {
     linger_until: Option<Instant>,
     input_ended: bool,
     registered: bool,
+    /// This connection's challenge, if the server sent one.
+    nonce: Option<String>,
+    /// The last `register` carried a proof.
+    register_proved: bool,
     /// Messages waiting until sending is allowed: -x and --send-file (--delay apart), then
     /// stdin lines, in order.
     pending: VecDeque<String>,
@@ -459,16 +473,49 @@ impl Driver<'_> {
         self.output.note(&format!("ended before {missing}"));
     }
 
+    /// The `register` message, with a proof when a challenge came and proofs are allowed.
+    fn register_message(&self) -> (String, bool) {
+        let mut register =
+            json!({"type": "register", "publicKey": self.setup.key.public().to_public_json()});
+        let mut proved = false;
+        if let Some(nonce) = self.nonce.as_deref().filter(|_| !self.args.no_proof) {
+            let key = &self.setup.key;
+            let alg = key.proof_alg();
+            let signature = key.sign_proof(alg, nonce).expect("a key's own alg fits it");
+            register["proof"] =
+                json!({"alg": alg.name(), "signature": crate::identity::base64url(&signature)});
+            proved = true;
+        }
+        (register.to_string(), proved)
+    }
+
+    async fn send_register(&mut self, socket: &mut Socket) -> Option<Ended> {
+        let (text, proved) = self.register_message();
+        self.register_proved = proved;
+        match socket.send(Message::text(text)).await {
+            Ok(()) => None,
+            Err(_) => Some(Ended::Dropped(None)),
+        }
+    }
+
     /// Registers and serves one connection.
     async fn session(&mut self, socket: &mut Socket) -> Ended {
-        let register =
-            json!({"type": "register", "publicKey": self.setup.key.public().to_public_json()});
-        if socket
-            .send(Message::text(register.to_string()))
-            .await
-            .is_err()
-        {
-            return Ended::Dropped(None);
+        self.nonce = None;
+        // A server asking for proof sends its challenge first thing; give it a moment so the
+        // registration can carry the proof.
+        if !self.args.no_proof {
+            match tokio::time::timeout(self.args.challenge_wait, socket.next()).await {
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    if let Some(ended) = self.on_text(socket, &text).await {
+                        return ended;
+                    }
+                }
+                Ok(Some(Ok(_))) | Err(_) => {}
+                Ok(Some(Err(_)) | None) => return Ended::Dropped(None),
+            }
+        }
+        if let Some(ended) = self.send_register(socket).await {
+            return ended;
         }
         loop {
             let send_ready = self.may_send() && !self.pending.is_empty();
@@ -609,15 +656,24 @@ impl Driver<'_> {
                 self.registered = true;
                 self.next_send = Instant::now();
             }
+            "challenge" => {
+                self.nonce = value
+                    .get("nonce")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+            }
             "error" if !self.registered => {
                 let code = value.get("code").and_then(Value::as_str).unwrap_or("?");
-                // A challenge-less server refusing the key or the room: nothing left to try.
-                if !matches!(code, "proof-required" | "proof-invalid")
-                    || self.output.is_interactive()
-                {
-                    self.output.note(&format!("registration refused ({code})"));
-                    return Some(self.finish(socket, exit::SERVER_ERROR).await);
+                // A challenge that came after an unproven register: try once more, with proof.
+                let can_prove =
+                    self.nonce.is_some() && !self.args.no_proof && !self.register_proved;
+                if code == "proof-required" && can_prove {
+                    self.output
+                        .note("the server wants a proof of possession; registering again with one");
+                    return self.send_register(socket).await;
                 }
+                self.output.note(&format!("registration refused ({code})"));
+                return Some(self.finish(socket, exit::SERVER_ERROR).await);
             }
             "offer" if self.args.answer_offers => {
                 if let Some(from) = value.get("from").and_then(Value::as_str) {

@@ -60,6 +60,9 @@ error_codes! {
     RoomFull => "room-full", "the room is full", None;
     RateLimited => "rate-limited", "too many messages; this one was dropped", None;
     Forbidden => "forbidden", "this peer ID is not allowed on this server", Some(CloseCode::POLICY);
+    ProofRequired => "proof-required", "this server requires a proof of possession with register", None;
+    ProofInvalid => "proof-invalid", "the proof of possession is not valid", None;
+    Replaced => "replaced", "the same peer registered again on another connection", Some(CloseCode::NORMAL);
 }
 
 /// An error to report to the client: its code and a message for people.

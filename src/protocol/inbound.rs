@@ -42,10 +42,12 @@ pub enum Inbound<'a> {
     Ping,
 }
 
-/// `register`: the key exactly as sent, so it is forwarded unchanged.
+/// `register`: the key exactly as sent, so it is forwarded unchanged, and the optional
+/// proof of possession (PROTOCOL §9), left raw for the server to check.
 #[derive(Debug)]
 pub struct Register<'a> {
     pub public_key: &'a RawValue,
+    pub proof: Option<&'a RawValue>,
 }
 
 /// `offer` / `answer` / `ice-candidate`, with its members kept in their original order.
@@ -123,7 +125,11 @@ pub fn parse_inbound(text: &str) -> Result<Inbound<'_>, ProtocolError> {
                     "publicKey must be a JWK object",
                 ));
             }
-            return Ok(Inbound::Register(Register { public_key: key }));
+            let proof = unique_member(&members, "proof")?;
+            return Ok(Inbound::Register(Register {
+                public_key: key,
+                proof,
+            }));
         }
         "ping" => return Ok(Inbound::Ping),
         "offer" => RelayKind::Offer,

@@ -9,5 +9,5 @@ mod room;
 
 pub use codes::{CloseCode, ErrorCode, ProtocolError};
 pub use inbound::{Inbound, Register, Relay, RelayKind, parse_inbound};
-pub use outbound::{PeerEntry, error_frame, peer_joined, peer_left, pong, welcome};
+pub use outbound::{PeerEntry, challenge, error_frame, peer_joined, peer_left, pong, welcome};
 pub use room::{RoomName, RoomNameError};

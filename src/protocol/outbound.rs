@@ -13,8 +13,16 @@ use crate::identity::PeerId;
 pub struct PeerEntry(Box<str>);
 
 impl PeerEntry {
-    pub fn new(id: &PeerId, public_key_json: &str) -> Self {
-        Self(format!(r#"{{"id":"{id}","publicKey":{public_key_json}}}"#).into_boxed_str())
+    /// `verified` is `None` without proof of possession, so the entry stays exactly as the
+    /// original protocol has it.
+    pub fn new(id: &PeerId, public_key_json: &str, verified: Option<bool>) -> Self {
+        Self(
+            format!(
+                r#"{{"id":"{id}","publicKey":{public_key_json}{}}}"#,
+                verified_member(verified)
+            )
+            .into_boxed_str(),
+        )
     }
 
     pub fn as_str(&self) -> &str {
@@ -34,8 +42,24 @@ pub fn welcome<'a>(peer_id: &PeerId, peers: impl IntoIterator<Item = &'a PeerEnt
     out
 }
 
-pub fn peer_joined(peer_id: &PeerId, public_key_json: &str) -> String {
-    format!(r#"{{"type":"peer-joined","peerId":"{peer_id}","publicKey":{public_key_json}}}"#)
+pub fn peer_joined(peer_id: &PeerId, public_key_json: &str, verified: Option<bool>) -> String {
+    format!(
+        r#"{{"type":"peer-joined","peerId":"{peer_id}","publicKey":{public_key_json}{}}}"#,
+        verified_member(verified)
+    )
+}
+
+fn verified_member(verified: Option<bool>) -> &'static str {
+    match verified {
+        None => "",
+        Some(true) => r#","verified":true"#,
+        Some(false) => r#","verified":false"#,
+    }
+}
+
+/// PROTOCOL §9: sent right after the upgrade when proof of possession is on.
+pub fn challenge(nonce: &str) -> String {
+    format!(r#"{{"type":"challenge","nonce":"{nonce}"}}"#)
 }
 
 pub fn peer_left(peer_id: &PeerId) -> String {
@@ -68,7 +92,10 @@ mod tests {
     #[test]
     fn messages_are_valid_json_of_the_documented_shape() {
         let key = r#"{"kty":"OKP","crv":"Ed25519","x":"abc"}"#;
-        let entries = [PeerEntry::new(&id('b'), key), PeerEntry::new(&id('c'), key)];
+        let entries = [
+            PeerEntry::new(&id('b'), key, None),
+            PeerEntry::new(&id('c'), key, Some(true)),
+        ];
         let welcome: Value = serde_json::from_str(&welcome(&id('a'), &entries)).unwrap();
         assert_eq!(welcome["type"], "welcome");
         assert_eq!(welcome["peerId"], id('a').as_str());
@@ -77,8 +104,13 @@ mod tests {
         let empty: Value = serde_json::from_str(&super::welcome(&id('a'), &[])).unwrap();
         assert_eq!(empty["peers"], json!([]));
 
-        let joined: Value = serde_json::from_str(&peer_joined(&id('b'), key)).unwrap();
+        assert!(welcome["peers"][0].get("verified").is_none());
+        assert_eq!(welcome["peers"][1]["verified"], true);
+        let joined: Value = serde_json::from_str(&peer_joined(&id('b'), key, None)).unwrap();
         assert_eq!(joined["publicKey"]["x"], "abc");
+        assert!(joined.get("verified").is_none());
+        let joined: Value = serde_json::from_str(&peer_joined(&id('b'), key, Some(false))).unwrap();
+        assert_eq!(joined["verified"], false);
         let left: Value = serde_json::from_str(&peer_left(&id('b'))).unwrap();
         assert_eq!(left, json!({"type":"peer-left","peerId":id('b').as_str()}));
     }

@@ -79,9 +79,24 @@ pub struct Config {
     #[arg(long, env = "RDV_ALLOW_LIST", value_name = "FILE")]
     pub allow_list: Option<PathBuf>,
 
+    /// Proof of possession (PROTOCOL §9): `off` keeps the original protocol byte for byte;
+    /// `optional` and `required` send a challenge and mark peers verified or not.
+    #[arg(long, env = "RDV_PROOF", value_enum, default_value_t = ProofMode::Off)]
+    pub proof: ProofMode,
+
     /// Log format on stderr; the level comes from `RDV_LOG` (e.g. `info`, `rdv=debug`).
     #[arg(long, env = "RDV_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProofMode {
+    /// No challenge; `register` carries no proof.
+    Off,
+    /// A proof, when given, must be valid; peers without one are unverified.
+    Optional,
+    /// Every `register` must carry a valid proof.
+    Required,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use allow::AllowListError;
-pub use config::{Config, LogFormat, parse_duration, parse_size};
+pub use config::{Config, LogFormat, ProofMode, parse_duration, parse_size};
 pub use metrics::Metrics;
 pub use rooms::{ConnectionId, JoinError, LocalRegistry, Member, RoomRegistry, UnknownPeer};
 

@@ -40,6 +40,8 @@ pub struct Member {
     pub outbox: Outbox,
     /// The `publicKey` JSON exactly as the peer sent it.
     pub public_key: Arc<str>,
+    /// Proof of possession: `None` when the server does not ask for it.
+    pub verified: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -57,7 +59,9 @@ pub struct UnknownPeer;
 /// Join, leave, deliver to a peer, broadcast to a room.
 pub trait RoomRegistry: Send + Sync + 'static {
     /// Adds `member` to `room`: queues `welcome` (every other member, oldest first) for it
-    /// and `peer-joined` for every other member.
+    /// and `peer-joined` for every other member. A verified member whose ID is present on
+    /// another connection replaces it (PROTOCOL §9): the old connection gets `replaced` and
+    /// is closed, the room hears `peer-left` then `peer-joined`.
     fn join(&self, room: &RoomName, member: Member) -> Result<(), JoinError>;
 
     /// Removes `peer` if `connection` still holds it, and queues `peer-left` for the rest.
@@ -113,6 +117,23 @@ impl LocalRegistry {
     }
 }
 
+impl LocalRegistry {
+    /// Evicts `id`'s current connection for a verified reconnect, with the room locked.
+    fn replace(&self, room: &mut Room, id: &PeerId) {
+        let Some(old) = room.members.shift_remove(id) else {
+            return;
+        };
+        let error = crate::protocol::ProtocolError::from(crate::protocol::ErrorCode::Replaced);
+        self.metrics.error(error.code);
+        old.outbox.push(protocol::error_frame(&error).into());
+        old.outbox
+            .switch()
+            .close(crate::protocol::CloseCode::NORMAL, "replaced");
+        self.metrics.peers.dec();
+        room.queue_for_all(None, &protocol::peer_left(id).into());
+    }
+}
+
 impl RoomRegistry for LocalRegistry {
     fn join(&self, room_name: &RoomName, member: Member) -> Result<(), JoinError> {
         let mut created = false;
@@ -122,16 +143,20 @@ impl RoomRegistry for LocalRegistry {
         });
         // Neither refusal can happen in a room just created, so no empty room is left behind.
         if room.members.contains_key(&member.id) {
-            return Err(JoinError::DuplicatePeer);
+            if member.verified != Some(true) {
+                return Err(JoinError::DuplicatePeer);
+            }
+            self.replace(&mut room, &member.id);
         }
         if room.members.len() >= self.max_peers_per_room {
             return Err(JoinError::RoomFull);
         }
         let welcome = protocol::welcome(&member.id, room.members.values().map(|s| &s.entry));
         member.outbox.push(welcome.into());
-        let joined: Utf8Bytes = protocol::peer_joined(&member.id, &member.public_key).into();
+        let joined: Utf8Bytes =
+            protocol::peer_joined(&member.id, &member.public_key, member.verified).into();
         room.queue_for_all(None, &joined);
-        let entry = PeerEntry::new(&member.id, &member.public_key);
+        let entry = PeerEntry::new(&member.id, &member.public_key, member.verified);
         room.members.insert(
             member.id,
             Slot {
@@ -204,6 +229,7 @@ mod tests {
             connection: ConnectionId::next(),
             outbox,
             public_key: r#"{"kty":"test"}"#.into(),
+            verified: None,
         };
         (member, receiver)
     }

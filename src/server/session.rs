@@ -14,6 +14,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::time::{Instant, MissedTickBehavior, sleep};
 
 use super::ServerState;
+use super::config::ProofMode;
 use super::outbox::{CloseSwitch, Inbox, Outbox};
 use super::rate::{RateLimiter, Verdict};
 use super::rooms::{ConnectionId, JoinError, Member};
@@ -37,7 +38,15 @@ pub async fn run(socket: WebSocket, room: RoomName, state: Arc<ServerState>) {
         state.config.outbound_queue_bytes,
     );
     let (mut sink, mut stream) = socket.split();
+    let nonce = match state.config.proof {
+        ProofMode::Off => None,
+        ProofMode::Optional | ProofMode::Required => Some(new_nonce()),
+    };
+    if let Some(nonce) = &nonce {
+        outbox.push(protocol::challenge(nonce).into());
+    }
     let mut session = Session {
+        nonce,
         limiter: RateLimiter::new(
             state.config.rate_limit,
             state.config.rate_burst,
@@ -145,6 +154,8 @@ async fn write_loop(
 }
 
 struct Session {
+    /// The challenge sent to this connection, when proof of possession is on.
+    nonce: Option<String>,
     state: Arc<ServerState>,
     room: RoomName,
     outbox: Outbox,
@@ -265,11 +276,13 @@ impl Session {
         {
             return Err(ErrorCode::Forbidden.into());
         }
+        let verified = self.check_proof(&key, register.proof)?;
         let member = Member {
             id: id.clone(),
             connection: self.connection,
             outbox: self.outbox.clone(),
             public_key: raw.into(),
+            verified,
         };
         match self.state.registry.join(&self.room, member) {
             Ok(()) => {
@@ -280,6 +293,37 @@ impl Session {
             Err(JoinError::DuplicatePeer) => Err(ErrorCode::DuplicatePeer.into()),
             Err(JoinError::RoomFull) => Err(ErrorCode::RoomFull.into()),
         }
+    }
+
+    /// PROTOCOL §9. `None` when proof is off (any `proof` member is ignored, as the original
+    /// protocol would); otherwise whether the peer proved possession of its key.
+    fn check_proof(
+        &self,
+        key: &PublicJwk,
+        proof: Option<&serde_json::value::RawValue>,
+    ) -> Result<Option<bool>, ProtocolError> {
+        let Some(nonce) = &self.nonce else {
+            return Ok(None);
+        };
+        let Some(proof) = proof else {
+            return match self.state.config.proof {
+                ProofMode::Required => Err(ErrorCode::ProofRequired.into()),
+                _ => Ok(Some(false)),
+            };
+        };
+        #[derive(serde::Deserialize)]
+        struct Proof {
+            alg: String,
+            signature: String,
+        }
+        let invalid = |message: String| ProtocolError::new(ErrorCode::ProofInvalid, message);
+        let proof: Proof = serde_json::from_str(proof.get())
+            .map_err(|_| invalid("proof must be {\"alg\": …, \"signature\": …}".into()))?;
+        let signature = crate::identity::base64url_decode(&proof.signature)
+            .map_err(|_| invalid("the proof signature is not base64url without padding".into()))?;
+        crate::identity::verify_proof(key, &proof.alg, nonce, &signature)
+            .map_err(|e| invalid(e.to_string()))?;
+        Ok(Some(true))
     }
 
     fn relay(&mut self, relay: Relay<'_>) -> Result<(), ProtocolError> {
@@ -318,6 +362,13 @@ impl Session {
     fn close(&self, code: CloseCode, reason: &'static str) {
         self.outbox.switch().close(code, reason);
     }
+}
+
+/// 32 bytes from the OS random source, base64url: unguessable and never reused.
+fn new_nonce() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the operating system's random source works");
+    crate::identity::base64url(&bytes)
 }
 
 fn short(text: &str) -> &str {

@@ -1,0 +1,310 @@
+//! Proof of possession (PROTOCOL §9): a signature by the private key over
+//! `rdv-register:` followed by the server's nonce, checked against the registering key.
+//!
+//! Signatures are in the JOSE/WebCrypto forms: ECDSA as raw r‖s (not DER), EdDSA over
+//! Ed25519, RSASSA-PKCS1-v1_5 and RSASSA-PSS (salt = hash length) with SHA-256.
+
+use rsa::sha2::Sha256;
+use rsa::signature::{RandomizedSigner as _, SignatureEncoding as _, Signer as _, Verifier as _};
+
+use super::jwk::{EcCurve, KeyKind, OkpCurve, PublicJwk, RSA_MODULUS_BITS};
+use super::private::PrivateKey;
+
+/// What is signed: `rdv-register:` and the nonce, as UTF-8.
+pub fn proof_message(nonce: &str) -> Vec<u8> {
+    format!("rdv-register:{nonce}").into_bytes()
+}
+
+/// The signature algorithms a proof may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProofAlg {
+    Es256,
+    Es384,
+    Es512,
+    EdDsa,
+    Rs256,
+    Ps256,
+}
+
+impl ProofAlg {
+    pub const ALL: [ProofAlg; 6] = [
+        ProofAlg::Es256,
+        ProofAlg::Es384,
+        ProofAlg::Es512,
+        ProofAlg::EdDsa,
+        ProofAlg::Rs256,
+        ProofAlg::Ps256,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ProofAlg::Es256 => "ES256",
+            ProofAlg::Es384 => "ES384",
+            ProofAlg::Es512 => "ES512",
+            ProofAlg::EdDsa => "EdDSA",
+            ProofAlg::Rs256 => "RS256",
+            ProofAlg::Ps256 => "PS256",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|alg| alg.name() == name)
+    }
+
+    /// Whether this algorithm can be used with a key of `kind`.
+    pub fn fits(self, kind: KeyKind) -> bool {
+        matches!(
+            (self, kind),
+            (ProofAlg::Es256, KeyKind::Ec(EcCurve::P256))
+                | (ProofAlg::Es384, KeyKind::Ec(EcCurve::P384))
+                | (ProofAlg::Es512, KeyKind::Ec(EcCurve::P521))
+                | (ProofAlg::EdDsa, KeyKind::Okp(OkpCurve::Ed25519))
+                | (ProofAlg::Rs256 | ProofAlg::Ps256, KeyKind::Rsa { .. })
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProofError {
+    #[error("proof alg {0:?} is not one of ES256, ES384, ES512, EdDSA, RS256, PS256")]
+    UnknownAlg(String),
+    #[error("proof alg {alg} does not fit a {kind} key")]
+    WrongAlg { alg: &'static str, kind: KeyKind },
+    #[error("the signature is not valid for this key and nonce")]
+    BadSignature,
+}
+
+/// Checks `signature` (already base64url-decoded) over the proof message for `nonce`.
+pub fn verify_proof(
+    key: &PublicJwk,
+    alg: &str,
+    nonce: &str,
+    signature: &[u8],
+) -> Result<(), ProofError> {
+    let alg = ProofAlg::from_name(alg).ok_or_else(|| ProofError::UnknownAlg(alg.to_owned()))?;
+    if !alg.fits(key.kind()) {
+        return Err(ProofError::WrongAlg {
+            alg: alg.name(),
+            kind: key.kind(),
+        });
+    }
+    let message = proof_message(nonce);
+    let valid = match alg {
+        ProofAlg::Es256 | ProofAlg::Es384 | ProofAlg::Es512 => {
+            verify_ecdsa(key, &message, signature)
+        }
+        ProofAlg::EdDsa => verify_ed25519(key, &message, signature),
+        ProofAlg::Rs256 | ProofAlg::Ps256 => verify_rsa(alg, key, &message, signature),
+    };
+    if valid {
+        Ok(())
+    } else {
+        Err(ProofError::BadSignature)
+    }
+}
+
+fn verify_ecdsa(key: &PublicJwk, message: &[u8], signature: &[u8]) -> bool {
+    let Some((curve, x, y)) = key.ec_point() else {
+        return false;
+    };
+    let mut sec1 = vec![0x04];
+    sec1.extend_from_slice(&x);
+    sec1.extend_from_slice(&y);
+    macro_rules! verify {
+        ($curve:ident) => {{
+            let (Ok(verifying), Ok(signature)) = (
+                $curve::ecdsa::VerifyingKey::from_sec1_bytes(&sec1),
+                $curve::ecdsa::Signature::from_slice(signature),
+            ) else {
+                return false;
+            };
+            verifying.verify(message, &signature).is_ok()
+        }};
+    }
+    match curve {
+        EcCurve::P256 => verify!(p256),
+        EcCurve::P384 => verify!(p384),
+        EcCurve::P521 => verify!(p521),
+    }
+}
+
+fn verify_ed25519(key: &PublicJwk, message: &[u8], signature: &[u8]) -> bool {
+    let Some((OkpCurve::Ed25519, x)) = key.okp_key() else {
+        return false;
+    };
+    let (Ok(x), Ok(signature)) = (
+        <[u8; 32]>::try_from(x.as_slice()),
+        ed25519_dalek::Signature::from_slice(signature),
+    ) else {
+        return false;
+    };
+    ed25519_dalek::VerifyingKey::from_bytes(&x)
+        .is_ok_and(|verifying| verifying.verify_strict(message, &signature).is_ok())
+}
+
+fn verify_rsa(alg: ProofAlg, key: &PublicJwk, message: &[u8], signature: &[u8]) -> bool {
+    let Some((n, e)) = key.rsa_components() else {
+        return false;
+    };
+    let Ok(public) = rsa::PublicKey::new_with_size_limits(
+        rsa::BoxedUint::from_be_slice_vartime(&n),
+        rsa::BoxedUint::from_be_slice_vartime(&e),
+        RSA_MODULUS_BITS,
+    ) else {
+        return false;
+    };
+    match alg {
+        ProofAlg::Rs256 => rsa::pkcs1v15::Signature::try_from(signature).is_ok_and(|signature| {
+            rsa::pkcs1v15::VerifyingKey::<Sha256>::new(public)
+                .verify(message, &signature)
+                .is_ok()
+        }),
+        _ => rsa::pss::Signature::try_from(signature).is_ok_and(|signature| {
+            rsa::pss::VerifyingKey::<Sha256>::new(public)
+                .verify(message, &signature)
+                .is_ok()
+        }),
+    }
+}
+
+impl PrivateKey {
+    /// The algorithm this key proves with: the one its kind allows (PS256 for RSA).
+    pub fn proof_alg(&self) -> ProofAlg {
+        match self {
+            PrivateKey::P256(_) => ProofAlg::Es256,
+            PrivateKey::P384(_) => ProofAlg::Es384,
+            PrivateKey::P521(_) => ProofAlg::Es512,
+            PrivateKey::Ed25519(_) => ProofAlg::EdDsa,
+            PrivateKey::Rsa(_) => ProofAlg::Ps256,
+        }
+    }
+
+    /// Signs the proof message for `nonce` with `alg` (which must fit this key).
+    pub fn sign_proof(&self, alg: ProofAlg, nonce: &str) -> Result<Vec<u8>, ProofError> {
+        let kind = self.public().kind();
+        if !alg.fits(kind) {
+            return Err(ProofError::WrongAlg {
+                alg: alg.name(),
+                kind,
+            });
+        }
+        let message = proof_message(nonce);
+        Ok(match self {
+            PrivateKey::P256(key) => {
+                let signature: p256::ecdsa::Signature =
+                    p256::ecdsa::SigningKey::from(key).sign(&message);
+                signature.to_bytes().to_vec()
+            }
+            PrivateKey::P384(key) => {
+                let signature: p384::ecdsa::Signature =
+                    p384::ecdsa::SigningKey::from(key).sign(&message);
+                signature.to_bytes().to_vec()
+            }
+            PrivateKey::P521(key) => {
+                let signature: p521::ecdsa::Signature =
+                    p521::ecdsa::SigningKey::from(key).sign(&message);
+                signature.to_bytes().to_vec()
+            }
+            PrivateKey::Ed25519(key) => key.sign(&message).to_bytes().to_vec(),
+            PrivateKey::Rsa(key) if alg == ProofAlg::Rs256 => {
+                rsa::pkcs1v15::SigningKey::<Sha256>::new((**key).clone())
+                    .sign(&message)
+                    .to_vec()
+            }
+            PrivateKey::Rsa(key) => rsa::pss::SigningKey::<Sha256>::new((**key).clone())
+                .sign_with_rng(&mut rsa::rand_core::UnwrapErr(getrandom::SysRng), &message)
+                .to_vec(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::KeySpec;
+
+    fn keys() -> Vec<(PrivateKey, Vec<ProofAlg>)> {
+        vec![
+            (
+                PrivateKey::generate(KeySpec::Ec(EcCurve::P256)).unwrap(),
+                vec![ProofAlg::Es256],
+            ),
+            (
+                PrivateKey::generate(KeySpec::Ec(EcCurve::P384)).unwrap(),
+                vec![ProofAlg::Es384],
+            ),
+            (
+                PrivateKey::generate(KeySpec::Ec(EcCurve::P521)).unwrap(),
+                vec![ProofAlg::Es512],
+            ),
+            (
+                PrivateKey::generate(KeySpec::Ed25519).unwrap(),
+                vec![ProofAlg::EdDsa],
+            ),
+            (
+                PrivateKey::generate(KeySpec::Rsa { bits: 2048 }).unwrap(),
+                vec![ProofAlg::Rs256, ProofAlg::Ps256],
+            ),
+        ]
+    }
+
+    #[test]
+    fn every_algorithm_accepts_a_good_signature_and_refuses_a_bad_one() {
+        for (key, algs) in keys() {
+            let public = key.public();
+            for alg in algs {
+                let signature = key.sign_proof(alg, "nonce-1").unwrap();
+                assert_eq!(
+                    verify_proof(&public, alg.name(), "nonce-1", &signature),
+                    Ok(()),
+                    "{alg:?}"
+                );
+                // Another nonce.
+                assert_eq!(
+                    verify_proof(&public, alg.name(), "nonce-2", &signature),
+                    Err(ProofError::BadSignature),
+                    "{alg:?}"
+                );
+                // A flipped bit.
+                let mut tampered = signature.clone();
+                tampered[5] ^= 1;
+                assert_eq!(
+                    verify_proof(&public, alg.name(), "nonce-1", &tampered),
+                    Err(ProofError::BadSignature),
+                    "{alg:?}"
+                );
+                // Wrong length, garbage.
+                assert!(verify_proof(&public, alg.name(), "nonce-1", &signature[1..]).is_err());
+                // Another key's signature.
+                let other = PrivateKey::generate(KeySpec::Ed25519).unwrap();
+                if alg == ProofAlg::EdDsa {
+                    let foreign = other.sign_proof(alg, "nonce-1").unwrap();
+                    assert!(verify_proof(&public, alg.name(), "nonce-1", &foreign).is_err());
+                }
+            }
+            // An alg that does not fit the key.
+            let wrong = if key.proof_alg() == ProofAlg::EdDsa {
+                ProofAlg::Es256
+            } else {
+                ProofAlg::EdDsa
+            };
+            assert!(matches!(
+                verify_proof(&public, wrong.name(), "nonce-1", &[0; 64]),
+                Err(ProofError::WrongAlg { .. })
+            ));
+        }
+        let key = PrivateKey::generate(KeySpec::Ed25519).unwrap().public();
+        assert!(matches!(
+            verify_proof(&key, "HS256", "n", &[]),
+            Err(ProofError::UnknownAlg(_))
+        ));
+    }
+
+    #[test]
+    fn ecdsa_signatures_are_raw_r_and_s_as_webcrypto_makes_them() {
+        let key = PrivateKey::generate(KeySpec::Ec(EcCurve::P256)).unwrap();
+        assert_eq!(key.sign_proof(ProofAlg::Es256, "n").unwrap().len(), 64);
+        let key = PrivateKey::generate(KeySpec::Ec(EcCurve::P521)).unwrap();
+        assert_eq!(key.sign_proof(ProofAlg::Es512, "n").unwrap().len(), 132);
+    }
+}
