@@ -1,0 +1,112 @@
+//! Real browsers, real WebRTC: headless Chromium pages running examples/browser connect to
+//! each other through a real `rdv serve`, in `off` and `required` proof mode.
+//!
+//! Needs Chromium and the npm package in tests/browser (`.ci/run` installs both). Without
+//! them the test says it was skipped and why; with RDV_REQUIRE_BROWSER=1 (set by CI) a missing
+//! browser is a failure instead.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::Server;
+use serde_json::Value;
+
+fn chromium() -> Option<PathBuf> {
+    match std::env::var_os("RDV_CHROMIUM") {
+        Some(path) => Some(PathBuf::from(path)),
+        None => ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|path| path.exists()),
+    }
+    .filter(|path| path.exists())
+}
+
+/// What is missing to run the browser test, if anything.
+fn missing(root: &Path) -> Option<String> {
+    if chromium().is_none() {
+        return Some(
+            "Chromium is not installed (apt-get install chromium, or set RDV_CHROMIUM)".into(),
+        );
+    }
+    if Command::new("node").arg("--version").output().is_err() {
+        return Some("node is not installed".into());
+    }
+    if !root
+        .join("tests/browser/node_modules/playwright-core")
+        .exists()
+    {
+        return Some("playwright-core is not installed (cd tests/browser && npm ci)".into());
+    }
+    None
+}
+
+fn mesh(root: &Path, proof: &str, pages: usize) {
+    let server = Server::start(&["--proof", proof]);
+    let room = format!("mesh-{proof}-{pages}");
+    let screenshots = root.join("target/browser-screenshots").join(&room);
+    let output = Command::new("node")
+        .arg(root.join("tests/browser/e2e.mjs"))
+        .args([
+            "--server",
+            &format!("ws://{}", server.addr),
+            "--room",
+            &room,
+        ])
+        .args(["--pages", &pages.to_string(), "--timeout-ms", "45000"])
+        .args(["--chromium", chromium().unwrap().to_str().unwrap()])
+        .args(["--screenshots", screenshots.to_str().unwrap()])
+        .output()
+        .expect("run node");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let summary: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|_| panic!("no summary from the driver; stderr:\n{stderr}"));
+    assert!(
+        output.status.success() && summary["ok"] == true,
+        "{proof}, {pages} pages failed (screenshots in {}):\n{summary:#}\n{stderr}",
+        screenshots.display()
+    );
+    let states = summary["pages"].as_array().unwrap();
+    assert_eq!(states.len(), pages);
+    for state in states {
+        assert_eq!(
+            state["serverAgrees"], true,
+            "the server computed the browser's own peer ID"
+        );
+        let peers = state["peers"].as_object().unwrap();
+        assert_eq!(peers.len(), pages - 1, "a full mesh");
+        for (id, peer) in peers {
+            assert!(states.iter().any(|s| s["id"] == id.as_str()));
+            assert_eq!(peer["keyMatches"], true);
+            assert_eq!(
+                (peer["sent"].as_bool(), peer["received"].as_bool()),
+                (Some(true), Some(true))
+            );
+            let expected_flag = if proof == "off" {
+                Value::Null
+            } else {
+                Value::Bool(true)
+            };
+            assert_eq!(peer["verified"], expected_flag, "{proof}");
+        }
+    }
+}
+
+#[test]
+fn browsers_connect_over_webrtc_through_rdv() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if let Some(reason) = missing(root) {
+        if std::env::var_os("RDV_REQUIRE_BROWSER").is_some_and(|v| v == "1") {
+            panic!("the browser test is required here (RDV_REQUIRE_BROWSER=1) but {reason}");
+        }
+        eprintln!("SKIPPED browsers_connect_over_webrtc_through_rdv: {reason}");
+        return;
+    }
+    for proof in ["off", "required"] {
+        for pages in [2, 3] {
+            mesh(root, proof, pages);
+        }
+    }
+}
