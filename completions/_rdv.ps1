@@ -30,6 +30,7 @@ Register-ArgumentCompleter -Native -CommandName 'rdv' -ScriptBlock {
             [CompletionResult]::new('keygen', 'keygen', [CompletionResultType]::ParameterValue, 'Make key pairs (EC, Ed25519 or RSA) as JWK or PEM')
             [CompletionResult]::new('fingerprint', 'fingerprint', [CompletionResultType]::ParameterValue, 'Print the peer IDs of keys, check them against a buddy list, or build one')
             [CompletionResult]::new('peer', 'peer', [CompletionResultType]::ParameterValue, 'Join a room from the terminal: see and send every signaling message')
+            [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Load-test a signaling server, or compare rdv with a raw relay floor')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -37,6 +38,7 @@ Register-ArgumentCompleter -Native -CommandName 'rdv' -ScriptBlock {
         'rdv;serve' {
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to listen on; port 0 picks a free port. The bound address is printed on stdout as one line: `listening ADDR`')
             [CompletionResult]::new('--max-message-size', '--max-message-size', [CompletionResultType]::ParameterName, 'Largest message accepted; a bigger one closes its connection with 1009')
+            [CompletionResult]::new('--read-buffer', '--read-buffer', [CompletionResultType]::ParameterName, 'Read buffer per connection, allocated up front and also the most read per system call: small saves memory per idle peer, larger relays big messages with fewer reads')
             [CompletionResult]::new('--ping-interval', '--ping-interval', [CompletionResultType]::ParameterName, 'Interval between the server''s WebSocket pings; a connection silent for two intervals is closed and its peer reported as left')
             [CompletionResult]::new('--register-timeout', '--register-timeout', [CompletionResultType]::ParameterName, 'How long a connection may stay unregistered before it is closed with 1008')
             [CompletionResult]::new('--outbound-queue', '--outbound-queue', [CompletionResultType]::ParameterName, 'Messages queued for one connection before it counts as too slow and is closed with 1013')
@@ -126,6 +128,143 @@ Register-ArgumentCompleter -Native -CommandName 'rdv' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'rdv;bench' {
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour in output meant for people')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('relay', 'relay', [CompletionResultType]::ParameterValue, 'Pairs relaying ~1 KiB offers and answers: messages/s, one-way latency, loss')
+            [CompletionResult]::new('join', 'join', [CompletionResultType]::ParameterValue, 'N peers register over R rooms: joins/s, register→welcome latency, server memory')
+            [CompletionResult]::new('fanout', 'fanout', [CompletionResultType]::ParameterValue, 'K peers join one room in turn: peer-joined events/s and when the last join is seen')
+            [CompletionResult]::new('churn', 'churn', [CompletionResultType]::ParameterValue, 'Connect/register/leave cycles at a bounded rate: cycles/s and whether memory returns')
+            [CompletionResult]::new('compare', 'compare', [CompletionResultType]::ParameterValue, 'rdv serve against the raw relay floor, alternating runs; medians and ratios')
+            [CompletionResult]::new('floor', 'floor', [CompletionResultType]::ParameterValue, 'Run the raw relay floor server (what `compare` measures against)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'rdv;bench;relay' {
+            [CompletionResult]::new('--source-ips', '--source-ips', [CompletionResultType]::ParameterName, 'Spread connections over 127.0.0.1..=127.0.0.N when ephemeral ports run short')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Generator threads (1 leaves the other cores to the server)')
+            [CompletionResult]::new('--pairs', '--pairs', [CompletionResultType]::ParameterName, 'Caller/callee pairs')
+            [CompletionResult]::new('--in-flight', '--in-flight', [CompletionResultType]::ParameterName, 'Offers in flight per pair')
+            [CompletionResult]::new('--payload', '--payload', [CompletionResultType]::ParameterName, 'Size of each relayed message')
+            [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Measured time, after the warm-up')
+            [CompletionResult]::new('--warmup', '--warmup', [CompletionResultType]::ParameterName, 'Time before measuring')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour in output meant for people')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON object instead of text')
+            [CompletionResult]::new('--one-room', '--one-room', [CompletionResultType]::ParameterName, 'All pairs in one room instead of a room each')
+            [CompletionResult]::new('--floor', '--floor', [CompletionResultType]::ParameterName, 'Speak the raw floor''s TARGET|payload instead of the protocol')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'rdv;bench;join' {
+            [CompletionResult]::new('--source-ips', '--source-ips', [CompletionResultType]::ParameterName, 'Spread connections over 127.0.0.1..=127.0.0.N when ephemeral ports run short')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Generator threads (1 leaves the other cores to the server)')
+            [CompletionResult]::new('--peers', '--peers', [CompletionResultType]::ParameterName, 'peers')
+            [CompletionResult]::new('--rooms', '--rooms', [CompletionResultType]::ParameterName, 'rooms')
+            [CompletionResult]::new('--concurrency', '--concurrency', [CompletionResultType]::ParameterName, 'Registrations in progress at once')
+            [CompletionResult]::new('--server-pid', '--server-pid', [CompletionResultType]::ParameterName, 'The server''s process ID, to sample its resident memory')
+            [CompletionResult]::new('--hold', '--hold', [CompletionResultType]::ParameterName, 'Keep the peers connected (answering pings) this long, then sample again')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour in output meant for people')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON object instead of text')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'rdv;bench;fanout' {
+            [CompletionResult]::new('--source-ips', '--source-ips', [CompletionResultType]::ParameterName, 'Spread connections over 127.0.0.1..=127.0.0.N when ephemeral ports run short')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Generator threads (1 leaves the other cores to the server)')
+            [CompletionResult]::new('--peers', '--peers', [CompletionResultType]::ParameterName, 'peers')
+            [CompletionResult]::new('--server-pid', '--server-pid', [CompletionResultType]::ParameterName, 'server-pid')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour in output meant for people')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON object instead of text')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'rdv;bench;churn' {
+            [CompletionResult]::new('--source-ips', '--source-ips', [CompletionResultType]::ParameterName, 'Spread connections over 127.0.0.1..=127.0.0.N when ephemeral ports run short')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Generator threads (1 leaves the other cores to the server)')
+            [CompletionResult]::new('--warmup', '--warmup', [CompletionResultType]::ParameterName, 'Cycles before the memory baseline is taken (one-time growth is not a leak)')
+            [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Measured cycling time, after the warm-up')
+            [CompletionResult]::new('--rate', '--rate', [CompletionResultType]::ParameterName, 'Cycles started per second')
+            [CompletionResult]::new('--concurrency', '--concurrency', [CompletionResultType]::ParameterName, 'concurrency')
+            [CompletionResult]::new('--server-pid', '--server-pid', [CompletionResultType]::ParameterName, 'server-pid')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour in output meant for people')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON object instead of text')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'rdv;bench;compare' {
+            [CompletionResult]::new('--pairs', '--pairs', [CompletionResultType]::ParameterName, 'Caller/callee pairs')
+            [CompletionResult]::new('--in-flight', '--in-flight', [CompletionResultType]::ParameterName, 'Offers in flight per pair')
+            [CompletionResult]::new('--payload', '--payload', [CompletionResultType]::ParameterName, 'Size of each relayed message')
+            [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Measured time, after the warm-up')
+            [CompletionResult]::new('--warmup', '--warmup', [CompletionResultType]::ParameterName, 'Time before measuring')
+            [CompletionResult]::new('--runs', '--runs', [CompletionResultType]::ParameterName, 'Runs of each (the median is reported)')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'threads')
+            [CompletionResult]::new('--read-buffer', '--read-buffer', [CompletionResultType]::ParameterName, 'Read buffer of both servers (rdv serve''s --read-buffer)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour in output meant for people')
+            [CompletionResult]::new('--one-room', '--one-room', [CompletionResultType]::ParameterName, 'All pairs in one room instead of a room each')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'json')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'rdv;bench;floor' {
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'listen')
+            [CompletionResult]::new('--read-buffer', '--read-buffer', [CompletionResultType]::ParameterName, 'read-buffer')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour in output meant for people')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'rdv;bench;help' {
+            [CompletionResult]::new('relay', 'relay', [CompletionResultType]::ParameterValue, 'Pairs relaying ~1 KiB offers and answers: messages/s, one-way latency, loss')
+            [CompletionResult]::new('join', 'join', [CompletionResultType]::ParameterValue, 'N peers register over R rooms: joins/s, register→welcome latency, server memory')
+            [CompletionResult]::new('fanout', 'fanout', [CompletionResultType]::ParameterValue, 'K peers join one room in turn: peer-joined events/s and when the last join is seen')
+            [CompletionResult]::new('churn', 'churn', [CompletionResultType]::ParameterValue, 'Connect/register/leave cycles at a bounded rate: cycles/s and whether memory returns')
+            [CompletionResult]::new('compare', 'compare', [CompletionResultType]::ParameterValue, 'rdv serve against the raw relay floor, alternating runs; medians and ratios')
+            [CompletionResult]::new('floor', 'floor', [CompletionResultType]::ParameterValue, 'Run the raw relay floor server (what `compare` measures against)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'rdv;bench;help;relay' {
+            break
+        }
+        'rdv;bench;help;join' {
+            break
+        }
+        'rdv;bench;help;fanout' {
+            break
+        }
+        'rdv;bench;help;churn' {
+            break
+        }
+        'rdv;bench;help;compare' {
+            break
+        }
+        'rdv;bench;help;floor' {
+            break
+        }
+        'rdv;bench;help;help' {
+            break
+        }
         'rdv;completions' {
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour in output meant for people')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -139,6 +278,7 @@ Register-ArgumentCompleter -Native -CommandName 'rdv' -ScriptBlock {
             [CompletionResult]::new('keygen', 'keygen', [CompletionResultType]::ParameterValue, 'Make key pairs (EC, Ed25519 or RSA) as JWK or PEM')
             [CompletionResult]::new('fingerprint', 'fingerprint', [CompletionResultType]::ParameterValue, 'Print the peer IDs of keys, check them against a buddy list, or build one')
             [CompletionResult]::new('peer', 'peer', [CompletionResultType]::ParameterValue, 'Join a room from the terminal: see and send every signaling message')
+            [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Load-test a signaling server, or compare rdv with a raw relay floor')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -153,6 +293,33 @@ Register-ArgumentCompleter -Native -CommandName 'rdv' -ScriptBlock {
             break
         }
         'rdv;help;peer' {
+            break
+        }
+        'rdv;help;bench' {
+            [CompletionResult]::new('relay', 'relay', [CompletionResultType]::ParameterValue, 'Pairs relaying ~1 KiB offers and answers: messages/s, one-way latency, loss')
+            [CompletionResult]::new('join', 'join', [CompletionResultType]::ParameterValue, 'N peers register over R rooms: joins/s, register→welcome latency, server memory')
+            [CompletionResult]::new('fanout', 'fanout', [CompletionResultType]::ParameterValue, 'K peers join one room in turn: peer-joined events/s and when the last join is seen')
+            [CompletionResult]::new('churn', 'churn', [CompletionResultType]::ParameterValue, 'Connect/register/leave cycles at a bounded rate: cycles/s and whether memory returns')
+            [CompletionResult]::new('compare', 'compare', [CompletionResultType]::ParameterValue, 'rdv serve against the raw relay floor, alternating runs; medians and ratios')
+            [CompletionResult]::new('floor', 'floor', [CompletionResultType]::ParameterValue, 'Run the raw relay floor server (what `compare` measures against)')
+            break
+        }
+        'rdv;help;bench;relay' {
+            break
+        }
+        'rdv;help;bench;join' {
+            break
+        }
+        'rdv;help;bench;fanout' {
+            break
+        }
+        'rdv;help;bench;churn' {
+            break
+        }
+        'rdv;help;bench;compare' {
+            break
+        }
+        'rdv;help;bench;floor' {
             break
         }
         'rdv;help;completions' {

@@ -27,12 +27,14 @@ set edit:completion:arg-completer[rdv] = {|@words|
             cand keygen 'Make key pairs (EC, Ed25519 or RSA) as JWK or PEM'
             cand fingerprint 'Print the peer IDs of keys, check them against a buddy list, or build one'
             cand peer 'Join a room from the terminal: see and send every signaling message'
+            cand bench 'Load-test a signaling server, or compare rdv with a raw relay floor'
             cand completions 'Print a shell completion script to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'rdv;serve'= {
             cand --listen 'Address to listen on; port 0 picks a free port. The bound address is printed on stdout as one line: `listening ADDR`'
             cand --max-message-size 'Largest message accepted; a bigger one closes its connection with 1009'
+            cand --read-buffer 'Read buffer per connection, allocated up front and also the most read per system call: small saves memory per idle peer, larger relays big messages with fewer reads'
             cand --ping-interval 'Interval between the server''s WebSocket pings; a connection silent for two intervals is closed and its peer reported as left'
             cand --register-timeout 'How long a connection may stay unregistered before it is closed with 1008'
             cand --outbound-queue 'Messages queued for one connection before it counts as too slow and is closed with 1013'
@@ -118,6 +120,128 @@ set edit:completion:arg-completer[rdv] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'rdv;bench'= {
+            cand --color 'When to use colour in output meant for people'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand relay 'Pairs relaying ~1 KiB offers and answers: messages/s, one-way latency, loss'
+            cand join 'N peers register over R rooms: joins/s, register→welcome latency, server memory'
+            cand fanout 'K peers join one room in turn: peer-joined events/s and when the last join is seen'
+            cand churn 'Connect/register/leave cycles at a bounded rate: cycles/s and whether memory returns'
+            cand compare 'rdv serve against the raw relay floor, alternating runs; medians and ratios'
+            cand floor 'Run the raw relay floor server (what `compare` measures against)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'rdv;bench;relay'= {
+            cand --source-ips 'Spread connections over 127.0.0.1..=127.0.0.N when ephemeral ports run short'
+            cand --threads 'Generator threads (1 leaves the other cores to the server)'
+            cand --pairs 'Caller/callee pairs'
+            cand --in-flight 'Offers in flight per pair'
+            cand --payload 'Size of each relayed message'
+            cand --duration 'Measured time, after the warm-up'
+            cand --warmup 'Time before measuring'
+            cand --color 'When to use colour in output meant for people'
+            cand --json 'Print one JSON object instead of text'
+            cand --one-room 'All pairs in one room instead of a room each'
+            cand --floor 'Speak the raw floor''s TARGET|payload instead of the protocol'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'rdv;bench;join'= {
+            cand --source-ips 'Spread connections over 127.0.0.1..=127.0.0.N when ephemeral ports run short'
+            cand --threads 'Generator threads (1 leaves the other cores to the server)'
+            cand --peers 'peers'
+            cand --rooms 'rooms'
+            cand --concurrency 'Registrations in progress at once'
+            cand --server-pid 'The server''s process ID, to sample its resident memory'
+            cand --hold 'Keep the peers connected (answering pings) this long, then sample again'
+            cand --color 'When to use colour in output meant for people'
+            cand --json 'Print one JSON object instead of text'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'rdv;bench;fanout'= {
+            cand --source-ips 'Spread connections over 127.0.0.1..=127.0.0.N when ephemeral ports run short'
+            cand --threads 'Generator threads (1 leaves the other cores to the server)'
+            cand --peers 'peers'
+            cand --server-pid 'server-pid'
+            cand --color 'When to use colour in output meant for people'
+            cand --json 'Print one JSON object instead of text'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'rdv;bench;churn'= {
+            cand --source-ips 'Spread connections over 127.0.0.1..=127.0.0.N when ephemeral ports run short'
+            cand --threads 'Generator threads (1 leaves the other cores to the server)'
+            cand --warmup 'Cycles before the memory baseline is taken (one-time growth is not a leak)'
+            cand --duration 'Measured cycling time, after the warm-up'
+            cand --rate 'Cycles started per second'
+            cand --concurrency 'concurrency'
+            cand --server-pid 'server-pid'
+            cand --color 'When to use colour in output meant for people'
+            cand --json 'Print one JSON object instead of text'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'rdv;bench;compare'= {
+            cand --pairs 'Caller/callee pairs'
+            cand --in-flight 'Offers in flight per pair'
+            cand --payload 'Size of each relayed message'
+            cand --duration 'Measured time, after the warm-up'
+            cand --warmup 'Time before measuring'
+            cand --runs 'Runs of each (the median is reported)'
+            cand --threads 'threads'
+            cand --read-buffer 'Read buffer of both servers (rdv serve''s --read-buffer)'
+            cand --color 'When to use colour in output meant for people'
+            cand --one-room 'All pairs in one room instead of a room each'
+            cand --json 'json'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'rdv;bench;floor'= {
+            cand --listen 'listen'
+            cand --read-buffer 'read-buffer'
+            cand --color 'When to use colour in output meant for people'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'rdv;bench;help'= {
+            cand relay 'Pairs relaying ~1 KiB offers and answers: messages/s, one-way latency, loss'
+            cand join 'N peers register over R rooms: joins/s, register→welcome latency, server memory'
+            cand fanout 'K peers join one room in turn: peer-joined events/s and when the last join is seen'
+            cand churn 'Connect/register/leave cycles at a bounded rate: cycles/s and whether memory returns'
+            cand compare 'rdv serve against the raw relay floor, alternating runs; medians and ratios'
+            cand floor 'Run the raw relay floor server (what `compare` measures against)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'rdv;bench;help;relay'= {
+        }
+        &'rdv;bench;help;join'= {
+        }
+        &'rdv;bench;help;fanout'= {
+        }
+        &'rdv;bench;help;churn'= {
+        }
+        &'rdv;bench;help;compare'= {
+        }
+        &'rdv;bench;help;floor'= {
+        }
+        &'rdv;bench;help;help'= {
+        }
         &'rdv;completions'= {
             cand --color 'When to use colour in output meant for people'
             cand -h 'Print help (see more with ''--help'')'
@@ -130,6 +254,7 @@ set edit:completion:arg-completer[rdv] = {|@words|
             cand keygen 'Make key pairs (EC, Ed25519 or RSA) as JWK or PEM'
             cand fingerprint 'Print the peer IDs of keys, check them against a buddy list, or build one'
             cand peer 'Join a room from the terminal: see and send every signaling message'
+            cand bench 'Load-test a signaling server, or compare rdv with a raw relay floor'
             cand completions 'Print a shell completion script to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -140,6 +265,26 @@ set edit:completion:arg-completer[rdv] = {|@words|
         &'rdv;help;fingerprint'= {
         }
         &'rdv;help;peer'= {
+        }
+        &'rdv;help;bench'= {
+            cand relay 'Pairs relaying ~1 KiB offers and answers: messages/s, one-way latency, loss'
+            cand join 'N peers register over R rooms: joins/s, register→welcome latency, server memory'
+            cand fanout 'K peers join one room in turn: peer-joined events/s and when the last join is seen'
+            cand churn 'Connect/register/leave cycles at a bounded rate: cycles/s and whether memory returns'
+            cand compare 'rdv serve against the raw relay floor, alternating runs; medians and ratios'
+            cand floor 'Run the raw relay floor server (what `compare` measures against)'
+        }
+        &'rdv;help;bench;relay'= {
+        }
+        &'rdv;help;bench;join'= {
+        }
+        &'rdv;help;bench;fanout'= {
+        }
+        &'rdv;help;bench;churn'= {
+        }
+        &'rdv;help;bench;compare'= {
+        }
+        &'rdv;help;bench;floor'= {
         }
         &'rdv;help;completions'= {
         }

@@ -33,10 +33,12 @@ complete -c rdv -n "__fish_rdv_needs_command" -f -a "serve" -d 'Run the signalin
 complete -c rdv -n "__fish_rdv_needs_command" -f -a "keygen" -d 'Make key pairs (EC, Ed25519 or RSA) as JWK or PEM'
 complete -c rdv -n "__fish_rdv_needs_command" -f -a "fingerprint" -d 'Print the peer IDs of keys, check them against a buddy list, or build one'
 complete -c rdv -n "__fish_rdv_needs_command" -f -a "peer" -d 'Join a room from the terminal: see and send every signaling message'
+complete -c rdv -n "__fish_rdv_needs_command" -f -a "bench" -d 'Load-test a signaling server, or compare rdv with a raw relay floor'
 complete -c rdv -n "__fish_rdv_needs_command" -f -a "completions" -d 'Print a shell completion script to stdout'
 complete -c rdv -n "__fish_rdv_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l listen -d 'Address to listen on; port 0 picks a free port. The bound address is printed on stdout as one line: `listening ADDR`' -r
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l max-message-size -d 'Largest message accepted; a bigger one closes its connection with 1009' -r
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l read-buffer -d 'Read buffer per connection, allocated up front and also the most read per system call: small saves memory per idle peer, larger relays big messages with fewer reads' -r
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l ping-interval -d 'Interval between the server\'s WebSocket pings; a connection silent for two intervals is closed and its peer reported as left' -r
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l register-timeout -d 'How long a connection may stay unregistered before it is closed with 1008' -r
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l outbound-queue -d 'Messages queued for one connection before it counts as too slow and is closed with 1013' -r
@@ -122,14 +124,113 @@ complete -c rdv -n "__fish_rdv_using_subcommand peer" -l reconnect -d 'On a drop
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l no-proof -d 'Never answer a proof-of-possession challenge (to test a server\'s `required` mode)'
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -s V -l version -d 'Print version'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and not __fish_seen_subcommand_from relay join fanout churn compare floor help" -l color -d 'When to use colour in output meant for people' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set'
+always\t''
+never\t''"
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and not __fish_seen_subcommand_from relay join fanout churn compare floor help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and not __fish_seen_subcommand_from relay join fanout churn compare floor help" -s V -l version -d 'Print version'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and not __fish_seen_subcommand_from relay join fanout churn compare floor help" -f -a "relay" -d 'Pairs relaying ~1 KiB offers and answers: messages/s, one-way latency, loss'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and not __fish_seen_subcommand_from relay join fanout churn compare floor help" -f -a "join" -d 'N peers register over R rooms: joins/s, register→welcome latency, server memory'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and not __fish_seen_subcommand_from relay join fanout churn compare floor help" -f -a "fanout" -d 'K peers join one room in turn: peer-joined events/s and when the last join is seen'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and not __fish_seen_subcommand_from relay join fanout churn compare floor help" -f -a "churn" -d 'Connect/register/leave cycles at a bounded rate: cycles/s and whether memory returns'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and not __fish_seen_subcommand_from relay join fanout churn compare floor help" -f -a "compare" -d 'rdv serve against the raw relay floor, alternating runs; medians and ratios'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and not __fish_seen_subcommand_from relay join fanout churn compare floor help" -f -a "floor" -d 'Run the raw relay floor server (what `compare` measures against)'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and not __fish_seen_subcommand_from relay join fanout churn compare floor help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from relay" -l source-ips -d 'Spread connections over 127.0.0.1..=127.0.0.N when ephemeral ports run short' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from relay" -l threads -d 'Generator threads (1 leaves the other cores to the server)' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from relay" -l pairs -d 'Caller/callee pairs' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from relay" -l in-flight -d 'Offers in flight per pair' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from relay" -l payload -d 'Size of each relayed message' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from relay" -l duration -d 'Measured time, after the warm-up' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from relay" -l warmup -d 'Time before measuring' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from relay" -l color -d 'When to use colour in output meant for people' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set'
+always\t''
+never\t''"
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from relay" -l json -d 'Print one JSON object instead of text'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from relay" -l one-room -d 'All pairs in one room instead of a room each'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from relay" -l floor -d 'Speak the raw floor\'s TARGET|payload instead of the protocol'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from relay" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from relay" -s V -l version -d 'Print version'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from join" -l source-ips -d 'Spread connections over 127.0.0.1..=127.0.0.N when ephemeral ports run short' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from join" -l threads -d 'Generator threads (1 leaves the other cores to the server)' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from join" -l peers -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from join" -l rooms -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from join" -l concurrency -d 'Registrations in progress at once' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from join" -l server-pid -d 'The server\'s process ID, to sample its resident memory' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from join" -l hold -d 'Keep the peers connected (answering pings) this long, then sample again' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from join" -l color -d 'When to use colour in output meant for people' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set'
+always\t''
+never\t''"
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from join" -l json -d 'Print one JSON object instead of text'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from join" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from join" -s V -l version -d 'Print version'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from fanout" -l source-ips -d 'Spread connections over 127.0.0.1..=127.0.0.N when ephemeral ports run short' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from fanout" -l threads -d 'Generator threads (1 leaves the other cores to the server)' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from fanout" -l peers -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from fanout" -l server-pid -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from fanout" -l color -d 'When to use colour in output meant for people' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set'
+always\t''
+never\t''"
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from fanout" -l json -d 'Print one JSON object instead of text'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from fanout" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from fanout" -s V -l version -d 'Print version'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from churn" -l source-ips -d 'Spread connections over 127.0.0.1..=127.0.0.N when ephemeral ports run short' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from churn" -l threads -d 'Generator threads (1 leaves the other cores to the server)' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from churn" -l warmup -d 'Cycles before the memory baseline is taken (one-time growth is not a leak)' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from churn" -l duration -d 'Measured cycling time, after the warm-up' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from churn" -l rate -d 'Cycles started per second' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from churn" -l concurrency -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from churn" -l server-pid -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from churn" -l color -d 'When to use colour in output meant for people' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set'
+always\t''
+never\t''"
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from churn" -l json -d 'Print one JSON object instead of text'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from churn" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from churn" -s V -l version -d 'Print version'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from compare" -l pairs -d 'Caller/callee pairs' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from compare" -l in-flight -d 'Offers in flight per pair' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from compare" -l payload -d 'Size of each relayed message' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from compare" -l duration -d 'Measured time, after the warm-up' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from compare" -l warmup -d 'Time before measuring' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from compare" -l runs -d 'Runs of each (the median is reported)' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from compare" -l threads -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from compare" -l read-buffer -d 'Read buffer of both servers (rdv serve\'s --read-buffer)' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from compare" -l color -d 'When to use colour in output meant for people' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set'
+always\t''
+never\t''"
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from compare" -l one-room -d 'All pairs in one room instead of a room each'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from compare" -l json
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from compare" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from compare" -s V -l version -d 'Print version'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from floor" -l listen -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from floor" -l read-buffer -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from floor" -l color -d 'When to use colour in output meant for people' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set'
+always\t''
+never\t''"
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from floor" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from floor" -s V -l version -d 'Print version'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from help" -f -a "relay" -d 'Pairs relaying ~1 KiB offers and answers: messages/s, one-way latency, loss'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from help" -f -a "join" -d 'N peers register over R rooms: joins/s, register→welcome latency, server memory'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from help" -f -a "fanout" -d 'K peers join one room in turn: peer-joined events/s and when the last join is seen'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from help" -f -a "churn" -d 'Connect/register/leave cycles at a bounded rate: cycles/s and whether memory returns'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from help" -f -a "compare" -d 'rdv serve against the raw relay floor, alternating runs; medians and ratios'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from help" -f -a "floor" -d 'Run the raw relay floor server (what `compare` measures against)'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c rdv -n "__fish_rdv_using_subcommand completions" -l color -d 'When to use colour in output meant for people' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set'
 always\t''
 never\t''"
 complete -c rdv -n "__fish_rdv_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rdv -n "__fish_rdv_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint peer completions help" -f -a "serve" -d 'Run the signaling server'
-complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint peer completions help" -f -a "keygen" -d 'Make key pairs (EC, Ed25519 or RSA) as JWK or PEM'
-complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint peer completions help" -f -a "fingerprint" -d 'Print the peer IDs of keys, check them against a buddy list, or build one'
-complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint peer completions help" -f -a "peer" -d 'Join a room from the terminal: see and send every signaling message'
-complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint peer completions help" -f -a "completions" -d 'Print a shell completion script to stdout'
-complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint peer completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint peer bench completions help" -f -a "serve" -d 'Run the signaling server'
+complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint peer bench completions help" -f -a "keygen" -d 'Make key pairs (EC, Ed25519 or RSA) as JWK or PEM'
+complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint peer bench completions help" -f -a "fingerprint" -d 'Print the peer IDs of keys, check them against a buddy list, or build one'
+complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint peer bench completions help" -f -a "peer" -d 'Join a room from the terminal: see and send every signaling message'
+complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint peer bench completions help" -f -a "bench" -d 'Load-test a signaling server, or compare rdv with a raw relay floor'
+complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint peer bench completions help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint peer bench completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c rdv -n "__fish_rdv_using_subcommand help; and __fish_seen_subcommand_from bench" -f -a "relay" -d 'Pairs relaying ~1 KiB offers and answers: messages/s, one-way latency, loss'
+complete -c rdv -n "__fish_rdv_using_subcommand help; and __fish_seen_subcommand_from bench" -f -a "join" -d 'N peers register over R rooms: joins/s, register→welcome latency, server memory'
+complete -c rdv -n "__fish_rdv_using_subcommand help; and __fish_seen_subcommand_from bench" -f -a "fanout" -d 'K peers join one room in turn: peer-joined events/s and when the last join is seen'
+complete -c rdv -n "__fish_rdv_using_subcommand help; and __fish_seen_subcommand_from bench" -f -a "churn" -d 'Connect/register/leave cycles at a bounded rate: cycles/s and whether memory returns'
+complete -c rdv -n "__fish_rdv_using_subcommand help; and __fish_seen_subcommand_from bench" -f -a "compare" -d 'rdv serve against the raw relay floor, alternating runs; medians and ratios'
+complete -c rdv -n "__fish_rdv_using_subcommand help; and __fish_seen_subcommand_from bench" -f -a "floor" -d 'Run the raw relay floor server (what `compare` measures against)'

@@ -6,6 +6,7 @@ use std::io::IsTerminal;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
 
+use crate::bench::BenchArgs;
 use crate::fingerprint_cmd::FingerprintArgs;
 use crate::keygen::KeygenArgs;
 use crate::peer::PeerArgs;
@@ -77,6 +78,9 @@ pub enum Command {
 
     /// Join a room from the terminal: see and send every signaling message.
     Peer(Box<PeerArgs>),
+
+    /// Load-test a signaling server, or compare rdv with a raw relay floor.
+    Bench(BenchArgs),
 
     /// Print a shell completion script to stdout.
     #[command(after_help = "Example: rdv completions bash > /etc/bash_completion.d/rdv")]

@@ -12,6 +12,8 @@ pub mod protocol;
 
 pub mod server;
 
+pub mod bench;
+
 pub mod files;
 pub mod fingerprint_cmd;
 pub mod keyfile;

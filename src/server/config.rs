@@ -26,6 +26,12 @@ pub struct Config {
           value_parser = parse_size)]
     pub max_message_size: usize,
 
+    /// Read buffer per connection, allocated up front and also the most read per system
+    /// call: small saves memory per idle peer, larger relays big messages with fewer reads.
+    #[arg(long, env = "RDV_READ_BUFFER", default_value = "1KiB", value_name = "SIZE",
+          value_parser = parse_size)]
+    pub read_buffer: usize,
+
     /// Interval between the server's WebSocket pings; a connection silent for two intervals
     /// is closed and its peer reported as left.
     #[arg(long, env = "RDV_PING_INTERVAL", default_value = "30s", value_name = "DURATION",

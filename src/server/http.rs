@@ -94,7 +94,7 @@ async fn room_or_not_found(State(state): State<Arc<ServerState>>, request: Reque
     let upgrade = upgrade
         // Signaling messages are small; tungstenite's 128 KiB defaults would cost gigabytes
         // at 100k idle peers. The read buffer grows on demand up to the message limit.
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(config.read_buffer)
         .write_buffer_size(8 * 1024)
         .max_write_buffer_size(config.max_message_size * 4 + 64 * 1024)
         .max_message_size(config.max_message_size)

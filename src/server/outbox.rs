@@ -8,23 +8,25 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use axum::extract::ws::Utf8Bytes;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use tokio::sync::{Notify, mpsc};
 
 use crate::protocol::CloseCode;
 
-/// Decides once how a connection ends, and tells its session.
+/// Decides once how a connection ends, and tells its session. Polled on every wake of the
+/// session, so checking it is one atomic load (a `CancellationToken` takes a lock).
 #[derive(Debug, Default)]
 pub struct CloseSwitch {
     reason: OnceLock<(CloseCode, &'static str)>,
-    token: CancellationToken,
+    /// The session is the only waiter; `notify_one` keeps a permit if it is not waiting yet.
+    notify: Notify,
 }
 
 impl CloseSwitch {
     /// Asks the session to close with `code`. The first request wins; later ones are ignored.
     pub fn close(&self, code: CloseCode, reason: &'static str) {
-        let _ = self.reason.set((code, reason));
-        self.token.cancel();
+        if self.reason.set((code, reason)).is_ok() {
+            self.notify.notify_one();
+        }
     }
 
     pub fn reason(&self) -> Option<(CloseCode, &'static str)> {
@@ -32,11 +34,13 @@ impl CloseSwitch {
     }
 
     pub fn is_closing(&self) -> bool {
-        self.token.is_cancelled()
+        self.reason.get().is_some()
     }
 
     pub async fn closing(&self) {
-        self.token.cancelled().await
+        while !self.is_closing() {
+            self.notify.notified().await;
+        }
     }
 }
 

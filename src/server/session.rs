@@ -60,11 +60,13 @@ pub async fn run(socket: WebSocket, room: RoomName, state: Arc<ServerState>) {
     };
 
     let shared = session.state.clone();
+    // A child token has its own lock, so sessions do not contend on the server's.
+    let shutdown = shared.shutdown.child_token();
     tokio::select! {
         () = session.read_loop(&mut stream) => {}
         () = write_loop(&mut sink, &mut queue, &shared) => {}
         () = switch.closing() => {}
-        () = shared.shutdown.cancelled() => {
+        () = shutdown.cancelled() => {
             switch.close(CloseCode::GOING_AWAY, "server shutting down");
         }
     }
@@ -170,19 +172,29 @@ impl Session {
     async fn read_loop(&mut self, stream: &mut SplitStream<WebSocket>) {
         let config = &self.state.config;
         let idle_limit = config.ping_interval * 2;
+        // Frames only stamp `last_seen`; the timer is re-armed when it fires, not per frame,
+        // which keeps the timer wheel off the relay path.
+        let mut last_seen = Instant::now();
         let idle = sleep(idle_limit);
         let register_deadline = sleep(config.register_timeout);
         tokio::pin!(idle, register_deadline);
         loop {
             let frame = tokio::select! {
                 frame = stream.next() => frame,
-                () = &mut idle => return self.close(CloseCode::POLICY, "keepalive timeout"),
+                () = &mut idle => {
+                    let silent_until = last_seen + idle_limit;
+                    if Instant::now() >= silent_until {
+                        return self.close(CloseCode::POLICY, "keepalive timeout");
+                    }
+                    idle.as_mut().reset(silent_until);
+                    continue;
+                }
                 () = &mut register_deadline, if self.peer.is_none() => {
                     return self.close(CloseCode::POLICY, "register timeout");
                 }
             };
             // Any frame, pongs included, is a sign of life.
-            idle.as_mut().reset(Instant::now() + idle_limit);
+            last_seen = Instant::now();
             let message = match frame {
                 None => return,
                 Some(Ok(message)) => message,
@@ -196,13 +208,13 @@ impl Session {
             match message {
                 Message::Text(text) => {
                     self.state.metrics.bytes_received.inc_by(text.len() as u64);
-                    if self.admit() {
+                    if self.admit(last_seen) {
                         self.handle_text(&text);
                     }
                 }
                 Message::Binary(bytes) => {
                     self.state.metrics.bytes_received.inc_by(bytes.len() as u64);
-                    if self.admit() {
+                    if self.admit(last_seen) {
                         self.send_error(ErrorCode::BinaryUnsupported.into());
                     }
                 }
@@ -215,9 +227,10 @@ impl Session {
         }
     }
 
-    /// Applies the rate limit to one incoming message; false if it must be dropped.
-    fn admit(&mut self) -> bool {
-        match self.limiter.check(std::time::Instant::now()) {
+    /// Applies the rate limit to one incoming message (arrived at `now`); false if it must
+    /// be dropped.
+    fn admit(&mut self, now: Instant) -> bool {
+        match self.limiter.check(now.into_std()) {
             Verdict::Accept => true,
             Verdict::Drop => {
                 self.send_error(ErrorCode::RateLimited.into());

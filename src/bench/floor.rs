@@ -1,0 +1,81 @@
+//! The raw relay floor: the least a relay on this WebSocket stack can do, to measure rdv
+//! against. A connection to `/floor/{id}` is known by `id`; a text frame `TARGET|payload` is
+//! forwarded to TARGET as `SENDER|payload`. No JSON, no rooms, no identity, no limits — but
+//! the same axum/tungstenite stack, buffer sizes and per-connection queue and writer as rdv.
+//! Once a connection is routable it is sent `ready` (the floor's `welcome`), so no client
+//! sends to a peer the floor does not know yet.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::response::Response;
+use dashmap::DashMap;
+use futures_util::{SinkExt as _, StreamExt as _};
+use tokio::sync::mpsc;
+
+type Routes = Arc<DashMap<String, mpsc::Sender<Utf8Bytes>>>;
+
+/// Serves the floor on `listener` until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, read_buffer: usize) -> std::io::Result<()> {
+    let routes: Routes = Arc::new(DashMap::new());
+    let app = Router::new()
+        .route("/floor/{id}", axum::routing::get(upgrade))
+        .with_state((routes, read_buffer));
+    axum::serve(listener, app).await
+}
+
+async fn upgrade(
+    Path(id): Path<String>,
+    State((routes, read_buffer)): State<(Routes, usize)>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    // The same buffer sizes rdv serve uses, so the comparison is about the relay work.
+    upgrade
+        .read_buffer_size(read_buffer)
+        .write_buffer_size(8 * 1024)
+        .max_message_size(64 * 1024)
+        .on_upgrade(move |socket| connection(socket, id, routes))
+}
+
+async fn connection(socket: WebSocket, id: String, routes: Routes) {
+    let (tx, mut rx) = mpsc::channel::<Utf8Bytes>(1024);
+    let _ = tx.try_send(Utf8Bytes::from_static("ready"));
+    routes.insert(id.clone(), tx);
+    let (mut sink, mut stream) = socket.split();
+    let writer = async {
+        while let Some(text) = rx.recv().await {
+            if sink.feed(Message::Text(text)).await.is_err() {
+                return;
+            }
+            while let Ok(text) = rx.try_recv() {
+                if sink.feed(Message::Text(text)).await.is_err() {
+                    return;
+                }
+            }
+            if sink.flush().await.is_err() {
+                return;
+            }
+        }
+    };
+    let reader = async {
+        while let Some(Ok(message)) = stream.next().await {
+            let Message::Text(text) = message else {
+                continue;
+            };
+            let Some((target, payload)) = text.split_once('|') else {
+                continue;
+            };
+            let target = routes.get(target).map(|entry| entry.value().clone());
+            if let Some(target) = target {
+                let _ = target.try_send(format!("{id}|{payload}").into());
+            }
+        }
+    };
+    tokio::select! {
+        () = writer => {}
+        () = reader => {}
+    }
+    routes.remove(&id);
+}

@@ -1,0 +1,432 @@
+//! `rdv bench relay`: pairs of peers relaying ~1 KiB offers and answers with a fixed number
+//! in flight; delivered messages per second, one-way latency, and every loss or reordering.
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde::{Deserialize, Serialize};
+use tokio_tungstenite::tungstenite::Message;
+
+use super::client::{BenchKey, Target, Ws};
+use super::stats::{Latencies, LatencySummary, now_ns, own_cpu_time};
+
+/// Which wire the pairs speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Wire {
+    /// PROTOCOL.md JSON through `/room/{room}/websocket`.
+    Rdv,
+    /// `TARGET|payload` through the raw floor's `/floor/{id}`.
+    Floor,
+}
+
+#[derive(Debug, Clone)]
+pub struct RelayOptions {
+    pub pairs: usize,
+    pub one_room: bool,
+    pub in_flight: usize,
+    pub payload_bytes: usize,
+    pub warmup: Duration,
+    pub duration: Duration,
+    pub wire: Wire,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RelayReport {
+    pub wire: Wire,
+    pub pairs: usize,
+    pub in_flight: usize,
+    pub payload_bytes: usize,
+    pub duration_s: f64,
+    pub delivered: u64,
+    pub msgs_per_sec: f64,
+    pub latency: LatencySummary,
+    /// Messages sent but never delivered, counted after a bounded drain.
+    pub lost: u64,
+    /// Deliveries out of sequence order.
+    pub out_of_order: u64,
+    /// `error` messages the server sent (rate limits, unknown peers…).
+    pub errors: u64,
+    pub generator_cpu_s: f64,
+}
+
+/// One side's tally.
+#[derive(Default)]
+struct Tally {
+    latencies: Latencies,
+    delivered: u64,
+    sent: u64,
+    received_total: u64,
+    out_of_order: u64,
+    errors: u64,
+}
+
+#[derive(Deserialize)]
+struct Incoming<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: &'a str,
+    sdp: Option<Probe>,
+}
+
+#[derive(Deserialize)]
+struct Probe {
+    seq: u64,
+    ts: u64,
+}
+
+struct Codec {
+    wire: Wire,
+    pad: String,
+}
+
+impl Codec {
+    fn encode(&self, kind: &str, to: &str, seq: u64, ts: u64) -> String {
+        match self.wire {
+            Wire::Rdv => format!(
+                r#"{{"type":"{kind}","to":"{to}","sdp":{{"seq":{seq},"ts":{ts},"pad":"{}"}}}}"#,
+                self.pad
+            ),
+            Wire::Floor => format!("{to}|{seq}|{ts}|{}", self.pad),
+        }
+    }
+
+    /// (seq, ts) of a relayed message; `Err(true)` for a server error, `Err(false)` for
+    /// anything else (presence events).
+    fn decode(&self, text: &str) -> Result<(u64, u64), bool> {
+        match self.wire {
+            Wire::Rdv => {
+                // The generator reads its own messages, whose layout it knows: find the probe
+                // without scanning the padding through a JSON parser (the generator shares
+                // the CPU with the server it measures). Anything else takes the slow path.
+                if let Some(probe) = fast_probe(text) {
+                    return Ok(probe);
+                }
+                let incoming: Incoming<'_> = serde_json::from_str(text).map_err(|_| false)?;
+                match (incoming.kind, incoming.sdp) {
+                    ("offer" | "answer", Some(probe)) => Ok((probe.seq, probe.ts)),
+                    ("error", _) => Err(true),
+                    _ => Err(false),
+                }
+            }
+            Wire::Floor => {
+                let mut parts = text.splitn(4, '|').skip(1);
+                let seq = parts.next().and_then(|s| s.parse().ok()).ok_or(false)?;
+                let ts = parts.next().and_then(|s| s.parse().ok()).ok_or(false)?;
+                Ok((seq, ts))
+            }
+        }
+    }
+}
+
+/// `(seq, ts)` of a relayed offer or answer as this generator writes it (after the server's
+/// rewrite: `{"type":"offer","from":"…","sdp":{"seq":N,"ts":T,…`).
+fn fast_probe(text: &str) -> Option<(u64, u64)> {
+    if !(text.starts_with(r#"{"type":"offer""#) || text.starts_with(r#"{"type":"answer""#)) {
+        return None;
+    }
+    let rest = &text[text.find(r#""sdp":{"seq":"#)? + 13..];
+    let (seq, rest) = rest.split_once(',')?;
+    let ts = rest.strip_prefix(r#""ts":"#)?.split_once(',')?.0;
+    Some((seq.parse().ok()?, ts.parse().ok()?))
+}
+
+pub async fn run(target: &Target, options: &RelayOptions) -> Result<RelayReport, String> {
+    let codec = std::sync::Arc::new(Codec {
+        wire: options.wire,
+        pad: "x".repeat(options.payload_bytes.saturating_sub(110).max(1)),
+    });
+    // Connect and register every pair before the clock starts.
+    let mut pairs = Vec::with_capacity(options.pairs);
+    for pair in 0..options.pairs {
+        let (a, b) = (BenchKey::new(), BenchKey::new());
+        let (a_id, b_id, ws_a, ws_b) = match options.wire {
+            Wire::Rdv => {
+                let room = if options.one_room {
+                    "bench".to_owned()
+                } else {
+                    format!("bench-{pair}")
+                };
+                let ws_a = target.join(&room, &a, pair * 2).await?;
+                let ws_b = target.join(&room, &b, pair * 2 + 1).await?;
+                (a.id, b.id, ws_a, ws_b)
+            }
+            Wire::Floor => {
+                let (a_id, b_id) = (format!("a{pair}"), format!("b{pair}"));
+                let mut ws_a = target.connect(&format!("/floor/{a_id}"), pair * 2).await?;
+                let mut ws_b = target
+                    .connect(&format!("/floor/{b_id}"), pair * 2 + 1)
+                    .await?;
+                floor_ready(&mut ws_a).await?;
+                floor_ready(&mut ws_b).await?;
+                (a_id, b_id, ws_a, ws_b)
+            }
+        };
+        pairs.push((a_id, b_id, ws_a, ws_b));
+    }
+    let cpu_before = own_cpu_time();
+    let base = Instant::now();
+    let measure_from = base + options.warmup;
+    let stop_at = measure_from + options.duration;
+    let mut tasks = Vec::new();
+    for (a_id, b_id, ws_a, ws_b) in pairs {
+        let codec_a = codec.clone();
+        let codec_b = codec.clone();
+        let in_flight = options.in_flight;
+        tasks.push(tokio::spawn(async move {
+            caller(
+                ws_a,
+                &b_id,
+                &codec_a,
+                in_flight,
+                base,
+                measure_from,
+                stop_at,
+            )
+            .await
+        }));
+        tasks.push(tokio::spawn(async move {
+            callee(ws_b, &a_id, &codec_b, base, measure_from, stop_at).await
+        }));
+    }
+    let mut total = Tally::default();
+    let (mut offers_sent, mut offers_received, mut answers_received) = (0, 0, 0);
+    for (index, task) in tasks.into_iter().enumerate() {
+        let tally = task.await.map_err(|e| e.to_string())?;
+        if index % 2 == 0 {
+            offers_sent += tally.sent;
+            answers_received += tally.received_total;
+        } else {
+            offers_received += tally.received_total;
+        }
+        total.latencies.merge(&tally.latencies);
+        total.delivered += tally.delivered;
+        total.out_of_order += tally.out_of_order;
+        total.errors += tally.errors;
+    }
+    let generator_cpu = own_cpu_time().saturating_sub(cpu_before);
+    let duration = options.duration.as_secs_f64();
+    Ok(RelayReport {
+        wire: options.wire,
+        pairs: options.pairs,
+        in_flight: options.in_flight,
+        payload_bytes: options.payload_bytes,
+        duration_s: duration,
+        delivered: total.delivered,
+        msgs_per_sec: total.delivered as f64 / duration,
+        latency: total.latencies.summary(),
+        // Every offer is answered, so after the drain both counts must equal what was sent.
+        lost: (offers_sent - offers_received.min(offers_sent))
+            + (offers_received - answers_received.min(offers_received)),
+        out_of_order: total.out_of_order,
+        errors: total.errors,
+        generator_cpu_s: generator_cpu.as_secs_f64(),
+    })
+}
+
+/// Waits for the floor's `ready`: the connection is routable.
+async fn floor_ready(ws: &mut Ws) -> Result<(), String> {
+    match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+        Ok(Some(Ok(Message::Text(text)))) if text == "ready" => Ok(()),
+        other => Err(format!("the floor did not say ready: {other:?}")),
+    }
+}
+
+/// How long to wait for in-flight messages after the clock stops.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// The sequence number of the caller's last message: "all answers are in, stop". Waiting
+/// for it, not for a quiet moment, keeps a slow machine from looking like message loss.
+const DONE: u64 = u64::MAX;
+
+/// What one side does with each relayed message it receives.
+trait Side {
+    /// Called per received probe; returns the message to send back, if any.
+    fn reply(&mut self, seq: u64, now: Instant) -> Option<String>;
+    /// Whether the side has everything it waits for.
+    fn finished(&self, tally: &Tally) -> bool;
+}
+
+/// Reads relayed messages, answering a whole batch of ready ones before one flush; stops when
+/// `side` is finished or nothing arrives before `quiet` says so.
+async fn serve_side(
+    ws: &mut Ws,
+    codec: &Codec,
+    side: &mut impl Side,
+    tally: &mut Tally,
+    base: Instant,
+    measure_from: Instant,
+    stop_at: Instant,
+) {
+    use futures_util::FutureExt as _;
+    let drain_until = stop_at + DRAIN;
+    let mut expected = 0;
+    while !side.finished(tally) {
+        let Ok(Some(Ok(first))) = tokio::time::timeout_at(drain_until.into(), ws.next()).await
+        else {
+            return;
+        };
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            if let Message::Text(text) = message {
+                match codec.decode(&text) {
+                    Ok((DONE, _)) => return,
+                    Ok((seq, ts)) => {
+                        tally.received_total += 1;
+                        tally.out_of_order += u64::from(seq != expected);
+                        expected = seq + 1;
+                        let now = Instant::now();
+                        if now >= measure_from && now < stop_at {
+                            tally.delivered += 1;
+                            tally.latencies.record(now_ns(base).saturating_sub(ts));
+                        }
+                        if let Some(reply) = side.reply(seq, now) {
+                            if ws.feed(Message::text(reply)).await.is_err() {
+                                return;
+                            }
+                            tally.sent += 1;
+                        }
+                    }
+                    Err(is_error) => tally.errors += u64::from(is_error),
+                }
+            }
+            next = match ws.next().now_or_never() {
+                Some(Some(Ok(message))) => Some(message),
+                _ => None,
+            };
+        }
+        if ws.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+struct Caller<'a> {
+    codec: &'a Codec,
+    to: &'a str,
+    base: Instant,
+    stop_at: Instant,
+    next_seq: u64,
+}
+
+impl Side for Caller<'_> {
+    fn reply(&mut self, _seq: u64, now: Instant) -> Option<String> {
+        (now < self.stop_at).then(|| {
+            self.next_seq += 1;
+            self.codec
+                .encode("offer", self.to, self.next_seq - 1, now_ns(self.base))
+        })
+    }
+
+    fn finished(&self, tally: &Tally) -> bool {
+        // Every offer sent has been answered.
+        tally.received_total >= self.next_seq
+    }
+}
+
+struct Callee<'a> {
+    codec: &'a Codec,
+    to: &'a str,
+    base: Instant,
+}
+
+impl Side for Callee<'_> {
+    fn reply(&mut self, seq: u64, _now: Instant) -> Option<String> {
+        Some(self.codec.encode("answer", self.to, seq, now_ns(self.base)))
+    }
+
+    fn finished(&self, _tally: &Tally) -> bool {
+        false // runs until the caller's DONE
+    }
+}
+
+/// Sends offers, keeping `in_flight` unanswered; stops sending at `stop_at`, then drains.
+async fn caller(
+    mut ws: Ws,
+    to: &str,
+    codec: &Codec,
+    in_flight: usize,
+    base: Instant,
+    measure_from: Instant,
+    stop_at: Instant,
+) -> Tally {
+    let mut tally = Tally::default();
+    let mut side = Caller {
+        codec,
+        to,
+        base,
+        stop_at,
+        next_seq: 0,
+    };
+    for _ in 0..in_flight {
+        let text = codec.encode("offer", to, side.next_seq, now_ns(base));
+        if ws.feed(Message::text(text)).await.is_err() {
+            return tally;
+        }
+        side.next_seq += 1;
+    }
+    if ws.flush().await.is_err() {
+        return tally;
+    }
+    serve_side(
+        &mut ws,
+        codec,
+        &mut side,
+        &mut tally,
+        base,
+        measure_from,
+        stop_at,
+    )
+    .await;
+    tally.sent = side.next_seq;
+    let _ = ws.close(None).await;
+    tally
+}
+
+/// Answers every offer with the same sequence number.
+async fn callee(
+    mut ws: Ws,
+    to: &str,
+    codec: &Codec,
+    base: Instant,
+    measure_from: Instant,
+    stop_at: Instant,
+) -> Tally {
+    let mut tally = Tally::default();
+    let mut side = Callee { codec, to, base };
+    serve_side(
+        &mut ws,
+        codec,
+        &mut side,
+        &mut tally,
+        base,
+        measure_from,
+        stop_at,
+    )
+    .await;
+    tally
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fast_probe_reads_what_the_codec_writes() {
+        let codec = Codec {
+            wire: Wire::Rdv,
+            pad: "x".repeat(10),
+        };
+        let sent = codec.encode("offer", "bob", 42, 123456);
+        // What the receiver gets: to removed, from added after type.
+        let relayed = sent.replacen(r#""to":"bob","#, r#""from":"alice","#, 1);
+        assert_eq!(fast_probe(&relayed), Some((42, 123456)));
+        assert_eq!(codec.decode(&relayed), Ok((42, 123456)));
+        assert_eq!(fast_probe(r#"{"type":"peer-joined"}"#), None);
+        assert_eq!(codec.decode(r#"{"type":"error","code":"x"}"#), Err(true));
+        let floor = Codec {
+            wire: Wire::Floor,
+            pad: "y".into(),
+        };
+        assert_eq!(floor.decode("a1|7|99|yyy"), Ok((7, 99)));
+    }
+}

@@ -1,0 +1,157 @@
+//! `rdv bench` does what it says against a real server: every scenario completes, counts what
+//! it should, and reports no loss. Speed itself is never asserted here (see the README's
+//! performance section for measured numbers).
+
+mod common;
+
+use std::process::Command;
+
+use common::Server;
+use serde_json::Value;
+
+fn bench(args: &[&str]) -> Value {
+    let output = Command::new(common::rdv_binary())
+        .arg("bench")
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("run rdv bench");
+    assert!(
+        output.status.success(),
+        "rdv bench {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("one JSON report")
+}
+
+fn relay_server() -> Server {
+    Server::start(&["--rate-limit", "1000000", "--rate-burst", "1000000"])
+}
+
+#[test]
+fn relay_delivers_everything_in_order_over_both_wires() {
+    let server = relay_server();
+    let url = format!("ws://{}", server.addr);
+    let shape = [
+        "--pairs",
+        "4",
+        "--in-flight",
+        "4",
+        "--duration",
+        "1s",
+        "--warmup",
+        "200ms",
+    ];
+    let mut args = vec!["relay", url.as_str()];
+    args.extend(shape);
+    let report = bench(&args);
+    assert_eq!(report["wire"], "rdv");
+    assert!(report["delivered"].as_u64().unwrap() > 0);
+    assert_eq!(report["lost"], 0);
+    assert_eq!(report["out_of_order"], 0);
+    assert_eq!(report["errors"], 0);
+    assert!(
+        report["latency"]["p99_ms"].as_f64().unwrap()
+            >= report["latency"]["p50_ms"].as_f64().unwrap()
+    );
+
+    let one_room = {
+        let mut args = args.clone();
+        args.push("--one-room");
+        bench(&args)
+    };
+    assert_eq!(one_room["lost"], 0);
+}
+
+#[test]
+fn relay_reports_a_rate_limited_server_as_errors() {
+    let server = Server::start(&["--rate-limit", "5", "--rate-burst", "5"]);
+    let output = Command::new(common::rdv_binary())
+        .args([
+            "bench",
+            "relay",
+            &format!("ws://{}", server.addr),
+            "--pairs",
+            "1",
+        ])
+        .args([
+            "--in-flight",
+            "50",
+            "--duration",
+            "500ms",
+            "--warmup",
+            "100ms",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "loss or errors fail the run");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!stdout.contains("errors 0"), "{stdout}");
+}
+
+#[test]
+fn compare_runs_both_servers_and_reports_ratios() {
+    let report = bench(&[
+        "compare",
+        "--runs",
+        "1",
+        "--pairs",
+        "2",
+        "--in-flight",
+        "2",
+        "--duration",
+        "500ms",
+        "--warmup",
+        "100ms",
+    ]);
+    assert_eq!(report["all_runs"].as_array().unwrap().len(), 2);
+    assert_eq!(report["all_runs"][0]["wire"], "floor");
+    assert_eq!(report["all_runs"][1]["wire"], "rdv");
+    for ratio in ["throughput_ratio", "p50_ratio", "p99_ratio"] {
+        assert!(report[ratio].as_f64().unwrap() > 0.0, "{ratio}");
+    }
+}
+
+#[test]
+fn join_fanout_and_churn_count_what_happened() {
+    let server = Server::start(&["--max-peers-per-room", "100"]);
+    let url = format!("ws://{}", server.addr);
+    let pid = server.pid().to_string();
+
+    let join = bench(&[
+        "join",
+        &url,
+        "--peers",
+        "60",
+        "--rooms",
+        "6",
+        "--server-pid",
+        &pid,
+    ]);
+    assert_eq!(join["failures"], 0);
+    assert_eq!(join["register_to_welcome"]["samples"], 60);
+    assert!(
+        join["memory"]["after_bytes"].as_u64().unwrap() > 0,
+        "RSS is sampled"
+    );
+
+    let fanout = bench(&["fanout", &url, "--peers", "30"]);
+    assert_eq!(fanout["events_expected"], 30 * 29 / 2);
+    assert_eq!(fanout["events_seen"], fanout["events_expected"]);
+
+    let churn = bench(&[
+        "churn",
+        &url,
+        "--warmup",
+        "300ms",
+        "--duration",
+        "1s",
+        "--rate",
+        "50",
+        "--server-pid",
+        &pid,
+    ]);
+    assert_eq!(churn["failures"], 0);
+    assert!(churn["cycles"].as_u64().unwrap() > 10);
+    assert!(churn["rss_ratio"].as_f64().unwrap() > 0.0);
+}
