@@ -378,6 +378,9 @@ async fn caller(
     )
     .await;
     tally.sent = side.next_seq;
+    let _ = ws
+        .send(Message::text(codec.encode("offer", to, DONE, 0)))
+        .await;
     let _ = ws.close(None).await;
     tally
 }
