@@ -16,15 +16,7 @@ struct Run {
 }
 
 fn rdv_in(dir: &Path, args: &[&str], stdin: &str) -> Run {
-    let mut child = Command::new(common::rdv_binary())
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run rdv");
+    let mut child = common::spawn_rdv(dir, args);
     child
         .stdin
         .take()

@@ -5,7 +5,7 @@ mod common;
 
 use std::io::Write as _;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use common::{Server, WAIT};
@@ -31,16 +31,9 @@ impl Finished {
 
 /// Starts `rdv peer` in script mode with `stdin` piped (kept open until `finish`).
 fn spawn_peer(dir: &Path, args: &[&str]) -> Child {
-    Command::new(common::rdv_binary())
-        .arg("peer")
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn rdv peer")
+    let mut all = vec!["peer"];
+    all.extend_from_slice(args);
+    common::spawn_rdv(dir, &all)
 }
 
 /// Writes `stdin` (then closes it) and waits, bounded, for the peer to exit.

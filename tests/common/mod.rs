@@ -24,6 +24,19 @@ pub fn rdv_binary() -> &'static str {
     env!("CARGO_BIN_EXE_rdv")
 }
 
+/// Starts `rdv ARGS` in `dir` with every stream piped and colour off.
+pub fn spawn_rdv(dir: &std::path::Path, args: &[&str]) -> Child {
+    Command::new(rdv_binary())
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn rdv")
+}
+
 /// A running `rdv serve`, killed on drop.
 pub struct Server {
     child: Child,
