@@ -30,10 +30,7 @@ pub fn timestamp() -> String {
 }
 
 pub fn short_id(id: &str) -> &str {
-    match id.char_indices().nth(8) {
-        Some((end, _)) => &id[..end],
-        None => id,
-    }
+    crate::protocol::truncate_chars(id, 8)
 }
 
 /// How to name a peer: short ID, plus the buddy name when known.

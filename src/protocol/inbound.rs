@@ -138,7 +138,7 @@ pub fn parse_inbound(text: &str) -> Result<Inbound<'_>, ProtocolError> {
         other => {
             return Err(ProtocolError::new(
                 ErrorCode::UnknownType,
-                format!("unknown message type {:?}", truncate(other, 40)),
+                format!("unknown message type {:?}", truncate_chars(other, 40)),
             ));
         }
     };
@@ -183,7 +183,8 @@ fn raw_string(raw: &RawValue) -> Option<Cow<'_, str>> {
     }
 }
 
-fn truncate(text: &str, max: usize) -> &str {
+/// At most the first `max` characters of `text`, for quoting client input in messages.
+pub fn truncate_chars(text: &str, max: usize) -> &str {
     match text.char_indices().nth(max) {
         Some((end, _)) => &text[..end],
         None => text,

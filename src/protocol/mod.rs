@@ -8,6 +8,6 @@ mod outbound;
 mod room;
 
 pub use codes::{CloseCode, ErrorCode, ProtocolError};
-pub use inbound::{Inbound, Register, Relay, RelayKind, parse_inbound};
+pub use inbound::{Inbound, Register, Relay, RelayKind, parse_inbound, truncate_chars};
 pub use outbound::{PeerEntry, challenge, error_frame, peer_joined, peer_left, pong, welcome};
 pub use room::{RoomName, RoomNameError};

@@ -357,7 +357,10 @@ impl Session {
             .map_err(|_| {
                 ProtocolError::new(
                     ErrorCode::UnknownPeer,
-                    format!("no peer {} is registered in this room", short(&relay.to)),
+                    format!(
+                        "no peer {} is registered in this room",
+                        protocol::truncate_chars(&relay.to, 16)
+                    ),
                 )
             })?;
         self.state.metrics.relayed(relay.kind);
@@ -382,13 +385,6 @@ fn new_nonce() -> String {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).expect("the operating system's random source works");
     crate::identity::base64url(&bytes)
-}
-
-fn short(text: &str) -> &str {
-    match text.char_indices().nth(16) {
-        Some((end, _)) => &text[..end],
-        None => text,
-    }
 }
 
 fn is_too_big(error: axum::Error) -> bool {
