@@ -459,11 +459,8 @@ impl Driver<'_> {
     fn exit_for_close(&mut self, code: Option<u16>) -> i32 {
         match code {
             None => exit::ABNORMAL_CLOSE,
-            Some(1000 | 1001) if self.conditions.any() && !self.conditions.met() => {
-                self.note_unmet();
-                exit::CONDITION_UNMET
-            }
-            Some(1000 | 1001) => exit::OK,
+            // A normal close or the server going away ends the run: did it meet the conditions?
+            Some(1000 | 1001) => self.code_for_conditions(),
             Some(_) => exit::SERVER_ERROR,
         }
     }
