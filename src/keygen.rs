@@ -189,16 +189,16 @@ fn single(args: &KeygenArgs, spec: KeySpec) -> Result<(), Failure> {
     }
     let key = generate(spec)?;
     let peer_id = key.public().peer_id();
-    let (private_text, public_text) = render(&key, args.format);
 
     if args.json {
         let (private, public) = match args.format {
             Format::Jwk => (key.to_jwk(), public_jwk(&key)),
-            Format::Pem => (private_text.into(), public_text.into()),
+            Format::Pem => (key.to_pkcs8_pem().into(), key.public_pem().into()),
         };
         let line = json!({"privateKey": private, "publicKey": public, "peerId": peer_id.as_str()});
         files::write_stdout(format!("{line}\n").as_bytes()).map_err(fail)?;
     } else {
+        let (private_text, public_text) = render(&key, args.format);
         if let Some(path) = &args.public_out {
             files::write_atomically(path, public_text.as_bytes(), Secrecy::Public, args.force)
                 .map_err(fail)?;
