@@ -18,7 +18,7 @@ use indexmap::IndexMap;
 use super::metrics::Metrics;
 use super::outbox::Outbox;
 use crate::identity::PeerId;
-use crate::protocol::{self, PeerEntry, RoomName};
+use crate::protocol::{self, CloseCode, ErrorCode, PeerEntry, ProtocolError, RoomName};
 
 /// Identifies one WebSocket connection, so a stale `leave` cannot remove a newer
 /// connection that registered the same peer ID.
@@ -128,12 +128,10 @@ impl LocalRegistry {
         let Some(old) = room.members.shift_remove(id) else {
             return;
         };
-        let error = crate::protocol::ProtocolError::from(crate::protocol::ErrorCode::Replaced);
+        let error = ProtocolError::from(ErrorCode::Replaced);
         self.metrics.error(error.code);
         old.outbox.push(protocol::error_frame(&error).into());
-        old.outbox
-            .switch()
-            .close(crate::protocol::CloseCode::NORMAL, "replaced");
+        old.outbox.switch().close(CloseCode::NORMAL, "replaced");
         self.metrics.peers.dec();
         room.queue_for_all(None, &protocol::peer_left(id).into());
     }
