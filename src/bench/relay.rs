@@ -55,6 +55,7 @@ pub struct RelayReport {
 struct Tally {
     latencies: Latencies,
     delivered: u64,
+    /// Offers sent (callers only; set from their sequence numbers).
     sent: u64,
     received_total: u64,
     out_of_order: u64,
@@ -279,11 +280,10 @@ async fn serve_side(
                             tally.delivered += 1;
                             tally.latencies.record(now_ns(base).saturating_sub(ts));
                         }
-                        if let Some(reply) = side.reply(seq, now) {
-                            if ws.feed(Message::text(reply)).await.is_err() {
-                                return;
-                            }
-                            tally.sent += 1;
+                        if let Some(reply) = side.reply(seq, now)
+                            && ws.feed(Message::text(reply)).await.is_err()
+                        {
+                            return;
                         }
                     }
                     Err(is_error) => tally.errors += u64::from(is_error),
