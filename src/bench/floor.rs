@@ -1,45 +1,60 @@
 //! The raw relay floor: the least a relay on this WebSocket stack can do, to measure rdv
 //! against. A connection to `/floor/{id}` is known by `id`; a text frame `TARGET|payload` is
 //! forwarded to TARGET as `SENDER|payload`. No JSON, no rooms, no identity, no limits — but
-//! the same axum/tungstenite stack, buffer sizes and per-connection queue and writer as rdv.
+//! the same stack as rdv: its handshake, transport, buffer sizes, per-connection queue and
+//! writer.
 //! Once a connection is routable it is sent `ready` (the floor's `welcome`), so no client
 //! sends to a peer the floor does not know yet.
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::extract::{Path, Request, State};
+use axum::response::{IntoResponse as _, Response};
 use dashmap::DashMap;
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use crate::server::upgrade::{Socket, Upgrade};
 
 type Routes = Arc<DashMap<String, mpsc::Sender<Utf8Bytes>>>;
 
 /// Serves the floor on `listener` until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener, read_buffer: usize) -> std::io::Result<()> {
+pub async fn serve(listener: tokio::net::TcpListener, read_buffer: usize) {
     let routes: Routes = Arc::new(DashMap::new());
     let app = Router::new()
         .route("/floor/{id}", axum::routing::get(upgrade))
         .with_state((routes, read_buffer));
-    axum::serve(listener, app).await
+    let never = tokio_util::sync::CancellationToken::new();
+    crate::server::listen::serve(listener, app, never).await;
 }
 
 async fn upgrade(
     Path(id): Path<String>,
     State((routes, read_buffer)): State<(Routes, usize)>,
-    upgrade: WebSocketUpgrade,
+    mut request: Request,
 ) -> Response {
+    let upgrade = match Upgrade::from_request(&mut request) {
+        Ok(upgrade) => upgrade,
+        Err(refused) => return refused.into_response(),
+    };
     // The same buffer sizes rdv serve uses, so the comparison is about the relay work.
-    upgrade
+    let config = WebSocketConfig::default()
         .read_buffer_size(read_buffer)
-        .write_buffer_size(8 * 1024)
-        .max_message_size(64 * 1024)
-        .on_upgrade(move |socket| connection(socket, id, routes))
+        .write_buffer_size(crate::server::WRITE_BUFFER)
+        .max_message_size(Some(64 * 1024));
+    let (response, socket) = upgrade.accept(config);
+    tokio::spawn(async move {
+        if let Some(socket) = socket.await {
+            connection(socket, id, routes).await;
+        }
+    });
+    response
 }
 
-async fn connection(socket: WebSocket, id: String, routes: Routes) {
+async fn connection(socket: Socket, id: String, routes: Routes) {
     let (tx, mut rx) = mpsc::channel::<Utf8Bytes>(1024);
     let _ = tx.try_send(Utf8Bytes::from_static("ready"));
     routes.insert(id.clone(), tx);

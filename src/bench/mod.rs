@@ -252,9 +252,8 @@ async fn scenario(scenario: &Scenario) -> Result<(), String> {
                 .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
             let addr = listener.local_addr().map_err(|e| e.to_string())?;
             println!("listening {addr}");
-            floor::serve(listener, *read_buffer)
-                .await
-                .map_err(|e| e.to_string())
+            floor::serve(listener, *read_buffer).await;
+            Ok(())
         }
         Scenario::Relay {
             common,

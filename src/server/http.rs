@@ -3,16 +3,23 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures_util::SinkExt as _;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 
 use super::ServerState;
 use super::metrics::Rejection;
 use super::session;
+use super::upgrade::{Socket, Upgrade};
 use crate::protocol::{CloseCode, RoomName};
+
+/// Bytes of queued frames gathered before one write; `session` fragments larger messages
+/// into frames of this size, which keeps tungstenite's write buffer (it never shrinks) small.
+pub const WRITE_BUFFER: usize = 8 * 1024;
 
 pub fn router(state: Arc<ServerState>) -> Router {
     Router::new()
@@ -50,7 +57,10 @@ fn plain(status: StatusCode, line: impl Into<String>) -> Response {
 
 /// `/room/{room}/websocket`, matched by hand so that a malformed room name is a 400 with its
 /// reason rather than a 404 from a router that did not match.
-async fn room_or_not_found(State(state): State<Arc<ServerState>>, request: Request) -> Response {
+async fn room_or_not_found(
+    State(state): State<Arc<ServerState>>,
+    mut request: Request,
+) -> Response {
     let path = request.uri().path();
     let Some(raw_room) = path
         .strip_prefix("/room/")
@@ -85,39 +95,40 @@ async fn room_or_not_found(State(state): State<Arc<ServerState>>, request: Reque
             "the server is shutting down",
         );
     }
-    let (mut parts, _body) = request.into_parts();
-    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
+    let upgrade = match Upgrade::from_request(&mut request) {
         Ok(upgrade) => upgrade,
-        Err(rejection) => return rejection.into_response(),
+        Err(refused) => return refused.into_response(),
     };
     let config = &state.config;
-    let upgrade = upgrade
-        // Signaling messages are small; tungstenite's 128 KiB defaults would cost gigabytes
-        // at 100k idle peers. The read buffer grows on demand up to the message limit.
+    // Signaling messages are small; tungstenite's 128 KiB defaults would cost gigabytes at
+    // 100k idle peers. The read buffer grows on demand up to the message limit, and the
+    // transport reads ahead for busy connections without a buffer of their own.
+    let websocket = WebSocketConfig::default()
         .read_buffer_size(config.read_buffer)
-        .write_buffer_size(8 * 1024)
+        .write_buffer_size(WRITE_BUFFER)
         .max_write_buffer_size(config.max_message_size * 4 + 64 * 1024)
-        .max_message_size(config.max_message_size)
-        .max_frame_size(config.max_message_size);
+        .max_message_size(Some(config.max_message_size))
+        .max_frame_size(Some(config.max_message_size));
+    let (response, socket) = upgrade.accept(websocket);
 
     let permit = state.connection_slots.clone().try_acquire_owned().ok();
     let tracker = state.sessions.clone();
-    upgrade.on_upgrade(move |socket| {
-        tracker.track_future(async move {
-            match permit {
-                Some(_permit) => session::run(socket, room, state).await,
-                None => refuse_over_capacity(socket, &state).await,
-            }
-        })
-    })
+    tokio::spawn(tracker.track_future(async move {
+        let Some(socket) = socket.await else { return };
+        match permit {
+            Some(_permit) => session::run(socket, room, state).await,
+            None => refuse_over_capacity(socket, &state).await,
+        }
+    }));
+    response
 }
 
 /// The connection cap answers with a close code, so the upgrade is completed first.
-async fn refuse_over_capacity(mut socket: WebSocket, state: &ServerState) {
+async fn refuse_over_capacity(mut socket: Socket, state: &ServerState) {
     state.metrics.rejected(Rejection::Capacity);
     state.metrics.closed(CloseCode::OVERLOADED);
     let frame = CloseFrame {
-        code: CloseCode::OVERLOADED.0,
+        code: CloseCode::OVERLOADED.0.into(),
         reason: "server at its connection limit".into(),
     };
     let _ = tokio::time::timeout(

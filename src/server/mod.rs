@@ -8,11 +8,14 @@
 mod allow;
 mod config;
 mod http;
+pub mod listen;
 mod metrics;
 mod outbox;
 mod rate;
 mod rooms;
 mod session;
+mod transport;
+pub mod upgrade;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -27,6 +30,7 @@ use tokio_util::task::TaskTracker;
 
 pub use allow::AllowListError;
 pub use config::{Config, LogFormat, ProofMode, parse_duration, parse_size};
+pub use http::WRITE_BUFFER;
 pub use metrics::Metrics;
 pub use rooms::{ConnectionId, JoinError, LocalRegistry, Member, RoomRegistry, UnknownPeer};
 
@@ -109,9 +113,7 @@ impl Server {
         let state = self.state;
         let stop_http = CancellationToken::new();
         let app = http::router(state.clone());
-        let http = axum::serve(self.listener, app)
-            .with_graceful_shutdown(stop_http.clone().cancelled_owned());
-        let http = tokio::spawn(async move { http.await });
+        let http = tokio::spawn(listen::serve(self.listener, app, stop_http.clone()));
 
         shutdown.await;
         let drain_timeout = state.config.drain_timeout;
@@ -132,10 +134,7 @@ impl Server {
             );
         }
         stop_http.cancel();
-        // Plain HTTP requests still in flight get the rest of a short grace, not a hang.
-        match tokio::time::timeout(std::time::Duration::from_secs(1), http).await {
-            Ok(Ok(result)) => result.map_err(ServeError::Io),
-            _ => Ok(()),
-        }
+        let _ = http.await;
+        Ok(())
     }
 }

@@ -11,9 +11,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::extract::ws::Utf8Bytes;
 use dashmap::DashMap;
 use indexmap::IndexMap;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::metrics::Metrics;
 use super::outbox::Outbox;

@@ -8,16 +8,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::{Instant, MissedTickBehavior, sleep};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
 use super::ServerState;
 use super::config::ProofMode;
+use super::http::WRITE_BUFFER;
 use super::outbox::{CloseSwitch, Inbox, Outbox};
 use super::rate::{RateLimiter, Verdict};
 use super::rooms::{ConnectionId, JoinError, Member};
+use super::upgrade::Socket;
 use crate::identity::{JwkError, PeerId, PrivateMembers, PublicJwk};
 use crate::protocol::{
     self, CloseCode, ErrorCode, Inbound, ProtocolError, Register, Relay, RoomName,
@@ -28,7 +33,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Most queued messages written before one flush, so a busy queue still gets flushed.
 const WRITE_BATCH: usize = 64;
 
-pub async fn run(socket: WebSocket, room: RoomName, state: Arc<ServerState>) {
+pub async fn run(socket: Socket, room: RoomName, state: Arc<ServerState>) {
     let metrics = state.metrics.clone();
     metrics.connections.inc();
     metrics.connections_opened.inc();
@@ -82,8 +87,8 @@ pub async fn run(socket: WebSocket, room: RoomName, state: Arc<ServerState>) {
 }
 
 async fn say_goodbye(
-    sink: &mut SplitSink<WebSocket, Message>,
-    stream: &mut SplitStream<WebSocket>,
+    sink: &mut SplitSink<Socket, Message>,
+    stream: &mut SplitStream<Socket>,
     queue: &mut Inbox,
     switch: &CloseSwitch,
     state: &ServerState,
@@ -96,11 +101,11 @@ async fn say_goodbye(
                 if code != CloseCode::OVERLOADED {
                     while let Some(text) = queue.try_recv() {
                         state.metrics.bytes_sent.inc_by(text.len() as u64);
-                        sink.feed(Message::Text(text)).await?;
+                        feed_text(sink, text).await?;
                     }
                 }
                 let frame = CloseFrame {
-                    code: code.0,
+                    code: code.0.into(),
                     reason: reason.into(),
                 };
                 sink.send(Message::Close(Some(frame))).await
@@ -118,11 +123,7 @@ async fn say_goodbye(
     .await;
 }
 
-async fn write_loop(
-    sink: &mut SplitSink<WebSocket, Message>,
-    queue: &mut Inbox,
-    state: &ServerState,
-) {
+async fn write_loop(sink: &mut SplitSink<Socket, Message>, queue: &mut Inbox, state: &ServerState) {
     let ping_interval = state.config.ping_interval;
     let mut ping = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -131,13 +132,13 @@ async fn write_loop(
             text = queue.recv() => {
                 let Some(text) = text else { return };
                 let mut bytes = text.len();
-                if sink.feed(Message::Text(text)).await.is_err() {
+                if feed_text(sink, text).await.is_err() {
                     return;
                 }
                 for _ in 1..WRITE_BATCH {
                     let Some(text) = queue.try_recv() else { break };
                     bytes += text.len();
-                    if sink.feed(Message::Text(text)).await.is_err() {
+                    if feed_text(sink, text).await.is_err() {
                         return;
                     }
                 }
@@ -169,7 +170,7 @@ struct Session {
 
 impl Session {
     /// Reads until the client leaves, a timer fires, or the connection is asked to close.
-    async fn read_loop(&mut self, stream: &mut SplitStream<WebSocket>) {
+    async fn read_loop(&mut self, stream: &mut SplitStream<Socket>) {
         let config = &self.state.config;
         let idle_limit = config.ping_interval * 2;
         // Frames only stamp `last_seen`; the timer is re-armed when it fires, not per frame,
@@ -218,7 +219,7 @@ impl Session {
                         self.send_error(ErrorCode::BinaryUnsupported.into());
                     }
                 }
-                Message::Ping(_) | Message::Pong(_) => {}
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
                 Message::Close(_) => return,
             }
             if self.outbox.switch().is_closing() {
@@ -387,10 +388,38 @@ fn new_nonce() -> String {
     crate::identity::base64url(&bytes)
 }
 
-fn is_too_big(error: axum::Error) -> bool {
-    use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
-    matches!(
-        error.into_inner().downcast_ref::<Error>(),
-        Some(Error::Capacity(CapacityError::MessageTooLong { .. }))
-    )
+fn is_too_big(error: tungstenite::Error) -> bool {
+    use tungstenite::error::{CapacityError, Error};
+    matches!(error, Error::Capacity(CapacityError::MessageTooLong { .. }))
+}
+
+/// Queues one text message on `sink`. One larger than the write buffer goes as fragments
+/// of that size: tungstenite's write buffer keeps the capacity of the largest frame it ever
+/// held, and a `welcome` to a big room would otherwise pin that much memory per peer for
+/// the life of the connection.
+async fn feed_text(
+    sink: &mut SplitSink<Socket, Message>,
+    text: Utf8Bytes,
+) -> Result<(), tungstenite::Error> {
+    if text.len() <= WRITE_BUFFER {
+        return sink.feed(Message::Text(text)).await;
+    }
+    let whole: &str = &text;
+    let bytes = bytes::Bytes::from(text.clone());
+    let mut opcode = OpCode::Data(Data::Text);
+    let mut start = 0;
+    while start < whole.len() {
+        // Fragments end on character boundaries, so each one is valid UTF-8 on its own
+        // (RFC 6455 does not require it, but some clients check fragments one by one).
+        let mut end = whole.len().min(start + WRITE_BUFFER);
+        while !whole.is_char_boundary(end) {
+            end -= 1;
+        }
+        let last = end == whole.len();
+        let fragment = Frame::message(bytes.slice(start..end), opcode, last);
+        sink.feed(Message::Frame(fragment)).await?;
+        start = end;
+        opcode = OpCode::Data(Data::Continue);
+    }
+    Ok(())
 }

@@ -1,0 +1,70 @@
+//! The accept loop: HTTP/1.1 on each TCP connection, with upgrades, until told to stop.
+//!
+//! hyper's HTTP/1 connection is driven directly (not through `axum::serve`, whose protocol
+//! sniffing wraps the socket in a private type) so an upgraded connection hands back its
+//! bare `TcpStream` (see `upgrade`).
+
+use std::time::Duration;
+
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How long requests still in flight may take once `stop` fires.
+const HTTP_GRACE: Duration = Duration::from_secs(1);
+
+/// Serves `app` on `listener` until `stop` is cancelled, then gives plain HTTP requests in
+/// flight a short grace. Upgraded connections are not waited for: they belong to their
+/// sessions by then.
+pub async fn serve(listener: TcpListener, app: Router, stop: CancellationToken) {
+    let service = TowerToHyperService::new(app);
+    let connections = TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = stop.cancelled() => break,
+        };
+        let tcp = match accepted {
+            Ok((tcp, _)) => tcp,
+            // The client gave up between SYN and accept: nothing to do.
+            Err(error) if is_per_connection(&error) => continue,
+            Err(error) => {
+                // Out of file descriptors, most likely: retrying at once would spin.
+                tracing::error!(%error, "accept failed; retrying in a second");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        // Signaling messages are small and latency-bound.
+        let _ = tcp.set_nodelay(true);
+        let connection = http1::Builder::new()
+            .serve_connection(TokioIo::new(tcp), service.clone())
+            .with_upgrades();
+        let stop = stop.clone();
+        connections.spawn(async move {
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                // Served to the end, or handed over to a WebSocket session.
+                _ = connection.as_mut() => return,
+                () = stop.cancelled() => {}
+            }
+            connection.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(HTTP_GRACE, connection).await;
+        });
+    }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+}
+
+fn is_per_connection(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    )
+}

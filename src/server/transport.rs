@@ -1,0 +1,165 @@
+//! The TCP stream under each WebSocket, reading ahead without a per-connection buffer.
+//!
+//! tungstenite reads at most its read-buffer size per call, and that buffer is allocated for
+//! the life of the connection. Kept small (1 KiB) for idle peers, it costs one `recv` per
+//! relayed message on a busy one. Here each `recv` goes into a per-thread scratch buffer
+//! instead; what tungstenite cannot take yet is kept in an exact-size allocation that is
+//! freed as soon as it is consumed. An idle connection holds no read buffer of its own, a busy
+//! one reads many messages per system call.
+
+use std::cell::RefCell;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf as _, Bytes};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+/// The most one `recv` reads.
+const READ_AHEAD: usize = 16 * 1024;
+
+thread_local! {
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_AHEAD].into_boxed_slice());
+}
+
+pub struct Transport {
+    tcp: TcpStream,
+    /// Read from the socket, not yet taken by the reader. Empty (unallocated) when idle.
+    pending: Bytes,
+}
+
+impl Transport {
+    /// `already_read`: bytes that arrived before the stream changed hands.
+    pub fn new(tcp: TcpStream, already_read: Bytes) -> Self {
+        Self {
+            tcp,
+            pending: already_read,
+        }
+    }
+
+    fn take_pending(&mut self, buf: &mut ReadBuf<'_>) {
+        let n = self.pending.len().min(buf.remaining());
+        buf.put_slice(&self.pending[..n]);
+        self.pending.advance(n);
+        if self.pending.is_empty() {
+            // Free the allocation now, not when the next read replaces it.
+            self.pending = Bytes::new();
+        }
+    }
+}
+
+impl AsyncRead for Transport {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.pending.is_empty() {
+            this.take_pending(buf);
+            return Poll::Ready(Ok(()));
+        }
+        if buf.remaining() >= READ_AHEAD {
+            return Pin::new(&mut this.tcp).poll_read(cx, buf);
+        }
+        SCRATCH.with_borrow_mut(|scratch| {
+            let mut ahead = ReadBuf::new(scratch);
+            ready!(Pin::new(&mut this.tcp).poll_read(cx, &mut ahead))?;
+            let read = ahead.filled();
+            let n = read.len().min(buf.remaining());
+            buf.put_slice(&read[..n]);
+            if read.len() > n {
+                this.pending = Bytes::copy_from_slice(&read[n..]);
+            }
+            Poll::Ready(Ok(()))
+        })
+    }
+}
+
+impl AsyncWrite for Transport {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tcp).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    async fn pair(already_read: &'static [u8]) -> (Transport, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (
+            Transport::new(server, Bytes::from_static(already_read)),
+            client,
+        )
+    }
+
+    #[tokio::test]
+    async fn small_reads_get_every_byte_in_order_and_idle_holds_nothing() {
+        let (mut transport, mut client) = pair(b"early:").await;
+        let sent: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+        let writer = tokio::spawn(async move {
+            client.write_all(&sent).await.unwrap();
+            client
+        });
+        let mut received = Vec::new();
+        let mut chunk = [0u8; 1000];
+        while received.len() < 6 + 40_000 {
+            let n = transport.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the stream ended early");
+            received.extend_from_slice(&chunk[..n]);
+        }
+        let _client = writer.await.unwrap();
+        assert_eq!(&received[..6], b"early:");
+        let expected: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+        assert_eq!(&received[6..], &expected[..]);
+        assert!(transport.pending.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_large_read_goes_straight_to_the_socket_and_eof_is_zero() {
+        let (mut transport, mut client) = pair(b"").await;
+        client.write_all(b"hello").await.unwrap();
+        drop(client);
+        let mut big = vec![0u8; READ_AHEAD * 2];
+        let mut got = Vec::new();
+        loop {
+            let n = transport.read(&mut big).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&big[..n]);
+        }
+        assert_eq!(got, b"hello");
+    }
+}
