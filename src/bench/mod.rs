@@ -55,7 +55,7 @@ pub struct RelayShape {
     /// Offers in flight per pair.
     #[arg(long, default_value_t = 8)]
     pub in_flight: usize,
-    /// Size of each relayed message.
+    /// Size of each relayed message as sent, exactly (the same on both wires in `compare`).
     #[arg(long, value_name = "SIZE", default_value = "1KiB", value_parser = parse_size)]
     pub payload: usize,
     /// Measured time, after the warm-up.

@@ -77,18 +77,36 @@ struct Probe {
 
 struct Codec {
     wire: Wire,
-    pad: String,
+    /// Every message sent is padded to exactly this many bytes, on both wires, so the floor
+    /// and rdv move the same bytes per message.
+    size: usize,
 }
 
 impl Codec {
+    fn new(wire: Wire, size: usize) -> Self {
+        Self { wire, size }
+    }
+
     fn encode(&self, kind: &str, to: &str, seq: u64, ts: u64) -> String {
-        match self.wire {
-            Wire::Rdv => format!(
-                r#"{{"type":"{kind}","to":"{to}","sdp":{{"seq":{seq},"ts":{ts},"pad":"{}"}}}}"#,
-                self.pad
-            ),
-            Wire::Floor => format!("{to}|{seq}|{ts}|{}", self.pad),
-        }
+        use std::fmt::Write as _;
+        let mut out = String::with_capacity(self.size.max(160));
+        let end = match self.wire {
+            Wire::Rdv => {
+                let _ = write!(
+                    out,
+                    r#"{{"type":"{kind}","to":"{to}","sdp":{{"seq":{seq},"ts":{ts},"pad":""#
+                );
+                r#""}}"#
+            }
+            Wire::Floor => {
+                let _ = write!(out, "{to}|{seq}|{ts}|");
+                ""
+            }
+        };
+        let pad = self.size.saturating_sub(out.len() + end.len()).max(1);
+        out.extend(std::iter::repeat_n('x', pad));
+        out.push_str(end);
+        out
     }
 
     /// (seq, ts) of a relayed message; `Err(true)` for a server error, `Err(false)` for
@@ -132,10 +150,7 @@ fn fast_probe(text: &str) -> Option<(u64, u64)> {
 }
 
 pub async fn run(target: &Target, options: &RelayOptions) -> Result<RelayReport, String> {
-    let codec = std::sync::Arc::new(Codec {
-        wire: options.wire,
-        pad: "x".repeat(options.payload_bytes.saturating_sub(110).max(1)),
-    });
+    let codec = std::sync::Arc::new(Codec::new(options.wire, options.payload_bytes));
     // Connect and register every pair before the clock starts.
     let mut pairs = Vec::with_capacity(options.pairs);
     for pair in 0..options.pairs {
@@ -415,21 +430,19 @@ mod tests {
 
     #[test]
     fn the_fast_probe_reads_what_the_codec_writes() {
-        let codec = Codec {
-            wire: Wire::Rdv,
-            pad: "x".repeat(10),
-        };
+        let codec = Codec::new(Wire::Rdv, 100);
         let sent = codec.encode("offer", "bob", 42, 123456);
+        assert_eq!(sent.len(), 100);
+        assert!(serde_json::from_str::<serde_json::Value>(&sent).is_ok());
         // What the receiver gets: to removed, from added after type.
         let relayed = sent.replacen(r#""to":"bob","#, r#""from":"alice","#, 1);
         assert_eq!(fast_probe(&relayed), Some((42, 123456)));
         assert_eq!(codec.decode(&relayed), Ok((42, 123456)));
         assert_eq!(fast_probe(r#"{"type":"peer-joined"}"#), None);
         assert_eq!(codec.decode(r#"{"type":"error","code":"x"}"#), Err(true));
-        let floor = Codec {
-            wire: Wire::Floor,
-            pad: "y".into(),
-        };
-        assert_eq!(floor.decode("a1|7|99|yyy"), Ok((7, 99)));
+        let floor = Codec::new(Wire::Floor, 100);
+        let sent = floor.encode("offer", "b1", 7, 99);
+        assert_eq!(sent.len(), 100);
+        assert_eq!(floor.decode(&sent.replacen("b1", "a1", 1)), Ok((7, 99)));
     }
 }

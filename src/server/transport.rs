@@ -32,9 +32,11 @@ pub struct Transport {
 impl Transport {
     /// `already_read`: bytes that arrived before the stream changed hands.
     pub fn new(tcp: TcpStream, already_read: Bytes) -> Self {
+        // Copied: even empty, a slice of hyper's read buffer keeps all of that buffer alive
+        // for as long as it is held.
         Self {
             tcp,
-            pending: already_read,
+            pending: Bytes::copy_from_slice(&already_read),
         }
     }
 
