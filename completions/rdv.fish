@@ -140,7 +140,7 @@ complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcomman
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from relay" -l threads -d 'Generator threads (1 leaves the other cores to the server)' -r
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from relay" -l pairs -d 'Caller/callee pairs' -r
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from relay" -l in-flight -d 'Offers in flight per pair' -r
-complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from relay" -l payload -d 'Size of each relayed message' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from relay" -l payload -d 'Size of each relayed message as sent, exactly (the same on both wires in `compare`)' -r
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from relay" -l duration -d 'Measured time, after the warm-up' -r
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from relay" -l warmup -d 'Time before measuring' -r
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from relay" -l color -d 'When to use colour in output meant for people' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set'
@@ -162,6 +162,7 @@ complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcomman
 always\t''
 never\t''"
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from join" -l json -d 'Print one JSON object instead of text'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from join" -l floor -d 'Join the raw floor instead (connect, upgrade, wait for its `ready`): the least a join can cost on this stack and machine, to read rdv\'s joins/s against'
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from join" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from join" -s V -l version -d 'Print version'
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from fanout" -l source-ips -d 'Spread connections over 127.0.0.1..=127.0.0.N when ephemeral ports run short' -r
@@ -189,7 +190,7 @@ complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcomman
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from churn" -s V -l version -d 'Print version'
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from compare" -l pairs -d 'Caller/callee pairs' -r
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from compare" -l in-flight -d 'Offers in flight per pair' -r
-complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from compare" -l payload -d 'Size of each relayed message' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from compare" -l payload -d 'Size of each relayed message as sent, exactly (the same on both wires in `compare`)' -r
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from compare" -l duration -d 'Measured time, after the warm-up' -r
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from compare" -l warmup -d 'Time before measuring' -r
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from compare" -l runs -d 'Runs of each (the median is reported)' -r

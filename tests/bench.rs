@@ -155,3 +155,64 @@ fn join_fanout_and_churn_count_what_happened() {
     assert!(churn["cycles"].as_u64().unwrap() > 10);
     assert!(churn["rss_ratio"].as_f64().unwrap() > 0.0);
 }
+
+/// `rdv bench floor` on an ephemeral port, killed on drop.
+struct Floor {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Floor {
+    fn start() -> Self {
+        use std::io::BufRead as _;
+        let mut child = Command::new(common::rdv_binary())
+            .args(["bench", "floor", "--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the floor");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening ")
+            .expect(&line)
+            .to_owned();
+        Self {
+            child,
+            url: format!("ws://{addr}"),
+        }
+    }
+}
+
+impl Drop for Floor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_floor_relays_and_joins_like_rdv() {
+    let floor = Floor::start();
+    let relay = bench(&[
+        "relay",
+        &floor.url,
+        "--floor",
+        "--pairs",
+        "3",
+        "--duration",
+        "500ms",
+        "--warmup",
+        "100ms",
+    ]);
+    assert_eq!(relay["wire"], "floor");
+    assert!(relay["delivered"].as_u64().unwrap() > 0);
+    assert_eq!(relay["lost"], 0);
+    assert_eq!(relay["out_of_order"], 0);
+
+    let join = bench(&["join", &floor.url, "--floor", "--peers", "40"]);
+    assert_eq!(join["failures"], 0);
+    assert_eq!(join["register_to_welcome"]["samples"], 40);
+}

@@ -101,6 +101,17 @@ impl Target {
     }
 }
 
+impl Target {
+    /// Connects to the raw floor as `id` and waits for its `ready`: the connection is routable.
+    pub async fn join_floor(&self, id: &str, n: usize) -> Result<Ws, String> {
+        let mut ws = self.connect(&format!("/floor/{id}"), n).await?;
+        match tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) if text == "ready" => Ok(ws),
+            other => Err(format!("the floor did not say ready: {other:?}")),
+        }
+    }
+}
+
 /// Reads until a message of `kind` (anything else in between is skipped).
 pub async fn wait_for(ws: &mut Ws, kind: &str) -> Result<Value, String> {
     while let Some(message) = ws.next().await {

@@ -95,6 +95,10 @@ pub enum Scenario {
         /// Keep the peers connected (answering pings) this long, then sample again.
         #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
         hold: Duration,
+        /// Join the raw floor instead (connect, upgrade, wait for its `ready`): the least a
+        /// join can cost on this stack and machine, to read rdv's joins/s against.
+        #[arg(long)]
+        floor: bool,
     },
     /// K peers join one room in turn: peer-joined events/s and when the last join is seen.
     Fanout {
@@ -304,19 +308,19 @@ async fn scenario(scenario: &Scenario) -> Result<(), String> {
             concurrency,
             server_pid,
             hold,
+            floor,
         } => {
             let target = client::Target::parse(&common.url, common.source_ips).await?;
             let bar = progress(common.json, *peers as u64, "peers");
-            let report = presence::join(
-                &target,
-                *peers,
-                *rooms,
-                *concurrency,
-                *server_pid,
-                *hold,
-                &bar,
-            )
-            .await?;
+            let options = presence::JoinOptions {
+                peers: *peers,
+                rooms: *rooms,
+                concurrency: *concurrency,
+                server_pid: *server_pid,
+                hold: *hold,
+                floor: *floor,
+            };
+            let report = presence::join(&target, &options, &bar).await?;
             bar.finish_and_clear();
             print(common.json, &report, |r| {
                 format!(

@@ -78,15 +78,30 @@ pub struct JoinReport {
     pub generator_cpu_s: f64,
 }
 
+#[derive(Debug, Clone)]
+pub struct JoinOptions {
+    pub peers: usize,
+    pub rooms: usize,
+    pub concurrency: usize,
+    pub server_pid: Option<u32>,
+    pub hold: Duration,
+    /// Join the raw floor (`/floor/{id}`, wait for `ready`) instead of registering.
+    pub floor: bool,
+}
+
 pub async fn join(
     target: &Target,
-    peers: usize,
-    rooms: usize,
-    concurrency: usize,
-    server_pid: Option<u32>,
-    hold: Duration,
+    options: &JoinOptions,
     progress: &indicatif::ProgressBar,
 ) -> Result<JoinReport, String> {
+    let &JoinOptions {
+        peers,
+        rooms,
+        concurrency,
+        server_pid,
+        hold,
+        floor,
+    } = options;
     let keys: Vec<BenchKey> = (0..peers).map(|_| BenchKey::new()).collect();
     let before = server_pid.and_then(rss_bytes);
     let cpu_before = own_cpu_time();
@@ -100,7 +115,11 @@ pub async fn join(
         attempts.push(tokio::spawn(async move {
             let _permit = permit;
             let start = Instant::now();
-            let joined = target.join(&room, &key, n).await;
+            let joined = if floor {
+                target.join_floor(&format!("j{n}"), n).await
+            } else {
+                target.join(&room, &key, n).await
+            };
             joined.map(|ws| (ws, start.elapsed()))
         }));
     }

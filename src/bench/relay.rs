@@ -168,12 +168,8 @@ pub async fn run(target: &Target, options: &RelayOptions) -> Result<RelayReport,
             }
             Wire::Floor => {
                 let (a_id, b_id) = (format!("a{pair}"), format!("b{pair}"));
-                let mut ws_a = target.connect(&format!("/floor/{a_id}"), pair * 2).await?;
-                let mut ws_b = target
-                    .connect(&format!("/floor/{b_id}"), pair * 2 + 1)
-                    .await?;
-                floor_ready(&mut ws_a).await?;
-                floor_ready(&mut ws_b).await?;
+                let ws_a = target.join_floor(&a_id, pair * 2).await?;
+                let ws_b = target.join_floor(&b_id, pair * 2 + 1).await?;
                 (a_id, b_id, ws_a, ws_b)
             }
         };
@@ -237,14 +233,6 @@ pub async fn run(target: &Target, options: &RelayOptions) -> Result<RelayReport,
         errors: total.errors,
         generator_cpu_s: generator_cpu.as_secs_f64(),
     })
-}
-
-/// Waits for the floor's `ready`: the connection is routable.
-async fn floor_ready(ws: &mut Ws) -> Result<(), String> {
-    match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
-        Ok(Some(Ok(Message::Text(text)))) if text == "ready" => Ok(()),
-        other => Err(format!("the floor did not say ready: {other:?}")),
-    }
 }
 
 /// How long to wait for in-flight messages after the clock stops.
