@@ -55,7 +55,7 @@ pub struct Register<'a> {
 pub struct Relay<'a> {
     pub kind: RelayKind,
     pub to: Cow<'a, str>,
-    members: Vec<(Cow<'a, str>, &'a RawValue)>,
+    members: MemberList<'a>,
 }
 
 impl Relay<'_> {
@@ -172,15 +172,15 @@ fn unique_member<'a>(
 }
 
 fn raw_string(raw: &RawValue) -> Option<Cow<'_, str>> {
-    if !raw.get().starts_with('"') {
+    let text = raw.get();
+    if !text.starts_with('"') {
         return None;
     }
-    match serde_json::from_str::<&str>(raw.get()) {
-        Ok(text) => Some(Cow::Borrowed(text)),
-        Err(_) => serde_json::from_str::<String>(raw.get())
-            .ok()
-            .map(Cow::Owned),
+    // Already validated as a JSON string: without escapes, it is the text between the quotes.
+    if !text.contains('\\') {
+        return Some(Cow::Borrowed(&text[1..text.len() - 1]));
     }
+    serde_json::from_str::<String>(text).ok().map(Cow::Owned)
 }
 
 /// At most the first `max` characters of `text`, for quoting client input in messages.
@@ -191,8 +191,11 @@ pub fn truncate_chars(text: &str, max: usize) -> &str {
     }
 }
 
+/// Members in order, values as raw JSON.
+type MemberList<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
+
 /// A JSON object as its members in order, values left as raw JSON.
-struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+struct Members<'a>(MemberList<'a>);
 
 impl<'de> Deserialize<'de> for Members<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -206,7 +209,7 @@ impl<'de> Deserialize<'de> for Members<'de> {
             }
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(4));
+                let mut members = MemberList::with_capacity(map.size_hint().unwrap_or(4));
                 while let Some(Key(key)) = map.next_key()? {
                     members.push((key, map.next_value()?));
                 }
@@ -285,6 +288,12 @@ mod tests {
         assert_eq!(relay.kind, RelayKind::IceCandidate);
         assert_eq!(relay.to, "bob");
         assert!(relay.forward_text(&sender()).ends_with(r#","qu\"ote":1}"#));
+
+        let escaped_value = r#"{"type":"offer","to":"b\u006fb"}"#;
+        let Inbound::Relay(relay) = parse_inbound(escaped_value).unwrap() else {
+            panic!("expected a relay")
+        };
+        assert_eq!(relay.to, "bob");
     }
 
     #[test]
