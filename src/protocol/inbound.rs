@@ -61,38 +61,51 @@ pub struct Relay<'a> {
 impl Relay<'_> {
     /// The message as the receiver gets it: `type`, then `from`, then every other member the
     /// sender wrote in its order, without `to` and without any `from` the sender made up.
+    ///
+    /// Sized exactly: a `String` whose length is its capacity becomes shared bytes without
+    /// a second allocation for the reference count.
     pub fn forward_text(&self, from: &PeerId) -> String {
-        let payload: usize = self
-            .members
-            .iter()
-            .map(|(key, value)| key.len() + value.get().len() + 4)
-            .sum();
-        let mut out = String::with_capacity(40 + PeerId::LEN + payload);
-        out.push_str(r#"{"type":""#);
-        out.push_str(self.kind.as_str());
-        out.push_str(r#"","from":""#);
-        out.push_str(from.as_str());
-        out.push('"');
-        for (key, value) in &self.members {
-            if matches!(key.as_ref(), "type" | "to" | "from") {
-                continue;
-            }
+        let forwarded = || {
+            self.members
+                .iter()
+                .filter(|(key, _)| !matches!(key.as_ref(), "type" | "to" | "from"))
+        };
+        let head = [r#"{"type":""#, self.kind.as_str(), r#"","from":""#, from.as_str(), "\""];
+        let length = head.iter().map(|part| part.len()).sum::<usize>()
+            + forwarded()
+                .map(|(key, value)| 2 + json_string_len(key) + value.get().len())
+                .sum::<usize>()
+            + 1;
+        let mut out = String::with_capacity(length);
+        head.iter().for_each(|part| out.push_str(part));
+        for (key, value) in forwarded() {
             out.push(',');
             push_json_string(&mut out, key);
             out.push(':');
             out.push_str(value.get());
         }
         out.push('}');
+        debug_assert_eq!(out.len(), length);
         out
     }
 }
 
-fn push_json_string(out: &mut String, text: &str) {
-    // Keys are almost always plain; only escape when something needs it.
-    if text
-        .bytes()
+/// Keys are almost always plain; only those that are not need escaping.
+fn is_plain(text: &str) -> bool {
+    text.bytes()
         .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f)
-    {
+}
+
+fn json_string_len(text: &str) -> usize {
+    if is_plain(text) {
+        text.len() + 2
+    } else {
+        serde_json::to_string(text).expect("a string serializes").len()
+    }
+}
+
+fn push_json_string(out: &mut String, text: &str) {
+    if is_plain(text) {
         out.push('"');
         out.push_str(text);
         out.push('"');
