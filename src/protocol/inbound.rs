@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::{ErrorCode, ProtocolError};
+use super::{ErrorCode, ProtocolError, scan};
 use crate::identity::PeerId;
 
 /// The three relayed types.
@@ -46,8 +46,8 @@ pub enum Inbound<'a> {
 /// proof of possession (PROTOCOL §9), left raw for the server to check.
 #[derive(Debug)]
 pub struct Register<'a> {
-    pub public_key: &'a RawValue,
-    pub proof: Option<&'a RawValue>,
+    pub public_key: &'a str,
+    pub proof: Option<&'a str>,
 }
 
 /// `offer` / `answer` / `ice-candidate`, with its members kept in their original order.
@@ -70,10 +70,16 @@ impl Relay<'_> {
                 .iter()
                 .filter(|(key, _)| !matches!(key.as_ref(), "type" | "to" | "from"))
         };
-        let head = [r#"{"type":""#, self.kind.as_str(), r#"","from":""#, from.as_str(), "\""];
+        let head = [
+            r#"{"type":""#,
+            self.kind.as_str(),
+            r#"","from":""#,
+            from.as_str(),
+            "\"",
+        ];
         let length = head.iter().map(|part| part.len()).sum::<usize>()
             + forwarded()
-                .map(|(key, value)| 2 + json_string_len(key) + value.get().len())
+                .map(|(key, value)| 2 + json_string_len(key) + value.len())
                 .sum::<usize>()
             + 1;
         let mut out = String::with_capacity(length);
@@ -82,7 +88,7 @@ impl Relay<'_> {
             out.push(',');
             push_json_string(&mut out, key);
             out.push(':');
-            out.push_str(value.get());
+            out.push_str(value);
         }
         out.push('}');
         debug_assert_eq!(out.len(), length);
@@ -100,7 +106,9 @@ fn json_string_len(text: &str) -> usize {
     if is_plain(text) {
         text.len() + 2
     } else {
-        serde_json::to_string(text).expect("a string serializes").len()
+        serde_json::to_string(text)
+            .expect("a string serializes")
+            .len()
     }
 }
 
@@ -116,8 +124,18 @@ fn push_json_string(out: &mut String, text: &str) {
 
 /// Parses one text frame.
 pub fn parse_inbound(text: &str) -> Result<Inbound<'_>, ProtocolError> {
-    let Members(members) =
-        serde_json::from_str(text).map_err(|_| ProtocolError::from(ErrorCode::InvalidJson))?;
+    let members: MemberList<'_> = match scan::object_members(text) {
+        Some(members) => members,
+        // Anything the fast scanner is unsure about, serde_json decides (and words the error).
+        None => {
+            let Members(members) = serde_json::from_str(text)
+                .map_err(|_| ProtocolError::from(ErrorCode::InvalidJson))?;
+            members
+                .into_iter()
+                .map(|(name, value)| (name, value.get()))
+                .collect()
+        }
+    };
 
     let kind = unique_member(&members, "type")?
         .ok_or_else(|| ProtocolError::new(ErrorCode::InvalidMessage, "the message has no type"))?;
@@ -132,7 +150,7 @@ pub fn parse_inbound(text: &str) -> Result<Inbound<'_>, ProtocolError> {
             let key = unique_member(&members, "publicKey")?.ok_or_else(|| {
                 ProtocolError::new(ErrorCode::InvalidMessage, "register needs a publicKey")
             })?;
-            if !key.get().starts_with('{') {
+            if !key.starts_with('{') {
                 return Err(ProtocolError::new(
                     ErrorCode::InvalidMessage,
                     "publicKey must be a JWK object",
@@ -170,9 +188,9 @@ pub fn parse_inbound(text: &str) -> Result<Inbound<'_>, ProtocolError> {
 /// Finds a member that routing depends on. Two of them would make the route ambiguous, and
 /// different JSON parsers pick different ones, so a duplicate is refused rather than guessed.
 fn unique_member<'a>(
-    members: &[(Cow<'a, str>, &'a RawValue)],
+    members: &[(Cow<'a, str>, &'a str)],
     name: &str,
-) -> Result<Option<&'a RawValue>, ProtocolError> {
+) -> Result<Option<&'a str>, ProtocolError> {
     let mut found = members.iter().filter(|(key, _)| key == name);
     let first = found.next().map(|(_, value)| *value);
     if found.next().is_some() {
@@ -184,8 +202,8 @@ fn unique_member<'a>(
     Ok(first)
 }
 
-fn raw_string(raw: &RawValue) -> Option<Cow<'_, str>> {
-    let text = raw.get();
+/// The value of a raw JSON string (`None` if `text` is some other JSON value).
+fn raw_string(text: &str) -> Option<Cow<'_, str>> {
     if !text.starts_with('"') {
         return None;
     }
@@ -204,11 +222,11 @@ pub fn truncate_chars(text: &str, max: usize) -> &str {
     }
 }
 
-/// Members in order, values as raw JSON.
-type MemberList<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
+/// Members in order, values as raw JSON text.
+type MemberList<'a> = Vec<(Cow<'a, str>, &'a str)>;
 
-/// A JSON object as its members in order, values left as raw JSON.
-struct Members<'a>(MemberList<'a>);
+/// A JSON object as its members in order, values left as raw JSON (the general parser).
+struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
 
 impl<'de> Deserialize<'de> for Members<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -222,7 +240,7 @@ impl<'de> Deserialize<'de> for Members<'de> {
             }
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut members = MemberList::with_capacity(map.size_hint().unwrap_or(4));
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(4));
                 while let Some(Key(key)) = map.next_key()? {
                     members.push((key, map.next_value()?));
                 }
@@ -315,7 +333,7 @@ mod tests {
         let Inbound::Register(register) = parse_inbound(text).unwrap() else {
             panic!("expected register")
         };
-        assert_eq!(register.public_key.get(), r#"{ "kty" : "EC" }"#);
+        assert_eq!(register.public_key, r#"{ "kty" : "EC" }"#);
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod codes;
 mod inbound;
 mod outbound;
 mod room;
+mod scan;
 
 pub use codes::{CloseCode, ErrorCode, ProtocolError};
 pub use inbound::{Inbound, Register, Relay, RelayKind, parse_inbound, truncate_chars};

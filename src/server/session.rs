@@ -268,7 +268,7 @@ impl Session {
         if self.peer.is_some() {
             return Err(ErrorCode::AlreadyRegistered.into());
         }
-        let raw = register.public_key.get();
+        let raw = register.public_key;
         let value: serde_json::Value =
             serde_json::from_str(raw).map_err(|_| ProtocolError::from(ErrorCode::InvalidJson))?;
         let key = PublicJwk::from_json(&value, PrivateMembers::Refuse).map_err(|e| match e {
@@ -314,7 +314,7 @@ impl Session {
     fn check_proof(
         &self,
         key: &PublicJwk,
-        proof: Option<&serde_json::value::RawValue>,
+        proof: Option<&str>,
     ) -> Result<Option<bool>, ProtocolError> {
         let Some(nonce) = &self.nonce else {
             return Ok(None);
@@ -331,7 +331,7 @@ impl Session {
             signature: String,
         }
         let invalid = |message: String| ProtocolError::new(ErrorCode::ProofInvalid, message);
-        let proof: Proof = serde_json::from_str(proof.get())
+        let proof: Proof = serde_json::from_str(proof)
             .map_err(|_| invalid("proof must be {\"alg\": …, \"signature\": …}".into()))?;
         let signature = crate::identity::base64url_decode(&proof.signature)
             .map_err(|_| invalid("the proof signature is not base64url without padding".into()))?;
