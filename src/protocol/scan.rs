@@ -24,7 +24,11 @@ pub fn object_members(text: &str) -> Option<Vec<(Cow<'_, str>, &str)>> {
     if has_control_bytes(bytes) {
         return None;
     }
-    let mut scanner = Scanner { bytes, at: 0 };
+    let mut scanner = Scanner {
+        text,
+        bytes,
+        at: 0,
+    };
     scanner.skip_spaces();
     scanner.expect(b'{')?;
     let mut members = Vec::with_capacity(4);
@@ -61,6 +65,7 @@ fn has_control_bytes(bytes: &[u8]) -> bool {
 }
 
 struct Scanner<'a> {
+    text: &'a str,
     bytes: &'a [u8],
     at: usize,
 }
@@ -97,7 +102,7 @@ impl<'a> Scanner<'a> {
         }
         self.at = end + 1;
         // Both ends sit next to ASCII quotes, so they are character boundaries.
-        std::str::from_utf8(&self.bytes[start..end]).ok()
+        self.text.get(start..end)
     }
 
     fn value(&mut self, depth: usize) -> Option<()> {
