@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio::time::{Instant, MissedTickBehavior, sleep};
+use tokio::time::{Instant, MissedTickBehavior, sleep_until};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
@@ -173,25 +173,34 @@ impl Session {
     async fn read_loop(&mut self, stream: &mut SplitStream<Socket>) {
         let config = &self.state.config;
         let idle_limit = config.ping_interval * 2;
-        // Frames only stamp `last_seen`; the timer is re-armed when it fires, not per frame,
-        // which keeps the timer wheel off the relay path.
+        let register_by = Instant::now() + config.register_timeout;
+        // Frames only stamp `last_seen`; the one timer (register deadline, then keepalive) is
+        // re-armed when it fires, not per frame, which keeps the timer wheel off the relay
+        // path.
         let mut last_seen = Instant::now();
-        let idle = sleep(idle_limit);
-        let register_deadline = sleep(config.register_timeout);
-        tokio::pin!(idle, register_deadline);
+        let next_check = |registered: bool, last_seen: Instant| {
+            let silent_until = last_seen + idle_limit;
+            if registered {
+                silent_until
+            } else {
+                silent_until.min(register_by)
+            }
+        };
+        let timer = sleep_until(next_check(false, last_seen));
+        tokio::pin!(timer);
         loop {
             let frame = tokio::select! {
                 frame = stream.next() => frame,
-                () = &mut idle => {
-                    let silent_until = last_seen + idle_limit;
-                    if Instant::now() >= silent_until {
+                () = &mut timer => {
+                    let now = Instant::now();
+                    if self.peer.is_none() && now >= register_by {
+                        return self.close(CloseCode::POLICY, "register timeout");
+                    }
+                    if now >= last_seen + idle_limit {
                         return self.close(CloseCode::POLICY, "keepalive timeout");
                     }
-                    idle.as_mut().reset(silent_until);
+                    timer.as_mut().reset(next_check(self.peer.is_some(), last_seen));
                     continue;
-                }
-                () = &mut register_deadline, if self.peer.is_none() => {
-                    return self.close(CloseCode::POLICY, "register timeout");
                 }
             };
             // Any frame, pongs included, is a sign of life.
