@@ -38,7 +38,7 @@ Register-ArgumentCompleter -Native -CommandName 'rdv' -ScriptBlock {
         'rdv;serve' {
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to listen on; port 0 picks a free port. The bound address is printed on stdout as one line: `listening ADDR`')
             [CompletionResult]::new('--max-message-size', '--max-message-size', [CompletionResultType]::ParameterName, 'Largest message accepted; a bigger one closes its connection with 1009')
-            [CompletionResult]::new('--read-buffer', '--read-buffer', [CompletionResultType]::ParameterName, 'Read buffer per connection, allocated up front and also the most read per system call: small saves memory per idle peer, larger relays big messages with fewer reads')
+            [CompletionResult]::new('--read-buffer', '--read-buffer', [CompletionResultType]::ParameterName, 'WebSocket read buffer per connection, allocated up front: small saves memory per idle peer. Busy connections read ahead up to 16 KiB per system call whatever its size')
             [CompletionResult]::new('--ping-interval', '--ping-interval', [CompletionResultType]::ParameterName, 'Interval between the server''s WebSocket pings; a connection silent for two intervals is closed and its peer reported as left')
             [CompletionResult]::new('--register-timeout', '--register-timeout', [CompletionResultType]::ParameterName, 'How long a connection may stay unregistered before it is closed with 1008')
             [CompletionResult]::new('--outbound-queue', '--outbound-queue', [CompletionResultType]::ParameterName, 'Messages queued for one connection before it counts as too slow and is closed with 1013')

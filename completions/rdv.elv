@@ -34,7 +34,7 @@ set edit:completion:arg-completer[rdv] = {|@words|
         &'rdv;serve'= {
             cand --listen 'Address to listen on; port 0 picks a free port. The bound address is printed on stdout as one line: `listening ADDR`'
             cand --max-message-size 'Largest message accepted; a bigger one closes its connection with 1009'
-            cand --read-buffer 'Read buffer per connection, allocated up front and also the most read per system call: small saves memory per idle peer, larger relays big messages with fewer reads'
+            cand --read-buffer 'WebSocket read buffer per connection, allocated up front: small saves memory per idle peer. Busy connections read ahead up to 16 KiB per system call whatever its size'
             cand --ping-interval 'Interval between the server''s WebSocket pings; a connection silent for two intervals is closed and its peer reported as left'
             cand --register-timeout 'How long a connection may stay unregistered before it is closed with 1008'
             cand --outbound-queue 'Messages queued for one connection before it counts as too slow and is closed with 1013'

@@ -38,7 +38,7 @@ complete -c rdv -n "__fish_rdv_needs_command" -f -a "completions" -d 'Print a sh
 complete -c rdv -n "__fish_rdv_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l listen -d 'Address to listen on; port 0 picks a free port. The bound address is printed on stdout as one line: `listening ADDR`' -r
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l max-message-size -d 'Largest message accepted; a bigger one closes its connection with 1009' -r
-complete -c rdv -n "__fish_rdv_using_subcommand serve" -l read-buffer -d 'Read buffer per connection, allocated up front and also the most read per system call: small saves memory per idle peer, larger relays big messages with fewer reads' -r
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l read-buffer -d 'WebSocket read buffer per connection, allocated up front: small saves memory per idle peer. Busy connections read ahead up to 16 KiB per system call whatever its size' -r
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l ping-interval -d 'Interval between the server\'s WebSocket pings; a connection silent for two intervals is closed and its peer reported as left' -r
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l register-timeout -d 'How long a connection may stay unregistered before it is closed with 1008' -r
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l outbound-queue -d 'Messages queued for one connection before it counts as too slow and is closed with 1013' -r

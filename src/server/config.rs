@@ -26,8 +26,8 @@ pub struct Config {
           value_parser = parse_size)]
     pub max_message_size: usize,
 
-    /// Read buffer per connection, allocated up front and also the most read per system
-    /// call: small saves memory per idle peer, larger relays big messages with fewer reads.
+    /// WebSocket read buffer per connection, allocated up front: small saves memory per idle
+    /// peer. Busy connections read ahead up to 16 KiB per system call whatever its size.
     #[arg(long, env = "RDV_READ_BUFFER", default_value = "1KiB", value_name = "SIZE",
           value_parser = parse_size)]
     pub read_buffer: usize,
