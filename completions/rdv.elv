@@ -36,7 +36,7 @@ set edit:completion:arg-completer[rdv] = {|@words|
             cand --max-message-size 'Largest message accepted; a bigger one closes its connection with 1009'
             cand --read-buffer 'WebSocket read buffer per connection, allocated up front: small saves memory per idle peer. Busy connections read ahead up to 16 KiB per system call whatever its size'
             cand --ping-interval 'Interval between the server''s WebSocket pings; a connection silent for two intervals is closed and its peer reported as left'
-            cand --register-timeout 'How long a connection may stay unregistered before it is closed with 1008'
+            cand --register-timeout 'How long a connection may stay unregistered before it is closed with 1008; also how long a client may take to send its whole HTTP request head'
             cand --outbound-queue 'Messages queued for one connection before it counts as too slow and is closed with 1013'
             cand --outbound-queue-bytes 'Bytes queued for one connection before it counts as too slow and is closed with 1013; with --outbound-queue this bounds the memory a stalled receiver can hold'
             cand --max-connections 'Open WebSocket connections allowed at once; more are closed with 1013'

@@ -40,7 +40,7 @@ complete -c rdv -n "__fish_rdv_using_subcommand serve" -l listen -d 'Address to 
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l max-message-size -d 'Largest message accepted; a bigger one closes its connection with 1009' -r
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l read-buffer -d 'WebSocket read buffer per connection, allocated up front: small saves memory per idle peer. Busy connections read ahead up to 16 KiB per system call whatever its size' -r
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l ping-interval -d 'Interval between the server\'s WebSocket pings; a connection silent for two intervals is closed and its peer reported as left' -r
-complete -c rdv -n "__fish_rdv_using_subcommand serve" -l register-timeout -d 'How long a connection may stay unregistered before it is closed with 1008' -r
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l register-timeout -d 'How long a connection may stay unregistered before it is closed with 1008; also how long a client may take to send its whole HTTP request head' -r
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l outbound-queue -d 'Messages queued for one connection before it counts as too slow and is closed with 1013' -r
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l outbound-queue-bytes -d 'Bytes queued for one connection before it counts as too slow and is closed with 1013; with --outbound-queue this bounds the memory a stalled receiver can hold' -r
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l max-connections -d 'Open WebSocket connections allowed at once; more are closed with 1013' -r

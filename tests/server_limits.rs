@@ -100,6 +100,28 @@ async fn unregistered_connections_are_closed_after_the_register_timeout() {
 }
 
 #[tokio::test]
+async fn connections_that_never_finish_their_request_are_dropped_after_the_register_timeout() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let server = Server::start(&["--register-timeout", "300ms"]);
+    let mut silent = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut partial = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    partial
+        .write_all(b"GET /room/slow/websocket HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    for stream in [&mut silent, &mut partial] {
+        let mut buf = [0u8; 256];
+        // Closed by the server (EOF or reset), well before the test's own bound.
+        let outcome = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .expect("the server closed the connection in time");
+        assert!(matches!(outcome, Ok(0) | Err(_)), "{outcome:?}");
+    }
+    // Whole requests are still served.
+    assert_eq!(server.get("/healthz").await.0, 200);
+}
+
+#[tokio::test]
 async fn an_oversized_message_closes_only_its_sender_with_1009() {
     let server = Server::start(&["--max-message-size", "4KiB"]);
     let mut alice = server.peer("big").await;

@@ -28,7 +28,8 @@ pub async fn serve(listener: tokio::net::TcpListener, read_buffer: usize) {
         .route("/floor/{id}", axum::routing::get(upgrade))
         .with_state((routes, read_buffer));
     let never = tokio_util::sync::CancellationToken::new();
-    crate::server::listen::serve(listener, app, never).await;
+    let header_timeout = std::time::Duration::from_secs(10);
+    crate::server::listen::serve(listener, app, header_timeout, never).await;
 }
 
 async fn upgrade(

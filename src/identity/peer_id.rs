@@ -24,7 +24,12 @@ impl PeerId {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let hex: String = digest
             .iter()
-            .flat_map(|byte| [DIGITS[usize::from(byte >> 4)], DIGITS[usize::from(byte & 0xf)]])
+            .flat_map(|byte| {
+                [
+                    DIGITS[usize::from(byte >> 4)],
+                    DIGITS[usize::from(byte & 0xf)],
+                ]
+            })
             .map(char::from)
             .collect();
         Self(hex.into_boxed_str())

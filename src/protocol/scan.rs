@@ -24,11 +24,7 @@ pub fn object_members(text: &str) -> Option<Vec<(Cow<'_, str>, &str)>> {
     if has_control_bytes(bytes) {
         return None;
     }
-    let mut scanner = Scanner {
-        text,
-        bytes,
-        at: 0,
-    };
+    let mut scanner = Scanner { text, bytes, at: 0 };
     scanner.skip_spaces();
     scanner.expect(b'{')?;
     let mut members = Vec::with_capacity(4);

@@ -38,7 +38,8 @@ pub struct Config {
           value_parser = parse_duration)]
     pub ping_interval: Duration,
 
-    /// How long a connection may stay unregistered before it is closed with 1008.
+    /// How long a connection may stay unregistered before it is closed with 1008; also how
+    /// long a client may take to send its whole HTTP request head.
     #[arg(long, env = "RDV_REGISTER_TIMEOUT", default_value = "10s", value_name = "DURATION",
           value_parser = parse_duration)]
     pub register_timeout: Duration,

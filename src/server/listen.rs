@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::Router;
 use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -19,8 +19,15 @@ const HTTP_GRACE: Duration = Duration::from_secs(1);
 
 /// Serves `app` on `listener` until `stop` is cancelled, then gives plain HTTP requests in
 /// flight a short grace. Upgraded connections are not waited for: they belong to their
-/// sessions by then.
-pub async fn serve(listener: TcpListener, app: Router, stop: CancellationToken) {
+/// sessions by then. A connection that has not sent a whole request head within
+/// `header_timeout` is closed, so idle sockets cannot pile up before the connection cap
+/// (which counts WebSocket sessions) sees them.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    header_timeout: Duration,
+    stop: CancellationToken,
+) {
     let service = TowerToHyperService::new(app);
     let connections = TaskTracker::new();
     loop {
@@ -42,6 +49,8 @@ pub async fn serve(listener: TcpListener, app: Router, stop: CancellationToken) 
         // Signaling messages are small and latency-bound.
         let _ = tcp.set_nodelay(true);
         let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
             .serve_connection(TokioIo::new(tcp), service.clone())
             .with_upgrades();
         let stop = stop.clone();

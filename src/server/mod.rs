@@ -113,7 +113,12 @@ impl Server {
         let state = self.state;
         let stop_http = CancellationToken::new();
         let app = http::router(state.clone());
-        let http = tokio::spawn(listen::serve(self.listener, app, stop_http.clone()));
+        let http = tokio::spawn(listen::serve(
+            self.listener,
+            app,
+            state.config.register_timeout,
+            stop_http.clone(),
+        ));
 
         shutdown.await;
         let drain_timeout = state.config.drain_timeout;
