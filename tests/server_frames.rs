@@ -30,14 +30,24 @@ struct RawFrame {
 
 impl RawClient {
     async fn connect(server: &Server, room: &str) -> Self {
+        Self::connect_sending_early(server, room, None).await
+    }
+
+    /// Connects; with `early`, that text frame goes out in the same write as the request,
+    /// before the server has answered (the server then reads it along with the request).
+    async fn connect_sending_early(server: &Server, room: &str, early: Option<&str>) -> Self {
         let mut tcp = TcpStream::connect(server.addr).await.unwrap();
-        let request = format!(
+        let mut request = format!(
             "GET /room/{room}/websocket HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\n\
              Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
             server.addr
-        );
-        tcp.write_all(request.as_bytes()).await.unwrap();
+        )
+        .into_bytes();
+        if let Some(text) = early {
+            request.extend_from_slice(&masked_text_frame(text));
+        }
+        tcp.write_all(&request).await.unwrap();
         let mut buffered = Vec::new();
         let head_end = loop {
             if let Some(at) = buffered.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -67,25 +77,8 @@ impl RawClient {
         Self { tcp, buffered }
     }
 
-    /// Sends one masked text frame (RFC 6455 §5.3: clients must mask).
     async fn send_text(&mut self, text: &str) {
-        let mask = [0x37, 0xfa, 0x21, 0x3d];
-        let payload = text.as_bytes();
-        let mut frame = vec![0x81];
-        match payload.len() {
-            n if n < 126 => frame.push(0x80 | n as u8),
-            n if n <= 0xffff => {
-                frame.push(0x80 | 126);
-                frame.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                frame.push(0x80 | 127);
-                frame.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        frame.extend_from_slice(&mask);
-        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        self.tcp.write_all(&frame).await.unwrap();
+        self.tcp.write_all(&masked_text_frame(text)).await.unwrap();
     }
 
     async fn fill(&mut self, want: usize) {
@@ -153,6 +146,38 @@ impl RawClient {
             frames,
         )
     }
+}
+
+/// One masked text frame (RFC 6455 §5.3: clients must mask).
+fn masked_text_frame(text: &str) -> Vec<u8> {
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    let payload = text.as_bytes();
+    let mut frame = vec![0x81];
+    match payload.len() {
+        n if n < 126 => frame.push(0x80 | n as u8),
+        n if n <= 0xffff => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+#[tokio::test]
+async fn a_frame_sent_along_with_the_upgrade_request_is_not_lost() {
+    let server = Server::start(&[]);
+    let key = TestKey::new();
+    let register = json!({"type": "register", "publicKey": key.public_jwk}).to_string();
+    let mut client = RawClient::connect_sending_early(&server, "early", Some(&register)).await;
+    let (welcome, _) = client.message().await;
+    assert_eq!(welcome["type"], "welcome");
+    assert_eq!(welcome["peerId"], key.peer_id().as_str());
 }
 
 #[tokio::test]
