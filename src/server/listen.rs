@@ -29,6 +29,9 @@ pub async fn serve(
     stop: CancellationToken,
 ) {
     let service = TowerToHyperService::new(app);
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
     let connections = TaskTracker::new();
     loop {
         let accepted = tokio::select! {
@@ -48,9 +51,7 @@ pub async fn serve(
         };
         // Signaling messages are small and latency-bound.
         let _ = tcp.set_nodelay(true);
-        let connection = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_timeout)
+        let connection = http
             .serve_connection(TokioIo::new(tcp), service.clone())
             .with_upgrades();
         let stop = stop.clone();
