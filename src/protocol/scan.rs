@@ -19,39 +19,21 @@ const MAX_DEPTH: usize = 128;
 /// `(name, raw value)` of each top-level member of `text`, in order, if `text` is a JSON
 /// object this scanner is sure about. (Names are always borrowed here; the type is the one
 /// the general parser needs for names with escapes.)
-pub fn object_members(text: &str) -> Option<Vec<(Cow<'_, str>, &str)>> {
+pub fn object_members(text: &str) -> Option<Members<'_>> {
     let bytes = text.as_bytes();
     if has_control_bytes(bytes) {
         return None;
     }
     let mut scanner = Scanner { text, bytes, at: 0 };
-    scanner.skip_spaces();
-    scanner.expect(b'{')?;
     let mut members = Vec::with_capacity(4);
     scanner.skip_spaces();
-    if scanner.peek() == Some(b'}') {
-        scanner.at += 1;
-    } else {
-        loop {
-            scanner.skip_spaces();
-            let name = scanner.plain_name()?;
-            scanner.skip_spaces();
-            scanner.expect(b':')?;
-            scanner.skip_spaces();
-            let start = scanner.at;
-            scanner.value(1)?;
-            members.push((Cow::Borrowed(name), &text[start..scanner.at]));
-            scanner.skip_spaces();
-            match scanner.next()? {
-                b',' => continue,
-                b'}' => break,
-                _ => return None,
-            }
-        }
-    }
+    scanner.object(0, Some(&mut members))?;
     scanner.skip_spaces();
     (scanner.at == bytes.len()).then_some(members)
 }
+
+/// Members as [`object_members`] returns them.
+type Members<'a> = Vec<(Cow<'a, str>, &'a str)>;
 
 /// Whether any byte is below 0x20. The smallest byte, found without branches, compiles to a
 /// vector minimum over the whole frame; raw control characters are rare in signaling JSON,
@@ -104,7 +86,7 @@ impl<'a> Scanner<'a> {
     fn value(&mut self, depth: usize) -> Option<()> {
         match self.peek()? {
             b'"' => self.string(),
-            b'{' => self.object(depth),
+            b'{' => self.object(depth, None),
             b'[' => self.array(depth),
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
@@ -136,7 +118,9 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn object(&mut self, depth: usize) -> Option<()> {
+    /// An object; with `members`, its members are also collected (and their names must then
+    /// be plain).
+    fn object(&mut self, depth: usize, mut members: Option<&mut Members<'a>>) -> Option<()> {
         if depth >= MAX_DEPTH {
             return None;
         }
@@ -148,11 +132,20 @@ impl<'a> Scanner<'a> {
         }
         loop {
             self.skip_spaces();
-            self.string()?;
+            let name = if members.is_some() {
+                Some(self.plain_name()?)
+            } else {
+                self.string()?;
+                None
+            };
             self.skip_spaces();
             self.expect(b':')?;
             self.skip_spaces();
+            let start = self.at;
             self.value(depth + 1)?;
+            if let (Some(members), Some(name)) = (members.as_deref_mut(), name) {
+                members.push((Cow::Borrowed(name), &self.text[start..self.at]));
+            }
             self.skip_spaces();
             match self.next()? {
                 b',' => continue,
