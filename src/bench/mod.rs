@@ -82,23 +82,8 @@ pub enum Scenario {
     Join {
         #[command(flatten)]
         common: Common,
-        #[arg(long, default_value_t = 1000)]
-        peers: usize,
-        #[arg(long, default_value_t = 100)]
-        rooms: usize,
-        /// Registrations in progress at once.
-        #[arg(long, default_value_t = 100)]
-        concurrency: usize,
-        /// The server's process ID, to sample its resident memory.
-        #[arg(long, value_name = "PID")]
-        server_pid: Option<u32>,
-        /// Keep the peers connected (answering pings) this long, then sample again.
-        #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
-        hold: Duration,
-        /// Join the raw floor instead (connect, upgrade, wait for its `ready`): the least a
-        /// join can cost on this stack and machine, to read rdv's joins/s against.
-        #[arg(long)]
-        floor: bool,
+        #[command(flatten)]
+        options: presence::JoinOptions,
     },
     /// K peers join one room in turn: peer-joined events/s and when the last join is seen.
     Fanout {
@@ -301,26 +286,10 @@ async fn scenario(scenario: &Scenario) -> Result<(), String> {
             }
             Ok(())
         }
-        Scenario::Join {
-            common,
-            peers,
-            rooms,
-            concurrency,
-            server_pid,
-            hold,
-            floor,
-        } => {
+        Scenario::Join { common, options } => {
             let target = client::Target::parse(&common.url, common.source_ips).await?;
-            let bar = progress(common.json, *peers as u64, "peers");
-            let options = presence::JoinOptions {
-                peers: *peers,
-                rooms: *rooms,
-                concurrency: *concurrency,
-                server_pid: *server_pid,
-                hold: *hold,
-                floor: *floor,
-            };
-            let report = presence::join(&target, &options, &bar).await?;
+            let bar = progress(common.json, options.peers as u64, "peers");
+            let report = presence::join(&target, options, &bar).await?;
             bar.finish_and_clear();
             print(common.json, &report, |r| {
                 format!(

@@ -78,14 +78,24 @@ pub struct JoinReport {
     pub generator_cpu_s: f64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct JoinOptions {
+    #[arg(long, default_value_t = 1000)]
     pub peers: usize,
+    #[arg(long, default_value_t = 100)]
     pub rooms: usize,
+    /// Registrations in progress at once.
+    #[arg(long, default_value_t = 100)]
     pub concurrency: usize,
+    /// The server's process ID, to sample its resident memory.
+    #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
+    /// Keep the peers connected (answering pings) this long, then sample again.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
     pub hold: Duration,
-    /// Join the raw floor (`/floor/{id}`, wait for `ready`) instead of registering.
+    /// Join the raw floor instead (connect, upgrade, wait for its `ready`): the least a
+    /// join can cost on this stack and machine, to read rdv's joins/s against.
+    #[arg(long)]
     pub floor: bool,
 }
 
