@@ -121,57 +121,53 @@ impl<'a> Scanner<'a> {
     /// An object; with `members`, its members are also collected (and their names must then
     /// be plain).
     fn object(&mut self, depth: usize, mut members: Option<&mut Members<'a>>) -> Option<()> {
-        if depth >= MAX_DEPTH {
-            return None;
-        }
-        self.expect(b'{')?;
-        self.skip_spaces();
-        if self.peek() == Some(b'}') {
-            self.at += 1;
-            return Some(());
-        }
-        loop {
-            self.skip_spaces();
+        self.sequence(depth, [b'{', b'}'], |scanner, depth| {
             let name = if members.is_some() {
-                Some(self.plain_name()?)
+                Some(scanner.plain_name()?)
             } else {
-                self.string()?;
+                scanner.string()?;
                 None
             };
-            self.skip_spaces();
-            self.expect(b':')?;
-            self.skip_spaces();
-            let start = self.at;
-            self.value(depth + 1)?;
+            scanner.skip_spaces();
+            scanner.expect(b':')?;
+            scanner.skip_spaces();
+            let start = scanner.at;
+            scanner.value(depth)?;
             if let (Some(members), Some(name)) = (members.as_deref_mut(), name) {
-                members.push((Cow::Borrowed(name), &self.text[start..self.at]));
+                members.push((Cow::Borrowed(name), &scanner.text[start..scanner.at]));
             }
-            self.skip_spaces();
-            match self.next()? {
-                b',' => continue,
-                b'}' => return Some(()),
-                _ => return None,
-            }
-        }
+            Some(())
+        })
     }
 
     fn array(&mut self, depth: usize) -> Option<()> {
+        self.sequence(depth, [b'[', b']'], Self::value)
+    }
+
+    /// `open close`, or `open item (, item)* close` with each item one level deeper; at most
+    /// `MAX_DEPTH` levels.
+    fn sequence(
+        &mut self,
+        depth: usize,
+        [open, close]: [u8; 2],
+        mut item: impl FnMut(&mut Self, usize) -> Option<()>,
+    ) -> Option<()> {
         if depth >= MAX_DEPTH {
             return None;
         }
-        self.expect(b'[')?;
+        self.expect(open)?;
         self.skip_spaces();
-        if self.peek() == Some(b']') {
+        if self.peek() == Some(close) {
             self.at += 1;
             return Some(());
         }
         loop {
             self.skip_spaces();
-            self.value(depth + 1)?;
+            item(self, depth + 1)?;
             self.skip_spaces();
             match self.next()? {
                 b',' => continue,
-                b']' => return Some(()),
+                byte if byte == close => return Some(()),
                 _ => return None,
             }
         }
