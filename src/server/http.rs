@@ -14,12 +14,8 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use super::ServerState;
 use super::metrics::Rejection;
 use super::session;
-use super::upgrade::{Socket, Upgrade};
+use super::upgrade::{Socket, Upgrade, WRITE_BUFFER};
 use crate::protocol::{CloseCode, RoomName};
-
-/// Bytes of queued frames gathered before one write; `session` fragments larger messages
-/// into frames of this size, which keeps tungstenite's write buffer (it never shrinks) small.
-pub const WRITE_BUFFER: usize = 8 * 1024;
 
 pub fn router(state: Arc<ServerState>) -> Router {
     Router::new()

@@ -30,9 +30,9 @@ use tokio_util::task::TaskTracker;
 
 pub use allow::AllowListError;
 pub use config::{Config, LogFormat, ProofMode, parse_duration, parse_size};
-pub use http::WRITE_BUFFER;
 pub use metrics::Metrics;
 pub use rooms::{ConnectionId, JoinError, LocalRegistry, Member, RoomRegistry, UnknownPeer};
+pub use upgrade::WRITE_BUFFER;
 
 use crate::identity::PeerId;
 

@@ -18,11 +18,10 @@ use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
 use super::ServerState;
 use super::config::ProofMode;
-use super::http::WRITE_BUFFER;
 use super::outbox::{CloseSwitch, Inbox, Outbox};
 use super::rate::{RateLimiter, Verdict};
 use super::rooms::{ConnectionId, JoinError, Member};
-use super::upgrade::Socket;
+use super::upgrade::{Socket, WRITE_BUFFER};
 use crate::identity::{JwkError, PeerId, PrivateMembers, PublicJwk};
 use crate::protocol::{
     self, CloseCode, ErrorCode, Inbound, ProtocolError, Register, Relay, RoomName,

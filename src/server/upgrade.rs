@@ -21,6 +21,10 @@ use super::transport::Transport;
 /// A server-side WebSocket connection.
 pub type Socket = WebSocketStream<Transport>;
 
+/// Bytes of queued frames gathered before one write; `session` fragments larger messages
+/// into frames of this size, which keeps tungstenite's write buffer (it never shrinks) small.
+pub const WRITE_BUFFER: usize = 8 * 1024;
+
 /// Why an upgrade request was refused; each is a 400 with this reason (PROTOCOL §1), except a
 /// method other than GET (405).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
