@@ -176,28 +176,17 @@ pub async fn run(target: &Target, options: &RelayOptions) -> Result<RelayReport,
         pairs.push((a_id, b_id, ws_a, ws_b));
     }
     let cpu_before = own_cpu_time();
-    let base = Instant::now();
-    let measure_from = base + options.warmup;
-    let stop_at = measure_from + options.duration;
+    let clock = Clock::start(options.warmup, options.duration);
     let mut tasks = Vec::new();
     for (a_id, b_id, ws_a, ws_b) in pairs {
         let codec_a = codec.clone();
         let codec_b = codec.clone();
         let in_flight = options.in_flight;
         tasks.push(tokio::spawn(async move {
-            caller(
-                ws_a,
-                &b_id,
-                &codec_a,
-                in_flight,
-                base,
-                measure_from,
-                stop_at,
-            )
-            .await
+            caller(ws_a, &b_id, &codec_a, in_flight, clock).await
         }));
         tasks.push(tokio::spawn(async move {
-            callee(ws_b, &a_id, &codec_b, base, measure_from, stop_at).await
+            callee(ws_b, &a_id, &codec_b, clock).await
         }));
     }
     let mut total = Tally::default();
@@ -250,19 +239,47 @@ trait Side {
     fn finished(&self, tally: &Tally) -> bool;
 }
 
+/// The run's time line: timestamps count from `base`, deliveries count from `measure_from`,
+/// and no offer is sent from `stop_at` on.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    base: Instant,
+    measure_from: Instant,
+    stop_at: Instant,
+}
+
+impl Clock {
+    fn start(warmup: Duration, duration: Duration) -> Self {
+        let base = Instant::now();
+        let measure_from = base + warmup;
+        Self {
+            base,
+            measure_from,
+            stop_at: measure_from + duration,
+        }
+    }
+
+    /// The timestamp a message carries.
+    fn stamp(&self) -> u64 {
+        now_ns(self.base)
+    }
+
+    fn is_measuring(&self, now: Instant) -> bool {
+        now >= self.measure_from && now < self.stop_at
+    }
+}
+
 /// Reads relayed messages, answering a whole batch of ready ones before one flush; stops when
-/// `side` is finished or nothing arrives before `quiet` says so.
+/// `side` is finished, the caller's DONE arrives, or nothing arrives before the drain ends.
 async fn serve_side(
     ws: &mut Ws,
     codec: &Codec,
     side: &mut impl Side,
     tally: &mut Tally,
-    base: Instant,
-    measure_from: Instant,
-    stop_at: Instant,
+    clock: Clock,
 ) {
     use futures_util::FutureExt as _;
-    let drain_until = stop_at + DRAIN;
+    let drain_until = clock.stop_at + DRAIN;
     let mut expected = 0;
     while !side.finished(tally) {
         let Ok(Some(Ok(first))) = tokio::time::timeout_at(drain_until.into(), ws.next()).await
@@ -279,9 +296,9 @@ async fn serve_side(
                         tally.out_of_order += u64::from(seq != expected);
                         expected = seq + 1;
                         let now = Instant::now();
-                        if now >= measure_from && now < stop_at {
+                        if clock.is_measuring(now) {
                             tally.delivered += 1;
-                            tally.latencies.record(now_ns(base).saturating_sub(ts));
+                            tally.latencies.record(clock.stamp().saturating_sub(ts));
                         }
                         if let Some(reply) = side.reply(seq, now)
                             && ws.feed(Message::text(reply)).await.is_err()
@@ -306,17 +323,16 @@ async fn serve_side(
 struct Caller<'a> {
     codec: &'a Codec,
     to: &'a str,
-    base: Instant,
-    stop_at: Instant,
+    clock: Clock,
     next_seq: u64,
 }
 
 impl Side for Caller<'_> {
     fn reply(&mut self, _seq: u64, now: Instant) -> Option<String> {
-        (now < self.stop_at).then(|| {
+        (now < self.clock.stop_at).then(|| {
             self.next_seq += 1;
             self.codec
-                .encode("offer", self.to, self.next_seq - 1, now_ns(self.base))
+                .encode("offer", self.to, self.next_seq - 1, self.clock.stamp())
         })
     }
 
@@ -329,12 +345,15 @@ impl Side for Caller<'_> {
 struct Callee<'a> {
     codec: &'a Codec,
     to: &'a str,
-    base: Instant,
+    clock: Clock,
 }
 
 impl Side for Callee<'_> {
     fn reply(&mut self, seq: u64, _now: Instant) -> Option<String> {
-        Some(self.codec.encode("answer", self.to, seq, now_ns(self.base)))
+        Some(
+            self.codec
+                .encode("answer", self.to, seq, self.clock.stamp()),
+        )
     }
 
     fn finished(&self, _tally: &Tally) -> bool {
@@ -342,26 +361,17 @@ impl Side for Callee<'_> {
     }
 }
 
-/// Sends offers, keeping `in_flight` unanswered; stops sending at `stop_at`, then drains.
-async fn caller(
-    mut ws: Ws,
-    to: &str,
-    codec: &Codec,
-    in_flight: usize,
-    base: Instant,
-    measure_from: Instant,
-    stop_at: Instant,
-) -> Tally {
+/// Sends offers, keeping `in_flight` unanswered; stops sending at the clock's stop, then drains.
+async fn caller(mut ws: Ws, to: &str, codec: &Codec, in_flight: usize, clock: Clock) -> Tally {
     let mut tally = Tally::default();
     let mut side = Caller {
         codec,
         to,
-        base,
-        stop_at,
+        clock,
         next_seq: 0,
     };
     for _ in 0..in_flight {
-        let text = codec.encode("offer", to, side.next_seq, now_ns(base));
+        let text = codec.encode("offer", to, side.next_seq, clock.stamp());
         if ws.feed(Message::text(text)).await.is_err() {
             return tally;
         }
@@ -370,16 +380,7 @@ async fn caller(
     if ws.flush().await.is_err() {
         return tally;
     }
-    serve_side(
-        &mut ws,
-        codec,
-        &mut side,
-        &mut tally,
-        base,
-        measure_from,
-        stop_at,
-    )
-    .await;
+    serve_side(&mut ws, codec, &mut side, &mut tally, clock).await;
     tally.sent = side.next_seq;
     let _ = ws
         .send(Message::text(codec.encode("offer", to, DONE, 0)))
@@ -389,26 +390,10 @@ async fn caller(
 }
 
 /// Answers every offer with the same sequence number.
-async fn callee(
-    mut ws: Ws,
-    to: &str,
-    codec: &Codec,
-    base: Instant,
-    measure_from: Instant,
-    stop_at: Instant,
-) -> Tally {
+async fn callee(mut ws: Ws, to: &str, codec: &Codec, clock: Clock) -> Tally {
     let mut tally = Tally::default();
-    let mut side = Callee { codec, to, base };
-    serve_side(
-        &mut ws,
-        codec,
-        &mut side,
-        &mut tally,
-        base,
-        measure_from,
-        stop_at,
-    )
-    .await;
+    let mut side = Callee { codec, to, clock };
+    serve_side(&mut ws, codec, &mut side, &mut tally, clock).await;
     tally
 }
 
