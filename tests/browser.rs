@@ -1,9 +1,9 @@
 //! Real browsers, real WebRTC: headless Chromium pages running examples/browser connect to
 //! each other through a real `rdv serve`, in `off` and `required` proof mode.
 //!
-//! Needs Chromium and the npm package in tests/browser (`.ci/run` installs both). Without
-//! them the test says it was skipped and why; with RDV_REQUIRE_BROWSER=1 (set by CI) a missing
-//! browser is a failure instead.
+//! Needs Chromium, node and the npm package in tests/browser (`.ci/run` installs them), so it
+//! is ignored by a plain `cargo test` and run by `cargo test -- --ignored`, where anything
+//! missing fails it with what to install (see `common::outside`).
 
 mod common;
 
@@ -31,8 +31,8 @@ fn missing(root: &Path) -> Option<String> {
             "Chromium is not installed (apt-get install chromium, or set RDV_CHROMIUM)".into(),
         );
     }
-    if Command::new("node").arg("--version").output().is_err() {
-        return Some("node is not installed".into());
+    if let Some(reason) = common::outside::program("node", "--version", "apt-get install nodejs") {
+        return Some(reason);
     }
     if !root
         .join("tests/browser/node_modules/playwright-core")
@@ -95,15 +95,10 @@ fn mesh(root: &Path, proof: &str, pages: usize) {
 }
 
 #[test]
+#[ignore = "needs chromium, node and playwright-core; cargo test -- --ignored runs it"]
 fn browsers_connect_over_webrtc_through_rdv() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    if let Some(reason) = missing(root) {
-        if std::env::var_os("RDV_REQUIRE_BROWSER").is_some_and(|v| v == "1") {
-            panic!("the browser test is required here (RDV_REQUIRE_BROWSER=1) but {reason}");
-        }
-        eprintln!("SKIPPED browsers_connect_over_webrtc_through_rdv: {reason}");
-        return;
-    }
+    common::outside::require(missing(root));
     for proof in ["off", "required"] {
         for pages in [2, 3] {
             mesh(root, proof, pages);

@@ -491,12 +491,8 @@ mod tests {
     use serde_json::json;
 
     fn vectors() -> Vec<Value> {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/vectors/webcrypto-keys.json"
-        );
-        let text = std::fs::read_to_string(path).expect("shared/vectors beside the repo");
-        serde_json::from_str(&text).expect("vectors are JSON")
+        serde_json::from_str(crate::identity::test_vectors::WEBCRYPTO_KEYS)
+            .expect("vectors are JSON")
     }
 
     #[test]

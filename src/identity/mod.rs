@@ -23,3 +23,10 @@ pub use peer_id::{PeerId, PeerIdError};
 pub use pem::{looks_like_pem, public_key_from_der, public_keys_from_pem};
 pub use private::{KeyError, KeySpec, PrivateKey};
 pub use proof::{ProofAlg, ProofError, proof_message, verify_proof};
+
+/// Keys made by a browser's WebCrypto with the peer IDs it computed (`tests/data/README.md`
+/// says where they came from); compiled in so the unit tests read nothing at run time.
+#[cfg(test)]
+pub(crate) mod test_vectors {
+    pub const WEBCRYPTO_KEYS: &str = include_str!("../../tests/data/webcrypto-keys.json");
+}

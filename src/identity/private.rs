@@ -426,11 +426,8 @@ mod tests {
 
     #[test]
     fn webcrypto_private_keys_load() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/vectors/webcrypto-keys.json"
-        );
-        let vectors: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let vectors: Value =
+            serde_json::from_str(crate::identity::test_vectors::WEBCRYPTO_KEYS).unwrap();
         for vector in vectors.as_array().unwrap() {
             let key = PrivateKey::from_jwk(&vector["privateJwk"])
                 .unwrap_or_else(|e| panic!("{}: {e}", vector["name"]));

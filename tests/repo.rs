@@ -1,0 +1,79 @@
+//! The repository stands alone: a fresh clone with nothing beside it has every file a test,
+//! an example or a document refers to. (`.ci/run` also runs the whole suite from such a
+//! clone; this test catches the mistake on a developer's machine, where the folder beside
+//! the checkout may happen to exist.)
+
+use std::path::{Path, PathBuf};
+
+/// Text files of the repository, without build output, installed packages and test data.
+fn text_files(dir: &Path, found: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.is_dir() {
+            if !matches!(name.as_str(), "target" | "node_modules" | ".git" | "data") {
+                text_files(&path, found);
+            }
+        } else if let Some("rs" | "md" | "toml" | "js" | "mjs" | "html" | "json" | "sh") =
+            path.extension().and_then(|e| e.to_str())
+        {
+            found.push(path);
+        } else if name == "run" {
+            found.push(path);
+        }
+    }
+}
+
+#[test]
+fn nothing_refers_to_a_path_outside_the_repository() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![root.join("Cargo.toml"), root.join("README.md")];
+    for dir in [
+        "src", "tests", "docs", "examples", ".ci", "clients", "deploy", "benches",
+    ] {
+        if root.join(dir).is_dir() {
+            text_files(&root.join(dir), &mut files);
+        }
+    }
+    // Spelled in pieces so this file does not match itself.
+    let outside = [
+        format!("..{}shared", '/'),
+        format!("{}/{}", "CARGO_MANIFEST_DIR\"), \"", ".."),
+    ];
+    let mut hits = Vec::new();
+    for file in &files {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        for (number, line) in text.lines().enumerate() {
+            if outside
+                .iter()
+                .any(|pattern| line.contains(pattern.as_str()))
+            {
+                hits.push(format!(
+                    "{}:{}: {}",
+                    file.strip_prefix(root).unwrap().display(),
+                    number + 1,
+                    line.trim()
+                ));
+            }
+        }
+    }
+    assert!(files.len() > 50, "the walk found the sources");
+    assert!(
+        hits.is_empty(),
+        "paths outside the repository (copy the data into tests/data/):\n{}",
+        hits.join("\n")
+    );
+}
+
+#[test]
+fn licenses_match_the_manifest() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains(r#"license = "MIT OR Apache-2.0""#));
+    let mit = std::fs::read_to_string(root.join("LICENSE-MIT")).unwrap();
+    assert!(mit.contains("Permission is hereby granted, free of charge"));
+    let apache = std::fs::read_to_string(root.join("LICENSE-APACHE")).unwrap();
+    assert!(apache.contains("Apache License") && apache.contains("Version 2.0"));
+}
