@@ -1,39 +1,16 @@
 //! The command line, defined once: `--help`, the man pages in `man/` and the completions in
-//! `completions/` are all generated from [`Cli`].
+//! `completions/` are all generated from [`Cli`]. This module sits on top: it imports every
+//! command's arguments, and nothing imports it back.
 
-use std::io::IsTerminal;
-
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use clap_complete::Shell;
 
 use crate::bench::BenchArgs;
-use crate::fingerprint_cmd::FingerprintArgs;
-use crate::keygen::KeygenArgs;
+use crate::color::ColorWhen;
+use crate::commands::fingerprint::FingerprintArgs;
+use crate::commands::keygen::KeygenArgs;
 use crate::peer::PeerArgs;
 use crate::server;
-
-/// Process exit codes shared by every subcommand.
-pub mod exit {
-    pub const OK: i32 = 0;
-    /// The command ran and failed (a bad file, a refused connection…).
-    pub const FAILURE: i32 = 1;
-    /// The command line itself was wrong.
-    pub const USAGE: i32 = 2;
-    /// `rdv peer`: the connection could not be made (DNS, TCP, TLS).
-    pub const CONNECT_FAILED: i32 = 3;
-    /// `rdv peer`: the server answered the upgrade with an HTTP error.
-    pub const HANDSHAKE_REFUSED: i32 = 4;
-    /// `rdv peer`: `--timeout` passed before the conditions were met.
-    pub const TIMEOUT: i32 = 5;
-    /// `rdv peer`: the server refused us (an error to `register`, or a close with an error code).
-    pub const SERVER_ERROR: i32 = 6;
-    /// `rdv peer`: the server announced a peer ID that does not match its key.
-    pub const VERIFICATION_FAILED: i32 = 7;
-    /// `rdv peer`: the connection dropped without a close frame (1006).
-    pub const ABNORMAL_CLOSE: i32 = 8;
-    /// `rdv peer`: the connection or input ended before the conditions were met.
-    pub const CONDITION_UNMET: i32 = 9;
-}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -92,29 +69,6 @@ pub struct CompletionsArgs {
     /// The shell to complete for.
     #[arg(value_enum)]
     pub shell: Shell,
-}
-
-/// The `--color` choice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ColorWhen {
-    /// Colour on a terminal, unless NO_COLOR is set.
-    Auto,
-    Always,
-    Never,
-}
-
-impl ColorWhen {
-    /// Decides once whether output to a stream uses colour: `--color` first, then NO_COLOR
-    /// (any non-empty value, see no-color.org), then whether the stream is a terminal.
-    pub fn enabled_for(self, stream: &impl IsTerminal) -> bool {
-        match self {
-            ColorWhen::Always => true,
-            ColorWhen::Never => false,
-            ColorWhen::Auto => {
-                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && stream.is_terminal()
-            }
-        }
-    }
 }
 
 /// The clap command, for generating completions and man pages.

@@ -1,11 +1,19 @@
 //! rdv — Rendezvous, a WebRTC signaling server and the terminal toolkit around it.
 //!
 //! The library holds everything; the `rdv` binary only parses the command line and maps
-//! errors to exit codes. Dependencies point one way: [`identity`] and [`protocol`] know
-//! nothing of sockets, files or terminals; [`server`] and the key commands build on them;
-//! [`cli`] ties the commands together.
+//! errors to exit codes. Dependencies point one way:
+//!
+//! - leaves that know nothing of the rest: [`units`], [`exit`], [`color`], [`files`];
+//! - [`identity`] and [`protocol`]: the key and wire code, no sockets, files or terminals;
+//! - [`server`], [`peer`], [`bench`] and [`commands`] build on those;
+//! - [`cli`] defines the command line from every command's arguments; nothing imports it.
 
 #![forbid(unsafe_code)]
+
+pub mod color;
+pub mod exit;
+pub mod files;
+pub mod units;
 
 pub mod identity;
 pub mod protocol;
@@ -13,12 +21,7 @@ pub mod protocol;
 pub mod server;
 
 pub mod bench;
-
-pub mod files;
-pub mod fingerprint_cmd;
-pub mod keyfile;
-pub mod keygen;
+pub mod commands;
 pub mod peer;
 
 pub mod cli;
-pub mod generate;

@@ -174,11 +174,7 @@ impl Floor {
         std::io::BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening ")
-            .expect(&line)
-            .to_owned();
+        let addr = rdv::server::parse_listening_line(&line).expect(&line);
         Self {
             child,
             url: format!("ws://{addr}"),

@@ -98,7 +98,7 @@ fn generated_completions_and_man_pages_are_fresh() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let bless = std::env::var_os("RDV_BLESS").is_some_and(|v| v != "0");
     let mut stale = Vec::new();
-    let expected = rdv::generate::files();
+    let expected = rdv::commands::completions::files(&rdv::cli::command());
     for (path, contents) in &expected {
         let full = root.join(path);
         if std::fs::read(&full).ok().as_deref() == Some(contents.as_slice()) {

@@ -77,3 +77,84 @@ fn licenses_match_the_manifest() {
     let apache = std::fs::read_to_string(root.join("LICENSE-APACHE")).unwrap();
     assert!(apache.contains("Apache License") && apache.contains("Version 2.0"));
 }
+
+/// Every `.rs` file under `src/DIR` (or the file `src/DIR.rs`), as (path, text).
+fn sources(under: &str) -> Vec<(String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    let file = root.join(format!("{under}.rs"));
+    if file.is_file() {
+        files.push(file);
+    }
+    let dir = root.join(under);
+    if dir.is_dir() {
+        text_files(&dir, &mut files);
+    }
+    files
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).unwrap();
+            (path.display().to_string(), text)
+        })
+        .collect()
+}
+
+/// The layer rule of CONTRIBUTING.md: dependencies point one way.
+#[test]
+fn dependencies_point_one_way() {
+    let mut broken = Vec::new();
+    let mut check = |under: &str, forbidden: &[&str]| {
+        let files = sources(under);
+        assert!(!files.is_empty(), "src/{under} exists");
+        for (path, text) in files {
+            for pattern in forbidden {
+                if text.contains(pattern) {
+                    broken.push(format!("{path} uses {pattern}"));
+                }
+            }
+        }
+    };
+    // Nothing imports the command line: it sits on top.
+    for module in [
+        "identity", "protocol", "server", "peer", "bench", "commands",
+    ] {
+        check(module, &["crate::cli"]);
+    }
+    for leaf in ["units", "exit", "color", "files"] {
+        check(leaf, &["crate::"]);
+    }
+    // Key and wire code know nothing of sockets, files, terminals or the layers above.
+    let io_and_above = [
+        "tokio",
+        "std::fs",
+        "std::net",
+        "crate::server",
+        "crate::peer",
+        "crate::bench",
+        "crate::commands",
+        "crate::files",
+    ];
+    check("identity", &io_and_above);
+    check("protocol", &io_and_above);
+    // The clients do not reach into the server beyond what it exports for them.
+    check("peer", &["crate::server"]);
+    for (path, text) in sources("bench") {
+        for line in text.lines().filter(|l| l.contains("crate::server::")) {
+            let allowed = [
+                "crate::server::stack",
+                "crate::server::listening_line",
+                "crate::server::parse_listening_line",
+            ]
+            .iter()
+            .any(|ok| line.contains(ok));
+            if !allowed {
+                broken.push(format!("{path}: {}", line.trim()));
+            }
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "layer rule broken:\n{}",
+        broken.join("\n")
+    );
+}

@@ -36,10 +36,15 @@ async fn room_paths_and_other_paths_get_the_documented_statuses() {
 #[tokio::test]
 async fn percent_encoded_room_names_are_one_room() {
     let server = Server::start(&[]);
-    let first = server.peer("caf%C3%A9").await;
-    let mut second = Client::connect(&server.url("caf%c3%a9")).await;
+    let mut first = Client::connect(&server.url_with_segment("caf%C3%A9")).await;
+    let first_key = common::TestKey::new();
+    first.register(&first_key).await;
+    let mut second = Client::connect(&server.url_with_segment("caf%c3%a9")).await;
     let welcome = second.register(&common::TestKey::new()).await;
-    assert_eq!(welcome["peers"][0]["id"], first.id.as_str());
+    assert_eq!(welcome["peers"][0]["id"], first_key.peer_id());
+    // And the name a client encodes itself is the same room.
+    let third = server.peer("café").await;
+    assert_eq!(third.welcome["peers"].as_array().unwrap().len(), 2);
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::identity::{KeySpec, PrivateKey};
+use crate::protocol::{self, RoomName, ServerMessage};
 
 pub type Ws = WebSocketStream<TcpStream>;
 
@@ -25,11 +26,9 @@ impl BenchKey {
     pub fn new() -> Self {
         let key = PrivateKey::generate(KeySpec::Ed25519).expect("the OS random source works");
         let public = key.public();
-        let register =
-            serde_json::json!({"type": "register", "publicKey": public.to_public_json()});
         Self {
             id: public.peer_id().to_string(),
-            register: register.to_string(),
+            register: protocol::register(&public.to_public_json(), None),
         }
     }
 }
@@ -92,7 +91,8 @@ impl Target {
 
     /// Connects to `room` and registers `key`; returns the socket once `welcome` arrived.
     pub async fn join(&self, room: &str, key: &BenchKey, n: usize) -> Result<Ws, String> {
-        let mut ws = self.connect(&format!("/room/{room}/websocket"), n).await?;
+        let room = RoomName::new(room).map_err(|e| format!("{room:?}: {e}"))?;
+        let mut ws = self.connect(&room.path(), n).await?;
         ws.send(Message::text(key.register.clone()))
             .await
             .map_err(|e| e.to_string())?;
@@ -119,9 +119,9 @@ pub async fn wait_for(ws: &mut Ws, kind: &str) -> Result<Value, String> {
             continue;
         };
         let value: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-        match value["type"].as_str() {
-            Some(found) if found == kind => return Ok(value),
-            Some("error") => return Err(format!("server error: {}", value["code"])),
+        match ServerMessage::parse(&value) {
+            _ if value["type"] == kind => return Ok(value),
+            Some(ServerMessage::Error { code, .. }) => return Err(format!("server error: {code}")),
             _ => {}
         }
     }

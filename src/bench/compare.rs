@@ -31,11 +31,9 @@ impl Spawned {
         BufReader::new(child.stdout.take().expect("piped"))
             .read_line(&mut line)
             .map_err(|e| e.to_string())?;
-        let addr = line
-            .trim()
-            .strip_prefix("listening ")
+        let addr = crate::server::parse_listening_line(&line)
             .ok_or_else(|| format!("{args:?} did not say where it listens: {line:?}"))?
-            .to_owned();
+            .to_string();
         Ok(Self { child, addr })
     }
 

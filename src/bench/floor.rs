@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use crate::server::upgrade::{Socket, Upgrade};
+use crate::server::stack::{Socket, Upgrade, WRITE_BUFFER};
 
 type Routes = Arc<DashMap<String, mpsc::Sender<Utf8Bytes>>>;
 
@@ -29,7 +29,7 @@ pub async fn serve(listener: tokio::net::TcpListener, read_buffer: usize) {
         .with_state((routes, read_buffer));
     let never = tokio_util::sync::CancellationToken::new();
     let header_timeout = std::time::Duration::from_secs(10);
-    crate::server::listen::serve(listener, app, header_timeout, never).await;
+    crate::server::stack::serve(listener, app, header_timeout, never).await;
 }
 
 async fn upgrade(
@@ -44,7 +44,7 @@ async fn upgrade(
     // The same buffer sizes rdv serve uses, so the comparison is about the relay work.
     let config = WebSocketConfig::default()
         .read_buffer_size(read_buffer)
-        .write_buffer_size(crate::server::WRITE_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
         .max_message_size(Some(64 * 1024));
     let (response, socket) = upgrade.accept(config);
     tokio::spawn(async move {

@@ -14,8 +14,8 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use crate::cli::exit;
-use crate::server::{parse_duration, parse_size};
+use crate::exit::{CommandError, Exit};
+use crate::units::{parse_duration, parse_size};
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
@@ -136,7 +136,7 @@ pub enum Scenario {
     },
 }
 
-pub fn run(args: &BenchArgs) -> i32 {
+pub fn run(args: &BenchArgs) -> Exit {
     let threads = match &args.scenario {
         Scenario::Relay { common, .. }
         | Scenario::Join { common, .. }
@@ -157,18 +157,12 @@ pub fn run(args: &BenchArgs) -> i32 {
     };
     let runtime = match runtime {
         Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("rdv: cannot start the runtime: {e}");
-            return exit::FAILURE;
-        }
+        Err(e) => return CommandError::failure(format!("cannot start the runtime: {e}")).report(),
     };
     stats::raise_open_file_limit();
     match runtime.block_on(scenario(&args.scenario)) {
-        Ok(()) => exit::OK,
-        Err(message) => {
-            eprintln!("rdv: {message}");
-            exit::FAILURE
-        }
+        Ok(()) => Exit::Ok,
+        Err(message) => CommandError::failure(message).report(),
     }
 }
 
@@ -240,7 +234,7 @@ async fn scenario(scenario: &Scenario) -> Result<(), String> {
                 .await
                 .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
             let addr = listener.local_addr().map_err(|e| e.to_string())?;
-            println!("listening {addr}");
+            println!("{}", crate::server::listening_line(addr));
             floor::serve(listener, *read_buffer).await;
             Ok(())
         }

@@ -7,6 +7,7 @@
 mod b64;
 mod buddies;
 mod jwk;
+pub mod keyfile;
 mod oid;
 mod peer_id;
 mod pem;

@@ -34,6 +34,15 @@ impl FieldMatch {
         })
     }
 
+    /// The match looks at server errors (`code=…` or `type=error`).
+    pub fn is_about_errors(&self) -> bool {
+        match self.path.as_slice() {
+            [member] if member == "code" => true,
+            [member] if member == "type" => self.expected == "error",
+            _ => false,
+        }
+    }
+
     pub fn matches(&self, message: &Value) -> bool {
         self.path
             .iter()

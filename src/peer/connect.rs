@@ -4,68 +4,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// Characters escaped in a room name: everything that is not safe in one path segment.
-const SEGMENT: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'/')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'`')
-    .add(b'{')
-    .add(b'}')
-    .add(b'\\')
-    .add(b'^')
-    .add(b'|');
-
-/// The WebSocket URL of a room. `base` is `ws://`, `wss://`, `http://` or `https://`; with no
-/// room, `base` must already be a full `/room/NAME/websocket` URL.
-pub fn room_url(base: &str, room: Option<&str>) -> Result<String, String> {
-    let base = if let Some(rest) = base.strip_prefix("http://") {
-        format!("ws://{rest}")
-    } else if let Some(rest) = base.strip_prefix("https://") {
-        format!("wss://{rest}")
-    } else if base.starts_with("ws://") || base.starts_with("wss://") {
-        base.to_owned()
-    } else {
-        return Err(format!("{base:?} is not a ws:// or wss:// URL"));
-    };
-    match room {
-        Some(room) => {
-            if room.is_empty() || room.len() > 128 {
-                return Err("the room name must be 1 to 128 bytes".into());
-            }
-            let room = utf8_percent_encode(room, SEGMENT);
-            Ok(format!(
-                "{}/room/{room}/websocket",
-                base.trim_end_matches('/')
-            ))
-        }
-        None => {
-            let path_start = base.find("://").map(|i| i + 3).unwrap_or(0);
-            let path = base[path_start..]
-                .find('/')
-                .map(|i| &base[path_start + i..]);
-            match path {
-                Some(path) if path.starts_with("/room/") && path.ends_with("/websocket") => {
-                    Ok(base)
-                }
-                _ => Err("give a ROOM, or a full ws://HOST/room/NAME/websocket URL".into()),
-            }
-        }
-    }
-}
 
 /// How to treat the server's certificate on `wss://`.
 pub struct TlsOptions<'a> {
@@ -213,29 +157,5 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn room_urls() {
-        assert_eq!(
-            room_url("ws://h:1", Some("lobby")).unwrap(),
-            "ws://h:1/room/lobby/websocket"
-        );
-        assert_eq!(
-            room_url("https://h/", Some("a b/c")).unwrap(),
-            "wss://h/room/a%20b%2Fc/websocket"
-        );
-        assert_eq!(
-            room_url("ws://h/room/x/websocket", None).unwrap(),
-            "ws://h/room/x/websocket"
-        );
-        assert!(room_url("ws://h", None).is_err());
-        assert!(room_url("ftp://h", Some("x")).is_err());
-        assert!(room_url("ws://h", Some("")).is_err());
     }
 }

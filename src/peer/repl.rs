@@ -16,11 +16,11 @@ const COMMANDS: [&str; 9] = [
 const TAKES_PEER: [&str; 3] = ["/offer", "/answer", "/ice"];
 
 /// Peer IDs the completer offers, kept current by the event loop.
-pub type PeerList = Arc<Mutex<Vec<String>>>;
+pub type PeerIds = Arc<Mutex<Vec<String>>>;
 
 #[derive(rustyline::Helper, rustyline::Hinter, rustyline::Highlighter, rustyline::Validator)]
 struct PeerHelper {
-    peers: PeerList,
+    peer_ids: PeerIds,
 }
 
 impl Completer for PeerHelper {
@@ -43,7 +43,7 @@ impl Completer for PeerHelper {
                 .map(|c| format!("{c} "))
                 .collect(),
             [command] if TAKES_PEER.contains(command) => self
-                .peers
+                .peer_ids
                 .lock()
                 .expect("not poisoned")
                 .iter()
@@ -67,10 +67,10 @@ impl Printer {
 }
 
 /// Starts the editor on its own thread; lines arrive on the returned channel.
-pub fn start(peers: PeerList) -> Result<(mpsc::Receiver<Input>, Printer), String> {
+pub fn start(peer_ids: PeerIds) -> Result<(mpsc::Receiver<Input>, Printer), String> {
     let mut editor = rustyline::Editor::<PeerHelper, rustyline::history::DefaultHistory>::new()
         .map_err(|e| format!("cannot start the line editor: {e}"))?;
-    editor.set_helper(Some(PeerHelper { peers }));
+    editor.set_helper(Some(PeerHelper { peer_ids }));
     let printer = editor
         .create_external_printer()
         .map_err(|e| format!("cannot print above the prompt: {e}"))?;

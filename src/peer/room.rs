@@ -1,13 +1,13 @@
 //! What the terminal peer knows about its room: who is there, whether the server told the
 //! truth about each peer's ID, and which peers are buddies.
 
-use std::collections::HashMap;
-
 use indexmap::IndexMap;
 use serde_json::Value;
 
 use super::render::short_id;
+use super::setup::Buddies;
 use crate::identity::{PeerId, PrivateMembers, PublicJwk};
+use crate::protocol::ServerMessage;
 
 /// A peer announced by the server.
 #[derive(Debug, Clone)]
@@ -24,11 +24,11 @@ pub struct Mismatch(pub String);
 pub struct RoomView {
     me: PeerId,
     peers: IndexMap<String, KnownPeer>,
-    buddies: Option<HashMap<String, Option<String>>>,
+    buddies: Option<Buddies>,
 }
 
 impl RoomView {
-    pub fn new(me: PeerId, buddies: Option<HashMap<String, Option<String>>>) -> Self {
+    pub fn new(me: PeerId, buddies: Option<Buddies>) -> Self {
         Self {
             me,
             peers: IndexMap::new(),
@@ -42,38 +42,28 @@ impl RoomView {
     }
 
     /// Updates the view from a server message; returns every mismatch it reveals.
-    pub fn observe(&mut self, message: &Value) -> Vec<Mismatch> {
+    pub fn observe(&mut self, message: &ServerMessage) -> Vec<Mismatch> {
         let mut mismatches = Vec::new();
-        let peer_id = message.get("peerId").and_then(Value::as_str);
-        match message.get("type").and_then(Value::as_str) {
-            Some("welcome") => {
-                if peer_id != Some(self.me.as_str()) {
+        match message {
+            ServerMessage::Welcome { peer_id, peers } => {
+                if peer_id != self.me.as_str() {
                     mismatches.push(Mismatch(format!(
-                        "the server says this peer is {} but its key's ID is {}",
-                        peer_id.unwrap_or("missing"),
+                        "the server says this peer is {peer_id} but its key's ID is {}",
                         self.me
                     )));
                 }
                 self.peers.clear();
-                for entry in message
-                    .get("peers")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    let id = entry.get("id").and_then(Value::as_str).unwrap_or("");
-                    self.announce(id, entry.get("publicKey"), &mut mismatches);
+                for peer in peers {
+                    self.announce(&peer.id, peer.public_key.as_ref(), &mut mismatches);
                 }
             }
-            Some("peer-joined") => self.announce(
-                peer_id.unwrap_or(""),
-                message.get("publicKey"),
-                &mut mismatches,
-            ),
-            Some("peer-left") => {
-                if let Some(id) = peer_id {
-                    self.peers.shift_remove(id);
-                }
+            ServerMessage::PeerJoined {
+                peer_id,
+                public_key,
+                ..
+            } => self.announce(peer_id, public_key.as_ref(), &mut mismatches),
+            ServerMessage::PeerLeft { peer_id } => {
+                self.peers.shift_remove(peer_id);
             }
             _ => {}
         }
@@ -168,14 +158,21 @@ mod tests {
         let mut view = RoomView::new(me.peer_id(), None);
         let honest = json!({"type": "welcome", "peerId": me.peer_id().as_str(),
             "peers": [{"id": other.peer_id().as_str(), "publicKey": other.to_public_json()}]});
-        assert!(view.observe(&honest).is_empty());
+        assert!(
+            view.observe(&ServerMessage::parse(&honest).unwrap())
+                .is_empty()
+        );
         assert!(view.get(other.peer_id().as_str()).unwrap().verified);
 
         let liar = json!({"type": "peer-joined", "peerId": "f".repeat(64), "publicKey": other.to_public_json()});
-        assert_eq!(view.observe(&liar).len(), 1);
+        assert_eq!(view.observe(&ServerMessage::parse(&liar).unwrap()).len(), 1);
         assert!(!view.get(&"f".repeat(64)).unwrap().verified);
         let wrong_me = json!({"type": "welcome", "peerId": other.peer_id().as_str(), "peers": []});
-        assert_eq!(view.observe(&wrong_me).len(), 1);
+        assert_eq!(
+            view.observe(&ServerMessage::parse(&wrong_me).unwrap())
+                .len(),
+            1
+        );
     }
 
     #[test]

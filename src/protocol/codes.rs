@@ -2,7 +2,8 @@
 
 use serde::Serialize;
 
-/// WebSocket close codes the server uses (PROTOCOL §8).
+/// WebSocket close codes (PROTOCOL §8): the ones the server sends, and the ones a client
+/// reports or retries on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CloseCode(pub u16);
 
@@ -10,8 +11,11 @@ impl CloseCode {
     pub const NORMAL: CloseCode = CloseCode(1000);
     pub const GOING_AWAY: CloseCode = CloseCode(1001);
     pub const POLICY: CloseCode = CloseCode(1008);
+    /// A close frame without a code (RFC 6455 §7.1.5); never sent on the wire.
+    pub const NO_STATUS: CloseCode = CloseCode(1005);
     pub const TOO_BIG: CloseCode = CloseCode(1009);
     pub const INTERNAL: CloseCode = CloseCode(1011);
+    pub const SERVICE_RESTART: CloseCode = CloseCode(1012);
     pub const OVERLOADED: CloseCode = CloseCode(1013);
 }
 

@@ -8,14 +8,14 @@
 mod allow;
 mod config;
 mod http;
-pub mod listen;
+mod listen;
 mod metrics;
 mod outbox;
 mod rate;
 mod rooms;
 mod session;
 mod transport;
-pub mod upgrade;
+mod upgrade;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -29,10 +29,27 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use allow::AllowListError;
-pub use config::{Config, LogFormat, ProofMode, parse_duration, parse_size};
+pub use config::{Config, LogFormat, ProofMode};
 pub use metrics::Metrics;
 pub use rooms::{ConnectionId, JoinError, LocalRegistry, Member, RoomRegistry, UnknownPeer};
-pub use upgrade::WRITE_BUFFER;
+
+/// The networking pieces `rdv bench`'s relay floor shares with the server, so the floor runs
+/// on exactly the same accept loop, handshake and buffer sizes.
+pub(crate) mod stack {
+    pub(crate) use super::listen::serve;
+    pub(crate) use super::upgrade::{Socket, Upgrade, WRITE_BUFFER};
+}
+
+/// The one line `rdv serve` (and `rdv bench floor`) prints on stdout once it accepts
+/// connections; scripts and tests wait for it.
+pub fn listening_line(addr: SocketAddr) -> String {
+    format!("listening {addr}")
+}
+
+/// The address in a [`listening_line`], if `line` is one.
+pub fn parse_listening_line(line: &str) -> Option<SocketAddr> {
+    line.trim().strip_prefix("listening ")?.parse().ok()
+}
 
 use crate::identity::PeerId;
 

@@ -55,12 +55,12 @@ pub struct Outbox {
 
 /// The receiving half, drained by the connection's writer.
 #[derive(Debug)]
-pub struct Inbox {
+pub struct OutboxReceiver {
     queue: mpsc::Receiver<Utf8Bytes>,
     queued_bytes: Arc<AtomicUsize>,
 }
 
-impl Inbox {
+impl OutboxReceiver {
     pub async fn recv(&mut self) -> Option<Utf8Bytes> {
         let text = self.queue.recv().await?;
         self.queued_bytes.fetch_sub(text.len(), Ordering::Relaxed);
@@ -75,7 +75,7 @@ impl Inbox {
 }
 
 impl Outbox {
-    pub fn new(max_messages: usize, max_bytes: usize) -> (Self, Inbox, Arc<CloseSwitch>) {
+    pub fn new(max_messages: usize, max_bytes: usize) -> (Self, OutboxReceiver, Arc<CloseSwitch>) {
         let (queue, receiver) = mpsc::channel(max_messages);
         let switch = Arc::new(CloseSwitch::default());
         let queued_bytes = Arc::new(AtomicUsize::new(0));
@@ -85,11 +85,11 @@ impl Outbox {
             queued_bytes: queued_bytes.clone(),
             max_bytes,
         };
-        let inbox = Inbox {
+        let receiver = OutboxReceiver {
             queue: receiver,
             queued_bytes,
         };
-        (outbox, inbox, switch)
+        (outbox, receiver, switch)
     }
 
     /// Queues `text` without waiting. Returns false if it was not queued: the connection is
@@ -127,7 +127,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_closes_with_1013_and_the_first_reason_wins() {
-        let (outbox, mut inbox, switch) = Outbox::new(2, 1024);
+        let (outbox, mut receiver, switch) = Outbox::new(2, 1024);
         assert!(outbox.push("a".into()));
         assert!(outbox.push("b".into()));
         assert!(!switch.is_closing());
@@ -135,24 +135,24 @@ mod tests {
         assert!(switch.is_closing());
         switch.close(CloseCode::POLICY, "later");
         assert_eq!(switch.reason().unwrap().0, CloseCode::OVERLOADED);
-        assert_eq!(inbox.try_recv().unwrap(), "a");
+        assert_eq!(receiver.try_recv().unwrap(), "a");
     }
 
     #[test]
     fn the_byte_budget_closes_too_but_lets_one_big_message_through() {
-        let (outbox, mut inbox, switch) = Outbox::new(100, 10);
+        let (outbox, mut receiver, switch) = Outbox::new(100, 10);
         assert!(
             outbox.push("0123456789abcdef".into()),
             "alone, it may exceed the budget"
         );
         assert!(!outbox.push("x".into()));
         assert!(switch.is_closing());
-        assert_eq!(inbox.try_recv().unwrap().len(), 16);
+        assert_eq!(receiver.try_recv().unwrap().len(), 16);
 
-        let (outbox, mut inbox, switch) = Outbox::new(100, 10);
+        let (outbox, mut receiver, switch) = Outbox::new(100, 10);
         for _ in 0..3 {
             assert!(outbox.push("abcde".into()));
-            assert!(inbox.try_recv().is_some(), "draining frees the budget");
+            assert!(receiver.try_recv().is_some(), "draining frees the budget");
         }
         assert!(!switch.is_closing());
     }

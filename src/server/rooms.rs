@@ -219,13 +219,13 @@ impl RoomRegistry for LocalRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::outbox::Inbox;
+    use crate::server::outbox::OutboxReceiver;
 
     fn peer(c: char) -> PeerId {
         c.to_string().repeat(64).parse().unwrap()
     }
 
-    fn member(id: PeerId) -> (Member, Inbox) {
+    fn member(id: PeerId) -> (Member, OutboxReceiver) {
         let (outbox, receiver, _) = Outbox::new(16, 1 << 20);
         let member = Member {
             id,
@@ -237,7 +237,7 @@ mod tests {
         (member, receiver)
     }
 
-    fn drain(receiver: &mut Inbox) -> Vec<String> {
+    fn drain(receiver: &mut OutboxReceiver) -> Vec<String> {
         std::iter::from_fn(|| receiver.try_recv())
             .map(|text| text.to_string())
             .collect()

@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
 use super::ServerState;
 use super::config::ProofMode;
-use super::outbox::{CloseSwitch, Inbox, Outbox};
+use super::outbox::{CloseSwitch, Outbox, OutboxReceiver};
 use super::rate::{RateLimiter, Verdict};
 use super::rooms::{ConnectionId, JoinError, Member};
 use super::upgrade::{Socket, WRITE_BUFFER};
@@ -88,7 +88,7 @@ pub async fn run(socket: Socket, room: RoomName, state: Arc<ServerState>) {
 async fn say_goodbye(
     sink: &mut SplitSink<Socket, Message>,
     stream: &mut SplitStream<Socket>,
-    queue: &mut Inbox,
+    queue: &mut OutboxReceiver,
     switch: &CloseSwitch,
     state: &ServerState,
 ) {
@@ -122,7 +122,11 @@ async fn say_goodbye(
     .await;
 }
 
-async fn write_loop(sink: &mut SplitSink<Socket, Message>, queue: &mut Inbox, state: &ServerState) {
+async fn write_loop(
+    sink: &mut SplitSink<Socket, Message>,
+    queue: &mut OutboxReceiver,
+    state: &ServerState,
+) {
     let ping_interval = state.config.ping_interval;
     let mut ping = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);

@@ -76,17 +76,19 @@ impl Server {
         let line = rx
             .recv_timeout(WAIT)
             .expect("rdv serve printed its address in time");
-        let addr = line
-            .trim()
-            .strip_prefix("listening ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .expect("a socket address");
+        let addr = rdv::server::parse_listening_line(&line)
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
         Self { child, addr }
     }
 
+    /// The URL of a room whose path segment the test writes itself, encoded or not.
+    pub fn url_with_segment(&self, segment: &str) -> String {
+        format!("ws://{}/room/{segment}/websocket", self.addr)
+    }
+
     pub fn url(&self, room: &str) -> String {
-        format!("ws://{}/room/{room}/websocket", self.addr)
+        let room = rdv::protocol::RoomName::new(room).expect("a valid room name");
+        format!("ws://{}{}", self.addr, room.path())
     }
 
     pub fn pid(&self) -> nix::unistd::Pid {
@@ -373,7 +375,7 @@ impl Client {
     }
 
     pub async fn register(&mut self, key: &TestKey) -> Value {
-        self.send(json!({"type": "register", "publicKey": key.public_jwk}))
+        self.send_text(&rdv::protocol::register(&key.public_jwk, None))
             .await;
         let welcome = self.expect("welcome").await;
         assert_eq!(welcome["peerId"], key.peer_id());

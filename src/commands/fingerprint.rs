@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
 
-use crate::cli::exit;
+use crate::exit::Exit;
 use crate::files;
+use crate::identity::keyfile;
 use crate::identity::{self, PublicJwk, Scheme};
-use crate::keyfile;
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
@@ -88,7 +88,7 @@ struct Fingerprinted {
 
 /// Runs the command; returns the exit code. Problems with inputs are reported on stderr as
 /// `rdv: SOURCE: problem`.
-pub fn run(args: &FingerprintArgs) -> i32 {
+pub fn run(args: &FingerprintArgs) -> Exit {
     let scheme = match args.scheme {
         SchemeArg::PeerId => Scheme::PeerId,
         SchemeArg::Rfc7638 => Scheme::Rfc7638,
@@ -100,11 +100,11 @@ pub fn run(args: &FingerprintArgs) -> i32 {
     let compares_peer_ids = args.check.is_some() || args.buddy_list;
     if compares_peer_ids && (scheme != Scheme::PeerId || encoding != Encoding::Hex) {
         eprintln!("rdv: --check and --buddy-list work on peer IDs; drop --scheme and --encoding");
-        return exit::USAGE;
+        return Exit::Usage;
     }
     if args.inputs.iter().filter(|p| files::is_stdin(p)).count() > 1 {
         eprintln!("rdv: `-` (stdin) can be given only once");
-        return exit::USAGE;
+        return Exit::Usage;
     }
 
     let mut keys = Vec::new();
@@ -161,7 +161,7 @@ pub fn run(args: &FingerprintArgs) -> i32 {
         Ok(outcome) => outcome,
         Err(problem) => {
             eprintln!("rdv: {problem}");
-            return exit::FAILURE;
+            return Exit::Failure;
         }
     };
     // Structured output is all or nothing, so a script never parses half an answer.
@@ -170,12 +170,12 @@ pub fn run(args: &FingerprintArgs) -> i32 {
         && let Err(problem) = files::write_stdout(output.as_bytes())
     {
         eprintln!("rdv: {problem}");
-        return exit::FAILURE;
+        return Exit::Failure;
     }
     if failed || !all_ok {
-        exit::FAILURE
+        Exit::Failure
     } else {
-        exit::OK
+        Exit::Ok
     }
 }
 
@@ -286,24 +286,24 @@ fn check(keys: &[Fingerprinted], list: &Path) -> Result<(String, bool), String> 
 }
 
 /// `--expect`: exactly one key, and its digest must be `expected`.
-fn expect(keys: &[Fingerprinted], expected: &str, failed: bool) -> i32 {
+fn expect(keys: &[Fingerprinted], expected: &str, failed: bool) -> Exit {
     if failed {
-        return exit::FAILURE;
+        return Exit::Failure;
     }
     let [key] = keys else {
         eprintln!(
             "rdv: --expect needs exactly one key, but the input holds {}",
             keys.len()
         );
-        return exit::FAILURE;
+        return Exit::Failure;
     };
     if key.digest == expected {
-        exit::OK
+        Exit::Ok
     } else {
         eprintln!(
             "rdv: {}: {} does not match the expected {expected}",
             key.source, key.digest
         );
-        exit::FAILURE
+        Exit::Failure
     }
 }

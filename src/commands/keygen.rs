@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
 
-use crate::cli::exit;
+use crate::exit::{CommandError, Exit};
 use crate::files::{self, Secrecy};
 use crate::identity::{EcCurve, KeySpec, PrivateKey};
 
@@ -106,25 +106,19 @@ pub enum Format {
     Pem,
 }
 
-/// What went wrong, and which exit code it earns.
-struct Failure(i32, String);
-
-pub fn run(args: &KeygenArgs) -> i32 {
+pub fn run(args: &KeygenArgs) -> Exit {
     let outcome = spec(args).and_then(|spec| match (args.count, &args.out_dir) {
         (Some(count), Some(dir)) => batch(args, spec, count as usize, dir),
         _ => single(args, spec),
     });
     match outcome {
-        Ok(()) => exit::OK,
-        Err(Failure(code, message)) => {
-            eprintln!("rdv: {message}");
-            code
-        }
+        Ok(()) => Exit::Ok,
+        Err(error) => error.report(),
     }
 }
 
-fn spec(args: &KeygenArgs) -> Result<KeySpec, Failure> {
-    let usage = |message: &str| Err(Failure(exit::USAGE, message.to_owned()));
+fn spec(args: &KeygenArgs) -> Result<KeySpec, CommandError> {
+    let usage = |message: &str| Err(CommandError::usage(message));
     match args.key_type {
         KeyType::Ec => {
             if args.bits.is_some() {
@@ -146,8 +140,8 @@ fn spec(args: &KeygenArgs) -> Result<KeySpec, Failure> {
     }
 }
 
-fn generate(spec: KeySpec) -> Result<PrivateKey, Failure> {
-    PrivateKey::generate(spec).map_err(|e| Failure(exit::FAILURE, e.to_string()))
+fn generate(spec: KeySpec) -> Result<PrivateKey, CommandError> {
+    PrivateKey::generate(spec).map_err(|e| CommandError::failure(e.to_string()))
 }
 
 /// The private and public key texts in the chosen format, each ending in a newline.
@@ -171,17 +165,16 @@ fn pretty(value: &Value) -> String {
     text
 }
 
-fn fail(message: String) -> Failure {
-    Failure(exit::FAILURE, message)
+fn fail(message: String) -> CommandError {
+    CommandError::failure(message)
 }
 
-fn single(args: &KeygenArgs, spec: KeySpec) -> Result<(), Failure> {
+fn single(args: &KeygenArgs, spec: KeySpec) -> Result<(), CommandError> {
     if let (Some(out), Some(public_out)) = (&args.out, &args.public_out)
         && out == public_out
     {
-        return Err(Failure(
-            exit::USAGE,
-            "--out and --public-out name the same file".into(),
+        return Err(CommandError::usage(
+            "--out and --public-out name the same file",
         ));
     }
     for path in [&args.out, &args.public_out].into_iter().flatten() {
@@ -217,7 +210,7 @@ fn single(args: &KeygenArgs, spec: KeySpec) -> Result<(), Failure> {
     Ok(())
 }
 
-fn batch(args: &KeygenArgs, spec: KeySpec, count: usize, dir: &Path) -> Result<(), Failure> {
+fn batch(args: &KeygenArgs, spec: KeySpec, count: usize, dir: &Path) -> Result<(), CommandError> {
     let buddies_path = dir.join("buddies.json");
     files::ensure_writable(&buddies_path, args.force).map_err(fail)?;
     std::fs::create_dir_all(dir)
@@ -241,7 +234,7 @@ fn batch(args: &KeygenArgs, spec: KeySpec, count: usize, dir: &Path) -> Result<(
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let made: Mutex<Vec<Option<Value>>> = Mutex::new(vec![None; count]);
-    let first_error: Mutex<Option<Failure>> = Mutex::new(None);
+    let first_error: Mutex<Option<CommandError>> = Mutex::new(None);
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(count);
@@ -304,7 +297,7 @@ fn make_one(
     dir: &Path,
     extension: &str,
     index: usize,
-) -> Result<Value, Failure> {
+) -> Result<Value, CommandError> {
     let key = generate(spec)?;
     let peer_id = key.public().peer_id();
     let (private_text, public_text) = render(&key, format);

@@ -1,16 +1,26 @@
-//! Generated documentation: shell completions and man pages, both from [`crate::cli::command`].
+//! `rdv completions` and the generated documentation: shell completions and man pages, both
+//! from the command line's one definition (the `cli` module's `command()`, passed in by the caller so
+//! that nothing here imports the CLI module).
 //!
 //! `completions/` and `man/` in the repository are the output of [`files`]; a test compares
-//! them and `RDV_BLESS=1 cargo test` rewrites them.
+//! them and `RDV_BLESS=1 cargo test --test cli` rewrites them.
 
 use clap_complete::Shell;
 
-use crate::cli;
+use crate::exit::{CommandError, Exit};
+
+/// `rdv completions SHELL`: the script on stdout.
+pub fn print(shell: Shell, command: &mut clap::Command) -> Exit {
+    match crate::files::write_stdout(&completion(shell, command)) {
+        Ok(()) => Exit::Ok,
+        Err(problem) => CommandError::failure(problem).report(),
+    }
+}
 
 /// A shell completion script.
-pub fn completion(shell: Shell) -> Vec<u8> {
+pub fn completion(shell: Shell, command: &mut clap::Command) -> Vec<u8> {
     let mut out = Vec::new();
-    clap_complete::generate(shell, &mut cli::command(), "rdv", &mut out);
+    clap_complete::generate(shell, command, "rdv", &mut out);
     out
 }
 
@@ -26,8 +36,8 @@ fn completion_file_name(shell: Shell) -> &'static str {
 }
 
 /// Man pages: `rdv.1` and `rdv-SUBCOMMAND.1` for each subcommand.
-pub fn man_pages() -> Vec<(String, Vec<u8>)> {
-    let mut command = cli::command();
+pub fn man_pages(command: &clap::Command) -> Vec<(String, Vec<u8>)> {
+    let mut command = command.clone();
     command.build();
     let mut pages = vec![("rdv.1".to_owned(), render_man(command.clone()))];
     for sub in command.get_subcommands() {
@@ -80,7 +90,7 @@ fn environment_section(command: &clap::Command) -> String {
 }
 
 /// Every generated file, as (path relative to the repository root, contents).
-pub fn files() -> Vec<(String, Vec<u8>)> {
+pub fn files(command: &clap::Command) -> Vec<(String, Vec<u8>)> {
     let shells = [
         Shell::Bash,
         Shell::Zsh,
@@ -93,12 +103,12 @@ pub fn files() -> Vec<(String, Vec<u8>)> {
         .map(|shell| {
             (
                 format!("completions/{}", completion_file_name(shell)),
-                completion(shell),
+                completion(shell, &mut command.clone()),
             )
         })
         .collect();
     files.extend(
-        man_pages()
+        man_pages(command)
             .into_iter()
             .map(|(name, page)| (format!("man/{name}"), page)),
     );

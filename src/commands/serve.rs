@@ -1,0 +1,66 @@
+//! The process around `rdv serve`: logging, the runtime, the one `listening ADDR` line scripts
+//! wait for, and the signals that start a graceful shutdown. The server itself is
+//! [`crate::server`].
+
+use std::io::Write as _;
+
+use crate::color::ColorWhen;
+use crate::exit::{CommandError, Exit};
+use crate::server::{self, LogFormat};
+
+pub fn run(config: server::Config, color: ColorWhen) -> Exit {
+    match serve(config, color) {
+        Ok(()) => Exit::Ok,
+        Err(error) => error.report(),
+    }
+}
+
+fn serve(config: server::Config, color: ColorWhen) -> Result<(), CommandError> {
+    init_logging(config.log_format, color);
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| CommandError::failure(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(async {
+        let failure = |e: &dyn std::fmt::Display| CommandError::failure(e.to_string());
+        let server = server::Server::bind(config)
+            .await
+            .map_err(|e| failure(&e))?;
+        let addr = server.local_addr().map_err(|e| failure(&e))?;
+        // The one machine-readable line scripts and tests wait for.
+        println!("{}", server::listening_line(addr));
+        let _ = std::io::stdout().flush();
+        tracing::info!(%addr, "serving peers at ws://{addr}/room/{{room}}/websocket");
+        server.run(shutdown_signal()).await.map_err(|e| failure(&e))
+    })
+}
+
+fn init_logging(format: LogFormat, color: ColorWhen) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("RDV_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder
+            .with_ansi(color.enabled_for(&std::io::stderr()))
+            .init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => return interrupt.await.unwrap_or(()),
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

@@ -1,0 +1,255 @@
+//! What the peer does with each message the server sends and each line its user types or
+//! pipes in: registration (with a proof when challenged), verification of announced peers,
+//! automatic answers, the exit conditions, and refusing what should not be sent.
+
+use futures_util::SinkExt as _;
+use serde_json::Value;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::commands;
+use super::connect::Socket;
+use super::driver::{Driver, Ended};
+use super::setup;
+use crate::exit::Exit;
+use crate::protocol::{self, ErrorCode, Proof, ServerMessage};
+
+impl Driver<'_> {
+    /// The `register` message, with a proof when a challenge came and proofs are allowed;
+    /// also whether it carries one.
+    fn register_message(&self) -> (String, bool) {
+        let public_key = self.setup.key.public().to_public_json();
+        match self.nonce.as_deref().filter(|_| !self.args.no_proof) {
+            Some(nonce) => {
+                let key = &self.setup.key;
+                let alg = key.proof_alg();
+                let signature = key.sign_proof(alg, nonce).expect("a key's own alg fits it");
+                let signature = crate::identity::base64url(&signature);
+                let proof = Proof {
+                    alg: alg.name(),
+                    signature: &signature,
+                };
+                (protocol::register(&public_key, Some(proof)), true)
+            }
+            None => (protocol::register(&public_key, None), false),
+        }
+    }
+
+    pub(super) async fn send_register(&mut self, socket: &mut Socket) -> Option<Ended> {
+        let (text, proved) = self.register_message();
+        self.register_proved = proved;
+        match socket.send(Message::text(text)).await {
+            Ok(()) => None,
+            Err(_) => Some(Ended::Dropped(None)),
+        }
+    }
+
+    pub(super) async fn on_text(&mut self, socket: &mut Socket, text: &str) -> Option<Ended> {
+        let parsed: Option<Value> = serde_json::from_str(text).ok();
+        let message = parsed
+            .as_ref()
+            .map(|value| ServerMessage::parse(value).unwrap_or(ServerMessage::Other));
+        match &message {
+            Some(message) => {
+                for mismatch in self.room.observe(message) {
+                    self.output
+                        .alarm(&format!("VERIFICATION FAILED: {}", mismatch.0));
+                    if !self.output.is_interactive() {
+                        let _ = self.output.message(text, parsed.as_ref(), &self.room);
+                        return Some(self.finish(socket, Exit::VerificationFailed).await);
+                    }
+                }
+                self.check_sender(message);
+            }
+            None => self.output.note("the server sent a frame that is not JSON"),
+        }
+        if self
+            .output
+            .message(text, parsed.as_ref(), &self.room)
+            .is_err()
+        {
+            // Nobody reads our stdout any more.
+            return Some(self.finish(socket, Exit::Ok).await);
+        }
+        *self.peer_ids.lock().expect("not poisoned") = self.room.ids();
+        let (value, message) = (parsed?, message?);
+        match &message {
+            ServerMessage::Welcome { .. } => {
+                self.registered = true;
+                self.next_send = Instant::now();
+            }
+            ServerMessage::Challenge { nonce } => self.nonce = Some(nonce.clone()),
+            ServerMessage::Error { code, .. } if !self.registered => {
+                // A challenge that came after an unproven register: try once more, with proof.
+                let can_prove =
+                    self.nonce.is_some() && !self.args.no_proof && !self.register_proved;
+                if message.error_code() == Some(ErrorCode::ProofRequired) && can_prove {
+                    self.output
+                        .note("the server wants a proof of possession; registering again with one");
+                    return self.send_register(socket).await;
+                }
+                self.output.note(&format!("registration refused ({code})"));
+                return Some(self.finish(socket, Exit::ServerError).await);
+            }
+            ServerMessage::Error { code, message }
+                if !self.output.is_interactive() && !self.expects_errors() =>
+            {
+                self.refused += 1;
+                self.output
+                    .note(&format!("the server refused a message: {code} ({message})"));
+            }
+            ServerMessage::Offer { from: Some(from) } if self.args.answer_offers => {
+                let mut answer = self.setup.answer_template.clone();
+                answer["type"] = "answer".into();
+                answer["to"] = from.as_str().into();
+                if let Some(ended) = self.send_text(socket, answer.to_string()).await {
+                    return Some(ended);
+                }
+            }
+            _ => {}
+        }
+        self.conditions.on_message(&value);
+        self.conditions.set_peer_count(self.room.count());
+        // A condition is only met once registered: a challenge, or an error to an unproven
+        // register, must not end the run before the server has accepted us.
+        if self.registered && self.conditions.met() && (self.pending.is_empty() || self.may_send())
+        {
+            // Never leave with messages the user asked to send still queued.
+            if let Some(ended) = self.flush_outgoing(socket).await {
+                return Some(ended);
+            }
+            return Some(self.finish(socket, Exit::Ok).await);
+        }
+        if matches!(
+            message,
+            ServerMessage::Welcome { .. } | ServerMessage::PeerJoined { .. }
+        ) {
+            return self.after_input_ended(socket).await;
+        }
+        None
+    }
+
+    /// `--expect error` or an `--until` on the error: server errors are what this run waits
+    /// for, not a refusal to report.
+    fn expects_errors(&self) -> bool {
+        self.args.expect.iter().any(|kind| kind == "error")
+            || self.args.until.iter().any(|m| m.is_about_errors())
+    }
+
+    /// A relayed message should come from a peer the server announced.
+    fn check_sender(&mut self, message: &ServerMessage) {
+        if let Some(from) = message.from()
+            && self.registered
+            && self.room.get(from).is_none()
+        {
+            self.output.alarm(&format!(
+                "message from {from}, which the server never announced"
+            ));
+        }
+    }
+
+    pub(super) async fn on_line(&mut self, socket: &mut Socket, line: String) -> Option<Ended> {
+        if !self.output.is_interactive() {
+            self.stdin_lines += 1;
+            if line.trim().is_empty() {
+                return None;
+            }
+            if let Err(problem) = setup::check_json(&line) {
+                self.refused += 1;
+                self.output.note(&format!(
+                    "not sent: stdin line {} is not a JSON message: {problem}",
+                    self.stdin_lines
+                ));
+                return None;
+            }
+            if self.may_send() && self.pending.is_empty() {
+                return self.send_text(socket, line).await;
+            }
+            self.pending.push_back(line);
+            return None;
+        }
+        let room = &self.room;
+        let parsed = commands::parse(&line, &|prefix| room.resolve(prefix));
+        match parsed {
+            Ok(None) => None,
+            Ok(Some(commands::Command::Send(message))) => {
+                let summary = self.describe_outgoing(&message);
+                let ended = self.send_text(socket, message.to_string()).await;
+                if ended.is_none()
+                    && let Some(summary) = summary
+                {
+                    self.output.note(&summary);
+                }
+                ended
+            }
+            Ok(Some(commands::Command::Peers)) => {
+                let text = if self.room.count() == 0 {
+                    "nobody else is in the room".to_owned()
+                } else {
+                    self.room
+                        .ids()
+                        .iter()
+                        .map(|id| {
+                            let verified = self.room.get(id).is_some_and(|p| p.verified);
+                            format!(
+                                "{id}  {}{}",
+                                self.room.name(id),
+                                if verified { "" } else { "  UNVERIFIED" }
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                };
+                self.output.note(&text);
+                None
+            }
+            Ok(Some(commands::Command::ShowSdp(on))) => {
+                self.output.set_show_sdp(on);
+                None
+            }
+            Ok(Some(commands::Command::Help)) => {
+                self.output.note(commands::HELP);
+                None
+            }
+            Ok(Some(commands::Command::Quit)) => Some(self.finish(socket, Exit::Ok).await),
+            Err(problem) => {
+                self.output.note(&problem);
+                None
+            }
+        }
+    }
+
+    /// `sent offer to 7e27e9dc (alice)`: what an interactive command sent, unless
+    /// --only-buddies will refuse it (which says so itself).
+    fn describe_outgoing(&self, message: &Value) -> Option<String> {
+        let kind = message.get("type").and_then(Value::as_str).unwrap_or("?");
+        match message.get("to").and_then(Value::as_str) {
+            Some(to) if self.args.only_buddies && !self.room.is_buddy(to) => None,
+            Some(to) => Some(format!("sent {kind} to {}", self.room.name(to))),
+            None => Some(format!("sent {kind}")),
+        }
+    }
+
+    /// Sends one message, unless --only-buddies forbids its target.
+    pub(super) async fn send_text(&mut self, socket: &mut Socket, text: String) -> Option<Ended> {
+        if self.args.only_buddies {
+            let to = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v.get("to").and_then(Value::as_str).map(str::to_owned));
+            if let Some(to) = to
+                && !self.room.is_buddy(&to)
+            {
+                self.refused += 1;
+                self.output.note(&format!(
+                    "not sent: {} is not on the buddy list (--only-buddies)",
+                    self.room.name(&to)
+                ));
+                return None;
+            }
+        }
+        match socket.send(Message::text(text)).await {
+            Ok(()) => None,
+            Err(_) => Some(Ended::Dropped(None)),
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! Sizes (`65536`, `64KiB`, `1MiB`) and durations (`500ms`, `30s`, `2m`) as the command line
+//! and the environment write them, checked with a sentence that says what to type instead.
+
+use std::time::Duration;
+
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let size: bytesize::ByteSize = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (try 65536, 64KiB or 1MiB)"))?;
+    match usize::try_from(size.as_u64()) {
+        Ok(0) => Err("the size must be more than 0".into()),
+        Ok(bytes) if bytes <= 64 << 20 => Ok(bytes),
+        _ => Err("the size must be at most 64MiB".into()),
+    }
+}
+
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?} is not a duration (try 500ms, 30s or 2m): {e}"))?;
+    if duration.is_zero() {
+        return Err("the duration must be more than 0".into());
+    }
+    Ok(duration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations_are_checked() {
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("1GiB").is_err());
+        assert!(parse_size("lots").is_err());
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("0s").is_err());
+    }
+}
