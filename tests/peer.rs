@@ -678,3 +678,167 @@ fn interactive_mode_in_a_terminal() {
     session.send_line("/quit").unwrap();
     session.exp_eof().unwrap();
 }
+
+/// A condition is only met once the server has welcomed us: against `--proof required` with
+/// an allow list that does not hold our key, `--wait-peers 0` and `--count 1` must not end
+/// the run on the challenge (exit 0) but report the refused registration (exit 6).
+#[test]
+fn conditions_wait_for_welcome_under_proof_and_an_allow_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let allowed = key(dir.path(), "allowed.jwk");
+    key(dir.path(), "stranger.jwk");
+    std::fs::write(dir.path().join("allow.txt"), format!("{allowed}\n")).unwrap();
+    let allow = dir.path().join("allow.txt");
+    let server = Server::start(&[
+        "--proof",
+        "required",
+        "--allow-list",
+        allow.to_str().unwrap(),
+    ]);
+    let url = base(&server);
+    for condition in [["--wait-peers", "0"], ["--count", "1"]] {
+        let refused = run_peer(
+            dir.path(),
+            &[
+                &url,
+                "r",
+                "--key",
+                "stranger.jwk",
+                condition[0],
+                condition[1],
+            ],
+            "",
+        );
+        assert_eq!(refused.code, 6, "{condition:?}: {}", refused.stderr);
+        assert!(refused.stderr.contains("forbidden"), "{}", refused.stderr);
+        // The allowed key meets the same condition once welcomed.
+        let welcomed = run_peer(
+            dir.path(),
+            &[
+                &url,
+                "r",
+                "--key",
+                "allowed.jwk",
+                condition[0],
+                condition[1],
+            ],
+            "",
+        );
+        assert_eq!(welcomed.code, 0, "{condition:?}: {}", welcomed.stderr);
+        assert!(
+            welcomed.messages().iter().any(|m| m["type"] == "welcome"),
+            "{}",
+            welcomed.stdout
+        );
+    }
+}
+
+#[test]
+fn messages_that_are_not_json_are_refused_before_sending() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let url = base(&server);
+    // -x: a usage error, before any connection.
+    let bad_x = run_peer(dir.path(), &[&url, "r", "-x", "offer"], "");
+    assert_eq!(bad_x.code, 2, "{}", bad_x.stderr);
+    assert!(
+        bad_x.stderr.contains("-x/--send #1 is not a JSON message"),
+        "{}",
+        bad_x.stderr
+    );
+    assert!(!bad_x.stderr.contains("connected"), "{}", bad_x.stderr);
+    let array = run_peer(dir.path(), &[&url, "r", "-x", "[1]"], "");
+    assert_eq!(array.code, 2, "{}", array.stderr);
+    assert!(array.stderr.contains("not an object"), "{}", array.stderr);
+    // --send-file: the file and the line are named.
+    std::fs::write(dir.path().join("s.ndjson"), "{\"type\":\"ping\"}\n\nnope\n").unwrap();
+    let bad_file = run_peer(dir.path(), &[&url, "r", "--send-file", "s.ndjson"], "");
+    assert_eq!(bad_file.code, 1, "{}", bad_file.stderr);
+    assert!(
+        bad_file
+            .stderr
+            .contains("s.ndjson: line 3: not a JSON message"),
+        "{}",
+        bad_file.stderr
+    );
+    // A stdin line: reported, not sent, and the run exits 10; the good line still goes out.
+    let piped = run_peer(
+        dir.path(),
+        &[&url, "r", "--expect", "pong", "--timeout", "10s"],
+        "offer\n{\"type\":\"ping\"}\n",
+    );
+    assert_eq!(piped.code, 10, "{}", piped.stderr);
+    assert!(
+        piped
+            .stderr
+            .contains("not sent: stdin line 1 is not a JSON message"),
+        "{}",
+        piped.stderr
+    );
+    let kinds: Vec<Value> = piped.messages().iter().map(|m| m["type"].clone()).collect();
+    assert!(kinds.contains(&json!("pong")), "{kinds:?}");
+    assert!(
+        !kinds.contains(&json!("error")),
+        "nothing invalid reached the server: {kinds:?}"
+    );
+}
+
+#[test]
+fn a_message_the_server_refuses_makes_a_script_exit_10() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let url = base(&server);
+    let offer = json!({"type": "offer", "to": "0".repeat(64), "sdp": {}}).to_string();
+    // --linger stays for the server's answer after stdin ends.
+    let refused = run_peer(
+        dir.path(),
+        &[&url, "r", "--linger", "2s"],
+        &format!("{offer}\n"),
+    );
+    assert_eq!(refused.code, 10, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("the server refused a message: unknown-peer"),
+        "{}",
+        refused.stderr
+    );
+    // The error is still on stdout as received.
+    assert!(
+        refused
+            .messages()
+            .iter()
+            .any(|m| m["code"] == "unknown-peer")
+    );
+    // Waiting for an error is not a refusal.
+    let expected = run_peer(
+        dir.path(),
+        &[
+            &url,
+            "r",
+            "--expect",
+            "error",
+            "--timeout",
+            "10s",
+            "-x",
+            &offer,
+        ],
+        "",
+    );
+    assert_eq!(expected.code, 0, "{}", expected.stderr);
+    let until = run_peer(
+        dir.path(),
+        &[
+            &url,
+            "r",
+            "--until",
+            "code=unknown-peer",
+            "--timeout",
+            "10s",
+            "-x",
+            &offer,
+        ],
+        "",
+    );
+    assert_eq!(until.code, 0, "{}", until.stderr);
+}
