@@ -75,3 +75,33 @@ pub struct CompletionsArgs {
 pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
 }
+
+/// When a bad value came from an `RDV_*` variable rather than the command line, clap's error
+/// names only the flag; this says which variable to fix.
+pub fn environment_note(error: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    // "--rate-limit <PER_SECOND>" → "rate-limit"
+    let long = arg.strip_prefix("--")?.split([' ', '=']).next()?;
+    let given_on_command_line = std::env::args()
+        .any(|word| word == format!("--{long}") || word.starts_with(&format!("--{long}=")));
+    if given_on_command_line {
+        return None;
+    }
+    let command = command();
+    let variable = command
+        .get_subcommands()
+        .flat_map(|sub| sub.get_arguments())
+        .chain(command.get_arguments())
+        .find(|a| a.get_long() == Some(long))?
+        .get_env()?
+        .to_string_lossy()
+        .into_owned();
+    let value = std::env::var(&variable).ok()?;
+    Some(format!(
+        "note: --{long} was not given; the value {value:?} comes from the environment variable \
+         {variable}"
+    ))
+}

@@ -15,7 +15,16 @@ use rdv::commands;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            if let Some(note) = rdv::cli::environment_note(&error) {
+                eprintln!("\n{note}");
+            }
+            return ExitCode::from(error.exit_code() as u8);
+        }
+    };
     let exit = match cli.command {
         Command::Serve(config) => commands::serve::run(config, cli.color),
         Command::Keygen(args) => commands::keygen::run(&args),

@@ -157,3 +157,37 @@ fn the_readme_documents_every_serve_flag() {
         }
     }
 }
+
+#[test]
+fn listen_addresses_without_a_host_get_a_suggestion() {
+    for bare in [":8081", "8081"] {
+        let output = rdv(&["serve", "--listen", bare]);
+        assert_eq!(output.status.code(), Some(2), "{bare}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("--listen"), "{stderr}");
+        assert!(stderr.contains("127.0.0.1:8081"), "{stderr}");
+        assert!(stderr.contains("0.0.0.0:8081"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_bad_value_from_the_environment_names_the_variable() {
+    let output = Command::new(common::rdv_binary())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("RDV_RATE_LIMIT", "abc")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("RDV_RATE_LIMIT"), "{stderr}");
+    assert!(stderr.contains("\"abc\""), "{stderr}");
+    // Given on the command line, the flag is what is named, not the variable.
+    let output = Command::new(common::rdv_binary())
+        .args(["serve", "--rate-limit", "abc"])
+        .env("RDV_RATE_LIMIT", "5")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("RDV_RATE_LIMIT"), "{stderr}");
+}

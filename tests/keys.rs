@@ -719,3 +719,55 @@ fn peer_id_from_openssl_text(name: &str, text: &str) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// Error texts that say what to do instead (issue 11 §3).
+#[test]
+fn errors_a_newcomer_hits_say_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    // A missing output directory is named as such, and nothing is written.
+    let run = rdv_in(dir.path(), &["keygen", "-o", "/nonexistent/dir/x.jwk"], "");
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("the directory /nonexistent/dir does not exist"),
+        "{}",
+        run.stderr
+    );
+    // A file that is not keys at all: one error for the file, not one per line.
+    write(dir.path(), "notes.txt", "hello\nworld\nthird line\n");
+    let run = rdv_in(dir.path(), &["fingerprint", "notes.txt"], "");
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(
+        run.stderr.starts_with("rdv: notes.txt: not a key"),
+        "{}",
+        run.stderr
+    );
+    // A key where a buddy list is expected.
+    let keygen = rdv_in(
+        dir.path(),
+        &[
+            "keygen",
+            "--type",
+            "okp",
+            "-o",
+            "me.jwk",
+            "--public-out",
+            "me.pub.jwk",
+        ],
+        "",
+    );
+    assert_eq!(keygen.code, 0, "{}", keygen.stderr);
+    let run = rdv_in(
+        dir.path(),
+        &["fingerprint", "me.pub.jwk", "--check", "me.pub.jwk"],
+        "",
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("me.pub.jwk: this looks like a key, not a buddy list"),
+        "{}",
+        run.stderr
+    );
+}

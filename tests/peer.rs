@@ -842,3 +842,17 @@ fn a_message_the_server_refuses_makes_a_script_exit_10() {
     );
     assert_eq!(until.code, 0, "{}", until.stderr);
 }
+
+#[test]
+fn wss_against_a_plain_server_says_it_does_not_speak_tls() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("wss://{}", server.addr);
+    let run = run_peer(dir.path(), &[&url, "r", "--insecure"], "");
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("does not speak TLS") && run.stderr.contains("try ws://"),
+        "{}",
+        run.stderr
+    );
+}

@@ -14,7 +14,19 @@ pub struct Buddy {
 
 /// Parses a buddy list. Errors name the line (text) or the entry (JSON) at fault.
 pub fn parse_buddies(text: &str) -> Result<Vec<Buddy>, String> {
-    if text.trim_start().starts_with('[') {
+    let start = text.trim_start();
+    let looks_like_a_key = start.starts_with("-----BEGIN")
+        || (start.starts_with('{')
+            && serde_json::from_str::<serde_json::Value>(text)
+                .is_ok_and(|v| v.get("kty").is_some() || v.get("keys").is_some()));
+    if looks_like_a_key {
+        return Err(
+            "this looks like a key, not a buddy list (make one from keys with \
+             `rdv fingerprint --buddy-list KEY…`)"
+                .into(),
+        );
+    }
+    if start.starts_with('[') {
         parse_json(text)
     } else {
         parse_lines(text)

@@ -49,8 +49,15 @@ pub fn find_keys(text: &str) -> Result<Vec<FoundKey>, String> {
                 .enumerate()
                 .filter(|(_, line)| !line.trim().is_empty())
                 .collect();
-            if lines.len() < 2 {
-                return Err(format!("not JSON or PEM: {whole}"));
+            // NDJSON only when the first line is JSON: a file that is not keys at all gets
+            // one error, not one per line.
+            let first_is_json = lines
+                .first()
+                .is_some_and(|(_, line)| serde_json::from_str::<Value>(line).is_ok());
+            if lines.len() < 2 || !first_is_json {
+                return Err(format!(
+                    "not a key: expected a JWK, a JWK Set, NDJSON of JWKs, or PEM ({whole})"
+                ));
             }
             Ok(lines
                 .into_iter()

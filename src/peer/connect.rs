@@ -70,7 +70,7 @@ pub async fn connect(
                 body,
             })
         }
-        Err(e) => Err(ConnectError::Failed(format!("{url}: {e}"))),
+        Err(e) => Err(ConnectError::Failed(explain(url, &e))),
     }
 }
 
@@ -158,4 +158,21 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
     }
+}
+
+/// The connection error in words that say what to do: rustls reports a plain-HTTP answer to
+/// its ClientHello as a "corrupt message of type InvalidContentType".
+fn explain(url: &str, error: &tokio_tungstenite::tungstenite::Error) -> String {
+    use tokio_tungstenite::tungstenite::Error;
+    let text = error.to_string();
+    let tls_to_plain =
+        matches!(error, Error::Tls(_) | Error::Io(_)) && text.contains("InvalidContentType");
+    if url.starts_with("wss://") && tls_to_plain {
+        let plain = url.replacen("wss://", "ws://", 1);
+        return format!(
+            "{url}: the server does not speak TLS (it answered in plain text); \
+             try {plain}"
+        );
+    }
+    format!("{url}: {text}")
 }

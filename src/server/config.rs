@@ -19,7 +19,8 @@ pub struct Config {
         long,
         env = "RDV_LISTEN",
         default_value = "127.0.0.1:8080",
-        value_name = "ADDR"
+        value_name = "ADDR",
+        value_parser = parse_listen
     )]
     pub listen: String,
 
@@ -114,6 +115,35 @@ pub enum LogFormat {
     Json,
 }
 
+/// `HOST:PORT` (an IP address or a name); a bare port or `:PORT` gets a suggestion of what to
+/// type instead, since the resolver's own error ("invalid socket address") does not say.
+fn parse_listen(text: &str) -> Result<String, String> {
+    let suggest = |port: &str| {
+        format!(
+            "{text:?} has no host: use 127.0.0.1:{port} (this machine only) or \
+             0.0.0.0:{port} (every interface; [::]:{port} for IPv6 too)"
+        )
+    };
+    if let Some(port) = text.strip_prefix(':') {
+        return Err(suggest(port));
+    }
+    if text.parse::<u16>().is_ok() {
+        return Err(suggest(text));
+    }
+    if text.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(text.to_owned());
+    }
+    match text.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+            Ok(text.to_owned())
+        }
+        _ => Err(format!(
+            "{text:?} is not HOST:PORT (e.g. 127.0.0.1:8080, 0.0.0.0:8080, [::1]:8080, \
+             localhost:8080)"
+        )),
+    }
+}
+
 impl Default for Config {
     /// The documented defaults, exactly as `rdv serve` with no flags and no environment.
     fn default() -> Self {
@@ -134,6 +164,25 @@ impl Default for Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listen_addresses_are_checked_with_a_suggestion() {
+        for good in [
+            "127.0.0.1:0",
+            "0.0.0.0:8080",
+            "[::1]:8080",
+            "localhost:8080",
+        ] {
+            assert_eq!(parse_listen(good).as_deref(), Ok(good));
+        }
+        for bare in [":8081", "8081"] {
+            let error = parse_listen(bare).unwrap_err();
+            assert!(error.contains("127.0.0.1:8081"), "{error}");
+            assert!(error.contains("0.0.0.0:8081"), "{error}");
+        }
+        assert!(parse_listen("localhost").is_err());
+        assert!(parse_listen("h:99999").is_err());
+    }
 
     #[test]
     fn defaults_match_the_protocol() {
