@@ -3,7 +3,8 @@
 //! The library holds everything; the `rdv` binary only parses the command line and maps
 //! errors to exit codes. Dependencies point one way:
 //!
-//! - leaves that know nothing of the rest: [`units`], [`exit`], [`color`], [`files`];
+//! - leaves that know nothing of the rest: [`units`], [`exit`], [`color`], [`files`],
+//!   [`fd_limit`];
 //! - [`identity`] and [`protocol`]: the key and wire code, no sockets, files or terminals;
 //! - [`server`], [`peer`], [`bench`] and [`commands`] build on those;
 //! - [`cli`] defines the command line from every command's arguments; nothing imports it.
@@ -12,6 +13,7 @@
 
 pub mod color;
 pub mod exit;
+pub mod fd_limit;
 pub mod files;
 pub mod units;
 

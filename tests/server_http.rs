@@ -157,3 +157,36 @@ async fn settings_come_from_the_environment_too() {
     .await;
     assert_eq!(status, 400);
 }
+
+/// Every counter is there from the start at zero, labelled series included, so rate() and
+/// alerts work before the first event.
+#[tokio::test]
+async fn metrics_show_every_series_from_the_start() {
+    let server = Server::start(&[]);
+    let metrics = server.metrics().await;
+    for code in [1000, 1001, 1008, 1009, 1011, 1013] {
+        assert_eq!(
+            metric(&metrics, &format!(r#"rdv_closes_total{{code="{code}"}}"#)),
+            0.0
+        );
+    }
+    for reason in ["capacity", "draining"] {
+        assert_eq!(
+            metric(
+                &metrics,
+                &format!(r#"rdv_upgrades_rejected_total{{reason="{reason}"}}"#)
+            ),
+            0.0
+        );
+    }
+    for code in ["invalid-json", "unknown-peer", "rate-limited", "forbidden"] {
+        assert_eq!(
+            metric(&metrics, &format!(r#"rdv_errors_total{{code="{code}"}}"#)),
+            0.0
+        );
+    }
+    assert_eq!(
+        metric(&metrics, r#"rdv_messages_relayed_total{type="offer"}"#),
+        0.0
+    );
+}

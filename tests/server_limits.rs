@@ -330,3 +330,39 @@ async fn while_draining_healthz_is_503_and_new_peers_are_refused() {
     drop(stubborn);
     assert!(server.wait_exit(common::WAIT).expect("exited").success());
 }
+
+/// `serve` raises its soft open-file limit to the hard one, and warns at start when even
+/// that cannot hold --max-connections.
+#[test]
+fn a_low_open_file_limit_is_warned_about_at_start() {
+    use std::io::{BufRead as _, BufReader};
+    let start = |max_connections: &str| {
+        let script = format!(
+            "ulimit -n 256 && exec {} serve --listen 127.0.0.1:0 --max-connections {max_connections}",
+            common::rdv_binary()
+        );
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .env("RDV_LOG", "warn")
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("listening "), "{line:?}");
+        let _ = child.kill();
+        let output = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let stderr = start("10000");
+    assert!(
+        stderr.contains("open-file limit (256) is below --max-connections (10000)"),
+        "{stderr}"
+    );
+    let stderr = start("100");
+    assert!(!stderr.contains("open-file limit"), "{stderr}");
+}

@@ -159,7 +159,7 @@ pub fn run(args: &BenchArgs) -> Exit {
         Ok(runtime) => runtime,
         Err(e) => return CommandError::failure(format!("cannot start the runtime: {e}")).report(),
     };
-    stats::raise_open_file_limit();
+    crate::fd_limit::raise_open_file_limit();
     match runtime.block_on(scenario(&args.scenario)) {
         Ok(()) => Exit::Ok,
         Err(message) => CommandError::failure(message).report(),

@@ -75,21 +75,6 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// Raises this process's open-file limit to its hard limit: benchmarks hold many sockets.
-pub fn raise_open_file_limit() -> u64 {
-    #[cfg(unix)]
-    {
-        use nix::sys::resource::{Resource, getrlimit, setrlimit};
-        if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-            if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
-                return hard;
-            }
-            return soft;
-        }
-    }
-    0
-}
-
 /// The median of a few runs' values (the middle one, or the mean of the two middles).
 pub fn median(values: &mut [f64]) -> f64 {
     values.sort_by(|a, b| a.total_cmp(b));

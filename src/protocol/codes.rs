@@ -17,6 +17,16 @@ impl CloseCode {
     pub const INTERNAL: CloseCode = CloseCode(1011);
     pub const SERVICE_RESTART: CloseCode = CloseCode(1012);
     pub const OVERLOADED: CloseCode = CloseCode(1013);
+
+    /// Every code the server itself may close with.
+    pub const SENT_BY_SERVER: [CloseCode; 6] = [
+        Self::NORMAL,
+        Self::GOING_AWAY,
+        Self::POLICY,
+        Self::TOO_BIG,
+        Self::INTERNAL,
+        Self::OVERLOADED,
+    ];
 }
 
 macro_rules! error_codes {

@@ -39,6 +39,18 @@ pub enum Rejection {
     Draining,
 }
 
+impl Rejection {
+    const ALL: [Rejection; 2] = [Rejection::Capacity, Rejection::Draining];
+
+    fn label(self) -> ReasonLabel {
+        let reason = match self {
+            Rejection::Capacity => "capacity",
+            Rejection::Draining => "draining",
+        };
+        ReasonLabel { reason }
+    }
+}
+
 pub struct Metrics {
     registry: Registry,
     pub connections: Gauge,
@@ -128,6 +140,14 @@ impl Metrics {
             "WebSocket upgrades refused, by reason",
             rejections.clone(),
         );
+        // Every series exists from the start at zero, so a dashboard's rate() and an alert
+        // on "any 1013" work before the first event.
+        for code in CloseCode::SENT_BY_SERVER {
+            drop(closes.get_or_create(&CloseLabel { code: code.0 }));
+        }
+        for why in Rejection::ALL {
+            drop(rejections.get_or_create(&why.label()));
+        }
 
         Self {
             registry,
@@ -162,11 +182,7 @@ impl Metrics {
     }
 
     pub fn rejected(&self, why: Rejection) {
-        let reason = match why {
-            Rejection::Capacity => "capacity",
-            Rejection::Draining => "draining",
-        };
-        self.rejections.get_or_create(&ReasonLabel { reason }).inc();
+        self.rejections.get_or_create(&why.label()).inc();
     }
 
     /// The Prometheus text exposition of every metric.
