@@ -769,7 +769,7 @@ _rdv() {
             return 0
             ;;
         rdv__subcmd__keygen)
-            opts="-t -o -q -h -V --type --curve --bits --format --out --public-out --json --force --count --out-dir --quiet --color --help --version"
+            opts="-t -o -q -h -V --type --curve --bits --format --out --public-out --name --json --force --count --out-dir --quiet --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -804,6 +804,10 @@ _rdv() {
                     return 0
                     ;;
                 --public-out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --name)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -68,10 +68,11 @@ P-521\t''"
 complete -c rdv -n "__fish_rdv_using_subcommand keygen" -l bits -d 'Modulus size for --type rsa [default: 3072]' -r -f -a "2048\t''
 3072\t''
 4096\t''"
-complete -c rdv -n "__fish_rdv_using_subcommand keygen" -l format -d 'Output format: JWK (private JWK carries kid = peer ID) or PEM (PKCS#8 private, SPKI public)' -r -f -a "jwk\t''
+complete -c rdv -n "__fish_rdv_using_subcommand keygen" -l format -d 'Output format: JWK (kid = --name, else the peer ID) or PEM (PKCS#8 private, SPKI public)' -r -f -a "jwk\t''
 pem\t''"
 complete -c rdv -n "__fish_rdv_using_subcommand keygen" -s o -l out -d 'Write the private key to FILE (mode 0600) instead of stdout' -r -F
 complete -c rdv -n "__fish_rdv_using_subcommand keygen" -l public-out -d 'Also write the public key to FILE' -r -F
+complete -c rdv -n "__fish_rdv_using_subcommand keygen" -l name -d 'A name for the key, written as its JWK `kid`: buddy lists made from the key (`rdv fingerprint --buddy-list`) and `rdv peer --buddies` show it [default: the peer ID]' -r
 complete -c rdv -n "__fish_rdv_using_subcommand keygen" -l count -d 'Make N key pairs into --out-dir: PEERID.jwk, PEERID.pub.jwk (or .pem) and buddies.json' -r
 complete -c rdv -n "__fish_rdv_using_subcommand keygen" -l out-dir -d 'Directory for --count (created if missing)' -r -F
 complete -c rdv -n "__fish_rdv_using_subcommand keygen" -l color -d 'When to use colour in output meant for people' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set'
@@ -93,7 +94,7 @@ always\t''
 never\t''"
 complete -c rdv -n "__fish_rdv_using_subcommand fingerprint" -l json -d 'Print a JSON array instead of lines'
 complete -c rdv -n "__fish_rdv_using_subcommand fingerprint" -l explain -d 'Print the exact text that is hashed instead of the digest, to compare with a browser\'s JSON.stringify output'
-complete -c rdv -n "__fish_rdv_using_subcommand fingerprint" -l buddy-list -d 'Print a JSON buddy list [{"id", "name", "publicKey"}]; the name is the key\'s kid, else the file stem'
+complete -c rdv -n "__fish_rdv_using_subcommand fingerprint" -l buddy-list -d 'Print a JSON buddy list [{"id", "name", "publicKey"}]; the name is the key\'s kid (unless the kid is just the peer ID, as `rdv keygen` sets it without --name), else the file stem'
 complete -c rdv -n "__fish_rdv_using_subcommand fingerprint" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rdv -n "__fish_rdv_using_subcommand fingerprint" -s V -l version -d 'Print version'
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l key -d 'Private key to register with (JWK or PEM, e.g. from `rdv keygen`); without it an ephemeral P-256 key is made and its peer ID printed' -r -F

@@ -94,18 +94,21 @@ pub fn write_atomically(
     persisted.map(drop).map_err(|e| with_path(e.error))
 }
 
-/// Fails early, before any work, if `path` exists and may not be replaced, or its directory
-/// does not exist.
-pub fn ensure_writable(path: &Path, overwrite: bool) -> Result<(), String> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-        && !dir.is_dir()
-    {
-        return Err(format!(
+/// Fails early, before any work, if the directory `path` would go into does not exist (the
+/// write itself would only say "no such file").
+pub fn ensure_directory(path: &Path) -> Result<(), String> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) if !dir.is_dir() => Err(format!(
             "{}: the directory {} does not exist",
             path.display(),
             dir.display()
-        ));
+        )),
+        _ => Ok(()),
     }
+}
+
+/// Fails early, before any work, if `path` exists and may not be replaced.
+pub fn ensure_writable(path: &Path, overwrite: bool) -> Result<(), String> {
     if !overwrite && path.symlink_metadata().is_ok() {
         return Err(format!(
             "{}: already exists; use --force to replace it",

@@ -327,10 +327,8 @@ fn buddy_lists_build_and_check() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     let list: Vec<Value> = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(list[2]["name"], "carol");
-    assert_eq!(
-        list[0]["name"], list[0]["id"],
-        "generated keys carry kid = peer ID"
-    );
+    // Generated keys carry kid = peer ID, which names nobody: the file stem is used instead.
+    assert_eq!(list[0]["name"], "alice");
     assert!(
         list[0]["publicKey"].get("d").is_none(),
         "buddy lists never hold private members"
@@ -349,13 +347,8 @@ fn buddy_lists_build_and_check() {
         "",
     );
     assert_eq!(ok.code, 0, "{}", ok.stderr);
-    assert_eq!(
-        ok.stdout,
-        format!(
-            "alice.jwk: OK ({})\ncarol.pub.jwk: OK (carol)\n",
-            list[0]["id"].as_str().unwrap()
-        )
-    );
+    // Buddies are shown by name: the file stem, since alice.jwk's kid is only its ID.
+    assert_eq!(ok.stdout, "alice.jwk: OK (alice)\ncarol.pub.jwk: OK (carol)\n");
 
     let bad = rdv_in(
         dir.path(),
@@ -739,7 +732,7 @@ fn errors_a_newcomer_hits_say_what_to_do() {
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
     assert!(
-        run.stderr.starts_with("rdv: notes.txt: not a key"),
+        run.stderr.starts_with("rdv: notes.txt: not JSON or PEM, so not a key"),
         "{}",
         run.stderr
     );
@@ -770,4 +763,57 @@ fn errors_a_newcomer_hits_say_what_to_do() {
         "{}",
         run.stderr
     );
+}
+
+/// `keygen --name` sets the kid; buddy lists take a name from a kid only when it is not the
+/// peer ID itself (which is what keygen writes without --name), else from the file stem.
+#[test]
+fn keys_carry_names_into_buddy_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let named = rdv_in(
+        dir.path(),
+        &[
+            "keygen",
+            "--name",
+            "alice",
+            "-o",
+            "a.jwk",
+            "--public-out",
+            "a.pub.jwk",
+        ],
+        "",
+    );
+    assert_eq!(named.code, 0, "{}", named.stderr);
+    for file in ["a.jwk", "a.pub.jwk"] {
+        let jwk: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join(file)).unwrap()).unwrap();
+        assert_eq!(jwk["kid"], "alice", "{file}");
+    }
+    let unnamed = rdv_in(
+        dir.path(),
+        &["keygen", "-o", "bob.jwk", "--public-out", "bob.pub.jwk"],
+        "",
+    );
+    assert_eq!(unnamed.code, 0, "{}", unnamed.stderr);
+    let list = rdv_in(
+        dir.path(),
+        &["fingerprint", "--buddy-list", "a.pub.jwk", "bob.pub.jwk"],
+        "",
+    );
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    let list: Value = serde_json::from_str(&list.stdout).unwrap();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alice", "bob"]);
+    // PEM has no kid to carry a name.
+    let pem = rdv_in(
+        dir.path(),
+        &["keygen", "--name", "x", "--format", "pem"],
+        "",
+    );
+    assert_eq!(pem.code, 2, "{}", pem.stderr);
 }

@@ -48,8 +48,8 @@ pub struct FingerprintArgs {
     #[arg(long, conflicts_with_all = ["buddy_list", "check", "expect"])]
     pub explain: bool,
 
-    /// Print a JSON buddy list [{"id", "name", "publicKey"}]; the name is the key's kid, else
-    /// the file stem.
+    /// Print a JSON buddy list [{"id", "name", "publicKey"}]; the name is the key's kid (unless
+    /// the kid is just the peer ID, as `rdv keygen` sets it without --name), else the file stem.
     #[arg(long, conflicts_with_all = ["json", "check", "expect"])]
     pub buddy_list: bool,
 
@@ -244,7 +244,12 @@ fn buddy_list(keys: &[Fingerprinted]) -> String {
     let buddies: Vec<Value> = keys
         .iter()
         .map(|key| {
-            let name = key.kid.clone().unwrap_or_else(|| key.stem.clone());
+            // A kid that only repeats the ID names nobody.
+            let name = key
+                .kid
+                .clone()
+                .filter(|kid| kid.as_str() != key.digest.as_str())
+                .unwrap_or_else(|| key.stem.clone());
             json!({"id": key.digest, "name": name, "publicKey": key.key.to_public_json()})
         })
         .collect();

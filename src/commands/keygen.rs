@@ -42,7 +42,7 @@ pub struct KeygenArgs {
     })]
     pub bits: Option<usize>,
 
-    /// Output format: JWK (private JWK carries kid = peer ID) or PEM (PKCS#8 private, SPKI public).
+    /// Output format: JWK (kid = --name, else the peer ID) or PEM (PKCS#8 private, SPKI public).
     #[arg(long, value_enum, default_value_t = Format::Jwk)]
     pub format: Format,
 
@@ -58,6 +58,11 @@ pub struct KeygenArgs {
     /// Also write the public key to FILE.
     #[arg(long, value_name = "FILE", conflicts_with = "json")]
     pub public_out: Option<PathBuf>,
+
+    /// A name for the key, written as its JWK `kid`: buddy lists made from the key
+    /// (`rdv fingerprint --buddy-list`) and `rdv peer --buddies` show it [default: the peer ID].
+    #[arg(long, value_name = "NAME", conflicts_with = "count")]
+    pub name: Option<String>,
 
     /// Print {"privateKey", "publicKey", "peerId"} on stdout as one line of JSON.
     #[arg(long)]
@@ -145,17 +150,32 @@ fn generate(spec: KeySpec) -> Result<PrivateKey, CommandError> {
 }
 
 /// The private and public key texts in the chosen format, each ending in a newline.
-fn render(key: &PrivateKey, format: Format) -> (String, String) {
+fn render(key: &PrivateKey, format: Format, name: Option<&str>) -> (String, String) {
     match format {
-        Format::Jwk => (pretty(&key.to_jwk()), pretty(&public_jwk(key))),
+        Format::Jwk => (
+            pretty(&private_jwk(key, name)),
+            pretty(&public_jwk(key, name)),
+        ),
         Format::Pem => (key.to_pkcs8_pem(), key.public_pem()),
     }
 }
 
-fn public_jwk(key: &PrivateKey) -> Value {
+/// The private JWK, its `kid` the given name (else the peer ID, as `to_jwk` sets it).
+fn private_jwk(key: &PrivateKey, name: Option<&str>) -> Value {
+    let mut jwk = key.to_jwk();
+    if let Some(name) = name {
+        jwk["kid"] = name.into();
+    }
+    jwk
+}
+
+fn public_jwk(key: &PrivateKey, name: Option<&str>) -> Value {
     let public = key.public();
     let mut jwk = public.to_public_json();
-    jwk["kid"] = public.peer_id().to_string().into();
+    jwk["kid"] = match name {
+        Some(name) => name.into(),
+        None => public.peer_id().to_string().into(),
+    };
     jwk
 }
 
@@ -177,7 +197,13 @@ fn single(args: &KeygenArgs, spec: KeySpec) -> Result<(), CommandError> {
             "--out and --public-out name the same file",
         ));
     }
+    if args.name.is_some() && args.format == Format::Pem {
+        return Err(CommandError::usage(
+            "--name is written as the JWK kid, and PEM has no place for it; use --format jwk",
+        ));
+    }
     for path in [&args.out, &args.public_out].into_iter().flatten() {
+        files::ensure_directory(path).map_err(fail)?;
         files::ensure_writable(path, args.force).map_err(fail)?;
     }
     let key = generate(spec)?;
@@ -185,13 +211,16 @@ fn single(args: &KeygenArgs, spec: KeySpec) -> Result<(), CommandError> {
 
     if args.json {
         let (private, public) = match args.format {
-            Format::Jwk => (key.to_jwk(), public_jwk(&key)),
+            Format::Jwk => (
+                private_jwk(&key, args.name.as_deref()),
+                public_jwk(&key, args.name.as_deref()),
+            ),
             Format::Pem => (key.to_pkcs8_pem().into(), key.public_pem().into()),
         };
         let line = json!({"privateKey": private, "publicKey": public, "peerId": peer_id.as_str()});
         files::write_stdout(format!("{line}\n").as_bytes()).map_err(fail)?;
     } else {
-        let (private_text, public_text) = render(&key, args.format);
+        let (private_text, public_text) = render(&key, args.format, args.name.as_deref());
         if let Some(path) = &args.public_out {
             files::write_atomically(path, public_text.as_bytes(), Secrecy::Public, args.force)
                 .map_err(fail)?;
@@ -300,7 +329,7 @@ fn make_one(
 ) -> Result<Value, CommandError> {
     let key = generate(spec)?;
     let peer_id = key.public().peer_id();
-    let (private_text, public_text) = render(&key, format);
+    let (private_text, public_text) = render(&key, format, None);
     let private_path = dir.join(format!("{peer_id}.{extension}"));
     let public_path = dir.join(format!("{peer_id}.pub.{extension}"));
     files::write_atomically(

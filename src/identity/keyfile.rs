@@ -56,7 +56,8 @@ pub fn find_keys(text: &str) -> Result<Vec<FoundKey>, String> {
                 .is_some_and(|(_, line)| serde_json::from_str::<Value>(line).is_ok());
             if lines.len() < 2 || !first_is_json {
                 return Err(format!(
-                    "not a key: expected a JWK, a JWK Set, NDJSON of JWKs, or PEM ({whole})"
+                    "not JSON or PEM, so not a key: expected a JWK, a JWK Set, NDJSON of JWKs, or PEM \
+                     ({whole})"
                 ));
             }
             Ok(lines
