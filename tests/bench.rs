@@ -87,6 +87,12 @@ fn relay_reports_a_rate_limited_server_as_errors() {
     assert_eq!(output.status.code(), Some(1), "loss or errors fail the run");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(!stdout.contains("errors 0"), "{stdout}");
+    // The errors are named, and the report says how to raise the server's limits.
+    assert!(stdout.contains("(rate-limited "), "{stdout}");
+    assert!(
+        stdout.contains("rdv serve --rate-limit 1000000"),
+        "{stdout}"
+    );
 }
 
 #[test]

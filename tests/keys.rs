@@ -348,7 +348,10 @@ fn buddy_lists_build_and_check() {
     );
     assert_eq!(ok.code, 0, "{}", ok.stderr);
     // Buddies are shown by name: the file stem, since alice.jwk's kid is only its ID.
-    assert_eq!(ok.stdout, "alice.jwk: OK (alice)\ncarol.pub.jwk: OK (carol)\n");
+    assert_eq!(
+        ok.stdout,
+        "alice.jwk: OK (alice)\ncarol.pub.jwk: OK (carol)\n"
+    );
 
     let bad = rdv_in(
         dir.path(),
@@ -732,7 +735,8 @@ fn errors_a_newcomer_hits_say_what_to_do() {
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
     assert!(
-        run.stderr.starts_with("rdv: notes.txt: not JSON or PEM, so not a key"),
+        run.stderr
+            .starts_with("rdv: notes.txt: not JSON or PEM, so not a key"),
         "{}",
         run.stderr
     );

@@ -208,6 +208,29 @@ fn relay_options(shape: &RelayShape, wire: relay::Wire) -> relay::RelayOptions {
     }
 }
 
+/// ` (rate-limited 80, unknown-peer 2)`, or nothing without errors.
+fn error_breakdown(codes: &std::collections::BTreeMap<String, u64>) -> String {
+    if codes.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = codes
+        .iter()
+        .map(|(code, count)| format!("{code} {count}"))
+        .collect();
+    format!(" ({})", parts.join(", "))
+}
+
+/// What to do when the server's own limits, not its speed, stopped the run.
+fn rate_limit_hint(codes: &std::collections::BTreeMap<String, u64>) -> &'static str {
+    if codes.contains_key("rate-limited") {
+        "the server's per-connection rate limit dropped messages: start it with limits that allow \
+         the load, e.g.\n  rdv serve --rate-limit 1000000 --rate-burst 1000000 \
+         --max-peers-per-room 100000\n"
+    } else {
+        ""
+    }
+}
+
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
@@ -257,7 +280,7 @@ async fn scenario(scenario: &Scenario) -> Result<(), String> {
                     "relay ({:?}): {} pairs, {} in flight, {} B messages, {:.0} s measured\n\
                      delivered {} messages: {:.0} msgs/s\n\
                      latency p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms\n\
-                     lost {}  out of order {}  errors {}  generator CPU {:.1} s\n",
+                     lost {}  out of order {}  errors {}{}  generator CPU {:.1} s\n{}",
                     r.wire,
                     r.pairs,
                     r.in_flight,
@@ -272,7 +295,9 @@ async fn scenario(scenario: &Scenario) -> Result<(), String> {
                     r.lost,
                     r.out_of_order,
                     r.errors,
-                    r.generator_cpu_s
+                    error_breakdown(&r.error_codes),
+                    r.generator_cpu_s,
+                    rate_limit_hint(&r.error_codes)
                 )
             })?;
             if report.lost > 0 || report.out_of_order > 0 || report.errors > 0 {

@@ -47,6 +47,8 @@ pub struct RelayReport {
     pub out_of_order: u64,
     /// `error` messages the server sent (rate limits, unknown peers…).
     pub errors: u64,
+    /// The same errors by code, e.g. `{"rate-limited": 80}`.
+    pub error_codes: std::collections::BTreeMap<String, u64>,
     pub generator_cpu_s: f64,
 }
 
@@ -60,6 +62,7 @@ struct Tally {
     received_total: u64,
     out_of_order: u64,
     errors: u64,
+    error_codes: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Deserialize)]
@@ -67,6 +70,17 @@ struct Incoming<'a> {
     #[serde(rename = "type", borrow)]
     kind: &'a str,
     sdp: Option<Probe>,
+    #[serde(borrow)]
+    code: Option<&'a str>,
+}
+
+/// What a received frame was, when it is not a probe.
+#[derive(Debug, PartialEq, Eq)]
+enum NotAProbe {
+    /// A server `error`, with its code.
+    Error(String),
+    /// Anything else (presence events).
+    Other,
 }
 
 #[derive(Deserialize)]
@@ -109,9 +123,8 @@ impl Codec {
         out
     }
 
-    /// (seq, ts) of a relayed message; `Err(true)` for a server error, `Err(false)` for
-    /// anything else (presence events).
-    fn decode(&self, text: &str) -> Result<(u64, u64), bool> {
+    /// (seq, ts) of a relayed message, or what else the frame was.
+    fn decode(&self, text: &str) -> Result<(u64, u64), NotAProbe> {
         match self.wire {
             Wire::Rdv => {
                 // The generator reads its own messages, whose layout it knows: find the probe
@@ -120,17 +133,24 @@ impl Codec {
                 if let Some(probe) = fast_probe(text) {
                     return Ok(probe);
                 }
-                let incoming: Incoming<'_> = serde_json::from_str(text).map_err(|_| false)?;
+                let incoming: Incoming<'_> =
+                    serde_json::from_str(text).map_err(|_| NotAProbe::Other)?;
                 match (incoming.kind, incoming.sdp) {
                     ("offer" | "answer", Some(probe)) => Ok((probe.seq, probe.ts)),
-                    ("error", _) => Err(true),
-                    _ => Err(false),
+                    ("error", _) => Err(NotAProbe::Error(incoming.code.unwrap_or("?").to_owned())),
+                    _ => Err(NotAProbe::Other),
                 }
             }
             Wire::Floor => {
                 let mut parts = text.splitn(4, '|').skip(1);
-                let seq = parts.next().and_then(|s| s.parse().ok()).ok_or(false)?;
-                let ts = parts.next().and_then(|s| s.parse().ok()).ok_or(false)?;
+                let seq = parts
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or(NotAProbe::Other)?;
+                let ts = parts
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or(NotAProbe::Other)?;
                 Ok((seq, ts))
             }
         }
@@ -182,11 +202,12 @@ pub async fn run(target: &Target, options: &RelayOptions) -> Result<RelayReport,
         let codec_a = codec.clone();
         let codec_b = codec.clone();
         let in_flight = options.in_flight;
+        let (clock_a, clock_b) = (clock.clone(), clock.clone());
         tasks.push(tokio::spawn(async move {
-            caller(ws_a, &b_id, &codec_a, in_flight, clock).await
+            caller(ws_a, &b_id, &codec_a, in_flight, clock_a).await
         }));
         tasks.push(tokio::spawn(async move {
-            callee(ws_b, &a_id, &codec_b, clock).await
+            callee(ws_b, &a_id, &codec_b, clock_b).await
         }));
     }
     let mut total = Tally::default();
@@ -203,6 +224,9 @@ pub async fn run(target: &Target, options: &RelayOptions) -> Result<RelayReport,
         total.delivered += tally.delivered;
         total.out_of_order += tally.out_of_order;
         total.errors += tally.errors;
+        for (code, count) in tally.error_codes {
+            *total.error_codes.entry(code).or_default() += count;
+        }
     }
     let generator_cpu = own_cpu_time().saturating_sub(cpu_before);
     let duration = options.duration.as_secs_f64();
@@ -220,6 +244,7 @@ pub async fn run(target: &Target, options: &RelayOptions) -> Result<RelayReport,
             + (offers_received - answers_received.min(offers_received)),
         out_of_order: total.out_of_order,
         errors: total.errors,
+        error_codes: total.error_codes,
         generator_cpu_s: generator_cpu.as_secs_f64(),
     })
 }
@@ -239,13 +264,20 @@ trait Side {
     fn finished(&self, tally: &Tally) -> bool;
 }
 
+/// After the clock stops in a run where the server refused messages, how long a side waits
+/// for more before it stops: refused messages are never answered, so waiting out the whole
+/// drain would only make `--duration 3s` take 13 s, and the run has failed anyway.
+const REFUSED_DRAIN: Duration = Duration::from_millis(300);
+
 /// The run's time line: timestamps count from `base`, deliveries count from `measure_from`,
-/// and no offer is sent from `stop_at` on.
-#[derive(Debug, Clone, Copy)]
+/// and no offer is sent from `stop_at` on. `refused` is set by any side that saw a server
+/// `error`.
+#[derive(Debug, Clone)]
 struct Clock {
     base: Instant,
     measure_from: Instant,
     stop_at: Instant,
+    refused: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Clock {
@@ -256,6 +288,33 @@ impl Clock {
             base,
             measure_from,
             stop_at: measure_from + duration,
+            refused: Default::default(),
+        }
+    }
+
+    /// The next frame, or `None` once this side should stop waiting: the connection ended,
+    /// the drain is over, or — after the stop, in a run with refusals — a quiet
+    /// `REFUSED_DRAIN`. The flag can be set by another side at any time, so a quiet wait
+    /// after the stop is taken in `REFUSED_DRAIN` steps.
+    async fn next_frame(&self, ws: &mut Ws, drain_until: Instant) -> Option<Message> {
+        loop {
+            let now = Instant::now();
+            let until = if now < self.stop_at {
+                self.stop_at
+            } else {
+                drain_until.min(now + REFUSED_DRAIN)
+            };
+            match tokio::time::timeout_at(until.into(), ws.next()).await {
+                Ok(Some(Ok(message))) => return Some(message),
+                Ok(_) => return None,
+                Err(_quiet) => {
+                    let refused = self.refused.load(std::sync::atomic::Ordering::Relaxed);
+                    let now = Instant::now();
+                    if now >= drain_until || (now >= self.stop_at && refused) {
+                        return None;
+                    }
+                }
+            }
         }
     }
 
@@ -276,14 +335,13 @@ async fn serve_side(
     codec: &Codec,
     side: &mut impl Side,
     tally: &mut Tally,
-    clock: Clock,
+    clock: &Clock,
 ) {
     use futures_util::FutureExt as _;
     let drain_until = clock.stop_at + DRAIN;
     let mut expected = 0;
     while !side.finished(tally) {
-        let Ok(Some(Ok(first))) = tokio::time::timeout_at(drain_until.into(), ws.next()).await
-        else {
+        let Some(first) = clock.next_frame(ws, drain_until).await else {
             return;
         };
         let mut next = Some(first);
@@ -306,7 +364,14 @@ async fn serve_side(
                             return;
                         }
                     }
-                    Err(is_error) => tally.errors += u64::from(is_error),
+                    Err(NotAProbe::Error(code)) => {
+                        tally.errors += 1;
+                        *tally.error_codes.entry(code).or_default() += 1;
+                        clock
+                            .refused
+                            .store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Err(NotAProbe::Other) => {}
                 }
             }
             next = match ws.next().now_or_never() {
@@ -367,7 +432,7 @@ async fn caller(mut ws: Ws, to: &str, codec: &Codec, in_flight: usize, clock: Cl
     let mut side = Caller {
         codec,
         to,
-        clock,
+        clock: clock.clone(),
         next_seq: 0,
     };
     for _ in 0..in_flight {
@@ -380,7 +445,7 @@ async fn caller(mut ws: Ws, to: &str, codec: &Codec, in_flight: usize, clock: Cl
     if ws.flush().await.is_err() {
         return tally;
     }
-    serve_side(&mut ws, codec, &mut side, &mut tally, clock).await;
+    serve_side(&mut ws, codec, &mut side, &mut tally, &clock).await;
     tally.sent = side.next_seq;
     let _ = ws
         .send(Message::text(codec.encode("offer", to, DONE, 0)))
@@ -392,8 +457,12 @@ async fn caller(mut ws: Ws, to: &str, codec: &Codec, in_flight: usize, clock: Cl
 /// Answers every offer with the same sequence number.
 async fn callee(mut ws: Ws, to: &str, codec: &Codec, clock: Clock) -> Tally {
     let mut tally = Tally::default();
-    let mut side = Callee { codec, to, clock };
-    serve_side(&mut ws, codec, &mut side, &mut tally, clock).await;
+    let mut side = Callee {
+        codec,
+        to,
+        clock: clock.clone(),
+    };
+    serve_side(&mut ws, codec, &mut side, &mut tally, &clock).await;
     tally
 }
 
@@ -412,7 +481,10 @@ mod tests {
         assert_eq!(fast_probe(&relayed), Some((42, 123456)));
         assert_eq!(codec.decode(&relayed), Ok((42, 123456)));
         assert_eq!(fast_probe(r#"{"type":"peer-joined"}"#), None);
-        assert_eq!(codec.decode(r#"{"type":"error","code":"x"}"#), Err(true));
+        assert_eq!(
+            codec.decode(r#"{"type":"error","code":"x"}"#),
+            Err(NotAProbe::Error("x".into()))
+        );
         let floor = Codec::new(Wire::Floor, 100);
         let sent = floor.encode("offer", "b1", 7, 99);
         assert_eq!(sent.len(), 100);
