@@ -670,6 +670,10 @@ fn interactive_mode_in_a_terminal() {
     session
         .send_line(&format!("/offer {}", &bob_id[..6]))
         .unwrap();
+    // What a command sent is confirmed.
+    session
+        .exp_string(&format!("sent offer to {}", &bob_id[..8]))
+        .unwrap();
     let bob = finish(bob, "");
     assert_eq!(bob.code, 0, "{}", bob.stderr);
     session.exp_string("peer-left").unwrap();

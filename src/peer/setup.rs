@@ -54,9 +54,15 @@ impl Setup {
                 let (shown, text) = read(path)?;
                 let list = crate::identity::parse_buddies(&text)
                     .map_err(|e| CommandError::failure(format!("{shown}: {e}")))?;
+                // A name that only repeats the ID (older lists made from keygen's kid) is
+                // no name: the peer is shown as a buddy.
                 Some(
                     list.into_iter()
-                        .map(|b| (b.id.to_string(), b.name))
+                        .map(|b| {
+                            let id = b.id.to_string();
+                            let name = b.name.filter(|name| *name != id);
+                            (id, name)
+                        })
                         .collect(),
                 )
             }
