@@ -46,7 +46,7 @@ async fn upgrade(
         .read_buffer_size(read_buffer)
         .write_buffer_size(WRITE_BUFFER)
         .max_message_size(Some(64 * 1024));
-    let (response, socket) = upgrade.accept(config);
+    let (response, socket) = upgrade.accept(config, None);
     tokio::spawn(async move {
         if let Some(socket) = socket.await {
             connection(socket, id, routes).await;

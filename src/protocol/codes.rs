@@ -10,6 +10,8 @@ pub struct CloseCode(pub u16);
 impl CloseCode {
     pub const NORMAL: CloseCode = CloseCode(1000);
     pub const GOING_AWAY: CloseCode = CloseCode(1001);
+    pub const PROTOCOL_ERROR: CloseCode = CloseCode(1002);
+    pub const INVALID_DATA: CloseCode = CloseCode(1007);
     pub const POLICY: CloseCode = CloseCode(1008);
     /// A close frame without a code (RFC 6455 §7.1.5); never sent on the wire.
     pub const NO_STATUS: CloseCode = CloseCode(1005);
@@ -19,9 +21,11 @@ impl CloseCode {
     pub const OVERLOADED: CloseCode = CloseCode(1013);
 
     /// Every code the server itself may close with.
-    pub const SENT_BY_SERVER: [CloseCode; 6] = [
+    pub const SENT_BY_SERVER: [CloseCode; 8] = [
         Self::NORMAL,
         Self::GOING_AWAY,
+        Self::PROTOCOL_ERROR,
+        Self::INVALID_DATA,
         Self::POLICY,
         Self::TOO_BIG,
         Self::INTERNAL,

@@ -47,6 +47,18 @@ pub struct Config {
           value_parser = parse_duration)]
     pub register_timeout: Duration,
 
+    /// How long one message may take to arrive whole, from its first frame to its last
+    /// (a fragmented message, or one large frame); a slower one closes its connection (1008).
+    #[arg(long, env = "RDV_MESSAGE_TIMEOUT", default_value = "10s", value_name = "DURATION",
+          value_parser = parse_duration)]
+    pub message_timeout: Duration,
+
+    /// Bytes of unfinished messages (fragments not yet complete) held across the whole
+    /// server; a connection that would go past it is closed with 1013.
+    #[arg(long, env = "RDV_MAX_UNFINISHED_BYTES", default_value = "64MiB", value_name = "SIZE",
+          value_parser = parse_size)]
+    pub max_unfinished_bytes: usize,
+
     /// Messages queued for one connection before it counts as too slow and is closed with 1013.
     #[arg(long, env = "RDV_OUTBOUND_QUEUE", default_value_t = 1024, value_name = "MESSAGES",
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]

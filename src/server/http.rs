@@ -1,6 +1,7 @@
 //! HTTP routes on the one port: the room upgrade, `/healthz` and `/metrics` (PROTOCOL §1, §7).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -12,6 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 
 use super::ServerState;
+use super::guard::{GuardLimits, InboundGuard};
 use super::metrics::Rejection;
 use super::session;
 use super::upgrade::{Socket, Upgrade, WRITE_BUFFER};
@@ -35,6 +37,10 @@ async fn healthz(State(state): State<Arc<ServerState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<ServerState>>) -> Response {
+    state
+        .metrics
+        .unfinished_bytes
+        .set(state.unfinished.held() as i64);
     (
         [(
             header::CONTENT_TYPE,
@@ -105,14 +111,21 @@ async fn room_or_not_found(
         .max_write_buffer_size(config.max_message_size * 4 + 64 * 1024)
         .max_message_size(Some(config.max_message_size))
         .max_frame_size(Some(config.max_message_size));
-    let (response, socket) = upgrade.accept(websocket);
+    let limits = GuardLimits {
+        rate_per_second: config.rate_limit,
+        rate_burst: config.rate_burst,
+        message_deadline: config.message_timeout,
+        unfinished: state.unfinished.clone(),
+    };
+    let guard = Arc::new(Mutex::new(InboundGuard::new(limits, Instant::now())));
+    let (response, socket) = upgrade.accept(websocket, Some(guard.clone()));
 
     let permit = state.connection_slots.clone().try_acquire_owned().ok();
     let tracker = state.sessions.clone();
     tokio::spawn(tracker.track_future(async move {
         let Some(socket) = socket.await else { return };
         match permit {
-            Some(_permit) => session::run(socket, room, state).await,
+            Some(_permit) => session::run(socket, room, state, guard).await,
             None => refuse_over_capacity(socket, &state).await,
         }
     }));

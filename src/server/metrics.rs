@@ -59,6 +59,8 @@ pub struct Metrics {
     pub rooms: Gauge,
     pub bytes_received: Counter,
     pub bytes_sent: Counter,
+    /// Bytes of inbound messages whose last frame has not arrived, across the server.
+    pub unfinished_bytes: Gauge,
     relayed: [Counter; RelayKind::ALL.len()],
     errors: Vec<Counter>,
     closes: Family<CloseLabel, Counter>,
@@ -95,6 +97,12 @@ impl Metrics {
             "sent_bytes",
             "Payload bytes of WebSocket messages sent",
             bytes_sent.clone(),
+        );
+        let unfinished_bytes = Gauge::default();
+        registry.register(
+            "unfinished_message_bytes",
+            "Bytes of inbound messages still arriving (fragments not yet complete)",
+            unfinished_bytes.clone(),
         );
 
         let relayed_family = Family::<TypeLabel, Counter>::default();
@@ -157,6 +165,7 @@ impl Metrics {
             rooms,
             bytes_received,
             bytes_sent,
+            unfinished_bytes,
             relayed,
             errors,
             closes,

@@ -7,6 +7,7 @@
 
 mod allow;
 mod config;
+mod guard;
 mod http;
 mod listen;
 mod metrics;
@@ -59,6 +60,8 @@ pub struct ServerState {
     pub registry: Arc<dyn RoomRegistry>,
     pub metrics: Arc<Metrics>,
     pub allow_list: Option<HashSet<PeerId>>,
+    /// Bytes of unfinished inbound messages across every connection.
+    unfinished: Arc<guard::UnfinishedBudget>,
     connection_slots: Arc<Semaphore>,
     sessions: TaskTracker,
     shutdown: CancellationToken,
@@ -106,6 +109,7 @@ impl Server {
             metrics.clone(),
         ));
         let state = Arc::new(ServerState {
+            unfinished: guard::UnfinishedBudget::new(config.max_unfinished_bytes),
             connection_slots: Arc::new(Semaphore::new(config.max_connections as usize)),
             config,
             registry,

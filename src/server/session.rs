@@ -18,9 +18,11 @@ use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
 use super::ServerState;
 use super::config::ProofMode;
+use super::guard::Abuse;
 use super::outbox::{CloseSwitch, Outbox, OutboxReceiver};
-use super::rate::{RateLimiter, Verdict};
+use super::rate::Verdict;
 use super::rooms::{ConnectionId, JoinError, Member};
+use super::transport::SharedGuard;
 use super::upgrade::{Socket, WRITE_BUFFER};
 use crate::identity::{JwkError, PeerId, PrivateMembers, PublicJwk};
 use crate::protocol::{
@@ -32,7 +34,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Most queued messages written before one flush, so a busy queue still gets flushed.
 const WRITE_BATCH: usize = 64;
 
-pub async fn run(socket: Socket, room: RoomName, state: Arc<ServerState>) {
+pub async fn run(socket: Socket, room: RoomName, state: Arc<ServerState>, guard: SharedGuard) {
     let metrics = state.metrics.clone();
     metrics.connections.inc();
     metrics.connections_opened.inc();
@@ -51,11 +53,7 @@ pub async fn run(socket: Socket, room: RoomName, state: Arc<ServerState>) {
     }
     let mut session = Session {
         nonce,
-        limiter: RateLimiter::new(
-            state.config.rate_limit,
-            state.config.rate_burst,
-            Instant::now().into_std(),
-        ),
+        guard,
         state,
         room,
         outbox,
@@ -81,13 +79,13 @@ pub async fn run(socket: Socket, room: RoomName, state: Arc<ServerState>) {
             .registry
             .leave(&session.room, &peer, session.connection);
     }
-    say_goodbye(&mut sink, &mut stream, &mut queue, &switch, &session.state).await;
+    say_goodbye(sink, stream, &mut queue, &switch, &session.state).await;
     metrics.connections.dec();
 }
 
 async fn say_goodbye(
-    sink: &mut SplitSink<Socket, Message>,
-    stream: &mut SplitStream<Socket>,
+    mut sink: SplitSink<Socket, Message>,
+    stream: SplitStream<Socket>,
     queue: &mut OutboxReceiver,
     switch: &CloseSwitch,
     state: &ServerState,
@@ -100,7 +98,7 @@ async fn say_goodbye(
                 if code != CloseCode::OVERLOADED {
                     while let Some(text) = queue.try_recv() {
                         state.metrics.bytes_sent.inc_by(text.len() as u64);
-                        feed_text(sink, text).await?;
+                        feed_text(&mut sink, text).await?;
                     }
                 }
                 let frame = CloseFrame {
@@ -114,10 +112,18 @@ async fn say_goodbye(
         }
     };
     let _ = tokio::time::timeout(CLOSE_GRACE, goodbye).await;
-    // Until the client answers our close (or the grace ends), keep reading: dropping a socket
-    // with unread input resets it, and the client could lose the close frame.
+    // Until the client answers our close and hangs up (or the grace ends), read and discard
+    // what it still sends, as raw bytes: after a read error tungstenite reads no further, and
+    // closing a socket with unread input sends a reset, which can destroy the close frame
+    // before the client reads it (a 1009 arrives as "connection reset").
+    let Ok(mut socket) = sink.reunite(stream) else {
+        return;
+    };
+    let tcp = socket.get_mut().tcp_mut();
     let _ = tokio::time::timeout(CLOSE_GRACE, async {
-        while let Some(Ok(_)) = stream.next().await {}
+        use tokio::io::AsyncReadExt as _;
+        let mut discard = [0u8; 4096];
+        while let Ok(1..) = tcp.read(&mut discard).await {}
     })
     .await;
 }
@@ -166,7 +172,8 @@ struct Session {
     room: RoomName,
     outbox: Outbox,
     connection: ConnectionId,
-    limiter: RateLimiter,
+    /// Counts this connection's frames as they arrive (rate limit, message deadline).
+    guard: SharedGuard,
     /// Set once `register` succeeds.
     peer: Option<PeerId>,
 }
@@ -212,8 +219,8 @@ impl Session {
                 None => return,
                 Some(Ok(message)) => message,
                 Some(Err(error)) => {
-                    if is_too_big(error) {
-                        self.close(CloseCode::TOO_BIG, "message too big");
+                    if let Some((code, reason)) = close_for(&error) {
+                        self.close(code, reason);
                     }
                     return;
                 }
@@ -221,13 +228,13 @@ impl Session {
             match message {
                 Message::Text(text) => {
                     self.state.metrics.bytes_received.inc_by(text.len() as u64);
-                    if self.admit(last_seen) {
+                    if self.admit() {
                         self.handle_text(&text);
                     }
                 }
                 Message::Binary(bytes) => {
                     self.state.metrics.bytes_received.inc_by(bytes.len() as u64);
-                    if self.admit(last_seen) {
+                    if self.admit() {
                         self.send_error(ErrorCode::BinaryUnsupported.into());
                     }
                 }
@@ -240,10 +247,15 @@ impl Session {
         }
     }
 
-    /// Applies the rate limit to one incoming message (arrived at `now`); false if it must
-    /// be dropped.
-    fn admit(&mut self, now: Instant) -> bool {
-        match self.limiter.check(now.into_std()) {
+    /// Applies the rate limit to one incoming message (its verdict was reached when its last
+    /// frame arrived); false if it must be dropped.
+    fn admit(&mut self) -> bool {
+        let verdict = self
+            .guard
+            .lock()
+            .expect("the guard's lock is never poisoned")
+            .next_verdict();
+        match verdict {
             Verdict::Accept => true,
             Verdict::Drop => {
                 self.send_error(ErrorCode::RateLimited.into());
@@ -400,9 +412,28 @@ fn new_nonce() -> String {
     crate::identity::base64url(&bytes)
 }
 
-fn is_too_big(error: tungstenite::Error) -> bool {
+/// The close frame a read error earns (RFC 6455 §7.4.1), if the connection can still carry
+/// one: 1009 for a message over the limit, 1002 for a broken frame, 1007 for text that is
+/// not UTF-8, and the guard's verdicts for abuse.
+fn close_for(error: &tungstenite::Error) -> Option<(CloseCode, &'static str)> {
     use tungstenite::error::{CapacityError, Error};
-    matches!(error, Error::Capacity(CapacityError::MessageTooLong { .. }))
+    match error {
+        Error::Capacity(CapacityError::MessageTooLong { .. }) => {
+            Some((CloseCode::TOO_BIG, "message too big"))
+        }
+        Error::Capacity(_) => Some((CloseCode::TOO_BIG, "frame too big")),
+        Error::Protocol(_) => Some((CloseCode::PROTOCOL_ERROR, "protocol error")),
+        Error::Utf8(_) => Some((CloseCode::INVALID_DATA, "text is not UTF-8")),
+        Error::Io(io) => {
+            let abuse = io.get_ref()?.downcast_ref::<Abuse>()?;
+            let code = match abuse {
+                Abuse::UnfinishedBudget => CloseCode::OVERLOADED,
+                Abuse::RateExceeded | Abuse::MessageTooSlow => CloseCode::POLICY,
+            };
+            Some((code, abuse.reason()))
+        }
+        _ => None,
+    }
 }
 
 /// Queues one text message on `sink`. One larger than the write buffer goes as fragments

@@ -10,11 +10,19 @@
 use std::cell::RefCell;
 use std::io;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf as _, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+
+use super::guard::InboundGuard;
+
+/// A connection's guard, shared by its transport (which feeds it every byte read) and its
+/// session (which collects message verdicts); both live in one task, so the lock is never
+/// contended.
+pub type SharedGuard = Arc<Mutex<InboundGuard>>;
 
 /// The most one `recv` reads.
 const READ_AHEAD: usize = 16 * 1024;
@@ -27,17 +35,25 @@ pub struct Transport {
     tcp: TcpStream,
     /// Read from the socket, not yet taken by the reader. Empty (unallocated) when idle.
     pending: Bytes,
+    /// Sees every byte handed to tungstenite; `None` for the benchmark's floor.
+    guard: Option<SharedGuard>,
 }
 
 impl Transport {
     /// `already_read`: bytes that arrived before the stream changed hands.
-    pub fn new(tcp: TcpStream, already_read: Bytes) -> Self {
+    pub fn new(tcp: TcpStream, already_read: Bytes, guard: Option<SharedGuard>) -> Self {
         // Copied: even empty, a slice of hyper's read buffer keeps all of that buffer alive
         // for as long as it is held.
         Self {
             tcp,
             pending: Bytes::copy_from_slice(&already_read),
+            guard,
         }
+    }
+
+    /// The socket itself, to drain what the client still sends after the WebSocket ended.
+    pub fn tcp_mut(&mut self) -> &mut TcpStream {
+        &mut self.tcp
     }
 
     fn take_pending(&mut self, buf: &mut ReadBuf<'_>) {
@@ -58,6 +74,25 @@ impl AsyncRead for Transport {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        let before = buf.filled().len();
+        ready!(this.read_ahead(cx, buf))?;
+        if let Some(guard) = &this.guard {
+            let fresh = &buf.filled()[before..];
+            if !fresh.is_empty() {
+                guard
+                    .lock()
+                    .expect("the guard's lock is never poisoned")
+                    .observe(fresh, std::time::Instant::now())
+                    .map_err(io::Error::other)?;
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Transport {
+    fn read_ahead(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self;
         if !this.pending.is_empty() {
             this.take_pending(buf);
             return Poll::Ready(Ok(()));
@@ -121,7 +156,7 @@ mod tests {
             .unwrap();
         let (server, _) = listener.accept().await.unwrap();
         (
-            Transport::new(server, Bytes::from_static(already_read)),
+            Transport::new(server, Bytes::from_static(already_read), None),
             client,
         )
     }

@@ -16,7 +16,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
-use super::transport::Transport;
+use super::transport::{SharedGuard, Transport};
 
 /// A server-side WebSocket connection.
 pub type Socket = WebSocketStream<Transport>;
@@ -120,6 +120,7 @@ impl Upgrade {
     pub fn accept(
         self,
         config: WebSocketConfig,
+        guard: Option<SharedGuard>,
     ) -> (Response, impl Future<Output = Option<Socket>> + Send) {
         let response = Response::builder()
             .status(StatusCode::SWITCHING_PROTOCOLS)
@@ -140,7 +141,7 @@ impl Upgrade {
                 }
             };
             // Bytes the client sent right after its request were read along with it.
-            let transport = Transport::new(parts.io.into_inner(), parts.read_buf);
+            let transport = Transport::new(parts.io.into_inner(), parts.read_buf, guard);
             Some(WebSocketStream::from_raw_socket(transport, Role::Server, Some(config)).await)
         };
         (response, socket)

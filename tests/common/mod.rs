@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod outside;
+pub mod raw;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -22,8 +23,10 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// How long any single expected event may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(10);
 
-pub fn rdv_binary() -> &'static str {
-    env!("CARGO_BIN_EXE_rdv")
+/// The binary under test: this build's, or `RDV_TEST_BINARY` to run the suite against
+/// another build (to show that a new test fails on the build before the fix).
+pub fn rdv_binary() -> String {
+    std::env::var("RDV_TEST_BINARY").unwrap_or_else(|_| env!("CARGO_BIN_EXE_rdv").to_owned())
 }
 
 /// Starts `rdv ARGS` in `dir` with every stream piped and colour off.

@@ -1,0 +1,211 @@
+//! The standing attack suite (issue 12): each test reproduces one way a client on the open
+//! internet could hold or burn the server's resources, against the real binary, in bounded
+//! time, and checks the server cuts that client off while a bystander pair keeps relaying.
+
+mod common;
+
+use std::time::Duration;
+
+use common::raw::{RawClient, masked_frame};
+use common::{Server, metric};
+use serde_json::json;
+
+/// A registered pair in its own room relays an offer: the server is up and serving others.
+async fn bystanders_still_relay(server: &Server) {
+    let mut a = server.peer("bystanders").await;
+    let mut b = server.peer("bystanders").await;
+    a.client
+        .send(json!({"type": "offer", "to": b.id, "sdp": {"n": 1}}))
+        .await;
+    let offer = b.client.expect("offer").await;
+    assert_eq!(offer["from"], a.id.as_str());
+    let _ = a.client.expect("peer-joined").await;
+}
+
+#[tokio::test]
+async fn a_flood_of_empty_continuation_frames_is_cut_off() {
+    let server = Server::start(&["--rate-limit", "20", "--rate-burst", "20"]);
+    let mut attacker = RawClient::connect(&server, "flood").await;
+    let mut flood = masked_frame(false, 0x1, b"{");
+    for _ in 0..200 {
+        flood.extend(masked_frame(false, 0x0, b""));
+    }
+    // The server may close before the whole flood is written.
+    let _ = attacker.send_raw(&flood).await;
+    assert_eq!(
+        attacker.close_frame().await,
+        (1008, "rate limit exceeded".to_owned())
+    );
+    bystanders_still_relay(&server).await;
+}
+
+#[tokio::test]
+async fn a_flood_of_pings_is_cut_off() {
+    let server = Server::start(&["--rate-limit", "20", "--rate-burst", "20"]);
+    let mut attacker = RawClient::connect(&server, "pings").await;
+    let mut flood = Vec::new();
+    for _ in 0..200 {
+        flood.extend(masked_frame(true, 0x9, b"x"));
+    }
+    let _ = attacker.send_raw(&flood).await;
+    assert_eq!(
+        attacker.close_frame().await,
+        (1008, "rate limit exceeded".to_owned())
+    );
+    bystanders_still_relay(&server).await;
+}
+
+#[tokio::test]
+async fn a_message_that_never_finishes_is_cut_off_at_its_deadline() {
+    let server = Server::start(&["--message-timeout", "1s"]);
+    let mut attacker = RawClient::connect(&server, "slow").await;
+    attacker
+        .send_raw(&masked_frame(false, 0x1, &[b' '; 4000]))
+        .await
+        .unwrap();
+    // Kept alive with pings, well within the rate limit, for longer than the deadline.
+    let pinger = async {
+        for _ in 0..40 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if attacker
+                .send_raw(&masked_frame(true, 0x9, b""))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    };
+    pinger.await;
+    assert_eq!(
+        attacker.close_frame().await,
+        (1008, "message took too long to arrive".to_owned())
+    );
+    bystanders_still_relay(&server).await;
+}
+
+#[tokio::test]
+async fn unfinished_messages_across_the_server_have_a_budget() {
+    let server = Server::start(&["--max-unfinished-bytes", "10KiB"]);
+    let mut first = RawClient::connect(&server, "budget").await;
+    first
+        .send_raw(&masked_frame(false, 0x1, &[b' '; 6000]))
+        .await
+        .unwrap();
+    // Counted once the server has read it.
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    loop {
+        let held = metric(&server.metrics().await, "rdv_unfinished_message_bytes");
+        if held >= 6000.0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "held {held}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut second = RawClient::connect(&server, "budget").await;
+    second
+        .send_raw(&masked_frame(false, 0x1, &[b' '; 6000]))
+        .await
+        .unwrap();
+    assert_eq!(
+        second.close_frame().await,
+        (1013, "server holds too many unfinished messages".to_owned())
+    );
+    // The first one finishes its message: the budget is free again.
+    first
+        .send_raw(&masked_frame(true, 0x0, br#"{"type":"ping"}"#))
+        .await
+        .unwrap();
+    bystanders_still_relay(&server).await;
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    loop {
+        let held = metric(&server.metrics().await, "rdv_unfinished_message_bytes");
+        if held == 0.0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still held: {held}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// RFC 6455 §7.4.1: a protocol violation is answered with a close frame (1002; 1007 for text
+/// that is not UTF-8), not a bare FIN.
+#[tokio::test]
+async fn protocol_violations_get_a_close_frame_with_the_right_code() {
+    let server = Server::start(&[]);
+    let unmasked = {
+        let mut frame = vec![0x81, 2];
+        frame.extend_from_slice(b"{}");
+        frame
+    };
+    let rsv = {
+        let mut frame = masked_frame(true, 0x1, b"{}");
+        frame[0] |= 0x40;
+        frame
+    };
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("unmasked frame", unmasked, 1002),
+        ("RSV bit", rsv, 1002),
+        ("reserved opcode", masked_frame(true, 0x3, b"x"), 1002),
+        (
+            "oversized control frame",
+            masked_frame(true, 0x9, &[0; 126]),
+            1002,
+        ),
+        (
+            "fragmented control frame",
+            masked_frame(false, 0x9, b"x"),
+            1002,
+        ),
+        (
+            "continuation without a start",
+            masked_frame(true, 0x0, b"x"),
+            1002,
+        ),
+        (
+            "invalid UTF-8",
+            masked_frame(true, 0x1, &[0xff, 0xfe]),
+            1007,
+        ),
+    ];
+    for (name, bytes, code) in cases {
+        let mut client = RawClient::connect(&server, "violations").await;
+        client.send_raw(&bytes).await.unwrap();
+        let (got, _) = client.close_frame().await;
+        assert_eq!(got, code, "{name}");
+    }
+    bystanders_still_relay(&server).await;
+}
+
+/// A message over the limit gets 1009, and the client can read it even if it only reads
+/// after it has written everything: the server reads what the client still sends instead of
+/// closing with unread input, which would reset the connection and destroy the close frame.
+#[tokio::test]
+async fn a_message_too_big_is_answered_with_a_readable_1009() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let server = Server::start(&[]);
+    let mut client = RawClient::connect(&server, "big").await;
+    // 80 KB over the 64 KiB limit, in two frames that are each within it.
+    let mut big = masked_frame(false, 0x1, &vec![b' '; 40_000]);
+    big.extend(masked_frame(true, 0x0, &vec![b' '; 40_000]));
+    big.extend(masked_frame(true, 0x1, &vec![b' '; 40_000]));
+    // Written in two parts, the second after the server has answered: bytes that reach a
+    // socket the server already closed make its kernel send a reset.
+    let (first, second) = big.split_at(82_000);
+    tokio::time::timeout(common::WAIT, client.tcp.write_all(first))
+        .await
+        .expect("written in time (loopback buffers hold it)")
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = client.tcp.write_all(second).await;
+    // A client that reads only once it is done writing.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut head = [0u8; 4];
+    let read = tokio::time::timeout(common::WAIT, client.tcp.read_exact(&mut head))
+        .await
+        .expect("the close in time");
+    assert!(read.is_ok(), "the close frame was lost: {read:?}");
+    assert_eq!(head[0], 0x88, "a close frame");
+    assert_eq!(u16::from_be_bytes([head[2], head[3]]), 1009);
+    bystanders_still_relay(&server).await;
+}
