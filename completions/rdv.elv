@@ -37,6 +37,7 @@ set edit:completion:arg-completer[rdv] = {|@words|
             cand --read-buffer 'WebSocket read buffer per connection, allocated up front: small saves memory per idle peer. Busy connections read ahead up to 16 KiB per system call whatever its size'
             cand --ping-interval 'Interval between the server''s WebSocket pings; a connection silent for two intervals is closed and its peer reported as left'
             cand --register-timeout 'How long a connection may stay unregistered before it is closed with 1008; also how long a client may take to send its whole HTTP request head'
+            cand --max-unregistered 'Connections not registered yet (request head arriving, or upgraded and waiting for `register`), counted from accept. When full, the oldest of them is closed to make room (1013 if upgraded), so idle sockets never lock out new clients or registered peers'
             cand --message-timeout 'How long one message may take to arrive whole, from its first frame to its last (a fragmented message, or one large frame); a slower one closes its connection (1008)'
             cand --max-unfinished-bytes 'Bytes of unfinished messages (fragments not yet complete) held across the whole server; a connection that would go past it is closed with 1013'
             cand --outbound-queue 'Messages queued for one connection before it counts as too slow and is closed with 1013'

@@ -209,3 +209,100 @@ async fn a_message_too_big_is_answered_with_a_readable_1009() {
     assert_eq!(u16::from_be_bytes([head[2], head[3]]), 1009);
     bystanders_still_relay(&server).await;
 }
+
+/// Writes `request` on a fresh connection and returns the status line's code and the body.
+async fn http_exchange(server: &Server, request: &[u8]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let _ = tcp.write_all(request).await;
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(common::WAIT, async {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n @ 1..) = tcp.read(&mut chunk).await {
+            response.extend_from_slice(&chunk[..n]);
+            if response.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+    })
+    .await;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, text)
+}
+
+#[tokio::test]
+async fn a_request_head_over_8_kib_gets_431() {
+    let server = Server::start(&[]);
+    let padding = "x".repeat(9000);
+    let request =
+        format!("GET /room/a/websocket HTTP/1.1\r\nHost: x\r\nX-Padding: {padding}\r\n\r\n");
+    let (status, _) = http_exchange(&server, request.as_bytes()).await;
+    assert_eq!(status, 431);
+    bystanders_still_relay(&server).await;
+}
+
+#[tokio::test]
+async fn an_upgrade_with_a_body_is_refused() {
+    let server = Server::start(&[]);
+    let upgrade = "GET /room/a/websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+                   Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+                   Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    for body_headers in [
+        "Content-Length: 5\r\n\r\nhello",
+        "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    ] {
+        let (status, text) =
+            http_exchange(&server, format!("{upgrade}{body_headers}").as_bytes()).await;
+        assert_eq!(status, 400, "{body_headers:?}: {text}");
+    }
+    bystanders_still_relay(&server).await;
+}
+
+/// Idle sockets that never send a request, and upgrades that never register, have their
+/// own cap: past it the oldest are closed, so new clients and /healthz keep working and
+/// registered peers keep their places.
+#[tokio::test]
+async fn idle_connections_cannot_lock_out_new_clients() {
+    use tokio::io::AsyncReadExt as _;
+    let server = Server::start(&["--max-unregistered", "20", "--max-connections", "40"]);
+    // 60 sockets that send nothing.
+    let mut idle = Vec::new();
+    for _ in 0..60 {
+        idle.push(tokio::net::TcpStream::connect(server.addr).await.unwrap());
+    }
+    // 60 upgrades that never register.
+    let mut silent = Vec::new();
+    for _ in 0..60 {
+        silent.push(RawClient::connect(&server, "silent").await);
+    }
+    // New clients still get in and register; /healthz answers.
+    assert_eq!(server.get("/healthz").await.0, 200);
+    let mut peers = Vec::new();
+    for _ in 0..10 {
+        peers.push(server.peer("legit").await);
+    }
+    bystanders_still_relay(&server).await;
+    // The oldest idle sockets were closed by the server.
+    let mut closed = 0;
+    for mut tcp in idle {
+        let mut byte = [0u8; 1];
+        if let Ok(Ok(0)) =
+            tokio::time::timeout(Duration::from_millis(200), tcp.read(&mut byte)).await
+        {
+            closed += 1;
+        }
+    }
+    assert!(closed >= 40, "only {closed} idle sockets were closed");
+    // Silent upgrades were told why.
+    let (code, reason) = silent[0].close_frame().await;
+    assert_eq!(
+        (code, reason.as_str()),
+        (1013, "too many unregistered connections")
+    );
+    let metrics = server.metrics().await;
+    assert!(metric(&metrics, "rdv_unregistered_connections") <= 20.0);
+    assert!(metric(&metrics, "rdv_unregistered_evicted_total") >= 100.0);
+    assert_eq!(metric(&metrics, "rdv_peers"), peers.len() as f64);
+}

@@ -61,7 +61,7 @@ fn help_shows_every_serve_flag_with_its_variable_and_default() {
         ("--listen", "RDV_LISTEN", "127.0.0.1:8080"),
         ("--max-message-size", "RDV_MAX_MESSAGE_SIZE", "64KiB"),
         ("--ping-interval", "RDV_PING_INTERVAL", "30s"),
-        ("--register-timeout", "RDV_REGISTER_TIMEOUT", "10s"),
+        ("--register-timeout", "RDV_REGISTER_TIMEOUT", "5s"),
         ("--outbound-queue", "RDV_OUTBOUND_QUEUE", "1024"),
         ("--outbound-queue-bytes", "RDV_OUTBOUND_QUEUE_BYTES", "1MiB"),
         ("--max-connections", "RDV_MAX_CONNECTIONS", "10000"),

@@ -338,7 +338,8 @@ fn a_low_open_file_limit_is_warned_about_at_start() {
     use std::io::{BufRead as _, BufReader};
     let start = |max_connections: &str| {
         let script = format!(
-            "ulimit -n 256 && exec {} serve --listen 127.0.0.1:0 --max-connections {max_connections}",
+            "ulimit -n 256 && exec {} serve --listen 127.0.0.1:0 --max-connections {max_connections} \
+             --max-unregistered 50",
             common::rdv_binary()
         );
         let mut child = std::process::Command::new("sh")

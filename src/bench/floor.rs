@@ -29,7 +29,7 @@ pub async fn serve(listener: tokio::net::TcpListener, read_buffer: usize) {
         .with_state((routes, read_buffer));
     let never = tokio_util::sync::CancellationToken::new();
     let header_timeout = std::time::Duration::from_secs(10);
-    crate::server::stack::serve(listener, app, header_timeout, never).await;
+    crate::server::stack::serve(listener, app, header_timeout, None, never).await;
 }
 
 async fn upgrade(

@@ -17,7 +17,7 @@ pub fn run(config: server::Config, color: ColorWhen) -> Exit {
 
 fn serve(config: server::Config, color: ColorWhen) -> Result<(), CommandError> {
     init_logging(config.log_format, color);
-    check_open_file_limit(config.max_connections);
+    check_open_file_limit(config.max_connections, config.max_unregistered);
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| CommandError::failure(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(async {
@@ -39,20 +39,21 @@ fn serve(config: server::Config, color: ColorWhen) -> Result<(), CommandError> {
 const DESCRIPTOR_HEADROOM: u64 = 64;
 
 /// Raises the soft open-file limit to the hard one, and warns when even that cannot hold
-/// `--max-connections`: past it, accept() fails and clients see refused connections
-/// instead of the 1013 the cap promises.
-fn check_open_file_limit(max_connections: u32) {
-    let needed = u64::from(max_connections) + DESCRIPTOR_HEADROOM;
+/// `--max-connections` and `--max-unregistered`: past it, accept() fails and clients see
+/// refused connections instead of the 1013 the caps promise.
+fn check_open_file_limit(max_connections: u32, max_unregistered: u32) {
+    let needed = u64::from(max_connections) + u64::from(max_unregistered) + DESCRIPTOR_HEADROOM;
     if let Some(limit) = crate::fd_limit::raise_open_file_limit()
         && limit < needed
     {
         tracing::warn!(
             limit,
             max_connections,
+            max_unregistered,
             "the open-file limit ({limit}) is below --max-connections ({max_connections}) plus \
-             {DESCRIPTOR_HEADROOM} for the server itself: connections past about {} will be \
-             refused by the kernel; raise it (ulimit -n, or LimitNOFILE= in a systemd unit) or \
-             lower --max-connections",
+             --max-unregistered ({max_unregistered}) plus {DESCRIPTOR_HEADROOM} for the server \
+             itself: connections past about {} will be refused by the kernel; raise it \
+             (ulimit -n, or LimitNOFILE= in a systemd unit) or lower the caps",
             limit.saturating_sub(DESCRIPTOR_HEADROOM)
         );
     }

@@ -43,9 +43,16 @@ pub struct Config {
 
     /// How long a connection may stay unregistered before it is closed with 1008; also how
     /// long a client may take to send its whole HTTP request head.
-    #[arg(long, env = "RDV_REGISTER_TIMEOUT", default_value = "10s", value_name = "DURATION",
+    #[arg(long, env = "RDV_REGISTER_TIMEOUT", default_value = "5s", value_name = "DURATION",
           value_parser = parse_duration)]
     pub register_timeout: Duration,
+
+    /// Connections not registered yet (request head arriving, or upgraded and waiting for
+    /// `register`), counted from accept. When full, the oldest of them is closed to make room
+    /// (1013 if upgraded), so idle sockets never lock out new clients or registered peers.
+    #[arg(long, env = "RDV_MAX_UNREGISTERED", default_value_t = 1000, value_name = "COUNT",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_unregistered: u32,
 
     /// How long one message may take to arrive whole, from its first frame to its last
     /// (a fragmented message, or one large frame); a slower one closes its connection (1008).
@@ -201,7 +208,7 @@ mod tests {
         let config = Config::default();
         assert_eq!(config.max_message_size, 64 * 1024);
         assert_eq!(config.ping_interval, Duration::from_secs(30));
-        assert_eq!(config.register_timeout, Duration::from_secs(10));
+        assert_eq!(config.register_timeout, Duration::from_secs(5));
         assert_eq!(config.listen, "127.0.0.1:8080");
     }
 }

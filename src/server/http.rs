@@ -41,6 +41,10 @@ async fn metrics(State(state): State<Arc<ServerState>>) -> Response {
         .metrics
         .unfinished_bytes
         .set(state.unfinished.held() as i64);
+    state
+        .metrics
+        .unregistered
+        .set(state.pending.waiting() as i64);
     (
         [(
             header::CONTENT_TYPE,
@@ -125,7 +129,7 @@ async fn room_or_not_found(
     tokio::spawn(tracker.track_future(async move {
         let Some(socket) = socket.await else { return };
         match permit {
-            Some(_permit) => session::run(socket, room, state, guard).await,
+            Some(permit) => session::run(socket, room, state, guard, permit).await,
             None => refuse_over_capacity(socket, &state).await,
         }
     }));

@@ -4,6 +4,7 @@
 //! sniffing wraps the socket in a private type) so an upgraded connection hands back its
 //! bare `TcpStream` (see `upgrade`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -14,24 +15,33 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::pending::PendingConnections;
+
 /// How long requests still in flight may take once `stop` fires.
 const HTTP_GRACE: Duration = Duration::from_secs(1);
+
+/// The largest request head accepted (hyper's smallest buffer); a larger one gets 431. A
+/// WebSocket upgrade needs well under 2 KiB.
+const MAX_REQUEST_HEAD: usize = 8 * 1024;
 
 /// Serves `app` on `listener` until `stop` is cancelled, then gives plain HTTP requests in
 /// flight a short grace. Upgraded connections are not waited for: they belong to their
 /// sessions by then. A connection that has not sent a whole request head within
-/// `header_timeout` is closed, so idle sockets cannot pile up before the connection cap
-/// (which counts WebSocket sessions) sees them.
+/// `header_timeout` is closed, and with `pending`, every connection counts as unregistered
+/// from the moment it is accepted (see `pending`), so idle sockets can neither pile up nor
+/// crowd out new clients.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     header_timeout: Duration,
+    pending: Option<Arc<PendingConnections>>,
     stop: CancellationToken,
 ) {
     let service = TowerToHyperService::new(app);
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
+        .header_read_timeout(header_timeout)
+        .max_buf_size(MAX_REQUEST_HEAD);
     let connections = TaskTracker::new();
     loop {
         let accepted = tokio::select! {
@@ -55,11 +65,20 @@ pub async fn serve(
             .serve_connection(TokioIo::new(tcp), service.clone())
             .with_upgrades();
         let stop = stop.clone();
+        let ticket = pending.as_ref().map(|pending| pending.admit());
         connections.spawn(async move {
             let mut connection = std::pin::pin!(connection);
+            let evicted = async {
+                match &ticket {
+                    Some(ticket) => ticket.evicted().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 // Served to the end, or handed over to a WebSocket session.
                 _ = connection.as_mut() => return,
+                // Room was needed for a newer connection: this one is dropped.
+                () = evicted => return,
                 () = stop.cancelled() => {}
             }
             connection.as_mut().graceful_shutdown();

@@ -61,6 +61,10 @@ pub struct Metrics {
     pub bytes_sent: Counter,
     /// Bytes of inbound messages whose last frame has not arrived, across the server.
     pub unfinished_bytes: Gauge,
+    /// Connections accepted and not registered yet.
+    pub unregistered: Gauge,
+    /// Unregistered connections closed to make room for newer ones.
+    pub unregistered_evicted: Counter,
     relayed: [Counter; RelayKind::ALL.len()],
     errors: Vec<Counter>,
     closes: Family<CloseLabel, Counter>,
@@ -103,6 +107,18 @@ impl Metrics {
             "unfinished_message_bytes",
             "Bytes of inbound messages still arriving (fragments not yet complete)",
             unfinished_bytes.clone(),
+        );
+        let unregistered = Gauge::default();
+        registry.register(
+            "unregistered_connections",
+            "Connections accepted and not registered yet (HTTP or WebSocket)",
+            unregistered.clone(),
+        );
+        let unregistered_evicted = Counter::default();
+        registry.register(
+            "unregistered_evicted",
+            "Unregistered connections closed to make room for newer ones (--max-unregistered)",
+            unregistered_evicted.clone(),
         );
 
         let relayed_family = Family::<TypeLabel, Counter>::default();
@@ -166,6 +182,8 @@ impl Metrics {
             bytes_received,
             bytes_sent,
             unfinished_bytes,
+            unregistered,
+            unregistered_evicted,
             relayed,
             errors,
             closes,

@@ -12,6 +12,7 @@ mod http;
 mod listen;
 mod metrics;
 mod outbox;
+mod pending;
 mod rate;
 mod rooms;
 mod session;
@@ -62,6 +63,8 @@ pub struct ServerState {
     pub allow_list: Option<HashSet<PeerId>>,
     /// Bytes of unfinished inbound messages across every connection.
     unfinished: Arc<guard::UnfinishedBudget>,
+    /// Connections not registered yet, from accept on.
+    pending: Arc<pending::PendingConnections>,
     connection_slots: Arc<Semaphore>,
     sessions: TaskTracker,
     shutdown: CancellationToken,
@@ -110,6 +113,10 @@ impl Server {
         ));
         let state = Arc::new(ServerState {
             unfinished: guard::UnfinishedBudget::new(config.max_unfinished_bytes),
+            pending: pending::PendingConnections::new(
+                config.max_unregistered as usize,
+                metrics.unregistered_evicted.clone(),
+            ),
             connection_slots: Arc::new(Semaphore::new(config.max_connections as usize)),
             config,
             registry,
@@ -138,6 +145,7 @@ impl Server {
             self.listener,
             app,
             state.config.register_timeout,
+            Some(state.pending.clone()),
             stop_http.clone(),
         ));
 

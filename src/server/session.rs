@@ -20,6 +20,7 @@ use super::ServerState;
 use super::config::ProofMode;
 use super::guard::Abuse;
 use super::outbox::{CloseSwitch, Outbox, OutboxReceiver};
+use super::pending::Ticket;
 use super::rate::Verdict;
 use super::rooms::{ConnectionId, JoinError, Member};
 use super::transport::SharedGuard;
@@ -34,7 +35,16 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Most queued messages written before one flush, so a busy queue still gets flushed.
 const WRITE_BATCH: usize = 64;
 
-pub async fn run(socket: Socket, room: RoomName, state: Arc<ServerState>, guard: SharedGuard) {
+/// Runs one connection; `slot` is its place under `--max-connections`, given back as soon as
+/// the connection is over, before the goodbye's grace, so connections being closed (an
+/// evicted idle upgrade that never answers its close frame) never hold places.
+pub async fn run(
+    socket: Socket,
+    room: RoomName,
+    state: Arc<ServerState>,
+    guard: SharedGuard,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) {
     let metrics = state.metrics.clone();
     metrics.connections.inc();
     metrics.connections_opened.inc();
@@ -54,6 +64,7 @@ pub async fn run(socket: Socket, room: RoomName, state: Arc<ServerState>, guard:
     let mut session = Session {
         nonce,
         guard,
+        waiting: Some(state.pending.admit()),
         state,
         room,
         outbox,
@@ -79,6 +90,8 @@ pub async fn run(socket: Socket, room: RoomName, state: Arc<ServerState>, guard:
             .registry
             .leave(&session.room, &peer, session.connection);
     }
+    drop(slot);
+    drop(session.waiting.take());
     say_goodbye(sink, stream, &mut queue, &switch, &session.state).await;
     metrics.connections.dec();
 }
@@ -176,6 +189,8 @@ struct Session {
     guard: SharedGuard,
     /// Set once `register` succeeds.
     peer: Option<PeerId>,
+    /// This connection's place among the unregistered, given back on `register`.
+    waiting: Option<Ticket>,
 }
 
 impl Session {
@@ -199,8 +214,17 @@ impl Session {
         let timer = sleep_until(next_check(false, last_seen));
         tokio::pin!(timer);
         loop {
+            let evicted = async {
+                match &self.waiting {
+                    Some(ticket) => ticket.evicted().await,
+                    None => std::future::pending().await,
+                }
+            };
             let frame = tokio::select! {
                 frame = stream.next() => frame,
+                () = evicted => {
+                    return self.close(CloseCode::OVERLOADED, "too many unregistered connections");
+                }
                 () = &mut timer => {
                     let now = Instant::now();
                     if self.peer.is_none() && now >= register_by {
@@ -326,6 +350,7 @@ impl Session {
             Ok(()) => {
                 tracing::debug!(room = %self.room, peer = %id.short(12), "registered");
                 self.peer = Some(id);
+                self.waiting = None;
                 Ok(())
             }
             Err(JoinError::DuplicatePeer) => Err(ErrorCode::DuplicatePeer.into()),

@@ -35,6 +35,9 @@ pub enum HandshakeError {
     NotWebSocketUpgrade,
     UnsupportedVersion,
     NoKey,
+    /// A body (Content-Length or Transfer-Encoding): after an upgrade the connection
+    /// carries frames, and a body would be read as frames, or hide them (request smuggling).
+    HasBody,
     /// The connection cannot be taken over (no upgrade support on this connection).
     NotUpgradable,
 }
@@ -48,6 +51,7 @@ impl fmt::Display for HandshakeError {
             Self::NotWebSocketUpgrade => "the Upgrade header is not 'websocket'",
             Self::UnsupportedVersion => "only WebSocket version 13 is supported",
             Self::NoKey => "the Sec-WebSocket-Key header is missing",
+            Self::HasBody => "a WebSocket upgrade request must not have a body",
             Self::NotUpgradable => "this connection cannot be upgraded",
         })
     }
@@ -103,6 +107,14 @@ impl Upgrade {
         let key = headers
             .get(header::SEC_WEBSOCKET_KEY)
             .ok_or(HandshakeError::NoKey)?;
+        let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+            || headers
+                .get_all(header::CONTENT_LENGTH)
+                .iter()
+                .any(|length| length.as_bytes() != b"0");
+        if has_body {
+            return Err(HandshakeError::HasBody);
+        }
         let accept_key = HeaderValue::from_str(&derive_accept_key(key.as_bytes()))
             .expect("base64 is a valid header value");
         let on_upgrade = request
@@ -196,6 +208,15 @@ mod tests {
             Some(HandshakeError::UnsupportedVersion)
         );
         assert_eq!(without("Sec-WebSocket-Key"), Some(HandshakeError::NoKey));
+        for body in [("Content-Length", "5"), ("Transfer-Encoding", "chunked")] {
+            let mut headers = GOOD.to_vec();
+            headers.push(body);
+            assert_eq!(
+                Upgrade::from_request(&mut request(&headers)).err(),
+                Some(HandshakeError::HasBody),
+                "{body:?}"
+            );
+        }
         // Every header present, but no connection to take over outside a real server.
         assert_eq!(
             Upgrade::from_request(&mut request(&GOOD)).err(),
