@@ -306,3 +306,65 @@ async fn idle_connections_cannot_lock_out_new_clients() {
     assert!(metric(&metrics, "rdv_unregistered_evicted_total") >= 100.0);
     assert_eq!(metric(&metrics, "rdv_peers"), peers.len() as f64);
 }
+
+/// Room names with control characters are refused before they can reach a log or a
+/// terminal; at the most verbose log level no line carries an SDP, a candidate or a key.
+#[tokio::test]
+async fn logs_carry_no_payloads_and_no_forged_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("serve.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let server = Server::start_logging_to(&[], &[("RDV_LOG", "trace")], log.into());
+    for segment in ["a%0Aforged%20line", "%1B%5B31mred", "nul%00", "del%7F"] {
+        let (status, body) = server.get(&format!("/room/{segment}/websocket")).await;
+        assert_eq!(status, 400, "{segment}");
+        assert!(body.contains("control character"), "{segment}: {body}");
+    }
+    let mut a = server.peer("secrets").await;
+    let mut b = server.peer("secrets").await;
+    let sdp = "v=0\r\na=ice-pwd:SECRETPASSWORD1234567890\r\n";
+    a.client
+        .send(json!({"type": "offer", "to": b.id, "sdp": {"type": "offer", "sdp": sdp}}))
+        .await;
+    b.client.expect("offer").await;
+    a.client
+        .send(json!({"type": "ice-candidate", "to": b.id,
+            "candidate": {"candidate": "candidate:UNIQUECANDIDATE 1 udp 1 10.9.8.7 9 typ host"}}))
+        .await;
+    b.client.expect("ice-candidate").await;
+    let _ = a.client.sync().await;
+    let _ = b.client.sync().await;
+    let x = a.key.public_jwk["x"].as_str().unwrap().to_owned();
+    drop(server);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(!log.is_empty(), "trace logging wrote something");
+    for secret in [
+        "SECRETPASSWORD",
+        "UNIQUECANDIDATE",
+        "10.9.8.7",
+        &x,
+        "forged",
+        "\u{1b}[31m",
+    ] {
+        assert!(!log.contains(secret), "the log holds {secret:?}:\n{log}");
+    }
+}
+
+#[tokio::test]
+async fn deeply_nested_relays_are_refused_not_passed_on() {
+    let server = Server::start(&[]);
+    let mut a = server.peer("deep").await;
+    let mut b = server.peer("deep").await;
+    let deep = format!(
+        r#"{{"type":"offer","to":"{}","sdp":{}1{}}}"#,
+        b.id,
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    let _ = a.client.expect("peer-joined").await;
+    a.client.send_text(&deep).await;
+    a.client.expect_error("invalid-message").await;
+    // Nothing reached the receiver.
+    assert!(b.client.sync().await.is_empty());
+    bystanders_still_relay(&server).await;
+}

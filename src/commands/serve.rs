@@ -59,18 +59,30 @@ fn check_open_file_limit(max_connections: u32, max_unregistered: u32) {
     }
 }
 
+/// Libraries that log whole messages or headers at their debug and trace levels: SDP with
+/// its ICE passwords, public keys, authorization headers. They never get past info, whatever
+/// `RDV_LOG` asks for.
+const PAYLOAD_LOGGERS: [&str; 4] = ["tungstenite", "tokio_tungstenite", "hyper", "hyper_util"];
+
 fn init_logging(format: LogFormat, color: ColorWhen) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("RDV_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::{EnvFilter, Layer as _, filter};
+    let from_env = EnvFilter::try_from_env("RDV_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let no_payloads = filter::filter_fn(|metadata| {
+        let crate_name = metadata.target().split("::").next().unwrap_or("");
+        !PAYLOAD_LOGGERS.contains(&crate_name) || *metadata.level() <= tracing::Level::INFO
+    });
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let layer = match format {
+        LogFormat::Json => layer.json().boxed(),
+        LogFormat::Text => layer
             .with_ansi(color.enabled_for(&std::io::stderr()))
-            .init(),
-    }
+            .boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(layer.with_filter(no_payloads).with_filter(from_env))
+        .init();
 }
 
 async fn shutdown_signal() {

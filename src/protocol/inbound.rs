@@ -122,12 +122,25 @@ fn push_json_string(out: &mut String, text: &str) {
     }
 }
 
+/// How deeply arrays and objects may nest in a message (the message object itself is level
+/// 1). Relayed messages go to other peers' parsers, some of which recurse and crash on
+/// deep input; 64 is far beyond any SDP or candidate object.
+pub const MAX_NESTING: usize = 64;
+
 /// Parses one text frame.
 pub fn parse_inbound(text: &str) -> Result<Inbound<'_>, ProtocolError> {
     let members: MemberList<'_> = match scan::object_members(text) {
         Some(members) => members,
         // Anything the fast scanner is unsure about, serde_json decides (and words the error).
         None => {
+            if nesting_exceeds(text, MAX_NESTING) {
+                return Err(ProtocolError::new(
+                    ErrorCode::InvalidMessage,
+                    format!(
+                        "the message nests arrays and objects deeper than {MAX_NESTING} levels"
+                    ),
+                ));
+            }
             let Members(members) = serde_json::from_str(text)
                 .map_err(|_| ProtocolError::from(ErrorCode::InvalidJson))?;
             members
@@ -183,6 +196,37 @@ pub fn parse_inbound(text: &str) -> Result<Inbound<'_>, ProtocolError> {
         to,
         members,
     }))
+}
+
+/// Whether `text` nests `[` / `{` deeper than `limit`, not counting brackets inside strings.
+/// Only run on frames the fast scanner declined (which it does past the same depth).
+fn nesting_exceeds(text: &str, limit: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &byte in text.as_bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Finds a member that routing depends on. Two of them would make the route ambiguous, and
@@ -286,6 +330,33 @@ impl<'de> Deserialize<'de> for Key<'de> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nesting_is_bounded_for_relayed_messages() {
+        let nested = |levels: usize| {
+            // The message object is level 1; `sdp` and what it holds are the rest.
+            let inner = levels - 1;
+            format!(
+                r#"{{"type":"offer","to":"b","sdp":{}1{}}}"#,
+                "[".repeat(inner),
+                "]".repeat(inner)
+            )
+        };
+        assert!(parse_inbound(&nested(MAX_NESTING)).is_ok());
+        for levels in [MAX_NESTING + 1, 200, 10_000] {
+            let Err(error) = parse_inbound(&nested(levels)) else {
+                panic!("{levels} levels accepted");
+            };
+            assert_eq!(error.code, ErrorCode::InvalidMessage, "{levels}");
+        }
+        // Brackets inside strings do not count.
+        let text = format!(
+            r#"{{"type":"offer","to":"b","sdp":"{}\"["}}"#,
+            "[".repeat(500)
+        );
+        assert!(parse_inbound(&text).is_ok());
+        assert!(!nesting_exceeds(&text, 2));
+    }
 
     fn sender() -> PeerId {
         "a".repeat(64).parse().unwrap()

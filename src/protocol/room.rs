@@ -19,6 +19,8 @@ pub enum RoomNameError {
     NotUtf8,
     #[error("the room name is {0} bytes; the limit is 128")]
     TooLong(usize),
+    #[error("the room name contains a control character (U+{0:04X})")]
+    ControlCharacter(u32),
 }
 
 impl RoomName {
@@ -35,12 +37,17 @@ impl RoomName {
         Self::new(&decoded)
     }
 
-    /// Checks an already decoded name.
+    /// Checks an already decoded name. Control characters are refused: a name reaches logs
+    /// and terminals, where a newline could forge a log line and an escape sequence could
+    /// rewrite the screen.
     pub fn new(name: &str) -> Result<Self, RoomNameError> {
         match name.len() {
             0 => Err(RoomNameError::Empty),
             len if len > Self::MAX_LEN => Err(RoomNameError::TooLong(len)),
-            _ => Ok(Self(name.into())),
+            _ => match name.chars().find(|c| c.is_control()) {
+                Some(c) => Err(RoomNameError::ControlCharacter(u32::from(c))),
+                None => Ok(Self(name.into())),
+            },
         }
     }
 
@@ -93,5 +100,18 @@ mod tests {
             RoomName::from_path_segment(&"%41".repeat(129)),
             Err(RoomNameError::TooLong(129))
         );
+        for (raw, c) in [
+            ("a%0Ab", 0x0a),
+            ("%00", 0),
+            ("%1B%5B2J", 0x1b),
+            ("%7F", 0x7f),
+            ("%C2%85", 0x85),
+        ] {
+            assert_eq!(
+                RoomName::from_path_segment(raw),
+                Err(RoomNameError::ControlCharacter(c)),
+                "{raw}"
+            );
+        }
     }
 }

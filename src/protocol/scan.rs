@@ -13,8 +13,10 @@ use std::borrow::Cow;
 
 use memchr::memchr2;
 
-/// serde_json's own recursion limit; deeper input falls back to it (and its error).
-const MAX_DEPTH: usize = 128;
+/// Deeper input falls back to serde_json, where `inbound` refuses nesting beyond
+/// [`super::inbound::MAX_NESTING`] (a receiver's parser should never have to recurse
+/// further than that).
+const MAX_DEPTH: usize = super::inbound::MAX_NESTING;
 
 /// `(name, raw value)` of each top-level member of `text`, in order, if `text` is a JSON
 /// object this scanner is sure about. (Names are always borrowed here; the type is the one
@@ -341,7 +343,7 @@ mod tests {
         ] {
             assert!(object_members(text).is_none(), "{text}");
         }
-        let deep_enough = format!(r#"{{"a":{}{}}}"#, "[".repeat(120), "]".repeat(120));
+        let deep_enough = format!(r#"{{"a":{}{}}}"#, "[".repeat(60), "]".repeat(60));
         assert!(object_members(&deep_enough).is_some());
         check(&deep_enough);
     }

@@ -348,7 +348,8 @@ impl Session {
         };
         match self.state.registry.join(&self.room, member) {
             Ok(()) => {
-                tracing::debug!(room = %self.room, peer = %id.short(12), "registered");
+                // Debug formatting escapes whatever a client chose to put in its room's name.
+                tracing::debug!(room = ?self.room.as_str(), peer = %id.short(12), "registered");
                 self.peer = Some(id);
                 self.waiting = None;
                 Ok(())

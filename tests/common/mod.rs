@@ -54,6 +54,11 @@ impl Server {
     }
 
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_logging_to(args, env, Stdio::inherit())
+    }
+
+    /// Starts `rdv serve` with its log (stderr) going to `log`.
+    pub fn start_logging_to(args: &[&str], env: &[(&str, &str)], log: Stdio) -> Self {
         let mut command = Command::new(rdv_binary());
         command.arg("serve");
         if !args.contains(&"--listen") {
@@ -64,7 +69,7 @@ impl Server {
             .env("RDV_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(log);
         for (key, value) in env {
             command.env(key, value);
         }
