@@ -921,7 +921,7 @@ _rdv() {
             return 0
             ;;
         rdv__subcmd__serve)
-            opts="-h -V --listen --max-message-size --read-buffer --ping-interval --register-timeout --max-unregistered --message-timeout --max-unfinished-bytes --outbound-queue --outbound-queue-bytes --max-connections --max-peers-per-room --rate-limit --rate-burst --drain-timeout --allow-list --proof --log-format --color --help --version"
+            opts="-h -V --listen --max-message-size --read-buffer --ping-interval --register-timeout --max-unregistered --message-timeout --max-unfinished-bytes --outbound-queue --outbound-queue-bytes --max-connections --max-peers-per-room --rate-limit --rate-burst --drain-timeout --allow-list --proof --max-proof-checks --log-format --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -993,6 +993,10 @@ _rdv() {
                     ;;
                 --proof)
                     COMPREPLY=($(compgen -W "off optional required" -- "${cur}"))
+                    return 0
+                    ;;
+                --max-proof-checks)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --log-format)

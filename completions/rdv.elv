@@ -49,6 +49,7 @@ set edit:completion:arg-completer[rdv] = {|@words|
             cand --drain-timeout 'Longest wait for connections to close on SIGINT/SIGTERM before exiting anyway'
             cand --allow-list 'Only these peer IDs may register (a file of IDs, one per line, `#` comments; or a JSON buddy list `[{"id": …}]`). Others get `forbidden` and are closed with 1008'
             cand --proof 'Proof of possession (PROTOCOL §9): `off` keeps the original protocol byte for byte; `optional` and `required` send a challenge and mark peers verified or not'
+            cand --max-proof-checks 'Proof-of-possession checks the whole server does per second, in units of one P-256, Ed25519 or RSA-2048 check (RSA-4096 counts 4, RSA-8192 16). Past it, a register with a proof is closed with 1013 to retry later, so a flood of proofs cannot take the CPU'
             cand --log-format 'Log format on stderr; the level comes from `RDV_LOG` (e.g. `info`, `rdv=debug`)'
             cand --color 'When to use colour in output meant for people'
             cand -h 'Print help (see more with ''--help'')'

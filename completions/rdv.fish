@@ -55,6 +55,7 @@ complete -c rdv -n "__fish_rdv_using_subcommand serve" -l allow-list -d 'Only th
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l proof -d 'Proof of possession (PROTOCOL §9): `off` keeps the original protocol byte for byte; `optional` and `required` send a challenge and mark peers verified or not' -r -f -a "off\t'No challenge; `register` carries no proof'
 optional\t'A proof, when given, must be valid; peers without one are unverified'
 required\t'Every `register` must carry a valid proof'"
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l max-proof-checks -d 'Proof-of-possession checks the whole server does per second, in units of one P-256, Ed25519 or RSA-2048 check (RSA-4096 counts 4, RSA-8192 16). Past it, a register with a proof is closed with 1013 to retry later, so a flood of proofs cannot take the CPU' -r
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l log-format -d 'Log format on stderr; the level comes from `RDV_LOG` (e.g. `info`, `rdv=debug`)' -r -f -a "text\t''
 json\t''"
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l color -d 'When to use colour in output meant for people' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set'

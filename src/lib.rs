@@ -27,3 +27,6 @@ pub mod commands;
 pub mod peer;
 
 pub mod cli;
+
+#[doc(hidden)]
+pub mod fuzzing;

@@ -18,6 +18,9 @@ pub fn run(config: server::Config, color: ColorWhen) -> Exit {
 fn serve(config: server::Config, color: ColorWhen) -> Result<(), CommandError> {
     init_logging(config.log_format, color);
     check_open_file_limit(config.max_connections, config.max_unregistered);
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| CommandError::failure(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(async {

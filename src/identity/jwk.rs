@@ -180,15 +180,33 @@ pub enum JwkError {
     NotOnCurve(&'static str),
     #[error("member x is not a valid Ed25519 public key")]
     InvalidEd25519,
+    #[error("member x is a small-order Ed25519 point, which any signature can match")]
+    WeakEd25519,
+    #[error("member x is not the canonical encoding of its Ed25519 point")]
+    NonCanonicalEd25519,
+    #[error("the RSA modulus n is even, so it is not a product of two primes")]
+    RsaEvenModulus,
     #[error("member n has a leading zero byte, which JWK forbids")]
     RsaLeadingZero,
     #[error("the RSA modulus is {0} bits, outside the accepted 2048..=8192")]
     RsaModulusSize(usize),
-    #[error("member e is not a valid RSA public exponent (odd, greater than 1, at most 8 bytes)")]
+    #[error("member e is not an accepted RSA public exponent (odd, from 3 to 2^32-1)")]
     RsaExponent,
+    #[error("the key is not JSON: {0}")]
+    NotJson(String),
+    #[error("the key has member {0:?} more than once; parsers disagree on which one counts")]
+    DuplicateMember(String),
     #[error("the key holds private member(s) {}, which must never be shared", .0.join(", "))]
     PrivateMembers(Vec<&'static str>),
 }
+
+/// Optional members a room sees besides the essential ones, each with its longest length in
+/// bytes.
+const ANNOUNCED_EXTRAS: [(&str, usize); 3] = [("kid", 64), ("alg", 16), ("use", 8)];
+
+/// The longest announced key, in bytes: an RSA-8192 key (1366 characters of `n`, at most 6
+/// of `e`, 30 of framing) with every extra at its limit (9 bytes of framing each).
+pub const MAX_ANNOUNCED_KEY: usize = 1366 + 6 + 30 + (9 + 64) + (9 + 16) + (9 + 8);
 
 /// A validated JWK public key: only the members that identify it, as base64url text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,6 +227,46 @@ impl PublicJwk {
     pub fn from_json(value: &Value, private: PrivateMembers) -> Result<Self, JwkError> {
         let object = value.as_object().ok_or(JwkError::NotAnObject)?;
         Self::from_object(object, private)
+    }
+
+    /// The key as a room sees it (in `welcome` and `peer-joined`): the essential members in
+    /// canonical order, plus `kid`, `alg` and `use` when the sender gave them as short plain
+    /// strings (no control characters, quotes or backslashes, so they need no escaping).
+    /// Nothing else the sender wrote travels, so what a joiner is sent per peer is bounded
+    /// (at most [`MAX_ANNOUNCED_KEY`] bytes).
+    pub fn announced_text(&self, original: &Value) -> String {
+        let mut text = self.canonical_text();
+        text.pop(); // the closing brace
+        for (member, limit) in ANNOUNCED_EXTRAS {
+            if let Some(Value::String(value)) = original.get(member)
+                && value.len() <= limit
+                && !value
+                    .chars()
+                    .any(|c| c.is_control() || c == '"' || c == '\\')
+            {
+                text.push_str(&format!(",\"{member}\":\"{value}\""));
+            }
+        }
+        text.push('}');
+        text
+    }
+
+    /// Validates a JWK given as JSON text, refusing a member that appears twice anywhere in
+    /// it: `serde_json` keeps the last one, a first-wins parser in a browser would see
+    /// another key than the one the ID was computed from.
+    pub fn from_text(text: &str, private: PrivateMembers) -> Result<Self, JwkError> {
+        Self::from_text_announced(text, private).map(|(key, _)| key)
+    }
+
+    /// [`Self::from_text`], with the key's [`Self::announced_text`].
+    pub fn from_text_announced(
+        text: &str,
+        private: PrivateMembers,
+    ) -> Result<(Self, String), JwkError> {
+        let value = strict_json::parse(text)?;
+        let key = Self::from_json(&value, private)?;
+        let announced = key.announced_text(&value);
+        Ok((key, announced))
     }
 
     pub fn from_object(
@@ -445,7 +503,16 @@ fn parse_okp(object: &Map<String, Value>) -> Result<PublicJwk, JwkError> {
     expect_len("x", curve.name(), curve.key_len(), &x_bytes)?;
     if curve == OkpCurve::Ed25519 {
         let bytes: [u8; 32] = x_bytes.as_slice().try_into().expect("length checked");
-        ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| JwkError::InvalidEd25519)?;
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+            .map_err(|_| JwkError::InvalidEd25519)?;
+        // The identity and the other small-order points verify forged signatures; a
+        // non-canonical encoding (y not reduced) gives one point two IDs.
+        if key.is_weak() {
+            return Err(JwkError::WeakEd25519);
+        }
+        if key.to_edwards().compress().to_bytes() != bytes {
+            return Err(JwkError::NonCanonicalEd25519);
+        }
     }
     Ok(PublicJwk {
         kind: KeyKind::Okp(curve),
@@ -463,8 +530,13 @@ fn parse_rsa(object: &Map<String, Value>) -> Result<PublicJwk, JwkError> {
     if !RSA_MODULUS_BITS.contains(&modulus_bits) {
         return Err(JwkError::RsaModulusSize(modulus_bits));
     }
+    if n_bytes.last().is_some_and(|last| last & 1 == 0) {
+        return Err(JwkError::RsaEvenModulus);
+    }
+    // Odd, at least 3, at most 2^32-1: every real key uses 65537 (or 3); a huge exponent
+    // only makes each verification the server runs slower.
     let exponent_ok = !e_bytes.is_empty()
-        && e_bytes.len() <= 8
+        && e_bytes.len() <= 4
         && e_bytes[0] != 0
         && e_bytes[e_bytes.len() - 1] & 1 == 1
         && bit_length(&e_bytes) > 1;
@@ -475,6 +547,92 @@ fn parse_rsa(object: &Map<String, Value>) -> Result<PublicJwk, JwkError> {
         kind: KeyKind::Rsa { modulus_bits },
         material: Material::Rsa { n, e },
     })
+}
+
+/// JSON parsing that refuses duplicate object members at any depth.
+mod strict_json {
+    use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+    use serde_json::{Map, Value};
+
+    use super::JwkError;
+
+    pub fn parse(text: &str) -> Result<Value, JwkError> {
+        match serde_json::from_str::<Strict>(text) {
+            Ok(Strict(value)) => Ok(value),
+            Err(error) => {
+                let message = error.to_string();
+                match message.strip_prefix(DUPLICATE) {
+                    Some(rest) => Err(JwkError::DuplicateMember(
+                        rest.split(" at line")
+                            .next()
+                            .unwrap_or(rest)
+                            .trim_matches('"')
+                            .to_owned(),
+                    )),
+                    None => Err(JwkError::NotJson(message)),
+                }
+            }
+        }
+    }
+
+    const DUPLICATE: &str = "duplicate member ";
+
+    struct Strict(Value);
+
+    impl<'de> Deserialize<'de> for Strict {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_any(StrictVisitor).map(Strict)
+        }
+    }
+
+    struct StrictVisitor;
+
+    impl<'de> Visitor<'de> for StrictVisitor {
+        type Value = Value;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+            Ok(Value::Bool(v))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+            Ok(v.into())
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+            Ok(v.into())
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+            Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+            Ok(Value::String(v.to_owned()))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Value, E> {
+            Ok(Value::String(v))
+        }
+        fn visit_unit<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            let mut items = Vec::new();
+            while let Some(Strict(item)) = seq.next_element()? {
+                items.push(item);
+            }
+            Ok(Value::Array(items))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut object = Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if object.contains_key(&key) {
+                    return Err(de::Error::custom(format!("{DUPLICATE}{key:?}")));
+                }
+                let Strict(value) = map.next_value()?;
+                object.insert(key, value);
+            }
+            Ok(Value::Object(object))
+        }
+    }
 }
 
 /// Bits in a big-endian unsigned integer without leading zero bytes.
@@ -489,6 +647,140 @@ fn bit_length(bytes: &[u8]) -> usize {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn b64(bytes: &[u8]) -> String {
+        super::b64::encode(bytes)
+    }
+
+    #[test]
+    fn hostile_keys_are_refused() {
+        let refuse = |jwk: Value| PublicJwk::from_json(&jwk, PrivateMembers::Refuse).unwrap_err();
+        // An even RSA modulus of a legal size.
+        let mut n = vec![0xc5; 256];
+        n[255] = 0x10;
+        assert_eq!(
+            refuse(json!({"kty": "RSA", "n": b64(&n), "e": "AQAB"})),
+            JwkError::RsaEvenModulus
+        );
+        n[255] = 0x11;
+        assert!(
+            PublicJwk::from_json(
+                &json!({"kty": "RSA", "n": b64(&n), "e": "AQAB"}),
+                PrivateMembers::Refuse
+            )
+            .is_ok()
+        );
+        // Exponents: 2^64-1 and 2^33-1 are too large, 2^32-1 and 3 are fine, even is refused.
+        for (e, ok) in [
+            (vec![0xff; 8], false),
+            (vec![0x01, 0xff, 0xff, 0xff, 0xff], false),
+            (vec![0xff; 4], true),
+            (vec![3], true),
+            (vec![1, 0, 0], false),
+            (vec![1], false),
+        ] {
+            let jwk = json!({"kty": "RSA", "n": b64(&n), "e": b64(&e)});
+            let result = PublicJwk::from_json(&jwk, PrivateMembers::Refuse);
+            assert_eq!(result.is_ok(), ok, "e = {e:?}: {result:?}");
+            if !ok {
+                assert_eq!(result.unwrap_err(), JwkError::RsaExponent);
+            }
+        }
+        // Ed25519: the identity point, another small-order point, and the identity encoded
+        // with an unreduced y (y = p + 1).
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let mut order_two = [0xffu8; 32];
+        order_two[0] = 0xec;
+        order_two[31] = 0x7f;
+        let mut unreduced = [0xffu8; 32];
+        unreduced[0] = 0xee;
+        unreduced[31] = 0x7f;
+        for (bytes, expected) in [
+            (identity, JwkError::WeakEd25519),
+            (order_two, JwkError::WeakEd25519),
+            (unreduced, JwkError::WeakEd25519),
+        ] {
+            let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": b64(&bytes)});
+            assert_eq!(refuse(jwk), expected, "{bytes:?}");
+        }
+        // Non-canonical encodings of points of large order: y = p + k for small k encodes
+        // the same point as y = k.
+        let mut found = 0;
+        for k in 2..19u8 {
+            let mut bytes = [0xffu8; 32];
+            bytes[0] = 0xed + k;
+            bytes[31] = 0x7f;
+            let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(&bytes) else {
+                continue;
+            };
+            if key.is_weak() {
+                continue;
+            }
+            let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": b64(&bytes)});
+            assert_eq!(refuse(jwk), JwkError::NonCanonicalEd25519, "y = p + {k}");
+            found += 1;
+        }
+        assert!(found > 0, "some y = p + k is a point of large order");
+    }
+
+    #[test]
+    fn a_room_sees_the_canonical_key_and_short_extras_only() {
+        let text = r#"{"x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","crv":"Ed25519","kty":"OKP",
+            "ext":true,"key_ops":["verify"],"alg":"EdDSA","kid":"Åsa's key","junk":"y"}"#;
+        let (key, announced) =
+            PublicJwk::from_text_announced(text, PrivateMembers::Refuse).unwrap();
+        assert_eq!(
+            announced,
+            r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"Åsa's key","alg":"EdDSA"}"#
+        );
+        let value: Value = serde_json::from_str(&announced).unwrap();
+        assert_eq!(
+            PublicJwk::from_json(&value, PrivateMembers::Refuse).unwrap(),
+            key
+        );
+        // Long extras, and ones that would need escaping, are dropped.
+        for kid in ["k".repeat(65), "a\"b".into(), "a\\b".into(), "a\nb".into()] {
+            let jwk = json!({"kty": "OKP", "crv": "Ed25519",
+                "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "kid": kid});
+            let (_, announced) =
+                PublicJwk::from_text_announced(&jwk.to_string(), PrivateMembers::Refuse).unwrap();
+            assert!(!announced.contains("kid"), "{kid:?}");
+        }
+        // The biggest key, every extra at its limit, is exactly the documented bound.
+        let mut n = vec![0xc5u8; 1024];
+        n[1023] |= 1;
+        let rsa = json!({"kty": "RSA", "n": b64(&n), "e": b64(&[0xff; 4]), "kid": "k".repeat(64),
+            "alg": "a".repeat(16), "use": "u".repeat(8)});
+        let (_, announced) =
+            PublicJwk::from_text_announced(&rsa.to_string(), PrivateMembers::Refuse).unwrap();
+        assert!(announced.len() <= MAX_ANNOUNCED_KEY, "{}", announced.len());
+        assert!(
+            announced.len() + 10 > MAX_ANNOUNCED_KEY,
+            "the bound is tight"
+        );
+    }
+
+    #[test]
+    fn a_member_twice_anywhere_in_a_key_is_refused() {
+        let good =
+            r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#;
+        assert!(PublicJwk::from_text(good, PrivateMembers::Refuse).is_ok());
+        let twice = r#"{"kty":"OKP","crv":"Ed25519","x":"AAAA","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#;
+        assert_eq!(
+            PublicJwk::from_text(twice, PrivateMembers::Refuse).unwrap_err(),
+            JwkError::DuplicateMember("x".into())
+        );
+        let nested = r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","ext":{"a":1,"a":2}}"#;
+        assert_eq!(
+            PublicJwk::from_text(nested, PrivateMembers::Refuse).unwrap_err(),
+            JwkError::DuplicateMember("a".into())
+        );
+        assert!(matches!(
+            PublicJwk::from_text("{", PrivateMembers::Refuse),
+            Err(JwkError::NotJson(_))
+        ));
+    }
 
     fn vectors() -> Vec<Value> {
         serde_json::from_str(crate::identity::test_vectors::WEBCRYPTO_KEYS)

@@ -74,6 +74,20 @@ pub enum ProofError {
     BadSignature,
 }
 
+/// What checking one proof for `key` costs, in units of one ECDSA P-256 / Ed25519 / 2048-bit
+/// RSA check (RSA grows with the square of the modulus size; e is at most 2^32-1).
+pub fn proof_cost(key: &PublicJwk) -> u32 {
+    match key.kind() {
+        KeyKind::Ec(EcCurve::P256) | KeyKind::Okp(_) => 1,
+        KeyKind::Ec(EcCurve::P384) => 2,
+        KeyKind::Ec(EcCurve::P521) => 4,
+        KeyKind::Rsa { modulus_bits } => {
+            let units = modulus_bits.div_ceil(2048) as u32;
+            units * units
+        }
+    }
+}
+
 /// Checks `signature` (already base64url-decoded) over the proof message for `nonce`.
 pub fn verify_proof(
     key: &PublicJwk,
@@ -298,6 +312,44 @@ mod tests {
             verify_proof(&key, "HS256", "n", &[]),
             Err(ProofError::UnknownAlg(_))
         ));
+    }
+
+    /// Decision (PROTOCOL §9): ECDSA signatures are accepted with either s or n - s, as
+    /// WebCrypto verifies them and as browsers sign them (they do not normalise to low S).
+    /// Malleability gains an attacker nothing: the signed nonce is fresh per connection.
+    #[test]
+    fn high_s_ecdsa_signatures_are_accepted_like_webcrypto() {
+        // The P-256 group order, big-endian.
+        const N: [u8; 32] = [
+            0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2,
+            0xfc, 0x63, 0x25, 0x51,
+        ];
+        let key = PrivateKey::generate(KeySpec::Ec(EcCurve::P256)).unwrap();
+        for nonce in ["a", "b", "c", "d"] {
+            let signature = key.sign_proof(ProofAlg::Es256, nonce).unwrap();
+            let (r, s) = signature.split_at(32);
+            // n - s, big-endian subtraction.
+            let mut flipped = [0u8; 32];
+            let mut borrow = 0i16;
+            for i in (0..32).rev() {
+                let mut digit = i16::from(N[i]) - i16::from(s[i]) - borrow;
+                borrow = i16::from(digit < 0);
+                if digit < 0 {
+                    digit += 256;
+                }
+                flipped[i] = digit as u8;
+            }
+            let other = [r, &flipped[..]].concat();
+            assert_ne!(other, signature);
+            for variant in [&signature, &other] {
+                assert_eq!(
+                    verify_proof(&key.public(), "ES256", nonce, variant),
+                    Ok(()),
+                    "both s and n - s verify"
+                );
+            }
+        }
     }
 
     #[test]

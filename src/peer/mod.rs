@@ -27,6 +27,12 @@ pub use self::args::PeerArgs;
 use crate::color::ColorWhen;
 use crate::exit::{CommandError, Exit};
 
+/// The check every outgoing line gets, for the fuzz targets only.
+#[doc(hidden)]
+pub fn check_json_for_fuzzing(line: &str) -> Result<(), String> {
+    setup::check_json(line)
+}
+
 /// Runs the terminal peer; returns the exit code.
 pub fn run(args: &PeerArgs, color: ColorWhen) -> Exit {
     let interactive =

@@ -15,3 +15,9 @@ pub use codes::{CloseCode, ErrorCode, ProtocolError};
 pub use inbound::{Inbound, Register, Relay, RelayKind, parse_inbound, truncate_chars};
 pub use outbound::{PeerEntry, challenge, error_frame, peer_joined, peer_left, pong, welcome};
 pub use room::{RoomName, RoomNameError};
+
+/// The fast scanner, for the differential fuzz target only.
+#[doc(hidden)]
+pub fn scan_members_for_fuzzing(text: &str) -> Option<Vec<(std::borrow::Cow<'_, str>, &str)>> {
+    scan::object_members(text)
+}

@@ -113,6 +113,13 @@ pub struct Config {
     #[arg(long, env = "RDV_PROOF", value_enum, default_value_t = ProofMode::Off)]
     pub proof: ProofMode,
 
+    /// Proof-of-possession checks the whole server does per second, in units of one P-256,
+    /// Ed25519 or RSA-2048 check (RSA-4096 counts 4, RSA-8192 16). Past it, a register with a
+    /// proof is closed with 1013 to retry later, so a flood of proofs cannot take the CPU.
+    #[arg(long, env = "RDV_MAX_PROOF_CHECKS", default_value_t = 2000, value_name = "PER_SECOND",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_proof_checks: u32,
+
     /// Log format on stderr; the level comes from `RDV_LOG` (e.g. `info`, `rdv=debug`).
     #[arg(long, env = "RDV_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -132,6 +139,42 @@ pub enum ProofMode {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+impl Config {
+    /// Settings that work but will surprise: each a sentence for the start-up log.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        // A relayed message carries `from` (64 hex digits) besides what the sender wrote.
+        let largest_relay = self.max_message_size + 128;
+        if largest_relay > self.outbound_queue_bytes {
+            warnings.push(format!(
+                "--outbound-queue-bytes ({}) is smaller than a relayed message can be \
+                 (--max-message-size {} plus the server's additions): a receiver sent one is \
+                 closed with 1013",
+                self.outbound_queue_bytes, self.max_message_size
+            ));
+        }
+        // `{"id":"<64 hex>","publicKey":KEY,"verified":false}` and its comma.
+        let entry = crate::identity::MAX_ANNOUNCED_KEY + 104;
+        let largest_welcome = self.max_peers_per_room as usize * entry + 128;
+        if largest_welcome > self.outbound_queue_bytes {
+            warnings.push(format!(
+                "a welcome to a full room (--max-peers-per-room {}) can reach {largest_welcome} \
+                 bytes with the largest keys, more than --outbound-queue-bytes ({}): a peer \
+                 joining a room that large gets room-full",
+                self.max_peers_per_room, self.outbound_queue_bytes
+            ));
+        }
+        if self.max_unregistered >= self.max_connections {
+            warnings.push(format!(
+                "--max-unregistered ({}) is not below --max-connections ({}): connections that \
+                 never register can take every place",
+                self.max_unregistered, self.max_connections
+            ));
+        }
+        warnings
+    }
 }
 
 /// `HOST:PORT` (an IP address or a name); a bare port or `:PORT` gets a suggestion of what to
@@ -201,6 +244,23 @@ mod tests {
         }
         assert!(parse_listen("localhost").is_err());
         assert!(parse_listen("h:99999").is_err());
+    }
+
+    #[test]
+    fn the_defaults_warn_about_nothing_and_odd_settings_are_named() {
+        assert_eq!(Config::default().warnings(), Vec::<String>::new());
+        let config = Config {
+            outbound_queue_bytes: 32 * 1024,
+            max_unregistered: 20_000,
+            ..Config::default()
+        };
+        let warnings = config.warnings().join("\n");
+        assert!(warnings.contains("--max-message-size 65536"), "{warnings}");
+        assert!(warnings.contains("--max-peers-per-room 500"), "{warnings}");
+        assert!(
+            warnings.contains("--max-unregistered (20000)"),
+            "{warnings}"
+        );
     }
 
     #[test]

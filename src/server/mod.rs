@@ -42,6 +42,29 @@ pub(crate) mod stack {
     pub(crate) use super::upgrade::{Socket, Upgrade, WRITE_BUFFER};
 }
 
+/// The inbound guard, for the fuzz targets only.
+#[doc(hidden)]
+pub mod guard_for_fuzzing {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    pub use super::guard::{InboundGuard, UnfinishedBudget};
+
+    pub fn budget(limit: usize) -> Arc<UnfinishedBudget> {
+        UnfinishedBudget::new(limit)
+    }
+
+    pub fn guard(budget: Arc<UnfinishedBudget>) -> InboundGuard {
+        let limits = super::guard::GuardLimits {
+            rate_per_second: 100,
+            rate_burst: 200,
+            message_deadline: Duration::from_secs(10),
+            unfinished: budget,
+        };
+        InboundGuard::new(limits, Instant::now())
+    }
+}
+
 /// The one line `rdv serve` (and `rdv bench floor`) prints on stdout once it accepts
 /// connections; scripts and tests wait for it.
 pub fn listening_line(addr: SocketAddr) -> String {
@@ -63,6 +86,8 @@ pub struct ServerState {
     pub allow_list: Option<HashSet<PeerId>>,
     /// Bytes of unfinished inbound messages across every connection.
     unfinished: Arc<guard::UnfinishedBudget>,
+    /// Proof checks left this second, across the server.
+    proof_budget: rate::CostBudget,
     /// Connections not registered yet, from accept on.
     pending: Arc<pending::PendingConnections>,
     connection_slots: Arc<Semaphore>,
@@ -113,6 +138,7 @@ impl Server {
         ));
         let state = Arc::new(ServerState {
             unfinished: guard::UnfinishedBudget::new(config.max_unfinished_bytes),
+            proof_budget: rate::CostBudget::new(config.max_proof_checks, std::time::Instant::now()),
             pending: pending::PendingConnections::new(
                 config.max_unregistered as usize,
                 metrics.unregistered_evicted.clone(),

@@ -97,8 +97,9 @@ impl Outbox {
     pub fn push(&self, text: Utf8Bytes) -> bool {
         let len = text.len();
         let before = self.queued_bytes.fetch_add(len, Ordering::Relaxed);
-        // One message larger than the whole budget still goes through an empty queue.
-        let over_budget = before > 0 && before + len > self.max_bytes;
+        // Every message counts, the first one too: a joiner that never reads holds at most
+        // the budget, however large its `welcome` (the room checks that one fits first).
+        let over_budget = before + len > self.max_bytes;
         let refused = if over_budget {
             true
         } else {
@@ -114,6 +115,11 @@ impl Outbox {
                 .close(CloseCode::OVERLOADED, "too slow to receive messages");
         }
         false
+    }
+
+    /// Whether a message of `len` bytes could ever be queued here.
+    pub fn fits(&self, len: usize) -> bool {
+        len <= self.max_bytes
     }
 
     pub fn switch(&self) -> &CloseSwitch {
@@ -139,15 +145,15 @@ mod tests {
     }
 
     #[test]
-    fn the_byte_budget_closes_too_but_lets_one_big_message_through() {
+    fn the_byte_budget_counts_every_message_the_first_too() {
         let (outbox, mut receiver, switch) = Outbox::new(100, 10);
+        assert!(!outbox.fits(16));
         assert!(
-            outbox.push("0123456789abcdef".into()),
-            "alone, it may exceed the budget"
+            !outbox.push("0123456789abcdef".into()),
+            "alone, it still exceeds the budget"
         );
-        assert!(!outbox.push("x".into()));
         assert!(switch.is_closing());
-        assert_eq!(receiver.try_recv().unwrap().len(), 16);
+        assert!(receiver.try_recv().is_none());
 
         let (outbox, mut receiver, switch) = Outbox::new(100, 10);
         for _ in 0..3 {

@@ -50,6 +50,41 @@ impl RateLimiter {
     }
 }
 
+/// A server-wide budget for expensive work (checking proofs of possession), in units per
+/// second with a burst of one second's worth; unlike [`RateLimiter`] it never closes
+/// anything, it only says whether the work may be done now.
+#[derive(Debug)]
+pub struct CostBudget {
+    per_second: f64,
+    state: std::sync::Mutex<(f64, Instant)>,
+}
+
+impl CostBudget {
+    pub fn new(per_second: u32, now: Instant) -> Self {
+        let per_second = f64::from(per_second);
+        Self {
+            per_second,
+            state: std::sync::Mutex::new((per_second, now)),
+        }
+    }
+
+    /// Takes `cost` units if they are there.
+    pub fn try_take(&self, cost: u32, now: Instant) -> bool {
+        let mut state = self.state.lock().expect("never poisoned");
+        let (tokens, last) = &mut *state;
+        let elapsed = now.saturating_duration_since(*last).as_secs_f64();
+        *last = now;
+        *tokens = (*tokens + elapsed * self.per_second).min(self.per_second);
+        let cost = f64::from(cost);
+        if *tokens >= cost {
+            *tokens -= cost;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +108,20 @@ mod tests {
             assert_eq!(limiter.check(later), Verdict::Drop);
         }
         assert_eq!(limiter.check(later), Verdict::Close);
+    }
+
+    #[test]
+    fn the_cost_budget_refills_at_its_rate() {
+        let start = Instant::now();
+        let budget = CostBudget::new(100, start);
+        assert!(budget.try_take(60, start));
+        assert!(!budget.try_take(60, start));
+        assert!(budget.try_take(40, start));
+        assert!(!budget.try_take(1, start));
+        assert!(budget.try_take(50, start + Duration::from_millis(500)));
+        assert!(
+            !budget.try_take(200, start + Duration::from_secs(60)),
+            "never above a second's worth"
+        );
     }
 }

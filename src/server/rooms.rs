@@ -50,6 +50,9 @@ pub enum JoinError {
     DuplicatePeer,
     #[error("the room is full")]
     RoomFull,
+    /// The room's `welcome` is larger than the joiner's outbound byte budget.
+    #[error("the room is too large to welcome a peer within --outbound-queue-bytes")]
+    WelcomeTooLarge,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -155,6 +158,16 @@ impl RoomRegistry for LocalRegistry {
             return Err(JoinError::RoomFull);
         }
         let welcome = protocol::welcome(&member.id, room.members.values().map(|s| &s.entry));
+        if !member.outbox.fits(welcome.len()) {
+            // Only possible with an absurdly small budget in a room just created: do not
+            // leave it behind empty.
+            if created {
+                drop(room);
+                self.rooms
+                    .remove_if(room_name, |_, room| room.members.is_empty());
+            }
+            return Err(JoinError::WelcomeTooLarge);
+        }
         member.outbox.push(welcome.into());
         let joined: Utf8Bytes =
             protocol::peer_joined(&member.id, &member.public_key, member.verified).into();

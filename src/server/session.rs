@@ -317,12 +317,14 @@ impl Session {
             return Err(ErrorCode::AlreadyRegistered.into());
         }
         let raw = register.public_key;
-        let value: serde_json::Value =
-            serde_json::from_str(raw).map_err(|_| ProtocolError::from(ErrorCode::InvalidJson))?;
-        let key = PublicJwk::from_json(&value, PrivateMembers::Refuse).map_err(|e| match e {
-            JwkError::PrivateMembers(_) => ProtocolError::new(ErrorCode::PrivateKey, e.to_string()),
-            _ => ProtocolError::new(ErrorCode::InvalidKey, e.to_string()),
-        })?;
+        let (key, announced) = PublicJwk::from_text_announced(raw, PrivateMembers::Refuse)
+            .map_err(|e| match e {
+                JwkError::NotJson(_) => ProtocolError::from(ErrorCode::InvalidJson),
+                JwkError::PrivateMembers(_) => {
+                    ProtocolError::new(ErrorCode::PrivateKey, e.to_string())
+                }
+                _ => ProtocolError::new(ErrorCode::InvalidKey, e.to_string()),
+            })?;
         if !key.kind().can_register() {
             return Err(ProtocolError::new(
                 ErrorCode::InvalidKey,
@@ -343,7 +345,7 @@ impl Session {
             id: id.clone(),
             connection: self.connection,
             outbox: self.outbox.clone(),
-            public_key: raw.into(),
+            public_key: announced.into(),
             verified,
         };
         match self.state.registry.join(&self.room, member) {
@@ -356,6 +358,9 @@ impl Session {
             }
             Err(JoinError::DuplicatePeer) => Err(ErrorCode::DuplicatePeer.into()),
             Err(JoinError::RoomFull) => Err(ErrorCode::RoomFull.into()),
+            Err(error @ JoinError::WelcomeTooLarge) => {
+                Err(ProtocolError::new(ErrorCode::RoomFull, error.to_string()))
+            }
         }
     }
 
@@ -385,8 +390,28 @@ impl Session {
             .map_err(|_| invalid("proof must be {\"alg\": …, \"signature\": …}".into()))?;
         let signature = crate::identity::base64url_decode(&proof.signature)
             .map_err(|_| invalid("the proof signature is not base64url without padding".into()))?;
-        crate::identity::verify_proof(key, &proof.alg, nonce, &signature)
-            .map_err(|e| invalid(e.to_string()))?;
+        let cost = crate::identity::proof_cost(key);
+        if !self
+            .state
+            .proof_budget
+            .try_take(cost, std::time::Instant::now())
+        {
+            self.close(
+                CloseCode::OVERLOADED,
+                "too many proofs to check; retry later",
+            );
+            return Err(invalid(
+                "the server is checking too many proofs; retry later".into(),
+            ));
+        }
+        crate::identity::verify_proof(key, &proof.alg, nonce, &signature).map_err(|e| {
+            // A well-formed proof that does not verify cost a signature check: one per
+            // connection, so each guess costs the client a new connection and challenge.
+            if e == crate::identity::ProofError::BadSignature {
+                self.close(CloseCode::POLICY, "proof of possession failed");
+            }
+            invalid(e.to_string())
+        })?;
         Ok(Some(true))
     }
 
