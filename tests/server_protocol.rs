@@ -8,8 +8,14 @@ use common::{Client, Received, Server, TestKey};
 use futures_util::SinkExt;
 use serde_json::{Value, json};
 
+/// The key a room sees: the essential members in canonical order (PROTOCOL §3, §4),
+/// computed here without rdv's code.
+fn announced(key: &TestKey) -> Value {
+    json!({"kty": "OKP", "crv": "Ed25519", "x": key.public_jwk["x"]})
+}
+
 #[tokio::test]
-async fn register_welcomes_with_the_peer_id_and_announces_the_key_untouched() {
+async fn register_welcomes_with_the_peer_id_and_announces_the_canonical_key() {
     let server = Server::start(&[]);
     let alice = server.peer("lobby").await;
     assert_eq!(alice.welcome["peers"], json!([]));
@@ -17,27 +23,29 @@ async fn register_welcomes_with_the_peer_id_and_announces_the_key_untouched() {
     let mut bob = server.peer("lobby").await;
     assert_eq!(
         bob.welcome["peers"],
-        json!([{"id": alice.id, "publicKey": alice.key.public_jwk}]),
-        "WebCrypto's extra members travel along"
+        json!([{"id": alice.id, "publicKey": announced(&alice.key)}]),
+        "WebCrypto's ext and key_ops stay behind"
     );
     let mut alice = alice;
     let joined = alice.client.expect("peer-joined").await;
     assert_eq!(
         joined,
-        json!({"type": "peer-joined", "peerId": bob.id, "publicKey": bob.key.public_jwk})
+        json!({"type": "peer-joined", "peerId": bob.id, "publicKey": announced(&bob.key)})
     );
     assert!(bob.client.sync().await.is_empty());
 }
 
 #[tokio::test]
-async fn the_public_key_is_forwarded_byte_for_byte() {
+async fn the_public_key_is_announced_canonically_with_short_kid_alg_and_use() {
     let server = Server::start(&[]);
     let mut alice = server.peer("bytes").await;
     let key = TestKey::new();
-    // Odd spacing and member order must survive, as the client wrote them.
+    let x = key.public_jwk["x"].as_str().unwrap();
+    // Odd spacing and member order, extras to keep and extras to drop.
     let raw_key = format!(
-        r#"{{ "x" : "{}", "crv":"Ed25519","kty" :"OKP","alg":"Ed25519"}}"#,
-        key.public_jwk["x"].as_str().unwrap()
+        r#"{{ "x" : "{x}", "crv":"Ed25519","use":"sig","kty" :"OKP","alg":"EdDSA",
+            "kid":"alice","key_ops":["verify"],"x5c":["{}"]}}"#,
+        "A".repeat(4000)
     );
     let mut bob = Client::connect(&server.url("bytes")).await;
     bob.send_text(&format!(r#"{{"type":"register","publicKey":{raw_key}}}"#))
@@ -49,7 +57,7 @@ async fn the_public_key_is_forwarded_byte_for_byte() {
     assert_eq!(
         joined,
         format!(
-            r#"{{"type":"peer-joined","peerId":"{}","publicKey":{raw_key}}}"#,
+            r#"{{"type":"peer-joined","peerId":"{}","publicKey":{{"kty":"OKP","crv":"Ed25519","x":"{x}","kid":"alice","alg":"EdDSA","use":"sig"}}}}"#,
             key.peer_id()
         )
     );
