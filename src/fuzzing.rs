@@ -50,10 +50,20 @@ pub fn inbound_frame(text: &str) {
     if let Ok(Inbound::Relay(relay)) = parse_inbound(text) {
         let from: crate::identity::PeerId = "ab".repeat(32).parse().expect("a valid ID");
         let forwarded = relay.forward_text(&from);
-        let value: serde_json::Value =
-            serde_json::from_str(&forwarded).expect("a forwarded relay is JSON");
-        assert_eq!(value["from"], from.as_str());
-        assert!(value.get("to").is_none());
+        // Not checked through `serde_json::Value`: with serde_json's raw_value feature, an
+        // object whose member is named "$serde_json::private::RawValue" is read as a raw
+        // value token, so a perfectly valid relay fails to parse that way (the fuzzer found
+        // this; the input is kept in the corpus).
+        #[derive(serde::Deserialize)]
+        struct Routed {
+            from: String,
+            to: Option<serde::de::IgnoredAny>,
+        }
+        serde_json::from_str::<serde::de::IgnoredAny>(&forwarded)
+            .expect("a forwarded relay is JSON");
+        let routed: Routed = serde_json::from_str(&forwarded).expect("it has a from");
+        assert_eq!(routed.from, from.as_str());
+        assert!(routed.to.is_none(), "to is removed");
     }
 }
 
@@ -131,3 +141,4 @@ pub fn peer_input(text: &str) {
         }
     }
 }
+
