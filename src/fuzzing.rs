@@ -141,4 +141,3 @@ pub fn peer_input(text: &str) {
         }
     }
 }
-

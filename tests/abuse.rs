@@ -430,6 +430,36 @@ async fn joiners_that_stop_reading_cannot_pin_memory() {
         "RSS grew from {before} to {during} bytes"
     );
     drop(stalled);
+    // Every stalled joiner is gone (each left its room); the members stay.
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    while metric(&server.metrics().await, "rdv_peers") > 30.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the joiners never left"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Their connections are gone once the goodbye grace has passed.
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    while metric(&server.metrics().await, "rdv_connections") > 30.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the joiners never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Memory is handed back once they have gone (the server trims after a burst of closes,
+    // checking every 2 s): within 10 % of where it was before they came.
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    let mut after = rss_bytes(&server);
+    while after > before + before / 10 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        after = rss_bytes(&server);
+    }
+    assert!(
+        after <= before + before / 10,
+        "RSS before {before}, during {during}, after {after} bytes"
+    );
     drop(members);
     bystanders_still_relay(&server).await;
 }

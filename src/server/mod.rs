@@ -10,6 +10,7 @@ mod config;
 mod guard;
 mod http;
 mod listen;
+mod memory;
 mod metrics;
 mod outbox;
 mod pending;
@@ -40,6 +41,20 @@ pub use rooms::{ConnectionId, JoinError, LocalRegistry, Member, RoomRegistry, Un
 pub(crate) mod stack {
     pub(crate) use super::listen::serve;
     pub(crate) use super::upgrade::{Socket, Upgrade, WRITE_BUFFER};
+}
+
+/// Hands freed memory back to the system once many connections have gone (see `memory`).
+async fn trim_after_bursts(state: Arc<ServerState>) {
+    let mut policy = memory::TrimPolicy::new(100);
+    let mut every = tokio::time::interval(memory::CHECK_EVERY);
+    loop {
+        every.tick().await;
+        let open = state.metrics.connections.get().max(0) as u64;
+        if policy.should_trim(state.metrics.connections_opened.get(), open) {
+            // Off the runtime's worker threads: it walks every arena under its lock.
+            let _ = tokio::task::spawn_blocking(memory::release_free_memory).await;
+        }
+    }
 }
 
 /// The inbound guard, for the fuzz targets only.
@@ -175,7 +190,9 @@ impl Server {
             stop_http.clone(),
         ));
 
+        let trimmer = tokio::spawn(trim_after_bursts(state.clone()));
         shutdown.await;
+        trimmer.abort();
         let drain_timeout = state.config.drain_timeout;
         tracing::info!(
             connections = state.metrics.connections.get(),
