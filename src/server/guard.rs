@@ -221,7 +221,8 @@ pub struct InboundGuard {
 
 #[derive(Debug, Clone, Copy)]
 struct Unfinished {
-    started: Instant,
+    /// When it must have arrived whole (its first frame's arrival plus the deadline).
+    due: Instant,
     /// Its payload bytes read so far.
     read: usize,
     /// How many of those are charged to the server-wide budget. Charged only when a
@@ -280,7 +281,7 @@ impl InboundGuard {
         };
         // Still unfinished, and overdue: even a client that only sends pings in between is
         // cut off.
-        if now.saturating_duration_since(unfinished.started) > self.state.deadline {
+        if now > unfinished.due {
             return Err(Abuse::MessageTooSlow);
         }
         let uncharged = unfinished.read - unfinished.charged;
@@ -314,7 +315,7 @@ impl GuardState {
                 self.in_last = header.fin;
                 if self.unfinished.is_none() {
                     self.unfinished = Some(Unfinished {
-                        started: now,
+                        due: now + self.deadline,
                         read: 0,
                         charged: 0,
                     });
@@ -339,7 +340,7 @@ impl GuardState {
                 let Some(unfinished) = &mut self.unfinished else {
                     return Ok(());
                 };
-                if now.saturating_duration_since(unfinished.started) > self.deadline {
+                if now > unfinished.due {
                     return Err(Abuse::MessageTooSlow);
                 }
                 unfinished.read += bytes as usize;
