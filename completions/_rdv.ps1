@@ -37,6 +37,8 @@ Register-ArgumentCompleter -Native -CommandName 'rdv' -ScriptBlock {
         }
         'rdv;serve' {
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to listen on; port 0 picks a free port. The bound address is printed on stdout as one line: `listening ADDR`')
+            [CompletionResult]::new('--tls-cert', '--tls-cert', [CompletionResultType]::ParameterName, 'Serve TLS (wss:// and https://) with this PEM certificate chain; needs --tls-key. SIGHUP reloads the pair without dropping a connection')
+            [CompletionResult]::new('--tls-key', '--tls-key', [CompletionResultType]::ParameterName, 'The PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert')
             [CompletionResult]::new('--max-message-size', '--max-message-size', [CompletionResultType]::ParameterName, 'Largest message accepted; a bigger one closes its connection with 1009')
             [CompletionResult]::new('--read-buffer', '--read-buffer', [CompletionResultType]::ParameterName, 'WebSocket read buffer per connection, allocated up front: small saves memory per idle peer. Busy connections read ahead up to 16 KiB per system call whatever its size')
             [CompletionResult]::new('--ping-interval', '--ping-interval', [CompletionResultType]::ParameterName, 'Interval between the server''s WebSocket pings; a connection silent for two intervals is closed and its peer reported as left')

@@ -33,6 +33,8 @@ set edit:completion:arg-completer[rdv] = {|@words|
         }
         &'rdv;serve'= {
             cand --listen 'Address to listen on; port 0 picks a free port. The bound address is printed on stdout as one line: `listening ADDR`'
+            cand --tls-cert 'Serve TLS (wss:// and https://) with this PEM certificate chain; needs --tls-key. SIGHUP reloads the pair without dropping a connection'
+            cand --tls-key 'The PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert'
             cand --max-message-size 'Largest message accepted; a bigger one closes its connection with 1009'
             cand --read-buffer 'WebSocket read buffer per connection, allocated up front: small saves memory per idle peer. Busy connections read ahead up to 16 KiB per system call whatever its size'
             cand --ping-interval 'Interval between the server''s WebSocket pings; a connection silent for two intervals is closed and its peer reported as left'

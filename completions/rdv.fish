@@ -37,6 +37,8 @@ complete -c rdv -n "__fish_rdv_needs_command" -f -a "bench" -d 'Load-test a sign
 complete -c rdv -n "__fish_rdv_needs_command" -f -a "completions" -d 'Print a shell completion script to stdout'
 complete -c rdv -n "__fish_rdv_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l listen -d 'Address to listen on; port 0 picks a free port. The bound address is printed on stdout as one line: `listening ADDR`' -r
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l tls-cert -d 'Serve TLS (wss:// and https://) with this PEM certificate chain; needs --tls-key. SIGHUP reloads the pair without dropping a connection' -r -F
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l tls-key -d 'The PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert' -r -F
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l max-message-size -d 'Largest message accepted; a bigger one closes its connection with 1009' -r
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l read-buffer -d 'WebSocket read buffer per connection, allocated up front: small saves memory per idle peer. Busy connections read ahead up to 16 KiB per system call whatever its size' -r
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l ping-interval -d 'Interval between the server\'s WebSocket pings; a connection silent for two intervals is closed and its peer reported as left' -r

@@ -29,7 +29,12 @@ pub async fn serve(listener: tokio::net::TcpListener, read_buffer: usize) {
         .with_state((routes, read_buffer));
     let never = tokio_util::sync::CancellationToken::new();
     let header_timeout = std::time::Duration::from_secs(10);
-    crate::server::stack::serve(listener, app, header_timeout, None, never).await;
+    let options = crate::server::stack::ListenOptions {
+        header_timeout,
+        pending: None,
+        tls: None,
+    };
+    crate::server::stack::serve(listener, app, options, never).await;
 }
 
 async fn upgrade(

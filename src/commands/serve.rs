@@ -29,10 +29,12 @@ fn serve(config: server::Config, color: ColorWhen) -> Result<(), CommandError> {
             .await
             .map_err(|e| failure(&e))?;
         let addr = server.local_addr().map_err(|e| failure(&e))?;
+        reload_on_hangup(server.reloader());
         // The one machine-readable line scripts and tests wait for.
         println!("{}", server::listening_line(addr));
         let _ = std::io::stdout().flush();
-        tracing::info!(%addr, "serving peers at ws://{addr}/room/{{room}}/websocket");
+        let scheme = if server.is_tls() { "wss" } else { "ws" };
+        tracing::info!(%addr, "serving peers at {scheme}://{addr}/room/{{room}}/websocket");
         server.run(shutdown_signal()).await.map_err(|e| failure(&e))
     })
 }
@@ -86,6 +88,25 @@ fn init_logging(format: LogFormat, color: ColorWhen) {
     tracing_subscriber::registry()
         .with(layer.with_filter(no_payloads).with_filter(from_env))
         .init();
+}
+
+/// SIGHUP reloads the TLS certificate and the allow list (files are read off the runtime's
+/// worker threads).
+fn reload_on_hangup(reloader: server::Reloader) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; reloading is off");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            let reloader = reloader.clone();
+            let _ = tokio::task::spawn_blocking(move || reloader.reload()).await;
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = reloader;
 }
 
 async fn shutdown_signal() {

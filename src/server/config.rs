@@ -24,6 +24,15 @@ pub struct Config {
     )]
     pub listen: String,
 
+    /// Serve TLS (wss:// and https://) with this PEM certificate chain; needs --tls-key.
+    /// SIGHUP reloads the pair without dropping a connection.
+    #[arg(long, env = "RDV_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, env = "RDV_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// Largest message accepted; a bigger one closes its connection with 1009.
     #[arg(long, env = "RDV_MAX_MESSAGE_SIZE", default_value = "64KiB", value_name = "SIZE",
           value_parser = parse_size)]

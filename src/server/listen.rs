@@ -4,6 +4,7 @@
 //! sniffing wraps the socket in a private type) so an upgraded connection hands back its
 //! bare `TcpStream` (see `upgrade`).
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::pending::PendingConnections;
+use prometheus_client::metrics::counter::Counter;
 
 /// How long requests still in flight may take once `stop` fires.
 const HTTP_GRACE: Duration = Duration::from_secs(1);
@@ -24,23 +26,31 @@ const HTTP_GRACE: Duration = Duration::from_secs(1);
 /// WebSocket upgrade needs well under 2 KiB.
 const MAX_REQUEST_HEAD: usize = 8 * 1024;
 
+/// What the accept loop needs besides the listener and the routes.
+pub struct ListenOptions {
+    /// A connection that has not sent a whole request head by then is closed (with TLS, the
+    /// handshake counts too).
+    pub header_timeout: Duration,
+    /// Every connection counts as unregistered from the moment it is accepted (see
+    /// `pending`), so idle sockets can neither pile up nor crowd out new clients.
+    pub pending: Option<Arc<PendingConnections>>,
+    /// Terminate TLS here, counting failed handshakes.
+    pub tls: Option<(tokio_rustls::TlsAcceptor, Counter)>,
+}
+
 /// Serves `app` on `listener` until `stop` is cancelled, then gives plain HTTP requests in
 /// flight a short grace. Upgraded connections are not waited for: they belong to their
-/// sessions by then. A connection that has not sent a whole request head within
-/// `header_timeout` is closed, and with `pending`, every connection counts as unregistered
-/// from the moment it is accepted (see `pending`), so idle sockets can neither pile up nor
-/// crowd out new clients.
+/// sessions by then.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
-    header_timeout: Duration,
-    pending: Option<Arc<PendingConnections>>,
+    options: ListenOptions,
     stop: CancellationToken,
 ) {
     let service = TowerToHyperService::new(app);
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
+        .header_read_timeout(options.header_timeout)
         .max_buf_size(MAX_REQUEST_HEAD);
     let connections = TaskTracker::new();
     loop {
@@ -61,33 +71,81 @@ pub async fn serve(
         };
         // Signaling messages are small and latency-bound.
         let _ = tcp.set_nodelay(true);
-        let connection = http
-            .serve_connection(TokioIo::new(tcp), service.clone())
-            .with_upgrades();
         let stop = stop.clone();
-        let ticket = pending.as_ref().map(|pending| pending.admit());
+        let ticket = options.pending.as_ref().map(|pending| pending.admit());
+        let (http, service) = (http.clone(), service.clone());
+        let tls = options.tls.clone();
+        let handshake_timeout = options.header_timeout;
         connections.spawn(async move {
-            let mut connection = std::pin::pin!(connection);
             let evicted = async {
                 match &ticket {
                     Some(ticket) => ticket.evicted().await,
                     None => std::future::pending().await,
                 }
             };
-            tokio::select! {
-                // Served to the end, or handed over to a WebSocket session.
-                _ = connection.as_mut() => return,
-                // Room was needed for a newer connection: this one is dropped.
+            let Some((acceptor, failures)) = tls else {
+                let connection = http.serve_connection(TokioIo::new(tcp), service);
+                return serve_one(connection.with_upgrades(), evicted, stop).await;
+            };
+            let handshake = tokio::time::timeout(handshake_timeout, acceptor.accept(tcp));
+            let tls = tokio::select! {
+                done = handshake => done,
                 () = evicted => return,
-                () = stop.cancelled() => {}
-            }
-            connection.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(HTTP_GRACE, connection).await;
+                () = stop.cancelled() => return,
+            };
+            let Ok(Ok(tls)) = tls else {
+                failures.inc();
+                return;
+            };
+            let connection = http.serve_connection(TokioIo::new(tls), service);
+            // The ticket's eviction is still what ends it.
+            let evicted = async {
+                match &ticket {
+                    Some(ticket) => ticket.evicted().await,
+                    None => std::future::pending().await,
+                }
+            };
+            serve_one(connection.with_upgrades(), evicted, stop).await;
         });
     }
     drop(listener);
     connections.close();
     connections.wait().await;
+}
+
+/// Drives one HTTP connection until it is served or handed over to a WebSocket session, the
+/// connection is evicted, or the server stops (then in-flight requests get a short grace).
+async fn serve_one<C>(connection: C, evicted: impl Future<Output = ()>, stop: CancellationToken)
+where
+    C: Future + GracefulShutdown,
+{
+    let mut connection = std::pin::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        // Room was needed for a newer connection: this one is dropped.
+        () = evicted => return,
+        () = stop.cancelled() => {}
+    }
+    connection.as_mut().shut_down_gracefully();
+    let _ = tokio::time::timeout(HTTP_GRACE, connection).await;
+}
+
+/// hyper's upgradeable connection, over whichever stream.
+trait GracefulShutdown {
+    fn shut_down_gracefully(self: std::pin::Pin<&mut Self>);
+}
+
+impl<I, S> GracefulShutdown for hyper::server::conn::http1::UpgradeableConnection<I, S>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::ResBody: 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn shut_down_gracefully(self: std::pin::Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
 }
 
 fn is_per_connection(error: &std::io::Error) -> bool {

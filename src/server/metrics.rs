@@ -28,6 +28,12 @@ struct CloseLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabel {
+    what: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
     reason: &'static str,
 }
@@ -65,6 +71,9 @@ pub struct Metrics {
     pub unregistered: Gauge,
     /// Unregistered connections closed to make room for newer ones.
     pub unregistered_evicted: Counter,
+    /// TLS handshakes that failed or timed out.
+    pub tls_handshake_failures: Counter,
+    reloads: Family<ReloadLabel, Counter>,
     relayed: [Counter; RelayKind::ALL.len()],
     errors: Vec<Counter>,
     closes: Family<CloseLabel, Counter>,
@@ -114,6 +123,23 @@ impl Metrics {
             "Connections accepted and not registered yet (HTTP or WebSocket)",
             unregistered.clone(),
         );
+        let tls_handshake_failures = Counter::default();
+        registry.register(
+            "tls_handshake_failures",
+            "TLS handshakes that failed or timed out",
+            tls_handshake_failures.clone(),
+        );
+        let reloads = Family::<ReloadLabel, Counter>::default();
+        registry.register(
+            "reloads",
+            "SIGHUP reloads, by what was reloaded and whether it worked",
+            reloads.clone(),
+        );
+        for what in ["tls", "allow-list"] {
+            for result in ["ok", "failed"] {
+                drop(reloads.get_or_create(&ReloadLabel { what, result }));
+            }
+        }
         let unregistered_evicted = Counter::default();
         registry.register(
             "unregistered_evicted",
@@ -184,6 +210,8 @@ impl Metrics {
             unfinished_bytes,
             unregistered,
             unregistered_evicted,
+            tls_handshake_failures,
+            reloads,
             relayed,
             errors,
             closes,
@@ -205,6 +233,13 @@ impl Metrics {
     pub fn closed(&self, code: CloseCode) {
         self.closes
             .get_or_create(&CloseLabel { code: code.0 })
+            .inc();
+    }
+
+    pub fn reloaded(&self, what: &'static str, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.reloads
+            .get_or_create(&ReloadLabel { what, result })
             .inc();
     }
 

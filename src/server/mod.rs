@@ -17,6 +17,7 @@ mod pending;
 mod rate;
 mod rooms;
 mod session;
+mod tls;
 mod transport;
 mod upgrade;
 
@@ -39,7 +40,7 @@ pub use rooms::{ConnectionId, JoinError, LocalRegistry, Member, RoomRegistry, Un
 /// The networking pieces `rdv bench`'s relay floor shares with the server, so the floor runs
 /// on exactly the same accept loop, handshake and buffer sizes.
 pub(crate) mod stack {
-    pub(crate) use super::listen::serve;
+    pub(crate) use super::listen::{ListenOptions, serve};
     pub(crate) use super::upgrade::{Socket, Upgrade, WRITE_BUFFER};
 }
 
@@ -98,7 +99,8 @@ pub struct ServerState {
     pub config: Config,
     pub registry: Arc<dyn RoomRegistry>,
     pub metrics: Arc<Metrics>,
-    pub allow_list: Option<HashSet<PeerId>>,
+    /// Replaced as a whole on SIGHUP; a register reads whichever list is in force.
+    allow_list: std::sync::RwLock<Option<Arc<HashSet<PeerId>>>>,
     /// Bytes of unfinished inbound messages across every connection.
     unfinished: Arc<guard::UnfinishedBudget>,
     /// Proof checks left this second, across the server.
@@ -115,6 +117,60 @@ impl ServerState {
     fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
     }
+
+    /// Whether `id` may register (no allow list: everyone).
+    fn is_allowed(&self, id: &PeerId) -> bool {
+        match &*self.allow_list.read().expect("never poisoned") {
+            Some(allowed) => allowed.contains(id),
+            None => true,
+        }
+    }
+}
+
+/// Reloads what SIGHUP reloads — the TLS certificate and key, the allow list — from their
+/// files. A file that fails to load leaves what was in force alone.
+#[derive(Clone)]
+pub struct Reloader {
+    state: Arc<ServerState>,
+    tls: Option<(tls::TlsFiles, Arc<tls::ReloadableCertificate>)>,
+}
+
+impl Reloader {
+    /// Reloads everything; one line per item says what happened. Returns whether all of it
+    /// reloaded.
+    pub fn reload(&self) -> bool {
+        let mut ok = true;
+        if let Some((files, certificate)) = &self.tls {
+            match files.load() {
+                Ok(pair) => {
+                    certificate.replace(pair);
+                    self.state.metrics.reloaded("tls", true);
+                    tracing::info!(cert = %files.cert.display(), "reloaded the TLS certificate and key");
+                }
+                Err(error) => {
+                    ok = false;
+                    self.state.metrics.reloaded("tls", false);
+                    tracing::error!(%error, "kept the TLS certificate in force: the new one does not load");
+                }
+            }
+        }
+        if let Some(path) = &self.state.config.allow_list {
+            match allow::load(path) {
+                Ok(list) => {
+                    let count = list.len();
+                    *self.state.allow_list.write().expect("never poisoned") = Some(Arc::new(list));
+                    self.state.metrics.reloaded("allow-list", true);
+                    tracing::info!(path = %path.display(), peers = count, "reloaded the allow list");
+                }
+                Err(error) => {
+                    ok = false;
+                    self.state.metrics.reloaded("allow-list", false);
+                    tracing::error!(%error, "kept the allow list in force: the file does not load");
+                }
+            }
+        }
+        ok
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +182,8 @@ pub enum ServeError {
     },
     #[error(transparent)]
     AllowList(#[from] AllowListError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     #[error("the server stopped: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -134,11 +192,28 @@ pub enum ServeError {
 pub struct Server {
     listener: TcpListener,
     state: Arc<ServerState>,
+    tls: Option<(tls::TlsFiles, Arc<tls::ReloadableCertificate>)>,
 }
 
 impl Server {
     pub async fn bind(config: Config) -> Result<Self, ServeError> {
-        let allow_list = config.allow_list.as_deref().map(allow::load).transpose()?;
+        let allow_list = config
+            .allow_list
+            .as_deref()
+            .map(allow::load)
+            .transpose()?
+            .map(Arc::new);
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => {
+                let files = tls::TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                };
+                let pair = files.load()?;
+                Some((files, tls::ReloadableCertificate::new(pair)))
+            }
+            _ => None,
+        };
         let listener =
             TcpListener::bind(&config.listen)
                 .await
@@ -162,12 +237,29 @@ impl Server {
             config,
             registry,
             metrics,
-            allow_list,
+            allow_list: std::sync::RwLock::new(allow_list),
             sessions: TaskTracker::new(),
             shutdown: CancellationToken::new(),
             draining: AtomicBool::new(false),
         });
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            state,
+            tls,
+        })
+    }
+
+    /// What reloads the server's files on SIGHUP.
+    pub fn reloader(&self) -> Reloader {
+        Reloader {
+            state: self.state.clone(),
+            tls: self.tls.clone(),
+        }
+    }
+
+    /// Whether the server terminates TLS itself.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -182,11 +274,20 @@ impl Server {
         let state = self.state;
         let stop_http = CancellationToken::new();
         let app = http::router(state.clone());
+        let options = listen::ListenOptions {
+            header_timeout: state.config.register_timeout,
+            pending: Some(state.pending.clone()),
+            tls: self.tls.map(|(_, certificate)| {
+                (
+                    tls::acceptor(certificate),
+                    state.metrics.tls_handshake_failures.clone(),
+                )
+            }),
+        };
         let http = tokio::spawn(listen::serve(
             self.listener,
             app,
-            state.config.register_timeout,
-            Some(state.pending.clone()),
+            options,
             stop_http.clone(),
         ));
 

@@ -132,11 +132,11 @@ async fn say_goodbye(
     let Ok(mut socket) = sink.reunite(stream) else {
         return;
     };
-    let tcp = socket.get_mut().tcp_mut();
+    let stream = socket.get_mut().stream_mut();
     let _ = tokio::time::timeout(CLOSE_GRACE, async {
         use tokio::io::AsyncReadExt as _;
         let mut discard = [0u8; 4096];
-        while let Ok(1..) = tcp.read(&mut discard).await {}
+        while let Ok(1..) = stream.read(&mut discard).await {}
     })
     .await;
 }
@@ -335,9 +335,7 @@ impl Session {
             ));
         }
         let id = key.peer_id();
-        if let Some(allowed) = &self.state.allow_list
-            && !allowed.contains(&id)
-        {
+        if !self.state.is_allowed(&id) {
             return Err(ErrorCode::Forbidden.into());
         }
         let verified = self.check_proof(&key, register.proof)?;

@@ -31,8 +31,14 @@ thread_local! {
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_AHEAD].into_boxed_slice());
 }
 
+/// The connection under the WebSocket: plain TCP, or TLS terminated here.
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
 pub struct Transport {
-    tcp: TcpStream,
+    tcp: Stream,
     /// Read from the socket, not yet taken by the reader. Empty (unallocated) when idle.
     pending: Bytes,
     /// Sees every byte handed to tungstenite; `None` for the benchmark's floor.
@@ -41,7 +47,7 @@ pub struct Transport {
 
 impl Transport {
     /// `already_read`: bytes that arrived before the stream changed hands.
-    pub fn new(tcp: TcpStream, already_read: Bytes, guard: Option<SharedGuard>) -> Self {
+    pub fn new(tcp: Stream, already_read: Bytes, guard: Option<SharedGuard>) -> Self {
         // Copied: even empty, a slice of hyper's read buffer keeps all of that buffer alive
         // for as long as it is held.
         Self {
@@ -51,8 +57,8 @@ impl Transport {
         }
     }
 
-    /// The socket itself, to drain what the client still sends after the WebSocket ended.
-    pub fn tcp_mut(&mut self) -> &mut TcpStream {
+    /// The stream itself, to drain what the client still sends after the WebSocket ended.
+    pub fn stream_mut(&mut self) -> &mut Stream {
         &mut self.tcp
     }
 
@@ -114,6 +120,64 @@ impl Transport {
     }
 }
 
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
+            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(tcp) => Pin::new(tcp).poll_write_vectored(cx, bufs),
+            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(tcp) => tcp.is_write_vectored(),
+            Stream::Tls(tls) => tls.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(tcp) => Pin::new(tcp).poll_flush(cx),
+            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
+            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
 impl AsyncWrite for Transport {
     fn poll_write(
         self: Pin<&mut Self>,
@@ -156,7 +220,11 @@ mod tests {
             .unwrap();
         let (server, _) = listener.accept().await.unwrap();
         (
-            Transport::new(server, Bytes::from_static(already_read), None),
+            Transport::new(
+                Stream::Plain(server),
+                Bytes::from_static(already_read),
+                None,
+            ),
             client,
         )
     }

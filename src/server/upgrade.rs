@@ -16,7 +16,8 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
-use super::transport::{SharedGuard, Transport};
+use super::transport::{SharedGuard, Stream, Transport};
+use tokio_rustls::server::TlsStream;
 
 /// A server-side WebSocket connection.
 pub type Socket = WebSocketStream<Transport>;
@@ -143,17 +144,20 @@ impl Upgrade {
             .expect("a valid response");
         let socket = async move {
             let upgraded = self.on_upgrade.await.ok()?;
-            // The listener hands hyper plain TCP streams; taking the stream back skips two
-            // layers of boxed I/O on every read and write.
-            let parts = match upgraded.downcast::<TokioIo<TcpStream>>() {
-                Ok(parts) => parts,
-                Err(_) => {
-                    tracing::error!("an upgraded connection was not a TCP stream");
-                    return None;
-                }
+            // The listener hands hyper plain TCP or TLS streams; taking the stream back skips
+            // two layers of boxed I/O on every read and write. Bytes the client sent right
+            // after its request were read along with it.
+            let (stream, read_buf) = match upgraded.downcast::<TokioIo<TcpStream>>() {
+                Ok(parts) => (Stream::Plain(parts.io.into_inner()), parts.read_buf),
+                Err(upgraded) => match upgraded.downcast::<TokioIo<TlsStream<TcpStream>>>() {
+                    Ok(parts) => (Stream::Tls(Box::new(parts.io.into_inner())), parts.read_buf),
+                    Err(_) => {
+                        tracing::error!("an upgraded connection was neither TCP nor TLS");
+                        return None;
+                    }
+                },
             };
-            // Bytes the client sent right after its request were read along with it.
-            let transport = Transport::new(parts.io.into_inner(), parts.read_buf, guard);
+            let transport = Transport::new(stream, read_buf, guard);
             Some(WebSocketStream::from_raw_socket(transport, Role::Server, Some(config)).await)
         };
         (response, socket)
