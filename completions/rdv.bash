@@ -921,7 +921,7 @@ _rdv() {
             return 0
             ;;
         rdv__subcmd__serve)
-            opts="-h -V --listen --tls-cert --tls-key --max-message-size --read-buffer --ping-interval --register-timeout --max-unregistered --message-timeout --max-unfinished-bytes --outbound-queue --outbound-queue-bytes --max-connections --max-peers-per-room --rate-limit --rate-burst --drain-timeout --allow-list --proof --max-proof-checks --log-format --color --help --version"
+            opts="-h -V --listen --tls-cert --tls-key --max-message-size --read-buffer --ping-interval --register-timeout --max-unregistered --message-timeout --max-unfinished-bytes --outbound-queue --outbound-queue-bytes --max-connections --max-peers-per-room --rate-limit --rate-burst --drain-timeout --allow-list --allow-origin --require-origin --room-pattern --max-connections-per-ip --connect-rate-per-ip --trusted-proxy --log-room-names --proof --max-proof-checks --log-format --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -996,6 +996,26 @@ _rdv() {
                     return 0
                     ;;
                 --allow-list)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allow-origin)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --room-pattern)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-connections-per-ip)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-rate-per-ip)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trusted-proxy)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -54,6 +54,11 @@ complete -c rdv -n "__fish_rdv_using_subcommand serve" -l rate-limit -d 'Message
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l rate-burst -d 'Messages one connection may send in a burst above the rate; a connection that keeps sending after a whole burst has been dropped is closed with 1008' -r
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l drain-timeout -d 'Longest wait for connections to close on SIGINT/SIGTERM before exiting anyway' -r
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l allow-list -d 'Only these peer IDs may register (a file of IDs, one per line, `#` comments; or a JSON buddy list `[{"id": …}]`). Others get `forbidden` and are closed with 1008' -r -F
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l allow-origin -d 'Browser origins allowed to connect (repeatable): exact, like https://app.example.com, or https://*.example.com for its subdomains. A browser upgrade from another origin gets 403. Without any, every origin is allowed' -r
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l room-pattern -d 'Room names must match this regular expression (whole name); others get 400 naming it' -r
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l max-connections-per-ip -d 'Open WebSocket connections allowed from one client address (an IPv6 /64 counts as one); more get 429 with Retry-After' -r
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l connect-rate-per-ip -d 'Upgrades one client address may start per second (token bucket, a second\'s worth at once); more get 429 with Retry-After' -r
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l trusted-proxy -d 'Proxies (repeatable CIDR, e.g. 10.0.0.0/8 or 127.0.0.1/32) whose Forwarded / X-Forwarded-For header names the client; from anyone else those headers are ignored' -r
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l proof -d 'Proof of possession (PROTOCOL §9): `off` keeps the original protocol byte for byte; `optional` and `required` send a challenge and mark peers verified or not' -r -f -a "off\t'No challenge; `register` carries no proof'
 optional\t'A proof, when given, must be valid; peers without one are unverified'
 required\t'Every `register` must carry a valid proof'"
@@ -63,6 +68,8 @@ json\t''"
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l color -d 'When to use colour in output meant for people' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set'
 always\t''
 never\t''"
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l require-origin -d 'Refuse upgrades that send no Origin header (non-browser clients send none)'
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l log-room-names -d 'Write room names into the connection log; otherwise each room is logged as a short keyed hash (the same room gives the same hash while the server runs)'
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -s V -l version -d 'Print version'
 complete -c rdv -n "__fish_rdv_using_subcommand keygen" -s t -l type -d 'Key type' -r -f -a "ec\t'Elliptic curve (ECDSA), as WebCrypto makes by default'

@@ -117,6 +117,44 @@ pub struct Config {
     #[arg(long, env = "RDV_ALLOW_LIST", value_name = "FILE")]
     pub allow_list: Option<PathBuf>,
 
+    /// Browser origins allowed to connect (repeatable): exact, like https://app.example.com,
+    /// or https://*.example.com for its subdomains. A browser upgrade from another origin
+    /// gets 403. Without any, every origin is allowed.
+    #[arg(long = "allow-origin", env = "RDV_ALLOW_ORIGIN", value_name = "ORIGIN",
+          value_delimiter = ',', value_parser = super::access::OriginPattern::parse)]
+    pub allow_origin: Vec<super::access::OriginPattern>,
+
+    /// Refuse upgrades that send no Origin header (non-browser clients send none).
+    #[arg(long, env = "RDV_REQUIRE_ORIGIN")]
+    pub require_origin: bool,
+
+    /// Room names must match this regular expression (whole name); others get 400 naming it.
+    #[arg(long, env = "RDV_ROOM_PATTERN", value_name = "REGEX", value_parser = parse_room_pattern)]
+    pub room_pattern: Option<regex::Regex>,
+
+    /// Open WebSocket connections allowed from one client address (an IPv6 /64 counts as
+    /// one); more get 429 with Retry-After.
+    #[arg(long, env = "RDV_MAX_CONNECTIONS_PER_IP", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections_per_ip: Option<u32>,
+
+    /// Upgrades one client address may start per second (token bucket, a second's worth at
+    /// once); more get 429 with Retry-After.
+    #[arg(long, env = "RDV_CONNECT_RATE_PER_IP", value_name = "PER_SECOND",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub connect_rate_per_ip: Option<u32>,
+
+    /// Proxies (repeatable CIDR, e.g. 10.0.0.0/8 or 127.0.0.1/32) whose Forwarded /
+    /// X-Forwarded-For header names the client; from anyone else those headers are ignored.
+    #[arg(long = "trusted-proxy", env = "RDV_TRUSTED_PROXY", value_name = "CIDR",
+          value_delimiter = ',', value_parser = parse_cidr)]
+    pub trusted_proxy: Vec<ipnet::IpNet>,
+
+    /// Write room names into the connection log; otherwise each room is logged as a short
+    /// keyed hash (the same room gives the same hash while the server runs).
+    #[arg(long, env = "RDV_LOG_ROOM_NAMES")]
+    pub log_room_names: bool,
+
     /// Proof of possession (PROTOCOL §9): `off` keeps the original protocol byte for byte;
     /// `optional` and `required` send a challenge and mark peers verified or not.
     #[arg(long, env = "RDV_PROOF", value_enum, default_value_t = ProofMode::Off)]
@@ -184,6 +222,17 @@ impl Config {
         }
         warnings
     }
+}
+
+fn parse_room_pattern(text: &str) -> Result<regex::Regex, String> {
+    regex::Regex::new(&format!("^(?:{text})$"))
+        .map_err(|e| format!("{text:?} is not a regular expression: {e}"))
+}
+
+fn parse_cidr(text: &str) -> Result<ipnet::IpNet, String> {
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{text:?} is not an address or a CIDR block like 10.0.0.0/8"))
 }
 
 /// `HOST:PORT` (an IP address or a name); a bare port or `:PORT` gets a suggestion of what to

@@ -13,7 +13,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 
 use super::ServerState;
+use super::access::{self, ClientKey};
 use super::guard::{GuardLimits, InboundGuard};
+use super::listen::SocketPeer;
 use super::metrics::Rejection;
 use super::session;
 use super::upgrade::{Socket, Upgrade, WRITE_BUFFER};
@@ -78,6 +80,18 @@ async fn room_or_not_found(
         Ok(room) => room,
         Err(error) => return plain(StatusCode::BAD_REQUEST, error.to_string()),
     };
+    if let Some(pattern) = &state.config.room_pattern
+        && !pattern.is_match(room.as_str())
+    {
+        state.metrics.rejected(Rejection::RoomPattern);
+        return plain(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the room name does not match this server's pattern {}",
+                pattern.as_str()
+            ),
+        );
+    }
     let wants_websocket = request
         .headers()
         .get(header::UPGRADE)
@@ -101,6 +115,39 @@ async fn room_or_not_found(
             "the server is shutting down",
         );
     }
+    let origin = request
+        .headers()
+        .get(header::ORIGIN)
+        .map(|v| v.to_str().unwrap_or("(not text)"));
+    if let Err(reason) = state.origins.check(origin) {
+        state.metrics.rejected(Rejection::Origin);
+        return plain(StatusCode::FORBIDDEN, reason);
+    }
+    let client = client_of(&request, &state.config.trusted_proxy);
+    let client_slot = if state.per_client.is_active() {
+        match state
+            .per_client
+            .admit(ClientKey::of(client), std::time::Instant::now())
+        {
+            Ok(slot) => Some(slot),
+            Err(too_many) => {
+                let why = if too_many.rate {
+                    Rejection::Rate
+                } else {
+                    Rejection::PerIp
+                };
+                state.metrics.rejected(why);
+                let mut response = plain(StatusCode::TOO_MANY_REQUESTS, too_many.reason);
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    header::HeaderValue::from(too_many.retry_after.as_secs()),
+                );
+                return response;
+            }
+        }
+    } else {
+        None
+    };
     let upgrade = match Upgrade::from_request(&mut request) {
         Ok(upgrade) => upgrade,
         Err(refused) => return refused.into_response(),
@@ -129,11 +176,39 @@ async fn room_or_not_found(
     tokio::spawn(tracker.track_future(async move {
         let Some(socket) = socket.await else { return };
         match permit {
-            Some(permit) => session::run(socket, room, state, guard, permit).await,
+            Some(permit) => {
+                let connection = session::Connection {
+                    client,
+                    guard,
+                    slot: permit,
+                };
+                session::run(socket, room, state, connection).await;
+                drop(client_slot);
+            }
             None => refuse_over_capacity(socket, &state).await,
         }
     }));
     response
+}
+
+/// The client's address: the socket peer, or what a trusted proxy says it is.
+fn client_of(request: &Request, trusted: &[ipnet::IpNet]) -> std::net::IpAddr {
+    let socket = request
+        .extensions()
+        .get::<SocketPeer>()
+        .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |peer| peer.0.ip());
+    let header = |name| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v: &header::HeaderValue| v.to_str().ok())
+    };
+    access::client_address(
+        socket,
+        trusted,
+        header(header::FORWARDED),
+        header(header::HeaderName::from_static("x-forwarded-for")),
+    )
 }
 
 /// The connection cap answers with a close code, so the upgrade is completed first.

@@ -26,6 +26,10 @@ const HTTP_GRACE: Duration = Duration::from_secs(1);
 /// WebSocket upgrade needs well under 2 KiB.
 const MAX_REQUEST_HEAD: usize = 8 * 1024;
 
+/// The TCP peer of the connection a request came on (a proxy's, behind one).
+#[derive(Debug, Clone, Copy)]
+pub struct SocketPeer(pub std::net::SocketAddr);
+
 /// What the accept loop needs besides the listener and the routes.
 pub struct ListenOptions {
     /// A connection that has not sent a whole request head by then is closed (with TLS, the
@@ -47,7 +51,6 @@ pub async fn serve(
     options: ListenOptions,
     stop: CancellationToken,
 ) {
-    let service = TowerToHyperService::new(app);
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(options.header_timeout)
@@ -58,8 +61,8 @@ pub async fn serve(
             accepted = listener.accept() => accepted,
             () = stop.cancelled() => break,
         };
-        let tcp = match accepted {
-            Ok((tcp, _)) => tcp,
+        let (tcp, peer) = match accepted {
+            Ok(accepted) => accepted,
             // The client gave up between SYN and accept: nothing to do.
             Err(error) if is_per_connection(&error) => continue,
             Err(error) => {
@@ -73,7 +76,15 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
         let stop = stop.clone();
         let ticket = options.pending.as_ref().map(|pending| pending.admit());
-        let (http, service) = (http.clone(), service.clone());
+        // Every request on this connection carries the socket's peer address.
+        let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+            app.clone(),
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(SocketPeer(peer));
+                request
+            },
+        ));
+        let http = http.clone();
         let tls = options.tls.clone();
         let handshake_timeout = options.header_timeout;
         connections.spawn(async move {

@@ -43,15 +43,30 @@ struct ReasonLabel {
 pub enum Rejection {
     Capacity,
     Draining,
+    Origin,
+    PerIp,
+    Rate,
+    RoomPattern,
 }
 
 impl Rejection {
-    const ALL: [Rejection; 2] = [Rejection::Capacity, Rejection::Draining];
+    const ALL: [Rejection; 6] = [
+        Rejection::Capacity,
+        Rejection::Draining,
+        Rejection::Origin,
+        Rejection::PerIp,
+        Rejection::Rate,
+        Rejection::RoomPattern,
+    ];
 
     fn label(self) -> ReasonLabel {
         let reason = match self {
             Rejection::Capacity => "capacity",
             Rejection::Draining => "draining",
+            Rejection::Origin => "origin",
+            Rejection::PerIp => "per-ip",
+            Rejection::Rate => "rate",
+            Rejection::RoomPattern => "room-pattern",
         };
         ReasonLabel { reason }
     }

@@ -5,6 +5,7 @@
 //! refused, `/healthz` says 503, every connection is closed with 1001, and `run` returns
 //! once they are gone or the drain timeout passes.
 
+mod access;
 mod allow;
 mod config;
 mod guard;
@@ -42,6 +43,12 @@ pub use rooms::{ConnectionId, JoinError, LocalRegistry, Member, RoomRegistry, Un
 pub(crate) mod stack {
     pub(crate) use super::listen::{ListenOptions, serve};
     pub(crate) use super::upgrade::{Socket, Upgrade, WRITE_BUFFER};
+}
+
+fn random_seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("the operating system's random source works");
+    u64::from_le_bytes(bytes)
 }
 
 /// Hands freed memory back to the system once many connections have gone (see `memory`).
@@ -93,6 +100,7 @@ pub fn parse_listening_line(line: &str) -> Option<SocketAddr> {
 }
 
 use crate::identity::PeerId;
+use crate::protocol::RoomName;
 
 /// What every session shares.
 pub struct ServerState {
@@ -107,6 +115,12 @@ pub struct ServerState {
     proof_budget: rate::CostBudget,
     /// Connections not registered yet, from accept on.
     pending: Arc<pending::PendingConnections>,
+    /// Browser origins allowed to connect.
+    origins: access::OriginPolicy,
+    /// Open connections and connection attempts per client address.
+    per_client: Arc<access::PerClientLimits>,
+    /// The key of the room-name hash in the connection log.
+    room_hash_seed: foldhash::fast::FixedState,
     connection_slots: Arc<Semaphore>,
     sessions: TaskTracker,
     shutdown: CancellationToken,
@@ -116,6 +130,17 @@ pub struct ServerState {
 impl ServerState {
     fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
+    }
+
+    /// How the connection log names a room: a short keyed hash, or (with
+    /// `--log-room-names`) the name itself, escaped.
+    fn room_label(&self, room: &RoomName) -> String {
+        use std::hash::BuildHasher as _;
+        if self.config.log_room_names {
+            format!("{:?}", room.as_str())
+        } else {
+            format!("{:08x}", self.room_hash_seed.hash_one(room.as_str()) as u32)
+        }
     }
 
     /// Whether `id` may register (no allow list: everyone).
@@ -229,6 +254,15 @@ impl Server {
         let state = Arc::new(ServerState {
             unfinished: guard::UnfinishedBudget::new(config.max_unfinished_bytes),
             proof_budget: rate::CostBudget::new(config.max_proof_checks, std::time::Instant::now()),
+            origins: access::OriginPolicy {
+                allowed: config.allow_origin.clone(),
+                require: config.require_origin,
+            },
+            per_client: Arc::new(access::PerClientLimits::new(
+                config.max_connections_per_ip,
+                config.connect_rate_per_ip,
+            )),
+            room_hash_seed: foldhash::fast::FixedState::with_seed(random_seed()),
             pending: pending::PendingConnections::new(
                 config.max_unregistered as usize,
                 metrics.unregistered_evicted.clone(),

@@ -35,16 +35,27 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Most queued messages written before one flush, so a busy queue still gets flushed.
 const WRITE_BATCH: usize = 64;
 
-/// Runs one connection; `slot` is its place under `--max-connections`, given back as soon as
-/// the connection is over, before the goodbye's grace, so connections being closed (an
-/// evicted idle upgrade that never answers its close frame) never hold places.
-pub async fn run(
-    socket: Socket,
-    room: RoomName,
-    state: Arc<ServerState>,
-    guard: SharedGuard,
-    slot: tokio::sync::OwnedSemaphorePermit,
-) {
+/// What the route hands a session besides its socket.
+pub struct Connection {
+    /// The client's address (after trusted proxies), for the connection log.
+    pub client: std::net::IpAddr,
+    /// Counts the connection's frames as they arrive.
+    pub guard: SharedGuard,
+    /// Its place under `--max-connections`, given back as soon as the connection is over,
+    /// before the goodbye's grace, so connections being closed (an evicted idle upgrade that
+    /// never answers its close frame) never hold places.
+    pub slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// Runs one connection until it ends, then logs one line about it.
+pub async fn run(socket: Socket, room: RoomName, state: Arc<ServerState>, connection: Connection) {
+    let Connection {
+        client,
+        guard,
+        slot,
+    } = connection;
+    let started = Instant::now();
+    let sent = std::sync::atomic::AtomicU64::new(0);
     let metrics = state.metrics.clone();
     metrics.connections.inc();
     metrics.connections_opened.inc();
@@ -70,6 +81,8 @@ pub async fn run(
         outbox,
         connection: ConnectionId::next(),
         peer: None,
+        received: 0,
+        peer_label: None,
     };
 
     let shared = session.state.clone();
@@ -77,7 +90,7 @@ pub async fn run(
     let shutdown = shared.shutdown.child_token();
     tokio::select! {
         () = session.read_loop(&mut stream) => {}
-        () = write_loop(&mut sink, &mut queue, &shared) => {}
+        () = write_loop(&mut sink, &mut queue, &shared, &sent) => {}
         () = switch.closing() => {}
         () = shutdown.cancelled() => {
             switch.close(CloseCode::GOING_AWAY, "server shutting down");
@@ -89,11 +102,31 @@ pub async fn run(
             .state
             .registry
             .leave(&session.room, &peer, session.connection);
+        session.peer_label = Some(peer.short(12).to_owned());
     }
     drop(slot);
     drop(session.waiting.take());
     say_goodbye(sink, stream, &mut queue, &switch, &session.state).await;
     metrics.connections.dec();
+    let (close_code, close_reason) = match switch.reason() {
+        Some((code, reason)) => (code.0, reason),
+        None => (0, "closed by the client"),
+    };
+    // One line per connection. Never payloads or keys; the room, chosen by clients, is a
+    // keyed hash unless --log-room-names (and then escaped by Debug formatting).
+    let room_label = session.state.room_label(&session.room);
+    tracing::info!(
+        target: "rdv::connection",
+        duration_ms = started.elapsed().as_millis() as u64,
+        client = %client,
+        room = %room_label,
+        peer = %session.peer_label.as_deref().unwrap_or("-"),
+        close_code,
+        close_reason,
+        messages_in = session.received,
+        messages_out = sent.load(std::sync::atomic::Ordering::Relaxed),
+        "connection closed"
+    );
 }
 
 async fn say_goodbye(
@@ -145,6 +178,7 @@ async fn write_loop(
     sink: &mut SplitSink<Socket, Message>,
     queue: &mut OutboxReceiver,
     state: &ServerState,
+    sent: &std::sync::atomic::AtomicU64,
 ) {
     let ping_interval = state.config.ping_interval;
     let mut ping = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
@@ -157,13 +191,16 @@ async fn write_loop(
                 if feed_text(sink, text).await.is_err() {
                     return;
                 }
+                let mut messages = 1;
                 for _ in 1..WRITE_BATCH {
                     let Some(text) = queue.try_recv() else { break };
                     bytes += text.len();
+                    messages += 1;
                     if feed_text(sink, text).await.is_err() {
                         return;
                     }
                 }
+                sent.fetch_add(messages, std::sync::atomic::Ordering::Relaxed);
                 state.metrics.bytes_sent.inc_by(bytes as u64);
                 if sink.flush().await.is_err() {
                     return;
@@ -191,6 +228,10 @@ struct Session {
     peer: Option<PeerId>,
     /// This connection's place among the unregistered, given back on `register`.
     waiting: Option<Ticket>,
+    /// Whole messages received, for the connection log.
+    received: u64,
+    /// The peer ID's prefix once it has left, for the connection log.
+    peer_label: Option<String>,
 }
 
 impl Session {
@@ -251,12 +292,14 @@ impl Session {
             };
             match message {
                 Message::Text(text) => {
+                    self.received += 1;
                     self.state.metrics.bytes_received.inc_by(text.len() as u64);
                     if self.admit() {
                         self.handle_text(&text);
                     }
                 }
                 Message::Binary(bytes) => {
+                    self.received += 1;
                     self.state.metrics.bytes_received.inc_by(bytes.len() as u64);
                     if self.admit() {
                         self.send_error(ErrorCode::BinaryUnsupported.into());
