@@ -36,6 +36,7 @@ Register-ArgumentCompleter -Native -CommandName 'rdv' -ScriptBlock {
             break
         }
         'rdv;serve' {
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from this TOML file, each under its flag''s name without the dashes (`max-connections = 20000`). Flags and RDV_* variables win over the file')
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to listen on; port 0 picks a free port. The bound address is printed on stdout as one line: `listening ADDR`')
             [CompletionResult]::new('--tls-cert', '--tls-cert', [CompletionResultType]::ParameterName, 'Serve TLS (wss:// and https://) with this PEM certificate chain; needs --tls-key. SIGHUP reloads the pair without dropping a connection')
             [CompletionResult]::new('--tls-key', '--tls-key', [CompletionResultType]::ParameterName, 'The PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert')
@@ -63,6 +64,7 @@ Register-ArgumentCompleter -Native -CommandName 'rdv' -ScriptBlock {
             [CompletionResult]::new('--max-proof-checks', '--max-proof-checks', [CompletionResultType]::ParameterName, 'Proof-of-possession checks the whole server does per second, in units of one P-256, Ed25519 or RSA-2048 check (RSA-4096 counts 4, RSA-8192 16). Past it, a register with a proof is closed with 1013 to retry later, so a flood of proofs cannot take the CPU')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format on stderr; the level comes from `RDV_LOG` (e.g. `info`, `rdv=debug`)')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour in output meant for people')
+            [CompletionResult]::new('--check-config', '--check-config', [CompletionResultType]::ParameterName, 'Check the configuration (files readable, certificate matching its key, patterns), print every setting with where it came from, and exit: 0 if it is sound, else 1 with every problem')
             [CompletionResult]::new('--require-origin', '--require-origin', [CompletionResultType]::ParameterName, 'Refuse upgrades that send no Origin header (non-browser clients send none)')
             [CompletionResult]::new('--log-room-names', '--log-room-names', [CompletionResultType]::ParameterName, 'Write room names into the connection log; otherwise each room is logged as a short keyed hash (the same room gives the same hash while the server runs)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')

@@ -32,6 +32,7 @@ set edit:completion:arg-completer[rdv] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'rdv;serve'= {
+            cand --config 'Read settings from this TOML file, each under its flag''s name without the dashes (`max-connections = 20000`). Flags and RDV_* variables win over the file'
             cand --listen 'Address to listen on; port 0 picks a free port. The bound address is printed on stdout as one line: `listening ADDR`'
             cand --tls-cert 'Serve TLS (wss:// and https://) with this PEM certificate chain; needs --tls-key. SIGHUP reloads the pair without dropping a connection'
             cand --tls-key 'The PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert'
@@ -59,6 +60,7 @@ set edit:completion:arg-completer[rdv] = {|@words|
             cand --max-proof-checks 'Proof-of-possession checks the whole server does per second, in units of one P-256, Ed25519 or RSA-2048 check (RSA-4096 counts 4, RSA-8192 16). Past it, a register with a proof is closed with 1013 to retry later, so a flood of proofs cannot take the CPU'
             cand --log-format 'Log format on stderr; the level comes from `RDV_LOG` (e.g. `info`, `rdv=debug`)'
             cand --color 'When to use colour in output meant for people'
+            cand --check-config 'Check the configuration (files readable, certificate matching its key, patterns), print every setting with where it came from, and exit: 0 if it is sound, else 1 with every problem'
             cand --require-origin 'Refuse upgrades that send no Origin header (non-browser clients send none)'
             cand --log-room-names 'Write room names into the connection log; otherwise each room is logged as a short keyed hash (the same room gives the same hash while the server runs)'
             cand -h 'Print help (see more with ''--help'')'

@@ -36,6 +36,7 @@ complete -c rdv -n "__fish_rdv_needs_command" -f -a "peer" -d 'Join a room from 
 complete -c rdv -n "__fish_rdv_needs_command" -f -a "bench" -d 'Load-test a signaling server, or compare rdv with a raw relay floor'
 complete -c rdv -n "__fish_rdv_needs_command" -f -a "completions" -d 'Print a shell completion script to stdout'
 complete -c rdv -n "__fish_rdv_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l config -d 'Read settings from this TOML file, each under its flag\'s name without the dashes (`max-connections = 20000`). Flags and RDV_* variables win over the file' -r -F
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l listen -d 'Address to listen on; port 0 picks a free port. The bound address is printed on stdout as one line: `listening ADDR`' -r
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l tls-cert -d 'Serve TLS (wss:// and https://) with this PEM certificate chain; needs --tls-key. SIGHUP reloads the pair without dropping a connection' -r -F
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l tls-key -d 'The PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert' -r -F
@@ -68,6 +69,7 @@ json\t''"
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l color -d 'When to use colour in output meant for people' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set'
 always\t''
 never\t''"
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l check-config -d 'Check the configuration (files readable, certificate matching its key, patterns), print every setting with where it came from, and exit: 0 if it is sound, else 1 with every problem'
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l require-origin -d 'Refuse upgrades that send no Origin header (non-browser clients send none)'
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l log-room-names -d 'Write room names into the connection log; otherwise each room is logged as a short keyed hash (the same room gives the same hash while the server runs)'
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -43,9 +43,14 @@ pub enum Command {
             Every flag can also be set through the RDV_* variable shown with it. On SIGINT or \
             SIGTERM the server stops accepting peers, closes every connection with 1001 and \
             exits within the drain timeout.",
-        after_help = "Logs go to stderr; set their level with RDV_LOG (e.g. RDV_LOG=debug)."
+        after_help = "Where a setting comes from, first match wins: the flag, its RDV_* variable, the \
+            --config file (TOML, each setting under its flag's name without the dashes), the \
+            built-in default. `rdv serve --check-config` shows the result.\n\n\
+            SIGHUP reloads the TLS certificate and key and the allow list without dropping a \
+            connection.\n\n\
+            Logs go to stderr; set their level with RDV_LOG (e.g. RDV_LOG=debug)."
     )]
-    Serve(server::Config),
+    Serve(Box<server::Config>),
 
     /// Make key pairs (EC, Ed25519 or RSA) as JWK or PEM.
     Keygen(KeygenArgs),

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
+use clap::FromArgMatches as _;
 use rdv::cli::{Cli, Command};
 use rdv::commands;
 
@@ -15,8 +15,20 @@ use rdv::commands;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut command = rdv::cli::command();
+    let mut file = commands::config_file::FileSettings::default();
+    if let Some(path) = commands::config_file::config_path(&args) {
+        match commands::config_file::apply(command, &path) {
+            Ok((with_file, settings)) => {
+                command = with_file;
+                file = settings;
+            }
+            Err(error) => return error.report().into(),
+        }
+    }
+    let matches = match command.clone().try_get_matches_from(&args) {
+        Ok(matches) => matches,
         Err(error) => {
             let _ = error.print();
             if let Some(note) = rdv::cli::environment_note(&error) {
@@ -25,8 +37,22 @@ fn main() -> ExitCode {
             return ExitCode::from(error.exit_code() as u8);
         }
     };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(error.exit_code() as u8);
+        }
+    };
     let exit = match cli.command {
-        Command::Serve(config) => commands::serve::run(config, cli.color),
+        Command::Serve(config) if config.check_config => {
+            // Listed in the order the flags are declared (the file's changes reorder them).
+            let declared = rdv::cli::command();
+            let serve = declared.find_subcommand("serve").expect("a serve command");
+            let serve_matches = matches.subcommand_matches("serve").expect("serve ran");
+            commands::serve::check(&config, serve, serve_matches, &file)
+        }
+        Command::Serve(config) => commands::serve::run(*config, cli.color),
         Command::Keygen(args) => commands::keygen::run(&args),
         Command::Fingerprint(args) => commands::fingerprint::run(&args),
         Command::Peer(args) => rdv::peer::run(&args, cli.color),

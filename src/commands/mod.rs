@@ -3,6 +3,7 @@
 //! ones, [`crate::peer`] and [`crate::bench`], have modules of their own.
 
 pub mod completions;
+pub mod config_file;
 pub mod fingerprint;
 pub mod keygen;
 pub mod serve;

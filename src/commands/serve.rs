@@ -8,6 +8,31 @@ use crate::color::ColorWhen;
 use crate::exit::{CommandError, Exit};
 use crate::server::{self, LogFormat};
 
+/// `rdv serve --check-config`: the effective settings and where each came from, then every
+/// problem that would stop the server from starting.
+pub fn check(
+    config: &server::Config,
+    serve: &clap::Command,
+    matches: &clap::ArgMatches,
+    file: &super::config_file::FileSettings,
+) -> Exit {
+    let mut report = super::config_file::describe(serve, matches, file);
+    let problems = config.problems();
+    for warning in config.warnings() {
+        report.push_str(&format!("warning: {warning}\n"));
+    }
+    if let Err(problem) = crate::files::write_stdout(report.as_bytes()) {
+        return CommandError::failure(problem).report();
+    }
+    if problems.is_empty() {
+        return Exit::Ok;
+    }
+    for problem in &problems {
+        eprintln!("rdv: {problem}");
+    }
+    Exit::Failure
+}
+
 pub fn run(config: server::Config, color: ColorWhen) -> Exit {
     match serve(config, color) {
         Ok(()) => Exit::Ok,

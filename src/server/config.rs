@@ -13,6 +13,17 @@ use crate::units::{parse_duration, parse_size};
 /// Limits and timings of the signaling server (PROTOCOL §6).
 #[derive(Debug, Clone, Args)]
 pub struct Config {
+    /// Read settings from this TOML file, each under its flag's name without the dashes
+    /// (`max-connections = 20000`). Flags and RDV_* variables win over the file.
+    #[arg(long, env = "RDV_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Check the configuration (files readable, certificate matching its key, patterns),
+    /// print every setting with where it came from, and exit: 0 if it is sound, else 1 with
+    /// every problem.
+    #[arg(long)]
+    pub check_config: bool,
+
     /// Address to listen on; port 0 picks a free port. The bound address is printed on stdout
     /// as one line: `listening ADDR`.
     #[arg(
@@ -189,6 +200,27 @@ pub enum LogFormat {
 }
 
 impl Config {
+    /// Everything that would stop `rdv serve` from starting, short of binding the port: each
+    /// a sentence naming the file or the setting.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            let files = super::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            };
+            if let Err(error) = files.load() {
+                problems.push(error.to_string());
+            }
+        }
+        if let Some(path) = &self.allow_list
+            && let Err(error) = super::allow::load(path)
+        {
+            problems.push(error.to_string());
+        }
+        problems
+    }
+
     /// Settings that work but will surprise: each a sentence for the start-up log.
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
