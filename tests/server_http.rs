@@ -190,3 +190,36 @@ async fn metrics_show_every_series_from_the_start() {
         0.0
     );
 }
+
+/// Histograms: how long connections last, and how long a relay spends inside the server.
+#[tokio::test]
+async fn metrics_time_relays_and_connections() {
+    let server = Server::start(&[]);
+    let mut alice = server.peer("timed").await;
+    let mut bob = server.peer("timed").await;
+    alice.client.expect("peer-joined").await;
+    for n in 0..3 {
+        alice
+            .client
+            .send(json!({"type": "offer", "to": bob.id, "sdp": {"n": n}}))
+            .await;
+        bob.client.expect("offer").await;
+    }
+    bob.client.close().await;
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    loop {
+        let metrics = server.metrics().await;
+        let relays = metric(&metrics, "rdv_relay_time_seconds_count");
+        let closed = metric(&metrics, "rdv_connection_duration_seconds_count");
+        // One observation per written batch: each offer here was awaited, so each is a batch.
+        if relays >= 3.0 && closed >= 1.0 {
+            assert!(metric(&metrics, r#"rdv_relay_time_seconds_bucket{le="1.0"}"#) >= 3.0);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "relays {relays}, closed {closed}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -8,6 +8,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::protocol::{CloseCode, ErrorCode, RelayKind};
@@ -86,6 +87,12 @@ pub struct Metrics {
     pub unregistered: Gauge,
     /// Unregistered connections closed to make room for newer ones.
     pub unregistered_evicted: Counter,
+    /// How long connections lasted, in seconds.
+    pub connection_seconds: Histogram,
+    /// How long relayed messages spent inside the server, from a frame being read to its
+    /// copy being written to the receiver's socket: one observation per written batch, its
+    /// oldest relay (one per message when the server is not busy).
+    pub relay_seconds: Histogram,
     /// TLS handshakes that failed or timed out.
     pub tls_handshake_failures: Counter,
     reloads: Family<ReloadLabel, Counter>,
@@ -137,6 +144,31 @@ impl Metrics {
             "unregistered_connections",
             "Connections accepted and not registered yet (HTTP or WebSocket)",
             unregistered.clone(),
+        );
+        let connection_seconds = Histogram::new([
+            1.0,
+            10.0,
+            60.0,
+            300.0,
+            1800.0,
+            3600.0,
+            4.0 * 3600.0,
+            24.0 * 3600.0,
+        ]);
+        registry.register_with_unit(
+            "connection_duration",
+            "How long WebSocket connections lasted",
+            prometheus_client::registry::Unit::Seconds,
+            connection_seconds.clone(),
+        );
+        let relay_seconds = Histogram::new([
+            0.000_01, 0.000_03, 0.000_1, 0.000_3, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0,
+        ]);
+        registry.register_with_unit(
+            "relay_time",
+            "Time relayed messages spent in the server, read to written (per written batch, its oldest)",
+            prometheus_client::registry::Unit::Seconds,
+            relay_seconds.clone(),
         );
         let tls_handshake_failures = Counter::default();
         registry.register(
@@ -225,6 +257,8 @@ impl Metrics {
             unfinished_bytes,
             unregistered,
             unregistered_evicted,
+            connection_seconds,
+            relay_seconds,
             tls_handshake_failures,
             reloads,
             relayed,

@@ -44,10 +44,18 @@ impl CloseSwitch {
     }
 }
 
+/// One queued message; a relay remembers when its sender's frame was read, for the
+/// relay-time histogram.
+#[derive(Debug)]
+pub struct Queued {
+    pub text: Utf8Bytes,
+    pub read_at: Option<std::time::Instant>,
+}
+
 /// The sending half of a connection's queue, bounded in messages and in bytes.
 #[derive(Debug, Clone)]
 pub struct Outbox {
-    queue: mpsc::Sender<Utf8Bytes>,
+    queue: mpsc::Sender<Queued>,
     switch: Arc<CloseSwitch>,
     queued_bytes: Arc<AtomicUsize>,
     max_bytes: usize,
@@ -56,21 +64,23 @@ pub struct Outbox {
 /// The receiving half, drained by the connection's writer.
 #[derive(Debug)]
 pub struct OutboxReceiver {
-    queue: mpsc::Receiver<Utf8Bytes>,
+    queue: mpsc::Receiver<Queued>,
     queued_bytes: Arc<AtomicUsize>,
 }
 
 impl OutboxReceiver {
-    pub async fn recv(&mut self) -> Option<Utf8Bytes> {
-        let text = self.queue.recv().await?;
-        self.queued_bytes.fetch_sub(text.len(), Ordering::Relaxed);
-        Some(text)
+    pub async fn recv(&mut self) -> Option<Queued> {
+        let queued = self.queue.recv().await?;
+        self.queued_bytes
+            .fetch_sub(queued.text.len(), Ordering::Relaxed);
+        Some(queued)
     }
 
-    pub fn try_recv(&mut self) -> Option<Utf8Bytes> {
-        let text = self.queue.try_recv().ok()?;
-        self.queued_bytes.fetch_sub(text.len(), Ordering::Relaxed);
-        Some(text)
+    pub fn try_recv(&mut self) -> Option<Queued> {
+        let queued = self.queue.try_recv().ok()?;
+        self.queued_bytes
+            .fetch_sub(queued.text.len(), Ordering::Relaxed);
+        Some(queued)
     }
 }
 
@@ -95,7 +105,22 @@ impl Outbox {
     /// Queues `text` without waiting. Returns false if it was not queued: the connection is
     /// already closing, or it was too slow and is now being closed with 1013.
     pub fn push(&self, text: Utf8Bytes) -> bool {
-        let len = text.len();
+        self.push_queued(Queued {
+            text,
+            read_at: None,
+        })
+    }
+
+    /// Queues a relayed message, read from its sender at `read_at`.
+    pub fn push_relay(&self, text: Utf8Bytes, read_at: std::time::Instant) -> bool {
+        self.push_queued(Queued {
+            text,
+            read_at: Some(read_at),
+        })
+    }
+
+    fn push_queued(&self, queued: Queued) -> bool {
+        let len = queued.text.len();
         let before = self.queued_bytes.fetch_add(len, Ordering::Relaxed);
         // Every message counts, the first one too: a joiner that never reads holds at most
         // the budget, however large its `welcome` (the room checks that one fits first).
@@ -103,7 +128,7 @@ impl Outbox {
         let refused = if over_budget {
             true
         } else {
-            match self.queue.try_send(text) {
+            match self.queue.try_send(queued) {
                 Ok(()) => return true,
                 Err(mpsc::error::TrySendError::Full(_)) => true,
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -141,7 +166,7 @@ mod tests {
         assert!(switch.is_closing());
         switch.close(CloseCode::POLICY, "later");
         assert_eq!(switch.reason().unwrap().0, CloseCode::OVERLOADED);
-        assert_eq!(receiver.try_recv().unwrap(), "a");
+        assert_eq!(receiver.try_recv().unwrap().text, "a");
     }
 
     #[test]

@@ -72,7 +72,14 @@ pub trait RoomRegistry: Send + Sync + 'static {
     fn leave(&self, room: &RoomName, peer: &PeerId, connection: ConnectionId) -> bool;
 
     /// Queues `text` for the member `to`.
-    fn deliver(&self, room: &RoomName, to: &str, text: Utf8Bytes) -> Result<(), UnknownPeer>;
+    /// Queues a relay for `to`; `read_at` is when the sender's frame was read.
+    fn deliver(
+        &self,
+        room: &RoomName,
+        to: &str,
+        text: Utf8Bytes,
+        read_at: std::time::Instant,
+    ) -> Result<(), UnknownPeer>;
 
     /// Queues `text` for every member of `room` but `except`.
     fn broadcast(&self, room: &RoomName, except: Option<&PeerId>, text: Utf8Bytes);
@@ -213,12 +220,18 @@ impl RoomRegistry for LocalRegistry {
         true
     }
 
-    fn deliver(&self, room: &RoomName, to: &str, text: Utf8Bytes) -> Result<(), UnknownPeer> {
+    fn deliver(
+        &self,
+        room: &RoomName,
+        to: &str,
+        text: Utf8Bytes,
+        read_at: std::time::Instant,
+    ) -> Result<(), UnknownPeer> {
         let room = self.rooms.get(room).ok_or(UnknownPeer)?;
         let slot = room.members.get(to).ok_or(UnknownPeer)?;
         // Queueing never waits, so doing it under the read lock costs less than cloning the
         // handle out. A full queue closes the receiver; the sender is not blamed for it.
-        slot.outbox.push(text);
+        slot.outbox.push_relay(text, read_at);
         Ok(())
     }
 
@@ -252,7 +265,7 @@ mod tests {
 
     fn drain(receiver: &mut OutboxReceiver) -> Vec<String> {
         std::iter::from_fn(|| receiver.try_recv())
-            .map(|text| text.to_string())
+            .map(|queued| queued.text.to_string())
             .collect()
     }
 
@@ -281,7 +294,12 @@ mod tests {
         assert!(registry.leave(&room, &peer('a'), a_conn));
         assert_eq!(drain(&mut b_rx).len(), 1);
         assert_eq!(
-            registry.deliver(&room, peer('a').as_str(), "x".into()),
+            registry.deliver(
+                &room,
+                peer('a').as_str(),
+                "x".into(),
+                std::time::Instant::now()
+            ),
             Err(UnknownPeer)
         );
         assert_eq!(metrics.rooms.get(), 1);

@@ -82,6 +82,7 @@ pub async fn run(socket: Socket, room: RoomName, state: Arc<ServerState>, connec
         connection: ConnectionId::next(),
         peer: None,
         received: 0,
+        read_at: std::time::Instant::now(),
         peer_label: None,
     };
 
@@ -108,6 +109,9 @@ pub async fn run(socket: Socket, room: RoomName, state: Arc<ServerState>, connec
     drop(session.waiting.take());
     say_goodbye(sink, stream, &mut queue, &switch, &session.state).await;
     metrics.connections.dec();
+    metrics
+        .connection_seconds
+        .observe(started.elapsed().as_secs_f64());
     let (close_code, close_reason) = match switch.reason() {
         Some((code, reason)) => (code.0, reason),
         None => (0, "closed by the client"),
@@ -142,9 +146,9 @@ async fn say_goodbye(
                 state.metrics.closed(code);
                 // A receiver closed for being slow would not read its backlog anyway.
                 if code != CloseCode::OVERLOADED {
-                    while let Some(text) = queue.try_recv() {
-                        state.metrics.bytes_sent.inc_by(text.len() as u64);
-                        feed_text(&mut sink, text).await?;
+                    while let Some(queued) = queue.try_recv() {
+                        state.metrics.bytes_sent.inc_by(queued.text.len() as u64);
+                        feed_text(&mut sink, queued.text).await?;
                     }
                 }
                 let frame = CloseFrame {
@@ -185,18 +189,25 @@ async fn write_loop(
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            text = queue.recv() => {
-                let Some(text) = text else { return };
-                let mut bytes = text.len();
-                if feed_text(sink, text).await.is_err() {
+            queued = queue.recv() => {
+                let Some(queued) = queued else { return };
+                // The oldest relay of this batch, timed once it is flushed: one observation per
+                // batch keeps the histogram's lock off the per-message path under load.
+                let mut oldest_read = queued.read_at;
+                let mut bytes = queued.text.len();
+                if feed_text(sink, queued.text).await.is_err() {
                     return;
                 }
                 let mut messages = 1;
                 for _ in 1..WRITE_BATCH {
-                    let Some(text) = queue.try_recv() else { break };
-                    bytes += text.len();
+                    let Some(queued) = queue.try_recv() else { break };
+                    bytes += queued.text.len();
                     messages += 1;
-                    if feed_text(sink, text).await.is_err() {
+                    oldest_read = match (oldest_read, queued.read_at) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    if feed_text(sink, queued.text).await.is_err() {
                         return;
                     }
                 }
@@ -204,6 +215,12 @@ async fn write_loop(
                 state.metrics.bytes_sent.inc_by(bytes as u64);
                 if sink.flush().await.is_err() {
                     return;
+                }
+                if let Some(read) = oldest_read {
+                    state
+                        .metrics
+                        .relay_seconds
+                        .observe(read.elapsed().as_secs_f64());
                 }
             }
             _ = ping.tick() => {
@@ -230,6 +247,8 @@ struct Session {
     waiting: Option<Ticket>,
     /// Whole messages received, for the connection log.
     received: u64,
+    /// When the message being handled was read, for the relay-time histogram.
+    read_at: std::time::Instant,
     /// The peer ID's prefix once it has left, for the connection log.
     peer_label: Option<String>,
 }
@@ -293,6 +312,7 @@ impl Session {
             match message {
                 Message::Text(text) => {
                     self.received += 1;
+                    self.read_at = last_seen.into_std();
                     self.state.metrics.bytes_received.inc_by(text.len() as u64);
                     if self.admit() {
                         self.handle_text(&text);
@@ -470,7 +490,7 @@ impl Session {
         let text = relay.forward_text(from);
         self.state
             .registry
-            .deliver(&self.room, &relay.to, text.into())
+            .deliver(&self.room, &relay.to, text.into(), self.read_at)
             .map_err(|_| {
                 ProtocolError::new(
                     ErrorCode::UnknownPeer,
