@@ -351,3 +351,65 @@ async fn sighup_reloads_the_allow_list() {
     let mut allowed = Client::connect(&server.url("a")).await;
     allowed.register(&key).await;
 }
+
+/// An outside TLS stack (Python's ssl, i.e. OpenSSL) speaks wss:// to rdv: handshake with
+/// the CA, upgrade, register, welcome.
+#[test]
+#[ignore = "needs python3; cargo test -- --ignored runs it"]
+fn an_openssl_client_registers_over_wss() {
+    common::outside::require(common::outside::program(
+        "python3",
+        "--version",
+        "apt-get install python3",
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let pair = make_pair(dir.path(), "server");
+    let server = start_tls(&pair, &[]);
+    let key = TestKey::new();
+    let register = rdv::protocol::register(&key.public_jwk, None);
+    let script = r#"
+import json, os, socket, ssl, struct, sys
+port, ca, register = int(sys.argv[1]), sys.argv[2], sys.argv[3].encode()
+context = ssl.create_default_context(cafile=ca)
+context.set_alpn_protocols(["http/1.1"])
+with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+    with context.wrap_socket(raw, server_hostname="localhost") as tls:
+        assert tls.selected_alpn_protocol() == "http/1.1", tls.selected_alpn_protocol()
+        tls.sendall(b"GET /room/py/websocket HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+                    b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += tls.recv(1)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        mask = os.urandom(4)
+        frame = bytes([0x81, 0x80 | 126]) + struct.pack(">H", len(register)) + mask
+        frame += bytes(b ^ mask[i % 4] for i, b in enumerate(register))
+        tls.sendall(frame)
+        first = tls.recv(2)
+        length = first[1] & 0x7F
+        if length == 126:
+            length = struct.unpack(">H", tls.recv(2))[0]
+        body = b""
+        while len(body) < length:
+            body += tls.recv(length - len(body))
+        print(json.loads(body)["peerId"])
+"#;
+    let output = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(server.addr.port().to_string())
+        .arg(&pair.cert)
+        .arg(&register)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        key.peer_id()
+    );
+}
