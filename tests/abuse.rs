@@ -93,15 +93,9 @@ async fn unfinished_messages_across_the_server_have_a_budget() {
         .await
         .unwrap();
     // Counted once the server has read it.
-    let deadline = tokio::time::Instant::now() + common::WAIT;
-    loop {
-        let held = metric(&server.metrics().await, "rdv_unfinished_message_bytes");
-        if held >= 6000.0 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "held {held}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    server
+        .wait_for_metric("rdv_unfinished_message_bytes", |held| held >= 6000.0)
+        .await;
     let mut second = RawClient::connect(&server, "budget").await;
     second
         .send_raw(&masked_frame(false, 0x1, &[b' '; 6000]))
@@ -430,24 +424,12 @@ async fn joiners_that_stop_reading_cannot_pin_memory() {
         "RSS grew from {before} to {during} bytes"
     );
     drop(stalled);
-    // Every stalled joiner is gone (each left its room); the members stay.
-    let deadline = tokio::time::Instant::now() + common::WAIT;
-    while metric(&server.metrics().await, "rdv_peers") > 30.0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the joiners never left"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    // Their connections are gone once the goodbye grace has passed.
-    let deadline = tokio::time::Instant::now() + common::WAIT;
-    while metric(&server.metrics().await, "rdv_connections") > 30.0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the joiners never closed"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // Every stalled joiner is gone (each left its room, and its connection closed once the
+    // goodbye grace passed); the members stay.
+    server.wait_for_metric("rdv_peers", |n| n <= 30.0).await;
+    server
+        .wait_for_metric("rdv_connections", |n| n <= 30.0)
+        .await;
     // Memory is handed back once they have gone (the server trims after a burst of closes,
     // checking every 2 s): within 10 % of where it was before they came.
     let deadline = tokio::time::Instant::now() + common::WAIT;

@@ -10,8 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::Server;
-use futures_util::{SinkExt as _, StreamExt as _};
-use serde_json::{Value, json};
+use futures_util::SinkExt as _;
+use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -130,22 +130,9 @@ async fn join_from(source: &str, nginx: &Nginx, room: &str) -> (Ws, common::Test
     )))
     .await
     .unwrap();
-    let welcome = next_json(&mut ws).await;
+    let welcome = common::next_json(&mut ws).await;
     assert_eq!(welcome["peerId"], key.peer_id());
     (ws, key)
-}
-
-async fn next_json(ws: &mut Ws) -> Value {
-    loop {
-        let message = tokio::time::timeout(common::WAIT, ws.next())
-            .await
-            .expect("in time")
-            .expect("open")
-            .expect("no error");
-        if let Message::Text(text) = message {
-            return serde_json::from_str(&text).unwrap();
-        }
-    }
 }
 
 #[tokio::test]
@@ -165,14 +152,14 @@ async fn nginx_in_front_carries_a_room_and_the_clients_address() {
     let nginx = Nginx::start(server.addr);
     let (mut alice, _) = join_from("127.0.0.7", &nginx, "proxied").await;
     let (mut bob, bob_key) = join_from("127.0.0.8", &nginx, "proxied").await;
-    assert_eq!(next_json(&mut alice).await["type"], "peer-joined");
+    assert_eq!(common::next_json(&mut alice).await["type"], "peer-joined");
     alice
         .send(Message::text(
             json!({"type": "offer", "to": bob_key.peer_id(), "sdp": {"n": 1}}).to_string(),
         ))
         .await
         .unwrap();
-    assert_eq!(next_json(&mut bob).await["type"], "offer");
+    assert_eq!(common::next_json(&mut bob).await["type"], "offer");
 
     // rdv sees 127.0.0.7 (from X-Forwarded-For), not nginx's 127.0.0.1: a second connection
     // from .7 is over the limit of one, while .7 and .8 each had theirs.

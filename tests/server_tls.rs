@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Client, Server, TestKey, metric};
-use futures_util::{SinkExt as _, StreamExt as _};
+use futures_util::SinkExt as _;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_tungstenite::tungstenite::Message;
@@ -83,19 +83,6 @@ async fn wss(server: &Server, room: &str, trusted: &str) -> Result<Wss, String> 
     .map_err(|e| e.to_string())
 }
 
-async fn next_json(ws: &mut Wss) -> Value {
-    loop {
-        let message = tokio::time::timeout(common::WAIT, ws.next())
-            .await
-            .expect("a message in time")
-            .expect("open")
-            .expect("no error");
-        if let Message::Text(text) = message {
-            return serde_json::from_str(&text).unwrap();
-        }
-    }
-}
-
 async fn register(ws: &mut Wss) -> (TestKey, Value) {
     let key = TestKey::new();
     ws.send(Message::text(rdv::protocol::register(
@@ -104,7 +91,7 @@ async fn register(ws: &mut Wss) -> (TestKey, Value) {
     )))
     .await
     .unwrap();
-    let welcome = next_json(ws).await;
+    let welcome = common::next_json(ws).await;
     assert_eq!(welcome["type"], "welcome");
     (key, welcome)
 }
@@ -142,7 +129,7 @@ async fn peers_relay_over_wss_and_http_endpoints_are_https() {
     let (_, _) = register(&mut alice).await;
     let mut bob = wss(&server, "secure", &pair.cert_pem).await.unwrap();
     let (bob_key, _) = register(&mut bob).await;
-    let joined = next_json(&mut alice).await;
+    let joined = common::next_json(&mut alice).await;
     assert_eq!(joined["type"], "peer-joined");
     alice
         .send(Message::text(
@@ -150,7 +137,7 @@ async fn peers_relay_over_wss_and_http_endpoints_are_https() {
         ))
         .await
         .unwrap();
-    assert_eq!(next_json(&mut bob).await["type"], "offer");
+    assert_eq!(common::next_json(&mut bob).await["type"], "offer");
 
     let (status, body) = https_get(&server, "/healthz", &pair.cert_pem).await;
     assert_eq!((status, body.trim()), (200, r#"{"status":"ok"}"#));
@@ -267,7 +254,7 @@ async fn sighup_reloads_the_certificate_without_dropping_a_connection() {
     register(&mut alice).await;
     let mut bob = wss(&server, "reload", &old.cert_pem).await.unwrap();
     let (bob_key, _) = register(&mut bob).await;
-    next_json(&mut alice).await; // peer-joined
+    common::next_json(&mut alice).await; // peer-joined
 
     // Rotate: the new pair is written over the same files, then SIGHUP.
     let new = make_pair(dir.path(), "next");
@@ -296,27 +283,21 @@ async fn sighup_reloads_the_certificate_without_dropping_a_connection() {
         ))
         .await
         .unwrap();
-    assert_eq!(next_json(&mut bob).await["type"], "offer");
+    assert_eq!(common::next_json(&mut bob).await["type"], "offer");
 
     // A broken file mid-rotation: the reload fails and the pair in force stays.
     std::fs::write(&old.cert, "not a certificate").unwrap();
     nix::sys::signal::kill(server.pid(), nix::sys::signal::Signal::SIGHUP).unwrap();
-    let deadline = tokio::time::Instant::now() + common::WAIT;
-    loop {
+    let metrics = common::eventually("the failed reload is counted", || async {
         let (_, metrics) = https_get(&server, "/metrics", &new.cert_pem).await;
-        if metric(&metrics, r#"rdv_reloads_total{what="tls",result="failed"}"#) >= 1.0 {
-            assert_eq!(
-                metric(&metrics, r#"rdv_reloads_total{what="tls",result="ok"}"#),
-                1.0
-            );
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the failed reload was never counted"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        let failed = metric(&metrics, r#"rdv_reloads_total{what="tls",result="failed"}"#);
+        (failed >= 1.0).then_some(metrics)
+    })
+    .await;
+    assert_eq!(
+        metric(&metrics, r#"rdv_reloads_total{what="tls",result="ok"}"#),
+        1.0
+    );
     assert!(wss(&server, "reload", &new.cert_pem).await.is_ok());
 }
 
@@ -335,19 +316,11 @@ async fn sighup_reloads_the_allow_list() {
     refused.expect_error("forbidden").await;
     std::fs::write(&list, format!("{}\n", key.peer_id())).unwrap();
     nix::sys::signal::kill(server.pid(), nix::sys::signal::Signal::SIGHUP).unwrap();
-    let deadline = tokio::time::Instant::now() + common::WAIT;
-    loop {
-        let metrics = server.metrics().await;
-        if metric(
-            &metrics,
-            r#"rdv_reloads_total{what="allow-list",result="ok"}"#,
-        ) >= 1.0
-        {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "never reloaded");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    server
+        .wait_for_metric(r#"rdv_reloads_total{what="allow-list",result="ok"}"#, |n| {
+            n >= 1.0
+        })
+        .await;
     let mut allowed = Client::connect(&server.url("a")).await;
     allowed.register(&key).await;
 }

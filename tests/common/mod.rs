@@ -199,6 +199,54 @@ pub async fn http_get(addr: SocketAddr, path: &str, headers: &[&str]) -> (u16, S
     (status, body)
 }
 
+/// Polls `check` until it returns `Some`, for at most [`WAIT`]; panics with `what` (and the
+/// last `None`'s context) if it never does. For state reached asynchronously, like a metric.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+impl Server {
+    /// Waits (bounded) until `/metrics` shows `series` satisfying `ok`; returns its value.
+    pub async fn wait_for_metric(&self, series: &str, ok: impl Fn(f64) -> bool) -> f64 {
+        eventually(series, || async {
+            let value = metric(&self.metrics().await, series);
+            ok(value).then_some(value)
+        })
+        .await
+    }
+}
+
+/// The next text message of any WebSocket as JSON (other frames skipped), within [`WAIT`].
+pub async fn next_json<S>(ws: &mut S) -> Value
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        let message = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a message in time")
+            .expect("the connection is open")
+            .expect("no error");
+        if let Message::Text(text) = message {
+            return serde_json::from_str(&text).expect("JSON");
+        }
+    }
+}
+
 /// The value of one sample line of a Prometheus exposition, e.g.
 /// `metric(&text, r#"rdv_errors_total{code="unknown-type"}"#)`.
 pub fn metric(exposition: &str, series: &str) -> f64 {
