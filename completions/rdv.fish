@@ -64,6 +64,9 @@ complete -c rdv -n "__fish_rdv_using_subcommand serve" -l proof -d 'Proof of pos
 optional\t'A proof, when given, must be valid; peers without one are unverified'
 required\t'Every `register` must carry a valid proof'"
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l max-proof-checks -d 'Proof-of-possession checks the whole server does per second, in units of one P-256, Ed25519 or RSA-2048 check (RSA-4096 counts 4, RSA-8192 16). Past it, a register with a proof is closed with 1013 to retry later, so a flood of proofs cannot take the CPU' -r
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l ice-server -d 'STUN or TURN server to hand peers in `welcome` (repeatable): stun:HOST[:PORT], turn:HOST[:PORT][?transport=udp|tcp], turns:… (PROTOCOL §10). Without any, nothing changes on the wire' -r
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l turn-secret-file -d 'coturn\'s static-auth-secret (the file\'s first line): TURN URLs get time-limited credentials for each peer, EXPIRY:PEER_ID and base64(HMAC-SHA1(secret, username)). Read at start and on SIGHUP; never logged' -r -F
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l turn-ttl -d 'How long TURN credentials are valid; peers get fresh ones (an `ice-servers` message) at 80 % of it' -r
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l log-format -d 'Log format on stderr; the level comes from `RDV_LOG` (e.g. `info`, `rdv=debug`)' -r -f -a "text\t''
 json\t''"
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l color -d 'When to use colour in output meant for people' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set'

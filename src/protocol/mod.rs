@@ -13,7 +13,9 @@ mod scan;
 pub use client::{AnnouncedPeer, Proof, ServerMessage, register, room_url};
 pub use codes::{CloseCode, ErrorCode, ProtocolError};
 pub use inbound::{Inbound, Register, Relay, RelayKind, parse_inbound, truncate_chars};
-pub use outbound::{PeerEntry, challenge, error_frame, peer_joined, peer_left, pong, welcome};
+pub use outbound::{
+    PeerEntry, challenge, error_frame, ice_servers, peer_joined, peer_left, pong, welcome,
+};
 pub use room::{RoomName, RoomNameError};
 
 /// The fast scanner, for the differential fuzz target only.

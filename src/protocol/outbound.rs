@@ -30,7 +30,14 @@ impl PeerEntry {
     }
 }
 
-pub fn welcome<'a>(peer_id: &PeerId, peers: impl IntoIterator<Item = &'a PeerEntry>) -> String {
+/// `ice_servers` is the serialized `iceServers` array (PROTOCOL §10), present only when the
+/// server hands out ICE servers, so without them the message stays as the original protocol
+/// has it.
+pub fn welcome<'a>(
+    peer_id: &PeerId,
+    peers: impl IntoIterator<Item = &'a PeerEntry>,
+    ice_servers: Option<&str>,
+) -> String {
     let mut out = format!(r#"{{"type":"welcome","peerId":"{peer_id}","peers":["#);
     for (index, entry) in peers.into_iter().enumerate() {
         if index > 0 {
@@ -38,8 +45,18 @@ pub fn welcome<'a>(peer_id: &PeerId, peers: impl IntoIterator<Item = &'a PeerEnt
         }
         out.push_str(entry.as_str());
     }
-    out.push_str("]}");
+    out.push(']');
+    if let Some(ice_servers) = ice_servers {
+        out.push_str(r#","iceServers":"#);
+        out.push_str(ice_servers);
+    }
+    out.push('}');
     out
+}
+
+/// PROTOCOL §10: fresh ICE servers (new TURN credentials) before the old ones expire.
+pub fn ice_servers(ice_servers: &str) -> String {
+    format!(r#"{{"type":"ice-servers","iceServers":{ice_servers}}}"#)
 }
 
 pub fn peer_joined(peer_id: &PeerId, public_key_json: &str, verified: Option<bool>) -> String {
@@ -96,15 +113,23 @@ mod tests {
             PeerEntry::new(&id('b'), key, None),
             PeerEntry::new(&id('c'), key, Some(true)),
         ];
-        let welcome: Value = serde_json::from_str(&welcome(&id('a'), &entries)).unwrap();
+        let welcome: Value = serde_json::from_str(&welcome(&id('a'), &entries, None)).unwrap();
         assert_eq!(welcome["type"], "welcome");
         assert_eq!(welcome["peerId"], id('a').as_str());
         assert_eq!(welcome["peers"][1]["id"], id('c').as_str());
         assert_eq!(welcome["peers"][0]["publicKey"]["crv"], "Ed25519");
-        let empty: Value = serde_json::from_str(&super::welcome(&id('a'), &[])).unwrap();
+        let empty: Value = serde_json::from_str(&super::welcome(&id('a'), &[], None)).unwrap();
         assert_eq!(empty["peers"], json!([]));
 
         assert!(welcome["peers"][0].get("verified").is_none());
+        assert!(welcome.get("iceServers").is_none());
+        let with_ice: Value = serde_json::from_str(&super::welcome(
+            &id('a'),
+            &[],
+            Some(r#"[{"urls":["stun:s"]}]"#),
+        ))
+        .unwrap();
+        assert_eq!(with_ice["iceServers"][0]["urls"][0], "stun:s");
         assert_eq!(welcome["peers"][1]["verified"], true);
         let joined: Value = serde_json::from_str(&peer_joined(&id('b'), key, None)).unwrap();
         assert_eq!(joined["publicKey"]["x"], "abc");

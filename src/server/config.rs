@@ -178,6 +178,25 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_proof_checks: u32,
 
+    /// STUN or TURN server to hand peers in `welcome` (repeatable): stun:HOST[:PORT],
+    /// turn:HOST[:PORT][?transport=udp|tcp], turns:… (PROTOCOL §10). Without any, nothing
+    /// changes on the wire.
+    #[arg(long = "ice-server", env = "RDV_ICE_SERVER", value_name = "URL",
+          value_delimiter = ',', value_parser = super::ice::IceUrl::parse)]
+    pub ice_server: Vec<super::ice::IceUrl>,
+
+    /// coturn's static-auth-secret (the file's first line): TURN URLs get time-limited
+    /// credentials for each peer, EXPIRY:PEER_ID and base64(HMAC-SHA1(secret, username)).
+    /// Read at start and on SIGHUP; never logged.
+    #[arg(long, env = "RDV_TURN_SECRET_FILE", value_name = "FILE")]
+    pub turn_secret_file: Option<PathBuf>,
+
+    /// How long TURN credentials are valid; peers get fresh ones (an `ice-servers` message)
+    /// at 80 % of it.
+    #[arg(long, env = "RDV_TURN_TTL", default_value = "1h", value_name = "DURATION",
+          value_parser = parse_duration)]
+    pub turn_ttl: Duration,
+
     /// Log format on stderr; the level comes from `RDV_LOG` (e.g. `info`, `rdv=debug`).
     #[arg(long, env = "RDV_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -215,6 +234,11 @@ impl Config {
         }
         if let Some(path) = &self.allow_list
             && let Err(error) = super::allow::load(path)
+        {
+            problems.push(error.to_string());
+        }
+        if let Some(path) = &self.turn_secret_file
+            && let Err(error) = super::ice::read_secret(path)
         {
             problems.push(error.to_string());
         }

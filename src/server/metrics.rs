@@ -95,6 +95,8 @@ pub struct Metrics {
     pub relay_seconds: Histogram,
     /// TLS handshakes that failed or timed out.
     pub tls_handshake_failures: Counter,
+    /// TURN credentials minted for peers (in `welcome` and `ice-servers`).
+    pub turn_credentials: Counter,
     reloads: Family<ReloadLabel, Counter>,
     relayed: [Counter; RelayKind::ALL.len()],
     errors: Vec<Counter>,
@@ -170,6 +172,12 @@ impl Metrics {
             prometheus_client::registry::Unit::Seconds,
             relay_seconds.clone(),
         );
+        let turn_credentials = Counter::default();
+        registry.register(
+            "turn_credentials_issued",
+            "TURN credentials minted for peers (welcome and ice-servers)",
+            turn_credentials.clone(),
+        );
         let tls_handshake_failures = Counter::default();
         registry.register(
             "tls_handshake_failures",
@@ -182,7 +190,7 @@ impl Metrics {
             "SIGHUP reloads, by what was reloaded and whether it worked",
             reloads.clone(),
         );
-        for what in ["tls", "allow-list"] {
+        for what in ["tls", "allow-list", "turn-secret"] {
             for result in ["ok", "failed"] {
                 drop(reloads.get_or_create(&ReloadLabel { what, result }));
             }
@@ -260,6 +268,7 @@ impl Metrics {
             connection_seconds,
             relay_seconds,
             tls_handshake_failures,
+            turn_credentials,
             reloads,
             relayed,
             errors,

@@ -10,6 +10,7 @@ mod allow;
 mod config;
 mod guard;
 mod http;
+mod ice;
 mod listen;
 mod memory;
 mod metrics;
@@ -111,6 +112,8 @@ pub struct ServerState {
     allow_list: std::sync::RwLock<Option<Arc<HashSet<PeerId>>>>,
     /// Bytes of unfinished inbound messages across every connection.
     unfinished: Arc<guard::UnfinishedBudget>,
+    /// ICE servers for `welcome` (PROTOCOL §10), if any were configured.
+    ice: Option<ice::IceServers>,
     /// Proof checks left this second, across the server.
     proof_budget: rate::CostBudget,
     /// Connections not registered yet, from accept on.
@@ -179,6 +182,24 @@ impl Reloader {
                 }
             }
         }
+        if let Some(reloaded) = self
+            .state
+            .ice
+            .as_ref()
+            .and_then(ice::IceServers::reload_secret)
+        {
+            match reloaded {
+                Ok(()) => {
+                    self.state.metrics.reloaded("turn-secret", true);
+                    tracing::info!("reloaded the TURN secret");
+                }
+                Err(error) => {
+                    ok = false;
+                    self.state.metrics.reloaded("turn-secret", false);
+                    tracing::error!(%error, "kept the TURN secret in force: the file does not load");
+                }
+            }
+        }
         if let Some(path) = &self.state.config.allow_list {
             match allow::load(path) {
                 Ok(list) => {
@@ -209,6 +230,8 @@ pub enum ServeError {
     AllowList(#[from] AllowListError),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    TurnSecret(#[from] ice::SecretError),
     #[error("the server stopped: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -246,12 +269,18 @@ impl Server {
                     addr: config.listen.clone(),
                     source,
                 })?;
+        let ice = ice::IceServers::new(
+            &config.ice_server,
+            config.turn_secret_file.as_deref(),
+            config.turn_ttl,
+        )?;
         let metrics = Arc::new(Metrics::new());
         let registry = Arc::new(LocalRegistry::new(
             config.max_peers_per_room as usize,
             metrics.clone(),
         ));
         let state = Arc::new(ServerState {
+            ice,
             unfinished: guard::UnfinishedBudget::new(config.max_unfinished_bytes),
             proof_budget: rate::CostBudget::new(config.max_proof_checks, std::time::Instant::now()),
             origins: access::OriginPolicy {

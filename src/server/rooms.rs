@@ -38,10 +38,12 @@ pub struct Member {
     pub id: PeerId,
     pub connection: ConnectionId,
     pub outbox: Outbox,
-    /// The `publicKey` JSON exactly as the peer sent it.
+    /// The `publicKey` JSON as the room sees it (the canonical key, PROTOCOL §3).
     pub public_key: Arc<str>,
     /// Proof of possession: `None` when the server does not ask for it.
     pub verified: Option<bool>,
+    /// The `iceServers` array for this peer's `welcome`, when the server hands them out.
+    pub ice_servers: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -164,7 +166,11 @@ impl RoomRegistry for LocalRegistry {
         if room.members.len() >= self.max_peers_per_room {
             return Err(JoinError::RoomFull);
         }
-        let welcome = protocol::welcome(&member.id, room.members.values().map(|s| &s.entry));
+        let welcome = protocol::welcome(
+            &member.id,
+            room.members.values().map(|s| &s.entry),
+            member.ice_servers.as_deref(),
+        );
         if !member.outbox.fits(welcome.len()) {
             // Only possible with an absurdly small budget in a room just created: do not
             // leave it behind empty.
@@ -258,6 +264,7 @@ mod tests {
             connection: ConnectionId::next(),
             outbox,
             public_key: r#"{"kty":"test"}"#.into(),
+            ice_servers: None,
             verified: None,
         };
         (member, receiver)

@@ -273,7 +273,20 @@ impl Session {
         };
         let timer = sleep_until(next_check(false, last_seen));
         tokio::pin!(timer);
+        // Fresh TURN credentials at 80 % of their life, counted from registration.
+        let refresh_every = self.state.ice.as_ref().and_then(|ice| ice.refresh_after());
+        let far = Instant::now() + Duration::from_secs(365 * 86_400);
+        let refresh = sleep_until(far);
+        tokio::pin!(refresh);
+        let mut refresh_armed = false;
         loop {
+            if !refresh_armed
+                && self.peer.is_some()
+                && let Some(every) = refresh_every
+            {
+                refresh.as_mut().reset(Instant::now() + every);
+                refresh_armed = true;
+            }
             let evicted = async {
                 match &self.waiting {
                     Some(ticket) => ticket.evicted().await,
@@ -284,6 +297,13 @@ impl Session {
                 frame = stream.next() => frame,
                 () = evicted => {
                     return self.close(CloseCode::OVERLOADED, "too many unregistered connections");
+                }
+                () = &mut refresh, if refresh_armed => {
+                    self.refresh_ice_servers();
+                    if let Some(every) = refresh_every {
+                        refresh.as_mut().reset(Instant::now() + every);
+                    }
+                    continue;
                 }
                 () = &mut timer => {
                     let now = Instant::now();
@@ -402,12 +422,14 @@ impl Session {
             return Err(ErrorCode::Forbidden.into());
         }
         let verified = self.check_proof(&key, register.proof)?;
+        let ice_servers = self.ice_servers_for(&id);
         let member = Member {
             id: id.clone(),
             connection: self.connection,
             outbox: self.outbox.clone(),
             public_key: announced.into(),
             verified,
+            ice_servers,
         };
         match self.state.registry.join(&self.room, member) {
             Ok(()) => {
@@ -502,6 +524,25 @@ impl Session {
             })?;
         self.state.metrics.relayed(relay.kind);
         Ok(())
+    }
+
+    /// The `iceServers` array for `peer` (PROTOCOL §10), minting TURN credentials.
+    fn ice_servers_for(&self, peer: &PeerId) -> Option<String> {
+        let ice = self.state.ice.as_ref()?;
+        let (servers, minted) = ice.for_peer(peer, std::time::SystemTime::now());
+        if minted {
+            self.state.metrics.turn_credentials.inc();
+        }
+        Some(servers)
+    }
+
+    /// Sends fresh ICE servers before the credentials in use expire.
+    fn refresh_ice_servers(&self) {
+        if let Some(peer) = &self.peer
+            && let Some(servers) = self.ice_servers_for(peer)
+        {
+            self.outbox.push(protocol::ice_servers(&servers).into());
+        }
     }
 
     fn send_error(&self, error: ProtocolError) {
