@@ -140,6 +140,7 @@ Register-ArgumentCompleter -Native -CommandName 'rdv' -ScriptBlock {
             [CompletionResult]::new('--exit-on-eof', '--exit-on-eof', [CompletionResultType]::ParameterName, 'Leave as soon as stdin ends and everything was sent')
             [CompletionResult]::new('--answer-offers', '--answer-offers', [CompletionResultType]::ParameterName, 'Answer every offer, as a simulated callee (see --answer-template)')
             [CompletionResult]::new('--reconnect', '--reconnect', [CompletionResultType]::ParameterName, 'On a dropped connection, back off and reconnect with the same key')
+            [CompletionResult]::new('--ice-check', '--ice-check', [CompletionResultType]::ParameterName, 'After the welcome, check every ICE server it lists — a STUN Binding request, a TURN Allocate with the minted credential (UDP) — report each (reachable, allocation, relayed or reflexive address, round trip; NDJSON `ice-check` lines in script mode) and leave: 0 if all answered, 1 if any failed or none were listed')
             [CompletionResult]::new('--no-proof', '--no-proof', [CompletionResultType]::ParameterName, 'Never answer a proof-of-possession challenge (to test a server''s `required` mode)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')

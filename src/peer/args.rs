@@ -123,6 +123,13 @@ pub struct PeerArgs {
     #[arg(long)]
     pub reconnect: bool,
 
+    /// After the welcome, check every ICE server it lists — a STUN Binding request, a TURN
+    /// Allocate with the minted credential (UDP) — report each (reachable, allocation,
+    /// relayed or reflexive address, round trip; NDJSON `ice-check` lines in script mode) and
+    /// leave: 0 if all answered, 1 if any failed or none were listed.
+    #[arg(long)]
+    pub ice_check: bool,
+
     /// Never answer a proof-of-possession challenge (to test a server's `required` mode).
     #[arg(long)]
     pub no_proof: bool,

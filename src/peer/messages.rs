@@ -77,6 +77,10 @@ impl Driver<'_> {
             ServerMessage::Welcome { .. } => {
                 self.registered = true;
                 self.next_send = Instant::now();
+                if self.args.ice_check {
+                    let exit = self.check_ice_servers(&value).await;
+                    return Some(self.finish(socket, exit).await);
+                }
             }
             ServerMessage::Challenge { nonce } => self.nonce = Some(nonce.clone()),
             ServerMessage::Error { code, .. } if !self.registered => {
@@ -127,6 +131,34 @@ impl Driver<'_> {
             return self.after_input_ended(socket).await;
         }
         None
+    }
+
+    /// `--ice-check`: tries every ICE server the welcome lists and reports each.
+    async fn check_ice_servers(&mut self, welcome: &Value) -> Exit {
+        let Some(servers) = welcome.get("iceServers") else {
+            self.output
+                .note("the welcome lists no ICE servers (the server has no --ice-server)");
+            return Exit::Failure;
+        };
+        let checks = super::ice_check::check_all(servers).await;
+        if checks.is_empty() {
+            self.output.note("the welcome's iceServers list is empty");
+            return Exit::Failure;
+        }
+        for check in &checks {
+            if self.output.is_interactive() {
+                self.output.note(&check.describe());
+            } else {
+                let line = serde_json::to_string(check).expect("a check serializes");
+                let _ = crate::files::write_stdout(format!("{line}\n").as_bytes());
+                eprintln!("rdv: {}", check.describe());
+            }
+        }
+        if checks.iter().all(|check| check.ok) {
+            Exit::Ok
+        } else {
+            Exit::Failure
+        }
     }
 
     /// `--expect error` or an `--until` on the error: server errors are what this run waits

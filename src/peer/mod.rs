@@ -14,6 +14,7 @@ mod commands;
 mod conditions;
 mod connect;
 mod driver;
+mod ice_check;
 mod io;
 mod messages;
 mod render;

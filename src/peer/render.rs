@@ -33,6 +33,39 @@ pub fn short_id(id: &str) -> &str {
     crate::protocol::truncate_chars(id, 8)
 }
 
+/// `stun:s:3478, turn:t:3478 (credentials until 14:05:00 UTC)`: the URLs of an `iceServers`
+/// array and, for minted TURN credentials, when they expire.
+pub fn ice_summary(servers: &Value) -> String {
+    let mut parts = Vec::new();
+    for server in servers.as_array().into_iter().flatten() {
+        let urls: Vec<&str> = match &server["urls"] {
+            Value::String(url) => vec![url.as_str()],
+            Value::Array(urls) => urls.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        let mut part = urls.join(", ");
+        let expiry = server["username"]
+            .as_str()
+            .and_then(|u| u.split_once(':'))
+            .and_then(|(expiry, _)| expiry.parse::<u64>().ok());
+        if let Some(expiry) = expiry {
+            let secs = expiry % 86_400;
+            part.push_str(&format!(
+                " (credentials until {:02}:{:02}:{:02} UTC)",
+                secs / 3600,
+                secs / 60 % 60,
+                secs % 60
+            ));
+        }
+        parts.push(part);
+    }
+    if parts.is_empty() {
+        "none".to_owned()
+    } else {
+        parts.join("; ")
+    }
+}
+
 /// How to name a peer: short ID, plus the buddy name when known.
 pub type Namer<'a> = dyn Fn(&str) -> String + 'a;
 
@@ -59,12 +92,20 @@ pub fn describe(message: &Value, name: &Namer<'_>, show_sdp: bool) -> String {
                 .map(name)
                 .collect();
             let you = peer_id.map(name).unwrap_or_default();
-            if others.is_empty() {
+            let mut text = if others.is_empty() {
                 format!("you are {you}; nobody else is here")
             } else {
                 format!("you are {you}; here: {}", others.join(", "))
+            };
+            if let Some(servers) = message.get("iceServers") {
+                text.push_str(&format!("; ICE servers: {}", ice_summary(servers)));
             }
+            text
         }
+        "ice-servers" => message
+            .get("iceServers")
+            .map(ice_summary)
+            .unwrap_or_default(),
         "peer-joined" | "peer-left" => peer_id.map(name).unwrap_or_default(),
         "error" => format!(
             "{}: {}",
@@ -106,6 +147,19 @@ fn sdp_text(message: &Value) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ice_servers_are_summarised_with_their_expiry() {
+        let servers = serde_json::json!([
+            {"urls": ["stun:s.example:3478"]},
+            {"urls": "turn:t.example:3478", "username": "1700003600:ab", "credential": "x"}
+        ]);
+        assert_eq!(
+            ice_summary(&servers),
+            "stun:s.example:3478; turn:t.example:3478 (credentials until 23:13:20 UTC)"
+        );
+        assert_eq!(ice_summary(&serde_json::json!([])), "none");
+    }
     use serde_json::json;
 
     #[test]
