@@ -43,21 +43,17 @@ fn missing(root: &Path) -> Option<String> {
     None
 }
 
-fn mesh(root: &Path, proof: &str, pages: usize) {
-    let server = Server::start(&["--proof", proof]);
-    let room = format!("mesh-{proof}-{pages}");
-    let screenshots = root.join("target/browser-screenshots").join(&room);
+/// Runs `pages` Chromium pages of examples/browser in `room` against `server`; the driver's
+/// summary once every pair's data channel carried a message both ways (panics otherwise).
+fn run_pages(root: &Path, server: &Server, room: &str, pages: usize, extra: &[&str]) -> Value {
+    let screenshots = root.join("target/browser-screenshots").join(room);
     let output = Command::new("node")
         .arg(root.join("tests/browser/e2e.mjs"))
-        .args([
-            "--server",
-            &format!("ws://{}", server.addr),
-            "--room",
-            &room,
-        ])
+        .args(["--server", &format!("ws://{}", server.addr), "--room", room])
         .args(["--pages", &pages.to_string(), "--timeout-ms", "45000"])
         .args(["--chromium", chromium().unwrap().to_str().unwrap()])
         .args(["--screenshots", screenshots.to_str().unwrap()])
+        .args(extra)
         .output()
         .expect("run node");
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -65,9 +61,16 @@ fn mesh(root: &Path, proof: &str, pages: usize) {
         .unwrap_or_else(|_| panic!("no summary from the driver; stderr:\n{stderr}"));
     assert!(
         output.status.success() && summary["ok"] == true,
-        "{proof}, {pages} pages failed (screenshots in {}):\n{summary:#}\n{stderr}",
+        "{room}, {pages} pages failed (screenshots in {}):\n{summary:#}\n{stderr}",
         screenshots.display()
     );
+    summary
+}
+
+fn mesh(root: &Path, proof: &str, pages: usize) {
+    let server = Server::start(&["--proof", proof]);
+    let room = format!("mesh-{proof}-{pages}");
+    let summary = run_pages(root, &server, &room, pages, &[]);
     let states = summary["pages"].as_array().unwrap();
     assert_eq!(states.len(), pages);
     for state in states {
@@ -102,6 +105,41 @@ fn browsers_connect_over_webrtc_through_rdv() {
     for proof in ["off", "required"] {
         for pages in [2, 3] {
             mesh(root, proof, pages);
+        }
+    }
+}
+
+/// Two pages that may only use TURN (iceTransportPolicy "relay") connect through a real
+/// coturn with nothing but what `welcome` gave them: the server's TURN URL and the credential
+/// it minted. The selected candidate pair is relay on both ends.
+#[test]
+#[ignore = "needs chromium, node, playwright-core and coturn; cargo test -- --ignored runs it"]
+fn browsers_connect_relay_only_through_coturn_with_minted_credentials() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    common::outside::require(missing(root));
+    common::outside::require(common::outside::program(
+        "turnserver",
+        "--version",
+        "apt-get install coturn",
+    ));
+    let coturn = common::coturn::Coturn::start();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, format!("{}\n", common::coturn::SECRET)).unwrap();
+    let server = Server::start(&[
+        "--ice-server",
+        &coturn.turn_url(),
+        "--turn-secret-file",
+        secret.to_str().unwrap(),
+    ]);
+    let summary = run_pages(root, &server, "relay-only", 2, &["--relay", "1"]);
+    for page in summary["pages"].as_array().unwrap() {
+        for (id, peer) in page["peers"].as_object().unwrap() {
+            assert_eq!(
+                (peer["localType"].as_str(), peer["remoteType"].as_str()),
+                (Some("relay"), Some("relay")),
+                "the path to {id} is relayed on both ends: {peer}"
+            );
         }
     }
 }

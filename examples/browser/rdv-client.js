@@ -4,6 +4,10 @@
 const params = new URLSearchParams(location.search);
 const server = params.get("server") ?? `ws://${location.host}`;
 const room = params.get("room") ?? "lobby";
+// ?relay=1: TURN only (iceTransportPolicy "relay"), to prove the server's TURN credentials.
+const relayOnly = params.get("relay") === "1";
+// From welcome.iceServers, replaced by each ice-servers message (PROTOCOL §10).
+let iceServers = [];
 
 const state = {
   id: null,
@@ -85,10 +89,17 @@ ws.onmessage = async (event) => {
       await register(message.nonce);
       break;
     case "welcome":
+      if (message.iceServers) iceServers = message.iceServers;
       state.serverAgrees = message.peerId === state.id;
       if (!state.serverAgrees) fail(`server says my ID is ${message.peerId}`);
       for (const peer of message.peers) await meet(peer.id, peer.publicKey, peer.verified);
       document.getElementById("status").textContent = "registered";
+      break;
+    case "ice-servers":
+      // Fresh TURN credentials: for new connections and every ICE restart from now on.
+      iceServers = message.iceServers;
+      for (const { pc } of connections.values()) pc.setConfiguration({ ...pc.getConfiguration(), iceServers });
+      log("fresh ICE servers");
       break;
     case "peer-joined":
       await meet(message.peerId, message.publicKey, message.verified);
@@ -129,7 +140,7 @@ async function meet(id, publicKey, verified) {
 
 function connection(id) {
   if (!connections.has(id)) {
-    const pc = new RTCPeerConnection({ iceServers: [] });
+    const pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: relayOnly ? "relay" : "all" });
     pc.onicecandidate = (event) => {
       if (event.candidate) send({ type: "ice-candidate", to: id, candidate: event.candidate.toJSON() });
     };
@@ -140,8 +151,9 @@ function connection(id) {
 }
 
 function wire(id, channel) {
-  channel.onopen = () => {
+  channel.onopen = async () => {
     state.peers[id].channelOpen = true;
+    recordPath(id);
     channel.send(`hello from ${state.id}`);
     state.peers[id].sent = true;
     log(`channel open to ${id.slice(0, 12)}, hello sent`);
@@ -150,6 +162,18 @@ function wire(id, channel) {
     if (event.data === `hello from ${id}`) state.peers[id].received = true;
     log(`from ${id.slice(0, 12)} over the data channel: ${event.data.slice(0, 30)}…`);
   };
+}
+
+// Which candidate types the selected pair joins ("host", "srflx", "relay"), for the tests.
+async function recordPath(id) {
+  const pc = connections.get(id)?.pc;
+  if (!pc) return;
+  const stats = await pc.getStats();
+  for (const report of stats.values()) {
+    if (report.type !== "candidate-pair" || !(report.selected || report.nominated) || report.state !== "succeeded") continue;
+    state.peers[id].localType = stats.get(report.localCandidateId)?.candidateType;
+    state.peers[id].remoteType = stats.get(report.remoteCandidateId)?.candidateType;
+  }
 }
 
 async function onOffer(from, sdp) {

@@ -1,6 +1,6 @@
 // Drives N headless Chromium pages through examples/browser against a running rdv serve.
 // Usage: node e2e.mjs --server ws://127.0.0.1:PORT --room ROOM --pages N
-//                     [--timeout-ms 45000] [--screenshots DIR] [--chromium PATH]
+//                     [--timeout-ms 45000] [--screenshots DIR] [--chromium PATH] [--relay 1]
 // Prints one JSON summary line on stdout; exits 0 when every pair's data channel carried a
 // message both ways, 1 otherwise (with a screenshot of every page in --screenshots).
 
@@ -32,7 +32,8 @@ const http = createServer(async (request, response) => {
   response.writeHead(200, { "content-type": type }).end(await readFile(join(examples, name)));
 });
 await new Promise((resolve) => http.listen(0, "127.0.0.1", resolve));
-const pageUrl = `http://127.0.0.1:${http.address().port}/index.html?server=${encodeURIComponent(args.server)}&room=${encodeURIComponent(args.room)}`;
+const relay = args.relay === "1" ? "&relay=1" : "";
+const pageUrl = `http://127.0.0.1:${http.address().port}/index.html?server=${encodeURIComponent(args.server)}&room=${encodeURIComponent(args.room)}${relay}`;
 
 const browser = await chromium.launch({
   executablePath: args.chromium ?? "/usr/bin/chromium",
