@@ -46,8 +46,9 @@ pub enum Command {
         after_help = "Where a setting comes from, first match wins: the flag, its RDV_* variable, the \
             --config file (TOML, each setting under its flag's name without the dashes), the \
             built-in default. `rdv serve --check-config` shows the result.\n\n\
-            SIGHUP reloads the TLS certificate and key and the allow list without dropping a \
-            connection.\n\n\
+            SIGHUP reloads the TLS certificate and key, the allow list, the TURN secret and the \
+            allowed origins (from the --config file and the environment, read again) without \
+            dropping a connection.\n\n\
             Logs go to stderr; set their level with RDV_LOG (e.g. RDV_LOG=debug)."
     )]
     Serve(Box<server::Config>),

@@ -52,7 +52,7 @@ fn main() -> ExitCode {
             let serve_matches = matches.subcommand_matches("serve").expect("serve ran");
             commands::serve::check(&config, serve, serve_matches, &file)
         }
-        Command::Serve(config) => commands::serve::run(*config, cli.color),
+        Command::Serve(config) => commands::serve::run(*config, cli.color, Box::new(reread(args))),
         Command::Keygen(args) => commands::keygen::run(&args),
         Command::Fingerprint(args) => commands::fingerprint::run(&args),
         Command::Peer(args) => rdv::peer::run(&args, cli.color),
@@ -62,4 +62,28 @@ fn main() -> ExitCode {
         }
     };
     exit.into()
+}
+
+/// Parses the command line again, with the `--config` file and the environment as they are
+/// now: what SIGHUP applies.
+fn reread(
+    args: Vec<std::ffi::OsString>,
+) -> impl Fn() -> Result<rdv::server::Config, rdv::exit::CommandError> + Send + Sync {
+    move || {
+        let mut command = rdv::cli::command();
+        if let Some(path) = commands::config_file::config_path(&args) {
+            command = commands::config_file::apply(command, &path)?.0;
+        }
+        let matches = command
+            .try_get_matches_from(&args)
+            .map_err(|e| rdv::exit::CommandError::usage(e.to_string()))?;
+        match Cli::from_arg_matches(&matches) {
+            Ok(Cli {
+                command: Command::Serve(config),
+                ..
+            }) => Ok(*config),
+            Ok(_) => Err(rdv::exit::CommandError::usage("not rdv serve")),
+            Err(e) => Err(rdv::exit::CommandError::usage(e.to_string())),
+        }
+    }
 }

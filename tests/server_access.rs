@@ -277,3 +277,28 @@ async fn each_connection_is_logged_once_as_json() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// SIGHUP reads the configuration again and applies a changed origin list to new upgrades.
+#[tokio::test]
+async fn sighup_reloads_the_allowed_origins_from_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rdv.toml");
+    std::fs::write(&config, "allow-origin = [\"https://old.example\"]\n").unwrap();
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
+    let (status, _, _) =
+        upgrade_from(&server, "127.0.0.1", "o", &["Origin: https://new.example"]).await;
+    assert_eq!(status, 403);
+    std::fs::write(&config, "allow-origin = [\"https://new.example\"]\n").unwrap();
+    nix::sys::signal::kill(server.pid(), nix::sys::signal::Signal::SIGHUP).unwrap();
+    server
+        .wait_for_metric(r#"rdv_reloads_total{what="origins",result="ok"}"#, |n| {
+            n >= 1.0
+        })
+        .await;
+    let (status, _, _) =
+        upgrade_from(&server, "127.0.0.1", "o", &["Origin: https://new.example"]).await;
+    assert_eq!(status, 101);
+    let (status, _, _) =
+        upgrade_from(&server, "127.0.0.1", "o", &["Origin: https://old.example"]).await;
+    assert_eq!(status, 403);
+}

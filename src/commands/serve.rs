@@ -33,14 +33,17 @@ pub fn check(
     Exit::Failure
 }
 
-pub fn run(config: server::Config, color: ColorWhen) -> Exit {
-    match serve(config, color) {
+/// Reads the configuration again (the `--config` file and the environment), for SIGHUP.
+pub type Reread = Box<dyn Fn() -> Result<server::Config, CommandError> + Send + Sync>;
+
+pub fn run(config: server::Config, color: ColorWhen, reread: Reread) -> Exit {
+    match serve(config, color, reread) {
         Ok(()) => Exit::Ok,
         Err(error) => error.report(),
     }
 }
 
-fn serve(config: server::Config, color: ColorWhen) -> Result<(), CommandError> {
+fn serve(config: server::Config, color: ColorWhen, reread: Reread) -> Result<(), CommandError> {
     init_logging(config.log_format, color);
     check_open_file_limit(config.max_connections, config.max_unregistered);
     for warning in config.warnings() {
@@ -54,7 +57,7 @@ fn serve(config: server::Config, color: ColorWhen) -> Result<(), CommandError> {
             .await
             .map_err(|e| failure(&e))?;
         let addr = server.local_addr().map_err(|e| failure(&e))?;
-        reload_on_hangup(server.reloader());
+        reload_on_hangup(server.reloader(), reread);
         // The one machine-readable line scripts and tests wait for.
         println!("{}", server::listening_line(addr));
         let _ = std::io::stdout().flush();
@@ -115,9 +118,11 @@ fn init_logging(format: LogFormat, color: ColorWhen) {
         .init();
 }
 
-/// SIGHUP reloads the TLS certificate and the allow list (files are read off the runtime's
-/// worker threads).
-fn reload_on_hangup(reloader: server::Reloader) {
+/// SIGHUP reloads the TLS certificate, the allow list, the TURN secret and — from the
+/// configuration read again — the allowed origins (files are read off the runtime's worker
+/// threads).
+fn reload_on_hangup(reloader: server::Reloader, reread: Reread) {
+    let reread = std::sync::Arc::new(reread);
     #[cfg(unix)]
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
@@ -127,11 +132,22 @@ fn reload_on_hangup(reloader: server::Reloader) {
         };
         while hangups.recv().await.is_some() {
             let reloader = reloader.clone();
-            let _ = tokio::task::spawn_blocking(move || reloader.reload()).await;
+            let reread = reread.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                reloader.reload();
+                match reread() {
+                    Ok(fresh) => reloader.reload_origins(&fresh),
+                    Err(error) => tracing::error!(
+                        error = %error.message,
+                        "kept the allowed origins in force: the configuration does not read"
+                    ),
+                }
+            })
+            .await;
         }
     });
     #[cfg(not(unix))]
-    let _ = reloader;
+    let _ = (reloader, reread);
 }
 
 async fn shutdown_signal() {

@@ -65,7 +65,7 @@ impl OriginPattern {
 }
 
 /// The Origin rule: which browser pages may connect.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OriginPolicy {
     pub allowed: Vec<OriginPattern>,
     /// Refuse clients that send no Origin (non-browser clients send none).

@@ -119,7 +119,8 @@ async fn room_or_not_found(
         .headers()
         .get(header::ORIGIN)
         .map(|v| v.to_str().unwrap_or("(not text)"));
-    if let Err(reason) = state.origins.check(origin) {
+    let origins = state.origins.read().expect("never poisoned").clone();
+    if let Err(reason) = origins.check(origin) {
         state.metrics.rejected(Rejection::Origin);
         return plain(StatusCode::FORBIDDEN, reason);
     }

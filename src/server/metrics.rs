@@ -190,7 +190,7 @@ impl Metrics {
             "SIGHUP reloads, by what was reloaded and whether it worked",
             reloads.clone(),
         );
-        for what in ["tls", "allow-list", "turn-secret"] {
+        for what in ["tls", "allow-list", "turn-secret", "origins"] {
             for result in ["ok", "failed"] {
                 drop(reloads.get_or_create(&ReloadLabel { what, result }));
             }

@@ -118,8 +118,8 @@ pub struct ServerState {
     proof_budget: rate::CostBudget,
     /// Connections not registered yet, from accept on.
     pending: Arc<pending::PendingConnections>,
-    /// Browser origins allowed to connect.
-    origins: access::OriginPolicy,
+    /// Browser origins allowed to connect; replaced on SIGHUP when the configuration changed.
+    origins: std::sync::RwLock<Arc<access::OriginPolicy>>,
     /// Open connections and connection attempts per client address.
     per_client: Arc<access::PerClientLimits>,
     /// The key of the room-name hash in the connection log.
@@ -164,6 +164,25 @@ pub struct Reloader {
 }
 
 impl Reloader {
+    /// Takes the origin rule of a freshly read configuration (the `--config` file and the
+    /// environment, read again on SIGHUP); logs when it changed.
+    pub fn reload_origins(&self, fresh: &Config) {
+        let policy = access::OriginPolicy {
+            allowed: fresh.allow_origin.clone(),
+            require: fresh.require_origin,
+        };
+        let mut current = self.state.origins.write().expect("never poisoned");
+        if **current != policy {
+            tracing::info!(
+                allowed = policy.allowed.len(),
+                require = policy.require,
+                "reloaded the allowed origins"
+            );
+            *current = Arc::new(policy);
+        }
+        self.state.metrics.reloaded("origins", true);
+    }
+
     /// Reloads everything; one line per item says what happened. Returns whether all of it
     /// reloaded.
     pub fn reload(&self) -> bool {
@@ -283,10 +302,10 @@ impl Server {
             ice,
             unfinished: guard::UnfinishedBudget::new(config.max_unfinished_bytes),
             proof_budget: rate::CostBudget::new(config.max_proof_checks, std::time::Instant::now()),
-            origins: access::OriginPolicy {
+            origins: std::sync::RwLock::new(Arc::new(access::OriginPolicy {
                 allowed: config.allow_origin.clone(),
                 require: config.require_origin,
-            },
+            })),
             per_client: Arc::new(access::PerClientLimits::new(
                 config.max_connections_per_ip,
                 config.connect_rate_per_ip,
