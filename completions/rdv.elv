@@ -133,7 +133,7 @@ set edit:completion:arg-completer[rdv] = {|@words|
             cand --exit-on-eof 'Leave as soon as stdin ends and everything was sent'
             cand --answer-offers 'Answer every offer, as a simulated callee (see --answer-template)'
             cand --reconnect 'On a dropped connection, back off and reconnect with the same key'
-            cand --ice-check 'After the welcome, check every ICE server it lists — a STUN Binding request, a TURN Allocate with the minted credential (UDP) — report each (reachable, allocation, relayed or reflexive address, round trip; NDJSON `ice-check` lines in script mode) and leave: 0 if all answered, 1 if any failed or none were listed'
+            cand --ice-check 'After the welcome, check every ICE server it lists — a STUN Binding request, a TURN Allocate with the minted credential (UDP) — report each (reachable, allocation, relayed or reflexive address, round trip; NDJSON `ice-check` lines in script mode) and leave: 0 if all answered, 1 if any failed or none could be tried (TLS and TCP URLs are listed as skipped)'
             cand --no-proof 'Never answer a proof-of-possession challenge (to test a server''s `required` mode)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'

@@ -140,7 +140,7 @@ complete -c rdv -n "__fish_rdv_using_subcommand peer" -l json -d 'Script mode ev
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l exit-on-eof -d 'Leave as soon as stdin ends and everything was sent'
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l answer-offers -d 'Answer every offer, as a simulated callee (see --answer-template)'
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l reconnect -d 'On a dropped connection, back off and reconnect with the same key'
-complete -c rdv -n "__fish_rdv_using_subcommand peer" -l ice-check -d 'After the welcome, check every ICE server it lists — a STUN Binding request, a TURN Allocate with the minted credential (UDP) — report each (reachable, allocation, relayed or reflexive address, round trip; NDJSON `ice-check` lines in script mode) and leave: 0 if all answered, 1 if any failed or none were listed'
+complete -c rdv -n "__fish_rdv_using_subcommand peer" -l ice-check -d 'After the welcome, check every ICE server it lists — a STUN Binding request, a TURN Allocate with the minted credential (UDP) — report each (reachable, allocation, relayed or reflexive address, round trip; NDJSON `ice-check` lines in script mode) and leave: 0 if all answered, 1 if any failed or none could be tried (TLS and TCP URLs are listed as skipped)'
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l no-proof -d 'Never answer a proof-of-possession challenge (to test a server\'s `required` mode)'
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -s V -l version -d 'Print version'

@@ -33,18 +33,21 @@ async fn allocate(
     result
 }
 
-fn serve_with(coturn: &Coturn, ttl: &str) -> (Server, tempfile::TempDir) {
+fn serve_with(coturn: &Coturn, ttl: &str, extra: &[&str]) -> (Server, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("secret");
     std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
-    let server = Server::start(&[
+    let turn_url = coturn.turn_url();
+    let mut args = vec![
         "--ice-server",
-        &coturn.turn_url(),
+        &turn_url,
         "--turn-secret-file",
         secret.to_str().unwrap(),
         "--turn-ttl",
         ttl,
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let server = Server::start(&args);
     (server, dir)
 }
 
@@ -61,7 +64,12 @@ fn require_coturn() {
 fn the_terminal_peer_gets_an_allocation_with_the_minted_credential() {
     require_coturn();
     let coturn = Coturn::start();
-    let (server, _dir) = serve_with(&coturn, "1h");
+    // A TLS URL as well, which the check lists as skipped (it tries plain UDP only).
+    let (server, _dir) = serve_with(
+        &coturn,
+        "1h",
+        &["--ice-server", "turns:127.0.0.1:5349?transport=tcp"],
+    );
     let output = Command::new(common::rdv_binary())
         .args([
             "peer",
@@ -80,8 +88,9 @@ fn the_terminal_peer_gets_an_allocation_with_the_minted_credential() {
         .map(|line| serde_json::from_str(line).unwrap())
         .filter(|m: &Value| m["type"] == "ice-check")
         .collect();
-    assert_eq!(checks.len(), 1, "{checks:?}");
+    assert_eq!(checks.len(), 2, "{checks:?}");
     assert_eq!(checks[0]["ok"], true, "{checks:?}");
+    assert_eq!(checks[1]["skipped"], true, "{checks:?}");
     let relayed: SocketAddr = checks[0]["address"].as_str().unwrap().parse().unwrap();
     assert_eq!(relayed.ip().to_string(), "127.0.0.1");
     assert!(stderr.contains("allocation granted"), "{stderr}");
@@ -92,7 +101,7 @@ fn the_terminal_peer_gets_an_allocation_with_the_minted_credential() {
 async fn expired_and_forged_credentials_are_refused_fresh_ones_work() {
     require_coturn();
     let coturn = tokio::task::spawn_blocking(Coturn::start).await.unwrap();
-    let (server, _dir) = serve_with(&coturn, "3s");
+    let (server, _dir) = serve_with(&coturn, "3s", &[]);
     let mut peer = server.peer("turn").await;
     let entry = &peer.welcome["iceServers"][0];
     let (username, credential) = (

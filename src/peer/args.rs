@@ -126,7 +126,8 @@ pub struct PeerArgs {
     /// After the welcome, check every ICE server it lists — a STUN Binding request, a TURN
     /// Allocate with the minted credential (UDP) — report each (reachable, allocation,
     /// relayed or reflexive address, round trip; NDJSON `ice-check` lines in script mode) and
-    /// leave: 0 if all answered, 1 if any failed or none were listed.
+    /// leave: 0 if all answered, 1 if any failed or none could be tried (TLS and TCP URLs
+    /// are listed as skipped).
     #[arg(long)]
     pub ice_check: bool,
 

@@ -19,6 +19,9 @@ pub struct IceCheck {
     kind: &'static str,
     pub url: String,
     pub ok: bool,
+    /// Not tried: only plain UDP is checked (`turns:`, `?transport=tcp` are listed as skipped).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub skipped: bool,
     /// What was learned: the relayed address (TURN) or the reflexive one (STUN).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
@@ -34,6 +37,7 @@ impl IceCheck {
             kind: "ice-check",
             url: url.to_owned(),
             ok: false,
+            skipped: false,
             address: None,
             rtt_ms: None,
             problem: None,
@@ -42,6 +46,13 @@ impl IceCheck {
 
     /// One line for people.
     pub fn describe(&self) -> String {
+        if self.skipped {
+            return format!(
+                "{}: skipped ({})",
+                self.url,
+                self.problem.as_deref().unwrap_or("")
+            );
+        }
         match (&self.problem, &self.address) {
             (Some(problem), _) => format!("{}: FAILED: {problem}", self.url),
             (None, Some(address)) => {
@@ -81,6 +92,15 @@ pub async fn check_all(ice_servers: &Value) -> Vec<IceCheck> {
 
 async fn check(url: &str, username: &str, credential: &str) -> IceCheck {
     let mut result = IceCheck::new(url);
+    if let Ok((scheme, _, transport)) = parse(url)
+        && (scheme.ends_with('s') || transport != "udp")
+    {
+        result.skipped = true;
+        result.problem = Some(format!(
+            "only plain UDP is checked; this is {scheme}: over {transport}"
+        ));
+        return result;
+    }
     match probe(url, username, credential).await {
         Ok((address, rtt)) => {
             result.ok = true;
@@ -118,12 +138,7 @@ fn parse(url: &str) -> Result<(&str, String, &str), String> {
 }
 
 async fn probe(url: &str, username: &str, credential: &str) -> Result<(String, Duration), String> {
-    let (scheme, server, transport) = parse(url)?;
-    if scheme.ends_with('s') || transport != "udp" {
-        return Err(format!(
-            "only plain UDP is checked (this is {scheme}: over {transport})"
-        ));
-    }
+    let (scheme, server, _) = parse(url)?;
     let target = tokio::net::lookup_host(&server)
         .await
         .map_err(|e| format!("cannot resolve {server}: {e}"))?

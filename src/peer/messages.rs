@@ -154,7 +154,13 @@ impl Driver<'_> {
                 eprintln!("rdv: {}", check.describe());
             }
         }
-        if checks.iter().all(|check| check.ok) {
+        let tried = checks.iter().filter(|check| !check.skipped).count();
+        if tried == 0 {
+            self.output
+                .note("none of the listed servers could be checked (only plain UDP is)");
+            return Exit::Failure;
+        }
+        if checks.iter().all(|check| check.ok || check.skipped) {
             Exit::Ok
         } else {
             Exit::Failure
