@@ -10,6 +10,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
+
+use super::rate::TokenBucket;
 use ipnet::IpNet;
 
 /// An origin a browser may connect from: exact (`https://app.example.com`), or with a
@@ -187,8 +189,8 @@ pub struct TooMany {
 #[derive(Debug)]
 struct ClientState {
     open: u32,
-    tokens: f64,
-    refilled: Instant,
+    /// Connection attempts, at `rate` per second with a second's worth at once.
+    bucket: TokenBucket,
 }
 
 /// Open connections and connection attempts per client address.
@@ -230,15 +232,12 @@ impl PerClientLimits {
         let rate = self.rate.map(f64::from);
         let mut state = self.clients.entry(key).or_insert_with(|| ClientState {
             open: 0,
-            tokens: rate.unwrap_or(0.0),
-            refilled: now,
+            bucket: TokenBucket::full(rate.unwrap_or(0.0), now),
         });
         if let Some(rate) = rate {
-            let elapsed = now.saturating_duration_since(state.refilled).as_secs_f64();
-            state.tokens = (state.tokens + elapsed * rate).min(rate);
-            state.refilled = now;
-            if state.tokens < 1.0 {
-                let wait = ((1.0 - state.tokens) / rate).ceil().max(1.0);
+            let tokens = state.bucket.refill(now, rate, rate);
+            if tokens < 1.0 {
+                let wait = ((1.0 - tokens) / rate).ceil().max(1.0);
                 return Err(TooMany {
                     reason: format!("too many connection attempts from {key}"),
                     retry_after: Duration::from_secs(wait as u64),
@@ -255,8 +254,8 @@ impl PerClientLimits {
                 rate: false,
             });
         }
-        if rate.is_some() {
-            state.tokens -= 1.0;
+        if let Some(rate) = rate {
+            state.bucket.try_take(1.0, now, rate, rate);
         }
         state.open += 1;
         Ok(ClientSlot {
@@ -277,9 +276,8 @@ impl PerClientLimits {
         *last = now;
         let full = self.rate.map_or(0.0, f64::from);
         self.clients.retain(|_, state| {
-            let refill = now.saturating_duration_since(state.refilled).as_secs_f64()
-                * self.rate.map_or(0.0, f64::from);
-            state.open > 0 || state.tokens + refill < full
+            // A copy: looking must not move the bucket's clock.
+            state.open > 0 || state.bucket.clone().refill(now, full, full) < full
         });
     }
 }

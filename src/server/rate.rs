@@ -12,12 +12,46 @@ pub enum Verdict {
     Close,
 }
 
+/// The tokens of a token bucket and when they were last counted. The rate and capacity are
+/// passed in, so the many buckets of one limit (one per client) do not each store them.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenBucket {
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    pub fn full(capacity: f64, now: Instant) -> Self {
+        Self {
+            tokens: capacity,
+            last: now,
+        }
+    }
+
+    /// Adds what `per_second` earned since the last call, up to `capacity`; the tokens now.
+    pub fn refill(&mut self, now: Instant, per_second: f64, capacity: f64) -> f64 {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * per_second).min(capacity);
+        self.tokens
+    }
+
+    /// Refills, then takes `cost` tokens if they are there.
+    pub fn try_take(&mut self, cost: f64, now: Instant, per_second: f64, capacity: f64) -> bool {
+        if self.refill(now, per_second, capacity) >= cost {
+            self.tokens -= cost;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct RateLimiter {
     per_second: f64,
     burst: f64,
-    tokens: f64,
-    last: Instant,
+    bucket: TokenBucket,
     dropped_in_a_row: u32,
 }
 
@@ -26,18 +60,13 @@ impl RateLimiter {
         Self {
             per_second: f64::from(per_second),
             burst: f64::from(burst),
-            tokens: f64::from(burst),
-            last: now,
+            bucket: TokenBucket::full(f64::from(burst), now),
             dropped_in_a_row: 0,
         }
     }
 
     pub fn check(&mut self, now: Instant) -> Verdict {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * self.per_second).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        if self.bucket.try_take(1.0, now, self.per_second, self.burst) {
             self.dropped_in_a_row = 0;
             return Verdict::Accept;
         }
@@ -56,7 +85,7 @@ impl RateLimiter {
 #[derive(Debug)]
 pub struct CostBudget {
     per_second: f64,
-    state: std::sync::Mutex<(f64, Instant)>,
+    bucket: std::sync::Mutex<TokenBucket>,
 }
 
 impl CostBudget {
@@ -64,24 +93,18 @@ impl CostBudget {
         let per_second = f64::from(per_second);
         Self {
             per_second,
-            state: std::sync::Mutex::new((per_second, now)),
+            bucket: std::sync::Mutex::new(TokenBucket::full(per_second, now)),
         }
     }
 
     /// Takes `cost` units if they are there.
     pub fn try_take(&self, cost: u32, now: Instant) -> bool {
-        let mut state = self.state.lock().expect("never poisoned");
-        let (tokens, last) = &mut *state;
-        let elapsed = now.saturating_duration_since(*last).as_secs_f64();
-        *last = now;
-        *tokens = (*tokens + elapsed * self.per_second).min(self.per_second);
-        let cost = f64::from(cost);
-        if *tokens >= cost {
-            *tokens -= cost;
-            true
-        } else {
-            false
-        }
+        self.bucket.lock().expect("never poisoned").try_take(
+            f64::from(cost),
+            now,
+            self.per_second,
+            self.per_second,
+        )
     }
 }
 
