@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::pending::PendingConnections;
+use super::pending::{self, PendingConnections};
 use prometheus_client::metrics::counter::Counter;
 
 /// How long requests still in flight may take once `stop` fires.
@@ -88,12 +88,7 @@ pub async fn serve(
         let tls = options.tls.clone();
         let handshake_timeout = options.header_timeout;
         connections.spawn(async move {
-            let evicted = async {
-                match &ticket {
-                    Some(ticket) => ticket.evicted().await,
-                    None => std::future::pending().await,
-                }
-            };
+            let evicted = pending::evicted(ticket.as_ref());
             let Some((acceptor, failures)) = tls else {
                 let connection = http.serve_connection(TokioIo::new(tcp), service);
                 return serve_one(connection.with_upgrades(), evicted, stop).await;
@@ -110,12 +105,7 @@ pub async fn serve(
             };
             let connection = http.serve_connection(TokioIo::new(tls), service);
             // The ticket's eviction is still what ends it.
-            let evicted = async {
-                match &ticket {
-                    Some(ticket) => ticket.evicted().await,
-                    None => std::future::pending().await,
-                }
-            };
+            let evicted = pending::evicted(ticket.as_ref());
             serve_one(connection.with_upgrades(), evicted, stop).await;
         });
     }

@@ -123,6 +123,15 @@ impl Ticket {
     }
 }
 
+/// Completes when `ticket`'s connection was evicted; never without a ticket (a connection
+/// that is not counted, or one that has registered).
+pub async fn evicted(ticket: Option<&Ticket>) {
+    match ticket {
+        Some(ticket) => ticket.evicted().await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Drop for Ticket {
     fn drop(&mut self) {
         self.release();

@@ -287,12 +287,7 @@ impl Session {
                 refresh.as_mut().reset(Instant::now() + every);
                 refresh_armed = true;
             }
-            let evicted = async {
-                match &self.waiting {
-                    Some(ticket) => ticket.evicted().await,
-                    None => std::future::pending().await,
-                }
-            };
+            let evicted = super::pending::evicted(self.waiting.as_ref());
             let frame = tokio::select! {
                 frame = stream.next() => frame,
                 () = evicted => {
