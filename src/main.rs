@@ -14,33 +14,50 @@ use rdv::commands;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() -> ExitCode {
-    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+/// The command line as parsed: the clap matches (for `--check-config`'s sources), the
+/// settings a `--config` file supplied, and the typed result.
+struct Parsed {
+    matches: clap::ArgMatches,
+    file: commands::config_file::FileSettings,
+    cli: Cli,
+}
+
+/// Why the command line could not be parsed.
+enum ParseError {
+    /// The `--config` file: named file, line and key.
+    File(rdv::exit::CommandError),
+    /// clap's own error, printed in its format.
+    Clap(clap::Error),
+}
+
+/// Parses `args`, with the `--config` file's values as defaults (see `config_file`). Used at
+/// start and again on SIGHUP.
+fn parse(args: &[std::ffi::OsString]) -> Result<Parsed, ParseError> {
     let mut command = rdv::cli::command();
     let mut file = commands::config_file::FileSettings::default();
-    if let Some(path) = commands::config_file::config_path(&args) {
-        match commands::config_file::apply(command, &path) {
-            Ok((with_file, settings)) => {
-                command = with_file;
-                file = settings;
-            }
-            Err(error) => return error.report().into(),
-        }
+    if let Some(path) = commands::config_file::config_path(args) {
+        let (with_file, settings) =
+            commands::config_file::apply(command, &path).map_err(ParseError::File)?;
+        command = with_file;
+        file = settings;
     }
-    let matches = match command.clone().try_get_matches_from(&args) {
-        Ok(matches) => matches,
-        Err(error) => {
+    let matches = command
+        .try_get_matches_from(args)
+        .map_err(ParseError::Clap)?;
+    let cli = Cli::from_arg_matches(&matches).map_err(ParseError::Clap)?;
+    Ok(Parsed { matches, file, cli })
+}
+
+fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let Parsed { matches, file, cli } = match parse(&args) {
+        Ok(parsed) => parsed,
+        Err(ParseError::File(error)) => return error.report().into(),
+        Err(ParseError::Clap(error)) => {
             let _ = error.print();
             if let Some(note) = rdv::cli::environment_note(&error) {
                 eprintln!("\n{note}");
             }
-            return ExitCode::from(error.exit_code() as u8);
-        }
-    };
-    let cli = match Cli::from_arg_matches(&matches) {
-        Ok(cli) => cli,
-        Err(error) => {
-            let _ = error.print();
             return ExitCode::from(error.exit_code() as u8);
         }
     };
@@ -69,21 +86,17 @@ fn main() -> ExitCode {
 fn reread(
     args: Vec<std::ffi::OsString>,
 ) -> impl Fn() -> Result<rdv::server::Config, rdv::exit::CommandError> + Send + Sync {
-    move || {
-        let mut command = rdv::cli::command();
-        if let Some(path) = commands::config_file::config_path(&args) {
-            command = commands::config_file::apply(command, &path)?.0;
-        }
-        let matches = command
-            .try_get_matches_from(&args)
-            .map_err(|e| rdv::exit::CommandError::usage(e.to_string()))?;
-        match Cli::from_arg_matches(&matches) {
-            Ok(Cli {
-                command: Command::Serve(config),
-                ..
-            }) => Ok(*config),
-            Ok(_) => Err(rdv::exit::CommandError::usage("not rdv serve")),
-            Err(e) => Err(rdv::exit::CommandError::usage(e.to_string())),
-        }
+    move || match parse(&args) {
+        Ok(Parsed {
+            cli:
+                Cli {
+                    command: Command::Serve(config),
+                    ..
+                },
+            ..
+        }) => Ok(*config),
+        Ok(_) => Err(rdv::exit::CommandError::usage("not rdv serve")),
+        Err(ParseError::File(error)) => Err(error),
+        Err(ParseError::Clap(error)) => Err(rdv::exit::CommandError::usage(error.to_string())),
     }
 }
