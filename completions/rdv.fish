@@ -67,6 +67,9 @@ complete -c rdv -n "__fish_rdv_using_subcommand serve" -l max-proof-checks -d 'P
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l ice-server -d 'STUN or TURN server to hand peers in `welcome` (repeatable): stun:HOST[:PORT], turn:HOST[:PORT][?transport=udp|tcp], turns:… (PROTOCOL §10). Without any, nothing changes on the wire' -r
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l turn-secret-file -d 'coturn\'s static-auth-secret (the file\'s first line): TURN URLs get time-limited credentials for each peer, EXPIRY:PEER_ID and base64(HMAC-SHA1(secret, username)). Read at start and on SIGHUP; never logged' -r -F
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l turn-ttl -d 'How long TURN credentials are valid; peers get fresh ones (an `ice-servers` message) at 80 % of it' -r
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l cluster -d 'Run as one instance of a cluster: rooms span every instance connected to this Redis 7 (or Valkey), redis://HOST:PORT[/DB] or rediss:// for TLS (docs/cluster.md). Without it the server is a single process that needs nothing else' -r
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l cluster-password-file -d 'The Redis password (the file\'s first line), instead of putting it in --cluster\'s URL' -r -F
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l cluster-lease -d 'How long the members of an instance that stops without a goodbye (a crash, a lost host) stay in their rooms before the rest of the cluster announces them gone' -r
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l log-format -d 'Log format on stderr; the level comes from `RDV_LOG` (e.g. `info`, `rdv=debug`)' -r -f -a "text\t''
 json\t''"
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l color -d 'When to use colour in output meant for people' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set'

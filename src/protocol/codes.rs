@@ -81,6 +81,7 @@ error_codes! {
     ProofRequired => "proof-required", "this server requires a proof of possession with register", None;
     ProofInvalid => "proof-invalid", "the proof of possession is not valid", None;
     Replaced => "replaced", "the same peer registered again on another connection", Some(CloseCode::NORMAL);
+    Unavailable => "unavailable", "the cluster is unavailable; retry later", None;
 }
 
 /// An error to report to the client: its code and a message for people.

@@ -197,6 +197,27 @@ pub struct Config {
           value_parser = parse_duration)]
     pub turn_ttl: Duration,
 
+    /// Run as one instance of a cluster: rooms span every instance connected to this Redis 7
+    /// (or Valkey), redis://HOST:PORT[/DB] or rediss:// for TLS (docs/cluster.md). Without
+    /// it the server is a single process that needs nothing else.
+    #[arg(long, env = "RDV_CLUSTER", value_name = "URL", value_parser = parse_cluster_url)]
+    pub cluster: Option<String>,
+
+    /// The Redis password (the file's first line), instead of putting it in --cluster's URL.
+    #[arg(
+        long,
+        env = "RDV_CLUSTER_PASSWORD_FILE",
+        value_name = "FILE",
+        requires = "cluster"
+    )]
+    pub cluster_password_file: Option<PathBuf>,
+
+    /// How long the members of an instance that stops without a goodbye (a crash, a lost
+    /// host) stay in their rooms before the rest of the cluster announces them gone.
+    #[arg(long, env = "RDV_CLUSTER_LEASE", default_value = "10s", value_name = "DURATION",
+          value_parser = parse_lease)]
+    pub cluster_lease: Duration,
+
     /// Log format on stderr; the level comes from `RDV_LOG` (e.g. `info`, `rdv=debug`).
     #[arg(long, env = "RDV_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -241,6 +262,11 @@ impl Config {
             && let Err(error) = super::ice::read_secret(path)
         {
             problems.push(error.to_string());
+        }
+        if let Some(path) = &self.cluster_password_file
+            && let Err(error) = read_password(path)
+        {
+            problems.push(error);
         }
         problems
     }
@@ -335,6 +361,39 @@ impl Default for Config {
             .expect("defaults parse")
             .config
     }
+}
+
+fn parse_cluster_url(text: &str) -> Result<String, String> {
+    if !(text.starts_with("redis://") || text.starts_with("rediss://")) {
+        return Err(format!(
+            "{text:?} is not a Redis URL; use redis://HOST:PORT[/DB] or rediss://HOST:PORT for TLS"
+        ));
+    }
+    redis::IntoConnectionInfo::into_connection_info(text)
+        .map(|_| text.to_owned())
+        .map_err(|error| format!("{}: {error}", super::cluster::redact(text)))
+}
+
+fn parse_lease(text: &str) -> Result<Duration, String> {
+    let lease = parse_duration(text)?;
+    if lease < Duration::from_millis(600) {
+        return Err("the lease must be at least 600ms (it is renewed every quarter)".into());
+    }
+    Ok(lease)
+}
+
+/// The first line of a password file.
+pub fn read_password(path: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| format!("--cluster-password-file {}: {error}", path.display()))?;
+    let password = text.lines().next().unwrap_or("").trim_end().to_owned();
+    if password.is_empty() {
+        return Err(format!(
+            "--cluster-password-file {}: the first line is empty",
+            path.display()
+        ));
+    }
+    Ok(password)
 }
 
 #[cfg(test)]

@@ -32,6 +32,10 @@ pub fn router(state: Arc<ServerState>) -> Router {
 async fn healthz(State(state): State<Arc<ServerState>>) -> Response {
     let (status, body) = if state.is_draining() {
         (StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#)
+    } else if state.registry.health() == super::rooms::Health::Degraded {
+        // Local peers are still served, but new joins would be refused: a load balancer
+        // should send new clients elsewhere.
+        (StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"degraded"}"#)
     } else {
         (StatusCode::OK, r#"{"status":"ok"}"#)
     };

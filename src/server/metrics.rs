@@ -39,6 +39,87 @@ struct ReasonLabel {
     reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+/// What a cluster instance reports about its link to Redis (registered only with
+/// `--cluster`).
+#[derive(Debug)]
+pub struct ClusterMetrics {
+    /// 1 while the instance is connected to Redis and in sync.
+    pub connected: Gauge,
+    /// Round trips of cluster commands (join, leave, lease, re-announce).
+    pub round_trip_seconds: Histogram,
+    /// Relays published for peers on other instances.
+    pub published: Counter,
+    /// Presence events and relays received from Redis.
+    pub received: Counter,
+    /// Times the instance (re)connected to Redis and re-announced its members.
+    pub resyncs: Counter,
+    lease_renewals: Family<ResultLabel, Counter>,
+}
+
+impl ClusterMetrics {
+    fn new() -> Self {
+        Self {
+            connected: Gauge::default(),
+            round_trip_seconds: Histogram::new([
+                0.000_05, 0.000_1, 0.000_2, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.05, 0.25, 1.0,
+            ]),
+            published: Counter::default(),
+            received: Counter::default(),
+            resyncs: Counter::default(),
+            lease_renewals: Family::default(),
+        }
+    }
+
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "cluster_connected",
+            "1 while this instance is connected to Redis and in sync",
+            self.connected.clone(),
+        );
+        registry.register_with_unit(
+            "cluster_round_trip",
+            "Round trips of cluster commands to Redis",
+            prometheus_client::registry::Unit::Seconds,
+            self.round_trip_seconds.clone(),
+        );
+        registry.register(
+            "cluster_messages_published",
+            "Relays published for peers on other instances",
+            self.published.clone(),
+        );
+        registry.register(
+            "cluster_messages_received",
+            "Presence events and relays received from Redis",
+            self.received.clone(),
+        );
+        registry.register(
+            "cluster_resyncs",
+            "Connections to Redis after which this instance re-announced its members",
+            self.resyncs.clone(),
+        );
+        registry.register(
+            "cluster_lease_renewals",
+            "Lease renewals, by result",
+            self.lease_renewals.clone(),
+        );
+        for result in ["ok", "lost", "failed"] {
+            drop(self.lease_renewals.get_or_create(&ResultLabel { result }));
+        }
+    }
+
+    /// `ok`, `lost` (Redis had no lease for this instance) or `failed`.
+    pub fn renewed(&self, result: &'static str) {
+        self.lease_renewals
+            .get_or_create(&ResultLabel { result })
+            .inc();
+    }
+}
+
 /// Why an upgrade was refused before a session started.
 #[derive(Debug, Clone, Copy)]
 pub enum Rejection {
@@ -102,10 +183,16 @@ pub struct Metrics {
     errors: Vec<Counter>,
     closes: Family<CloseLabel, Counter>,
     rejections: Family<ReasonLabel, Counter>,
+    pub cluster: ClusterMetrics,
 }
 
 impl Metrics {
     pub fn new() -> Self {
+        Self::with_cluster(false)
+    }
+
+    /// The metrics of a server; `clustered` adds the cluster series.
+    pub fn with_cluster(clustered: bool) -> Self {
         let mut registry = Registry::with_prefix("rdv");
         let connections = Gauge::default();
         registry.register(
@@ -253,6 +340,10 @@ impl Metrics {
         for why in Rejection::ALL {
             drop(rejections.get_or_create(&why.label()));
         }
+        let cluster = ClusterMetrics::new();
+        if clustered {
+            cluster.register(&mut registry);
+        }
 
         Self {
             registry,
@@ -274,6 +365,7 @@ impl Metrics {
             errors,
             closes,
             rejections,
+            cluster,
         }
     }
 

@@ -7,6 +7,7 @@
 
 mod access;
 mod allow;
+mod cluster;
 mod config;
 mod guard;
 mod http;
@@ -37,7 +38,9 @@ use tokio_util::task::TaskTracker;
 pub use allow::AllowListError;
 pub use config::{Config, LogFormat, ProofMode};
 pub use metrics::Metrics;
-pub use rooms::{ConnectionId, JoinError, LocalRegistry, Member, RoomRegistry, UnknownPeer};
+pub use rooms::{
+    ConnectionId, DeliverError, Health, JoinError, LocalRegistry, Member, RoomRegistry,
+};
 
 /// The networking pieces `rdv bench`'s relay floor shares with the server, so the floor runs
 /// on exactly the same accept loop, handshake and buffer sizes.
@@ -251,6 +254,8 @@ pub enum ServeError {
     Tls(#[from] tls::TlsError),
     #[error(transparent)]
     TurnSecret(#[from] ice::SecretError),
+    #[error("{0}")]
+    Cluster(String),
     #[error("the server stopped: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -293,11 +298,32 @@ impl Server {
             config.turn_secret_file.as_deref(),
             config.turn_ttl,
         )?;
-        let metrics = Arc::new(Metrics::new());
-        let registry = Arc::new(LocalRegistry::new(
-            config.max_peers_per_room as usize,
-            metrics.clone(),
-        ));
+        let metrics = Arc::new(Metrics::with_cluster(config.cluster.is_some()));
+        let registry: Arc<dyn RoomRegistry> = match &config.cluster {
+            None => Arc::new(LocalRegistry::new(
+                config.max_peers_per_room as usize,
+                metrics.clone(),
+            )),
+            Some(url) => {
+                let password = config
+                    .cluster_password_file
+                    .as_deref()
+                    .map(config::read_password)
+                    .transpose()
+                    .map_err(ServeError::Cluster)?;
+                let options = cluster::ClusterOptions {
+                    url: url.clone(),
+                    password,
+                    lease: config.cluster_lease,
+                    max_peers_per_room: config.max_peers_per_room,
+                };
+                Arc::new(
+                    cluster::ClusterRegistry::start(options, metrics.clone())
+                        .await
+                        .map_err(|e| ServeError::Cluster(e.to_string()))?,
+                )
+            }
+        };
         let state = Arc::new(ServerState {
             ice,
             unfinished: guard::UnfinishedBudget::new(config.max_unfinished_bytes),
@@ -382,6 +408,9 @@ impl Server {
             "shutting down: closing connections with 1001"
         );
         state.draining.store(true, Ordering::Relaxed);
+        // A cluster instance takes its members out of every room at once, before their
+        // connections close, rather than leaving the rest of the cluster to wait a lease.
+        state.registry.shutdown().await;
         state.shutdown.cancel();
         state.sessions.close();
         if tokio::time::timeout(drain_timeout, state.sessions.wait())

@@ -7,6 +7,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
+/// The close reason of a receiver whose queue overflowed; its backlog is not flushed.
+pub const TOO_SLOW: &str = "too slow to receive messages";
+
 use tokio::sync::{Notify, mpsc};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
@@ -136,8 +139,7 @@ impl Outbox {
         };
         self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
         if refused {
-            self.switch
-                .close(CloseCode::OVERLOADED, "too slow to receive messages");
+            self.switch.close(CloseCode::OVERLOADED, TOO_SLOW);
         }
         false
     }

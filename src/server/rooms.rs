@@ -1,8 +1,9 @@
 //! The room registry: who is in which room, and delivery to them.
 //!
-//! [`RoomRegistry`] is the only shared state of the server and its one seam: a registry that
-//! spans several servers through a message broker is another implementation of this trait,
-//! not a change to sessions. [`LocalRegistry`] keeps rooms in this process.
+//! [`RoomRegistry`] is the only shared state of the server and its one seam. Joining and
+//! leaving are async and may fail, because in a cluster (`super::cluster`) they go through
+//! Redis; delivery is synchronous and never waits, because it is the hot path and a peer on
+//! this instance is always reached in-process. [`LocalRegistry`] keeps rooms in this process.
 //!
 //! Presence is consistent: `welcome` and `peer-joined`/`peer-left` are queued while the room
 //! is locked, so every member learns about every other exactly once and never hears of a
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
+use futures_util::future::BoxFuture;
 use indexmap::IndexMap;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
@@ -29,6 +31,11 @@ impl ConnectionId {
     pub fn next() -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         Self(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Unique within this process; a cluster pairs it with the instance's ID.
+    pub fn get(self) -> u64 {
+        self.0
     }
 }
 
@@ -50,6 +57,9 @@ pub struct Member {
 pub enum JoinError {
     #[error("that peer ID is already connected to this room")]
     DuplicatePeer,
+    /// The cluster's shared state (Redis) cannot be reached, so membership cannot be checked.
+    #[error("the cluster is unavailable; retry later")]
+    Unavailable,
     #[error("the room is full")]
     RoomFull,
     /// The room's `welcome` is larger than the joiner's outbound byte budget.
@@ -58,22 +68,43 @@ pub enum JoinError {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("no such peer is registered in this room")]
-pub struct UnknownPeer;
+pub enum DeliverError {
+    #[error("no such peer is registered in this room")]
+    UnknownPeer,
+    /// The receiver is on another instance and the cluster cannot be reached.
+    #[error("the peer is on another instance and the cluster is unavailable")]
+    Unavailable,
+}
 
-/// Join, leave, deliver to a peer, broadcast to a room.
+/// Whether the registry can take joins: what `/healthz` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Ok,
+    /// Local connections and relays go on, but joins are refused (the cluster is unreachable).
+    Degraded,
+}
+
+/// Join and leave (async, may fail), deliver (sync, never waits).
 pub trait RoomRegistry: Send + Sync + 'static {
     /// Adds `member` to `room`: queues `welcome` (every other member, oldest first) for it
     /// and `peer-joined` for every other member. A verified member whose ID is present on
     /// another connection replaces it (PROTOCOL §9): the old connection gets `replaced` and
     /// is closed, the room hears `peer-left` then `peer-joined`.
-    fn join(&self, room: &RoomName, member: Member) -> Result<(), JoinError>;
+    fn join<'a>(
+        &'a self,
+        room: &'a RoomName,
+        member: Member,
+    ) -> BoxFuture<'a, Result<(), JoinError>>;
 
     /// Removes `peer` if `connection` still holds it, and queues `peer-left` for the rest.
     /// Returns whether it was removed.
-    fn leave(&self, room: &RoomName, peer: &PeerId, connection: ConnectionId) -> bool;
+    fn leave<'a>(
+        &'a self,
+        room: &'a RoomName,
+        peer: &'a PeerId,
+        connection: ConnectionId,
+    ) -> BoxFuture<'a, bool>;
 
-    /// Queues `text` for the member `to`.
     /// Queues a relay for `to`; `read_at` is when the sender's frame was read.
     fn deliver(
         &self,
@@ -81,10 +112,17 @@ pub trait RoomRegistry: Send + Sync + 'static {
         to: &str,
         text: Utf8Bytes,
         read_at: std::time::Instant,
-    ) -> Result<(), UnknownPeer>;
+    ) -> Result<(), DeliverError>;
 
-    /// Queues `text` for every member of `room` but `except`.
-    fn broadcast(&self, room: &RoomName, except: Option<&PeerId>, text: Utf8Bytes);
+    fn health(&self) -> Health {
+        Health::Ok
+    }
+
+    /// Called once when the server starts draining: a cluster removes this instance's
+    /// members at once rather than after its lease.
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 #[derive(Debug)]
@@ -150,7 +188,41 @@ impl LocalRegistry {
 }
 
 impl RoomRegistry for LocalRegistry {
-    fn join(&self, room_name: &RoomName, member: Member) -> Result<(), JoinError> {
+    fn join<'a>(
+        &'a self,
+        room: &'a RoomName,
+        member: Member,
+    ) -> BoxFuture<'a, Result<(), JoinError>> {
+        Box::pin(std::future::ready(self.join_now(room, member)))
+    }
+
+    fn leave<'a>(
+        &'a self,
+        room: &'a RoomName,
+        peer: &'a PeerId,
+        connection: ConnectionId,
+    ) -> BoxFuture<'a, bool> {
+        Box::pin(std::future::ready(self.leave_now(room, peer, connection)))
+    }
+
+    fn deliver(
+        &self,
+        room: &RoomName,
+        to: &str,
+        text: Utf8Bytes,
+        read_at: std::time::Instant,
+    ) -> Result<(), DeliverError> {
+        let room = self.rooms.get(room).ok_or(DeliverError::UnknownPeer)?;
+        let slot = room.members.get(to).ok_or(DeliverError::UnknownPeer)?;
+        // Queueing never waits, so doing it under the read lock costs less than cloning the
+        // handle out. A full queue closes the receiver; the sender is not blamed for it.
+        slot.outbox.push_relay(text, read_at);
+        Ok(())
+    }
+}
+
+impl LocalRegistry {
+    fn join_now(&self, room_name: &RoomName, member: Member) -> Result<(), JoinError> {
         let mut created = false;
         let mut room = self.rooms.entry(room_name.clone()).or_insert_with(|| {
             created = true;
@@ -201,7 +273,7 @@ impl RoomRegistry for LocalRegistry {
         Ok(())
     }
 
-    fn leave(&self, room_name: &RoomName, peer: &PeerId, connection: ConnectionId) -> bool {
+    fn leave_now(&self, room_name: &RoomName, peer: &PeerId, connection: ConnectionId) -> bool {
         let Some(mut room) = self.rooms.get_mut(room_name) else {
             return false;
         };
@@ -224,27 +296,6 @@ impl RoomRegistry for LocalRegistry {
             self.metrics.rooms.dec();
         }
         true
-    }
-
-    fn deliver(
-        &self,
-        room: &RoomName,
-        to: &str,
-        text: Utf8Bytes,
-        read_at: std::time::Instant,
-    ) -> Result<(), UnknownPeer> {
-        let room = self.rooms.get(room).ok_or(UnknownPeer)?;
-        let slot = room.members.get(to).ok_or(UnknownPeer)?;
-        // Queueing never waits, so doing it under the read lock costs less than cloning the
-        // handle out. A full queue closes the receiver; the sender is not blamed for it.
-        slot.outbox.push_relay(text, read_at);
-        Ok(())
-    }
-
-    fn broadcast(&self, room: &RoomName, except: Option<&PeerId>, text: Utf8Bytes) {
-        if let Some(room) = self.rooms.get(room) {
-            room.queue_for_all(except, &text);
-        }
     }
 }
 
@@ -283,13 +334,16 @@ mod tests {
         let room = RoomName::new("r").unwrap();
         let (a, mut a_rx) = member(peer('a'));
         let a_conn = a.connection;
-        registry.join(&room, a).unwrap();
+        registry.join_now(&room, a).unwrap();
         let (b, mut b_rx) = member(peer('b'));
-        registry.join(&room, b).unwrap();
+        registry.join_now(&room, b).unwrap();
         let (c, _) = member(peer('c'));
-        assert_eq!(registry.join(&room, c), Err(JoinError::RoomFull));
+        assert_eq!(registry.join_now(&room, c), Err(JoinError::RoomFull));
         let (a_again, _) = member(peer('a'));
-        assert_eq!(registry.join(&room, a_again), Err(JoinError::DuplicatePeer));
+        assert_eq!(
+            registry.join_now(&room, a_again),
+            Err(JoinError::DuplicatePeer)
+        );
 
         let a_saw = drain(&mut a_rx);
         assert!(a_saw[0].starts_with(r#"{"type":"welcome""#));
@@ -297,8 +351,8 @@ mod tests {
         let b_saw = drain(&mut b_rx);
         assert!(b_saw[0].contains(r#""peers":[{"id":"aaaa"#));
 
-        assert!(!registry.leave(&room, &peer('a'), ConnectionId::next()));
-        assert!(registry.leave(&room, &peer('a'), a_conn));
+        assert!(!registry.leave_now(&room, &peer('a'), ConnectionId::next()));
+        assert!(registry.leave_now(&room, &peer('a'), a_conn));
         assert_eq!(drain(&mut b_rx).len(), 1);
         assert_eq!(
             registry.deliver(
@@ -307,7 +361,7 @@ mod tests {
                 "x".into(),
                 std::time::Instant::now()
             ),
-            Err(UnknownPeer)
+            Err(DeliverError::UnknownPeer)
         );
         assert_eq!(metrics.rooms.get(), 1);
     }

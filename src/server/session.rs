@@ -22,7 +22,7 @@ use super::guard::Abuse;
 use super::outbox::{CloseSwitch, Outbox, OutboxReceiver};
 use super::pending::Ticket;
 use super::rate::Verdict;
-use super::rooms::{ConnectionId, JoinError, Member};
+use super::rooms::{ConnectionId, DeliverError, JoinError, Member};
 use super::transport::SharedGuard;
 use super::upgrade::{Socket, WRITE_BUFFER};
 use crate::identity::{JwkError, PeerId, PrivateMembers, PublicJwk};
@@ -102,7 +102,8 @@ pub async fn run(socket: Socket, room: RoomName, state: Arc<ServerState>, connec
         session
             .state
             .registry
-            .leave(&session.room, &peer, session.connection);
+            .leave(&session.room, &peer, session.connection)
+            .await;
         session.peer_label = Some(peer.short(12).to_owned());
     }
     drop(slot);
@@ -145,7 +146,7 @@ async fn say_goodbye(
             Some((code, reason)) => {
                 state.metrics.closed(code);
                 // A receiver closed for being slow would not read its backlog anyway.
-                if code != CloseCode::OVERLOADED {
+                if reason != super::outbox::TOO_SLOW {
                     while let Some(queued) = queue.try_recv() {
                         state.metrics.bytes_sent.inc_by(queued.text.len() as u64);
                         feed_text(&mut sink, queued.text).await?;
@@ -329,8 +330,12 @@ impl Session {
                     self.received += 1;
                     self.read_at = last_seen.into_std();
                     self.state.metrics.bytes_received.inc_by(text.len() as u64);
-                    if self.admit() {
-                        self.handle_text(&text);
+                    if self.admit()
+                        && let Some(member) = self.handle_text(&text)
+                    {
+                        // Reading waits for the join: what the client sends next must find
+                        // it registered.
+                        self.join(member).await;
                     }
                 }
                 Message::Binary(bytes) => {
@@ -371,26 +376,28 @@ impl Session {
         }
     }
 
-    fn handle_text(&mut self, text: &str) {
+    /// Handles one text message; a valid `register` comes back as the member to join.
+    fn handle_text(&mut self, text: &str) -> Option<Member> {
         match protocol::parse_inbound(text) {
             Err(error) => self.send_error(error),
             Ok(Inbound::Ping) => {
                 self.outbox.push(Utf8Bytes::from_static(protocol::pong()));
             }
-            Ok(Inbound::Register(register)) => {
-                if let Err(error) = self.register(register) {
-                    self.send_error(error);
-                }
-            }
+            Ok(Inbound::Register(register)) => match self.register(register) {
+                Ok(member) => return Some(member),
+                Err(error) => self.send_error(error),
+            },
             Ok(Inbound::Relay(relay)) => {
                 if let Err(error) = self.relay(relay) {
                     self.send_error(error);
                 }
             }
         }
+        None
     }
 
-    fn register(&mut self, register: Register<'_>) -> Result<(), ProtocolError> {
+    /// Checks a `register` and builds the member it asks to be.
+    fn register(&mut self, register: Register<'_>) -> Result<Member, ProtocolError> {
         if self.peer.is_some() {
             return Err(ErrorCode::AlreadyRegistered.into());
         }
@@ -418,28 +425,37 @@ impl Session {
         }
         let verified = self.check_proof(&key, register.proof)?;
         let ice_servers = self.ice_servers_for(&id);
-        let member = Member {
-            id: id.clone(),
+        Ok(Member {
+            id,
             connection: self.connection,
             outbox: self.outbox.clone(),
             public_key: announced.into(),
             verified,
             ice_servers,
-        };
-        match self.state.registry.join(&self.room, member) {
+        })
+    }
+
+    async fn join(&mut self, member: Member) {
+        let id = member.id.clone();
+        let error = match self.state.registry.join(&self.room, member).await {
             Ok(()) => {
                 // Debug formatting escapes whatever a client chose to put in its room's name.
                 tracing::debug!(room = ?self.room.as_str(), peer = %id.short(12), "registered");
                 self.peer = Some(id);
                 self.waiting = None;
-                Ok(())
+                return;
             }
-            Err(JoinError::DuplicatePeer) => Err(ErrorCode::DuplicatePeer.into()),
-            Err(JoinError::RoomFull) => Err(ErrorCode::RoomFull.into()),
+            Err(JoinError::DuplicatePeer) => ErrorCode::DuplicatePeer.into(),
+            Err(JoinError::RoomFull) => ErrorCode::RoomFull.into(),
             Err(error @ JoinError::WelcomeTooLarge) => {
-                Err(ProtocolError::new(ErrorCode::RoomFull, error.to_string()))
+                ProtocolError::new(ErrorCode::RoomFull, error.to_string())
             }
-        }
+            Err(JoinError::Unavailable) => {
+                self.send_error(ErrorCode::Unavailable.into());
+                return self.close(CloseCode::OVERLOADED, "cluster unavailable");
+            }
+        };
+        self.send_error(error);
     }
 
     /// PROTOCOL §9. `None` when proof is off (any `proof` member is ignored, as the original
@@ -508,14 +524,19 @@ impl Session {
         self.state
             .registry
             .deliver(&self.room, &relay.to, text.into(), self.read_at)
-            .map_err(|_| {
-                ProtocolError::new(
+            .map_err(|error| match error {
+                DeliverError::UnknownPeer => ProtocolError::new(
                     ErrorCode::UnknownPeer,
                     format!(
                         "no peer {} is registered in this room",
                         protocol::truncate_chars(&relay.to, 16)
                     ),
-                )
+                ),
+                DeliverError::Unavailable => ProtocolError::new(
+                    ErrorCode::Unavailable,
+                    "the peer is on another instance and the cluster is unavailable; \
+                     the message was dropped",
+                ),
             })?;
         self.state.metrics.relayed(relay.kind);
         Ok(())

@@ -6,6 +6,7 @@
 pub mod coturn;
 pub mod outside;
 pub mod raw;
+pub mod redis;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

@@ -1,0 +1,461 @@
+//! The instance's link to Redis: one command connection (scripts and pipelined publishes,
+//! in order), one subscriber connection (the instance's relay channel and the channels of
+//! the rooms it has members in), the lease, the reaper, and reconnecting.
+//!
+//! On every (re)connect the instance renews its lease, subscribes, re-announces its members
+//! room by room and only then takes joins again: until then `/healthz` says `degraded`.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use redis::aio::{MultiplexedConnection, PubSubSink};
+use redis::{AsyncConnectionConfig, Client, RedisError};
+use tokio::sync::{Mutex, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::scripts;
+use super::view::Views;
+use super::wire;
+use crate::protocol::RoomName;
+use crate::server::metrics::Metrics;
+
+/// Longest any one Redis call may take before the link counts as broken.
+const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// Relays queued for other instances before a sender is told `unavailable`.
+const PUBLISH_QUEUE: usize = 65_536;
+/// Most relays in one pipelined round trip.
+const PUBLISH_BATCH: usize = 512;
+const BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error(transparent)]
+    Redis(#[from] RedisError),
+    #[error("Redis did not answer within {CALL_TIMEOUT:?}")]
+    Timeout,
+    #[error("Redis had no lease for this instance (it restarted, or the lease ran out)")]
+    LeaseLost,
+    #[error("the connection to Redis closed")]
+    Closed,
+}
+
+/// A relay waiting to be published: the receiver's instance channel and the payload.
+type Outgoing = (Arc<str>, String);
+
+/// What the instance needs while it is connected.
+#[derive(Clone)]
+pub struct Connected {
+    commands: MultiplexedConnection,
+    /// Subscribing and unsubscribing, one at a time so they apply in the order decided.
+    subscriptions: Arc<Mutex<PubSubSink>>,
+}
+
+pub struct Link {
+    client: Client,
+    pub instance: Arc<str>,
+    /// How long an instance that stops renewing keeps its members (`--cluster-lease`).
+    lease: Duration,
+    views: Arc<Views>,
+    metrics: Arc<Metrics>,
+    connected: RwLock<Option<Connected>>,
+    publish_tx: mpsc::Sender<Outgoing>,
+    publish_rx: Arc<Mutex<mpsc::Receiver<Outgoing>>>,
+    closing: CancellationToken,
+    /// Redis's epoch when last connected (see `wire::EPOCH_KEY`).
+    epoch: std::sync::Mutex<Option<String>>,
+    /// Becomes true once the first attempt to connect has ended, either way.
+    first_attempt: tokio::sync::watch::Sender<bool>,
+}
+
+impl Link {
+    pub fn new(
+        client: Client,
+        instance: Arc<str>,
+        lease: Duration,
+        views: Arc<Views>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let (publish_tx, publish_rx) = mpsc::channel(PUBLISH_QUEUE);
+        Self {
+            client,
+            instance,
+            lease,
+            views,
+            metrics,
+            connected: RwLock::new(None),
+            publish_tx,
+            publish_rx: Arc::new(Mutex::new(publish_rx)),
+            closing: CancellationToken::new(),
+            first_attempt: tokio::sync::watch::Sender::new(false),
+            epoch: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Waits until the first attempt to reach Redis has succeeded or failed, so a server
+    /// that can reach Redis takes joins from its first connection.
+    pub async fn first_attempt(&self) {
+        let mut attempted = self.first_attempt.subscribe();
+        let _ = tokio::time::timeout(CALL_TIMEOUT * 2, attempted.wait_for(|done| *done)).await;
+    }
+
+    /// The live connection, if the instance is connected and in sync.
+    pub fn connected(&self) -> Option<Connected> {
+        self.connected
+            .read()
+            .expect("the link's lock is never poisoned")
+            .clone()
+    }
+
+    fn set_connected(&self, connected: Option<Connected>) {
+        self.metrics
+            .cluster
+            .connected
+            .set(i64::from(connected.is_some()));
+        *self
+            .connected
+            .write()
+            .expect("the link's lock is never poisoned") = connected;
+    }
+
+    /// The lease written to Redis is shorter than `--cluster-lease`, and renewed four times
+    /// as often, so a dead instance's members are announced gone within `--cluster-lease`
+    /// (its lease ends within 2/3 of it, and some instance reaps within another 1/6).
+    fn lease_written(&self) -> Duration {
+        self.lease * 2 / 3
+    }
+
+    /// Times one Redis call, and bounds it.
+    pub async fn call<T>(
+        &self,
+        call: impl Future<Output = Result<T, RedisError>>,
+    ) -> Result<T, LinkError> {
+        let started = Instant::now();
+        let result = tokio::time::timeout(CALL_TIMEOUT, call).await;
+        self.metrics
+            .cluster
+            .round_trip_seconds
+            .observe(started.elapsed().as_secs_f64());
+        Ok(result.map_err(|_| LinkError::Timeout)??)
+    }
+
+    /// Subscribes to `room`'s channel unless this instance already is.
+    pub async fn ensure_subscribed(
+        &self,
+        connected: &Connected,
+        room: &RoomName,
+    ) -> Result<(), LinkError> {
+        if self.views.is_subscribed(room) {
+            return Ok(());
+        }
+        let mut sink = connected.subscriptions.lock().await;
+        if self.views.is_subscribed(room) {
+            return Ok(());
+        }
+        self.call(sink.subscribe(wire::room_channel(room))).await?;
+        self.views.mark_subscribed(room);
+        Ok(())
+    }
+
+    /// Queues a relay for a peer on `instance`; false if the queue is full or the link down.
+    pub fn publish(&self, instance: &str, payload: String) -> bool {
+        self.connected().is_some()
+            && self
+                .publish_tx
+                .try_send((wire::instance_channel(instance).into(), payload))
+                .is_ok()
+    }
+
+    /// Connects, and reconnects with back-off, until [`Link::shutdown`].
+    pub async fn run(self: Arc<Self>) {
+        let mut backoff = BACKOFF_FIRST;
+        loop {
+            let started = Instant::now();
+            let result = tokio::select! {
+                result = self.session() => result,
+                () = self.closing.cancelled() => Ok(()),
+            };
+            self.set_connected(None);
+            self.first_attempt.send_replace(true);
+            if self.closing.is_cancelled() {
+                return;
+            }
+            if let Err(error) = result {
+                tracing::warn!(%error, retry_in = ?backoff, "cluster: lost Redis; local peers are still served, joins are refused");
+            }
+            // A connection that lasted resets the back-off; jitter keeps a restarted Redis
+            // from being hit by every instance at the same instant.
+            if started.elapsed() > BACKOFF_MAX * 2 {
+                backoff = BACKOFF_FIRST;
+            }
+            let jitter = backoff.mul_f64(f64::from(random_percent()) / 200.0);
+            tokio::select! {
+                () = tokio::time::sleep(backoff + jitter) => {}
+                () = self.closing.cancelled() => return,
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    /// One connection to Redis, from connecting to losing it.
+    async fn session(&self) -> Result<(), LinkError> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CALL_TIMEOUT))
+            .set_response_timeout(Some(CALL_TIMEOUT));
+        let mut commands = self
+            .call(
+                self.client
+                    .get_multiplexed_async_connection_with_config(&config),
+            )
+            .await?;
+        let pubsub = self.call(self.client.get_async_pubsub()).await?;
+        let (mut sink, stream) = pubsub.split();
+        self.call(sink.subscribe(wire::instance_channel(&self.instance)))
+            .await?;
+
+        let mut tasks = JoinSet::new();
+        // Events are taken from the start: views buffer them until their new snapshot.
+        let views = self.views.clone();
+        let metrics = self.metrics.clone();
+        tasks.spawn(async move {
+            consume(stream, &views, &metrics).await;
+            LinkError::Closed
+        });
+
+        let epoch: String = self
+            .call(
+                scripts::EPOCH
+                    .key(wire::EPOCH_KEY)
+                    .arg(super::new_instance_id())
+                    .invoke_async(&mut commands),
+            )
+            .await?;
+        let previous = self
+            .epoch
+            .lock()
+            .expect("the epoch's lock is never poisoned")
+            .replace(epoch.clone());
+        let presume = previous
+            .is_some_and(|previous| previous != epoch)
+            .then(|| Instant::now() + self.lease);
+        if presume.is_some() {
+            tracing::warn!("cluster: Redis lost its data; every instance re-announces its members");
+        }
+        self.renew(&mut commands).await?;
+        self.views.reset_for_resync();
+        let rooms = self.views.rooms();
+        for room in &rooms {
+            self.call(sink.subscribe(wire::room_channel(room))).await?;
+            self.views.mark_subscribed(room);
+        }
+        self.announce(&mut commands, &rooms, presume).await?;
+        self.metrics.cluster.resyncs.inc();
+
+        let publisher = self.publish_rx.clone();
+        let mut publishing = commands.clone();
+        let metrics = self.metrics.clone();
+        tasks.spawn(async move {
+            let mut queue = publisher.lock().await;
+            publish(&mut queue, &mut publishing, &metrics).await
+        });
+        let connected = Connected {
+            commands: commands.clone(),
+            subscriptions: Arc::new(Mutex::new(sink)),
+        };
+        self.set_connected(Some(connected.clone()));
+        self.first_attempt.send_replace(true);
+        tracing::info!(instance = %self.instance, rooms = rooms.len(), "cluster: connected to Redis and in sync");
+
+        let mut renew = tokio::time::interval(self.lease / 4);
+        let mut reap = tokio::time::interval(self.lease / 6);
+        let mut sweep = tokio::time::interval(self.lease);
+        for timer in [&mut renew, &mut reap, &mut sweep] {
+            timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            timer.reset();
+        }
+        loop {
+            tokio::select! {
+                ended = tasks.join_next() => {
+                    return Err(match ended {
+                        Some(Ok(error)) => error,
+                        _ => LinkError::Closed,
+                    });
+                }
+                _ = renew.tick() => self.renew(&mut commands).await.and_then(|known| {
+                    if known { Ok(()) } else { Err(LinkError::LeaseLost) }
+                })?,
+                _ = reap.tick() => {
+                    self.views.expire_presumed(Instant::now());
+                    let removed: u64 = self.call(
+                        scripts::REAP.key(wire::INSTANCES_KEY).arg("").arg("lost")
+                            .invoke_async(&mut commands),
+                    ).await?;
+                    if removed > 0 {
+                        tracing::warn!(removed, "cluster: removed the members of an instance whose lease ended");
+                    }
+                }
+                _ = sweep.tick() => self.sweep(&connected).await?,
+            }
+        }
+    }
+
+    /// Extends the lease; false if Redis had none for this instance.
+    async fn renew(&self, commands: &mut MultiplexedConnection) -> Result<bool, LinkError> {
+        let lease_ms = self.lease_written().as_millis() as u64;
+        let result: Result<u8, LinkError> = self
+            .call(
+                scripts::RENEW
+                    .key(wire::INSTANCES_KEY)
+                    .arg(&*self.instance)
+                    .arg(lease_ms)
+                    .invoke_async(commands),
+            )
+            .await;
+        let outcome = match &result {
+            Ok(1) => "ok",
+            Ok(_) => "lost",
+            Err(_) => "failed",
+        };
+        self.metrics.cluster.renewed(outcome);
+        Ok(result? == 1)
+    }
+
+    /// Makes Redis agree with what this instance holds, room by room, and brings each view
+    /// to Redis's state.
+    async fn announce(
+        &self,
+        commands: &mut MultiplexedConnection,
+        rooms: &[RoomName],
+        presume: Option<Instant>,
+    ) -> Result<(), LinkError> {
+        let mut kept = Vec::with_capacity(rooms.len());
+        for room in rooms {
+            let members = self.views.local_members(room);
+            if !members.is_empty() {
+                kept.push(room.as_str().to_owned());
+            }
+            let mut invocation = scripts::ANNOUNCE.prepare_invoke();
+            invocation
+                .key(wire::members_key(room))
+                .key(wire::sequence_key(room))
+                .arg(room.as_str())
+                .arg(&*self.instance);
+            for (peer, connection, since, tail) in &members {
+                let since = since.map(|ms| ms.to_string()).unwrap_or_default();
+                invocation
+                    .arg(peer)
+                    .arg(*connection)
+                    .arg(since)
+                    .arg(&**tail);
+            }
+            let (conflicts, seq, snapshot): (Vec<String>, u64, Vec<String>) =
+                self.call(invocation.invoke_async(commands)).await?;
+            self.views.resync(room, seq, &snapshot, &conflicts, presume);
+        }
+        let mut invocation = scripts::PRUNE.prepare_invoke();
+        invocation
+            .key(wire::instance_key(&self.instance))
+            .arg(&*self.instance);
+        for room in &kept {
+            invocation.arg(room);
+        }
+        let _: u8 = self.call(invocation.invoke_async(commands)).await?;
+        Ok(())
+    }
+
+    /// Leaves the channels of rooms with nobody here any more.
+    async fn sweep(&self, connected: &Connected) -> Result<(), LinkError> {
+        for room in self.views.idle_rooms() {
+            let mut sink = connected.subscriptions.lock().await;
+            if self.views.remove_if_idle(&room) {
+                self.call(sink.unsubscribe(wire::room_channel(&room)))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes this instance's members from the cluster at once (graceful shutdown) and
+    /// stops the link.
+    pub async fn shutdown(&self) {
+        if let Some(mut connected) = self.connected() {
+            self.set_connected(None);
+            let result: Result<u64, LinkError> = self
+                .call(
+                    scripts::REAP
+                        .key(wire::INSTANCES_KEY)
+                        .arg(&*self.instance)
+                        .arg("left")
+                        .invoke_async(&mut connected.commands),
+                )
+                .await;
+            match result {
+                Ok(removed) => tracing::info!(removed, "cluster: this instance's members left"),
+                Err(error) => {
+                    tracing::warn!(%error, "cluster: could not remove this instance's members; they go when its lease ends")
+                }
+            }
+        }
+        self.closing.cancel();
+    }
+}
+
+impl Connected {
+    pub fn commands(&self) -> MultiplexedConnection {
+        self.commands.clone()
+    }
+}
+
+/// Hands presence events and relays from the subscription to the views.
+async fn consume(mut stream: redis::aio::PubSubStream, views: &Views, metrics: &Metrics) {
+    while let Some(message) = stream.next().await {
+        metrics.cluster.received.inc();
+        let Ok(payload) = std::str::from_utf8(message.get_payload_bytes()) else {
+            continue;
+        };
+        if let Some(room) = message
+            .get_channel_name()
+            .strip_prefix(wire::ROOM_CHANNEL_PREFIX)
+        {
+            views.apply(room, payload);
+        } else if let Some((room, to, text)) = wire::parse_relay(payload) {
+            views.relay_in(room, to, text);
+        }
+    }
+}
+
+/// Publishes queued relays in order, as many per round trip as are waiting.
+async fn publish(
+    queue: &mut mpsc::Receiver<Outgoing>,
+    commands: &mut MultiplexedConnection,
+    metrics: &Metrics,
+) -> LinkError {
+    let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+    loop {
+        if queue.recv_many(&mut batch, PUBLISH_BATCH).await == 0 {
+            return LinkError::Closed;
+        }
+        let mut pipe = redis::pipe();
+        for (channel, payload) in batch.drain(..) {
+            pipe.cmd("PUBLISH").arg(&*channel).arg(payload).ignore();
+        }
+        let count = pipe.cmd_iter().count() as u64;
+        let sent = tokio::time::timeout(CALL_TIMEOUT, pipe.query_async::<()>(commands)).await;
+        match sent {
+            Ok(Ok(())) => {
+                metrics.cluster.published.inc_by(count);
+            }
+            Ok(Err(error)) => return LinkError::Redis(error),
+            Err(_) => return LinkError::Timeout,
+        }
+    }
+}
+
+fn random_percent() -> u8 {
+    let mut byte = [0u8; 1];
+    // Jitter only; a failed read means none.
+    let _ = getrandom::fill(&mut byte);
+    byte[0] % 101
+}

@@ -1,0 +1,272 @@
+//! `rdv serve --cluster`: one room across many instances, through Redis.
+//!
+//! What is remote and what is local are kept apart. Who is in which room, on which instance,
+//! lives in Redis and changes only through atomic scripts (`scripts`): joining and leaving
+//! are async and can fail. Each instance keeps a view of the rooms it has members in
+//! (`view`), kept current from the rooms' presence channels: relays look up their receiver
+//! there, synchronously; a receiver on this instance is reached in-process, one elsewhere
+//! through its instance's channel. docs/cluster.md has the design and the failure cases.
+
+mod link;
+mod scripts;
+mod view;
+mod wire;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use self::link::Link;
+use self::view::{Route, Views};
+use super::metrics::Metrics;
+use super::rooms::{ConnectionId, DeliverError, Health, JoinError, Member, RoomRegistry};
+use crate::identity::PeerId;
+use crate::protocol::RoomName;
+
+/// How to reach Redis and how long a silent instance keeps its members.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    pub url: String,
+    pub password: Option<String>,
+    pub lease: Duration,
+    pub max_peers_per_room: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("--cluster {url}: {source}")]
+pub struct ClusterError {
+    url: String,
+    source: redis::RedisError,
+}
+
+/// A [`RoomRegistry`] shared by every instance connected to the same Redis.
+pub struct ClusterRegistry {
+    link: Arc<Link>,
+    views: Arc<Views>,
+    max_peers_per_room: u32,
+}
+
+impl ClusterRegistry {
+    /// Checks the URL and starts connecting in the background: the server starts even if
+    /// Redis is down, and reports `degraded` until it is reached.
+    pub async fn start(
+        options: ClusterOptions,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, ClusterError> {
+        let error = |source| ClusterError {
+            url: redact(&options.url),
+            source,
+        };
+        let mut info =
+            redis::IntoConnectionInfo::into_connection_info(options.url.as_str()).map_err(error)?;
+        if let Some(password) = &options.password {
+            let settings = info.redis_settings().clone().set_password(password);
+            info = info.set_redis_settings(settings);
+        }
+        if options.url.starts_with("rediss://") {
+            // rustls needs a process-wide provider; the server's own TLS uses ring too.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let client = redis::Client::open(info).map_err(error)?;
+        let instance: Arc<str> = new_instance_id().into();
+        let views = Arc::new(Views::new(instance.clone(), metrics.clone()));
+        let link = Arc::new(Link::new(
+            client,
+            instance.clone(),
+            options.lease,
+            views.clone(),
+            metrics,
+        ));
+        tokio::spawn(link.clone().run());
+        link.first_attempt().await;
+        tracing::info!(%instance, redis = %redact(&options.url), "cluster: instance started");
+        Ok(Self {
+            link,
+            views,
+            max_peers_per_room: options.max_peers_per_room,
+        })
+    }
+
+    async fn join_now(&self, room: &RoomName, member: Member) -> Result<(), JoinError> {
+        let connected = self.link.connected().ok_or(JoinError::Unavailable)?;
+        let tail: Arc<str> = wire::record_tail(
+            &self.link.instance,
+            member.connection.get(),
+            member.verified,
+            &member.public_key,
+        )
+        .into();
+        let (needs_snapshot, _) = self.views.begin_join(
+            room,
+            &member.id,
+            member.connection,
+            member.outbox,
+            member.ice_servers,
+            tail.clone(),
+        );
+        let reply = async {
+            self.link.ensure_subscribed(&connected, room).await?;
+            let verified = if member.verified == Some(true) {
+                "1"
+            } else {
+                "0"
+            };
+            let mut commands = connected.commands();
+            let reply: (String, u64, Vec<String>) = self
+                .link
+                .call(
+                    scripts::JOIN
+                        .key(wire::members_key(room))
+                        .key(wire::sequence_key(room))
+                        .key(wire::INSTANCES_KEY)
+                        .arg(room.as_str())
+                        .arg(member.id.as_str())
+                        .arg(&*self.link.instance)
+                        .arg(member.connection.get())
+                        .arg(&*tail)
+                        .arg(verified)
+                        .arg(self.max_peers_per_room)
+                        .arg(if needs_snapshot { "1" } else { "0" })
+                        .invoke_async(&mut commands),
+                )
+                .await?;
+            Ok::<_, link::LinkError>(reply)
+        }
+        .await;
+        let (status, before, snapshot) = match reply {
+            Ok(reply) => reply,
+            Err(error) => {
+                tracing::debug!(%error, "cluster: join failed");
+                self.views.end_join(room, member.connection, false);
+                return Err(JoinError::Unavailable);
+            }
+        };
+        if needs_snapshot {
+            self.views.init(room, before, &snapshot);
+        }
+        let outcome = match status.as_str() {
+            "ok" => Ok(()),
+            "duplicate" => Err(JoinError::DuplicatePeer),
+            "full" => Err(JoinError::RoomFull),
+            _ => Err(JoinError::Unavailable),
+        };
+        self.views
+            .end_join(room, member.connection, outcome.is_ok());
+        outcome
+    }
+
+    async fn leave_now(&self, room: &RoomName, peer: &PeerId, connection: ConnectionId) -> bool {
+        self.views.detach(room, peer, connection);
+        let Some(connected) = self.link.connected() else {
+            // Redis will hear of it when the instance re-announces what it holds.
+            return false;
+        };
+        let mut commands = connected.commands();
+        let removed: Result<u8, _> = self
+            .link
+            .call(
+                scripts::LEAVE
+                    .key(wire::members_key(room))
+                    .arg(room.as_str())
+                    .arg(peer.as_str())
+                    .arg(&*self.link.instance)
+                    .arg(connection.get())
+                    .invoke_async(&mut commands),
+            )
+            .await;
+        removed.is_ok_and(|removed| removed == 1)
+    }
+}
+
+impl RoomRegistry for ClusterRegistry {
+    fn join<'a>(
+        &'a self,
+        room: &'a RoomName,
+        member: Member,
+    ) -> BoxFuture<'a, Result<(), JoinError>> {
+        Box::pin(self.join_now(room, member))
+    }
+
+    fn leave<'a>(
+        &'a self,
+        room: &'a RoomName,
+        peer: &'a PeerId,
+        connection: ConnectionId,
+    ) -> BoxFuture<'a, bool> {
+        Box::pin(self.leave_now(room, peer, connection))
+    }
+
+    fn deliver(
+        &self,
+        room: &RoomName,
+        to: &str,
+        text: Utf8Bytes,
+        read_at: std::time::Instant,
+    ) -> Result<(), DeliverError> {
+        match self.views.route(room, to, text.clone(), read_at)? {
+            Route::Delivered => Ok(()),
+            Route::Remote(instance) => {
+                if self
+                    .link
+                    .publish(&instance, wire::relay(room, to, text.as_str()))
+                {
+                    Ok(())
+                } else {
+                    Err(DeliverError::Unavailable)
+                }
+            }
+        }
+    }
+
+    fn health(&self) -> Health {
+        if self.link.connected().is_some() {
+            Health::Ok
+        } else {
+            Health::Degraded
+        }
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.link.shutdown())
+    }
+}
+
+/// 16 random hex digits: unique across instances, so `(instance, connection)` names one
+/// connection anywhere in the cluster.
+pub(crate) fn new_instance_id() -> String {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("the OS random source is available");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The URL without its password, for logs and errors.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{}:***@{}", &url[..scheme + 3], user, &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_never_reach_logs() {
+        assert_eq!(
+            redact("redis://:secret@host:6379/0"),
+            "redis://:***@host:6379/0"
+        );
+        assert_eq!(
+            redact("rediss://user:secret@host"),
+            "rediss://user:***@host"
+        );
+        assert_eq!(redact("redis://host:6379"), "redis://host:6379");
+    }
+}

@@ -1,0 +1,223 @@
+//! The Lua scripts that change cluster state. Each runs atomically in Redis, so a duplicate
+//! check, a capacity check and the sequence number they stamp can never interleave with
+//! another instance's (docs/cluster.md explains the keys and the order).
+//!
+//! Scripts that work on keys named inside them (the reaper) need a single Redis or Valkey,
+//! not Redis Cluster; docs/cluster.md says so.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// Reads `instance` and `connection` from a record (see `wire::Record`).
+const OWNER: &str = r"
+local function owner(record)
+  local _, _, instance, connection = string.find(record, '^%d+\t%d+\t([^\t]*)\t([^\t]*)\t')
+  return instance, connection
+end
+local function left(room, peer, reason, instance, connection)
+  local seq = redis.call('INCR', 'rdv:s:' .. room)
+  redis.call('PUBLISH', 'rdv:r:' .. room,
+    'L\t' .. seq .. '\t' .. peer .. '\t' .. reason .. '\t' .. instance .. '\t' .. connection)
+  if redis.call('HLEN', 'rdv:m:' .. room) == 0 then
+    -- An empty room's counter outlives any instance's view of it, then goes.
+    redis.call('PEXPIRE', 'rdv:s:' .. room, 86400000)
+  end
+end
+local function now_ms()
+  local now = redis.call('TIME')
+  return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+end
+-- `since` orders members oldest first; it survives a re-announce, the sequence does not.
+local function joined(room, peer, since, tail)
+  local seq = redis.call('INCR', 'rdv:s:' .. room)
+  redis.call('PERSIST', 'rdv:s:' .. room)
+  local record = seq .. '\t' .. since .. '\t' .. tail
+  redis.call('HSET', 'rdv:m:' .. room, peer, record)
+  redis.call('PUBLISH', 'rdv:r:' .. room, 'J\t' .. seq .. '\t' .. peer .. '\t' .. record)
+end
+";
+
+fn script(body: &str) -> Script {
+    Script::new(&format!("{OWNER}\n{body}"))
+}
+
+/// KEYS: members, sequence, instances. ARGV: room, peer, instance, connection, record tail,
+/// verified (`1` replaces a live holder of the ID), max peers, `1` for a snapshot.
+/// Returns `{status, seq before the join, snapshot}`; status `ok`, `duplicate`, `full` or
+/// `lost` (this instance has no lease: it must re-announce first).
+pub static JOIN: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r"
+local room, peer, instance, connection = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if not redis.call('ZSCORE', KEYS[3], instance) then return {'lost', 0, {}} end
+local existing = redis.call('HGET', KEYS[1], peer)
+if existing and ARGV[6] == '1' then
+  local old_instance, old_connection = owner(existing)
+  redis.call('HDEL', KEYS[1], peer)
+  redis.call('HDEL', 'rdv:i:' .. old_instance, room .. '\t' .. peer)
+  left(room, peer, 'replaced', old_instance, old_connection)
+  existing = false
+end
+local before = tonumber(redis.call('GET', KEYS[2]) or '0')
+local snapshot = {}
+if ARGV[8] == '1' then snapshot = redis.call('HGETALL', KEYS[1]) end
+if existing then return {'duplicate', before, snapshot} end
+if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[7]) then return {'full', before, snapshot} end
+joined(room, peer, now_ms(), ARGV[5])
+redis.call('HSET', 'rdv:i:' .. instance, room .. '\t' .. peer, connection)
+return {'ok', before, snapshot}
+",
+    )
+});
+
+/// KEYS: members. ARGV: room, peer, instance, connection. Removes the member if that
+/// connection still holds it; returns 1 if it did.
+pub static LEAVE: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r"
+local room, peer, instance, connection = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local existing = redis.call('HGET', KEYS[1], peer)
+if not existing then return 0 end
+local holder, held_by = owner(existing)
+if holder ~= instance or held_by ~= connection then return 0 end
+redis.call('HDEL', KEYS[1], peer)
+redis.call('HDEL', 'rdv:i:' .. instance, room .. '\t' .. peer)
+left(room, peer, 'left', instance, connection)
+return 1
+",
+    )
+});
+
+/// KEYS: instances. ARGV: instance, lease in ms. Extends the lease (Redis's clock); returns
+/// 0 if the instance had none (new, reaped, or Redis lost its data): it must re-announce.
+pub static RENEW: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r"
+local until_ms = now_ms() + tonumber(ARGV[2])
+local known = redis.call('ZSCORE', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[1], until_ms, ARGV[1])
+if known then return 1 end
+return 0
+",
+    )
+});
+
+/// KEYS: instances. ARGV: an instance to remove (graceful shutdown), or empty for every
+/// instance whose lease has ended; the reason its members left (`left` or `lost`).
+/// Returns how many members were removed.
+pub static REAP: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r"
+local dead
+if ARGV[1] ~= '' then
+  dead = {ARGV[1]}
+else
+  dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms())
+end
+local removed = 0
+for _, instance in ipairs(dead) do
+  local index = 'rdv:i:' .. instance
+  local held = redis.call('HGETALL', index)
+  for i = 1, #held, 2 do
+    local _, _, room, peer = string.find(held[i], '^(.*)\t([^\t]*)$')
+    local record = redis.call('HGET', 'rdv:m:' .. room, peer)
+    if record then
+      local holder, connection = owner(record)
+      if holder == instance then
+        redis.call('HDEL', 'rdv:m:' .. room, peer)
+        left(room, peer, ARGV[2], instance, connection)
+        removed = removed + 1
+      end
+    end
+  end
+  redis.call('DEL', index)
+  redis.call('ZREM', KEYS[1], instance)
+end
+return removed
+",
+    )
+});
+
+/// After a reconnect: makes Redis agree with what this instance holds in one room.
+/// KEYS: members, sequence. ARGV: room, instance, then (peer, connection, since or empty,
+/// record tail) for each local member. Removes this instance's members it no longer holds, adds the missing
+/// ones (past the room cap if need be: they are connected already). Returns
+/// `{peers held by another connection, sequence, snapshot}`.
+pub static ANNOUNCE: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r"
+local room, instance = ARGV[1], ARGV[2]
+local listed = {}
+for i = 3, #ARGV, 4 do listed[ARGV[i]] = ARGV[i + 1] end
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local peer = all[i]
+  local holder, connection = owner(all[i + 1])
+  if holder == instance and listed[peer] ~= connection then
+    redis.call('HDEL', KEYS[1], peer)
+    redis.call('HDEL', 'rdv:i:' .. instance, room .. '\t' .. peer)
+    left(room, peer, 'left', instance, connection)
+  end
+end
+local conflicts = {}
+for i = 3, #ARGV, 4 do
+  local peer, connection = ARGV[i], ARGV[i + 1]
+  local record = redis.call('HGET', KEYS[1], peer)
+  if record then
+    local holder, held_by = owner(record)
+    if holder ~= instance or held_by ~= connection then
+      table.insert(conflicts, peer)
+    else
+      redis.call('HSET', 'rdv:i:' .. instance, room .. '\t' .. peer, connection)
+    end
+  else
+    local since = ARGV[i + 2]
+    if since == '' then since = now_ms() end
+    joined(room, peer, since, ARGV[i + 3])
+    redis.call('HSET', 'rdv:i:' .. instance, room .. '\t' .. peer, connection)
+  end
+end
+return {conflicts, tonumber(redis.call('GET', KEYS[2]) or '0'), redis.call('HGETALL', KEYS[1])}
+",
+    )
+});
+
+/// After a reconnect: removes this instance's members in rooms it no longer has anyone in.
+/// KEYS: the instance's index. ARGV: instance, then the rooms it still has members in.
+pub static PRUNE: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r"
+local instance = ARGV[1]
+local keep = {}
+for i = 2, #ARGV do keep[ARGV[i]] = true end
+local held = redis.call('HGETALL', KEYS[1])
+for i = 1, #held, 2 do
+  local _, _, room, peer = string.find(held[i], '^(.*)\t([^\t]*)$')
+  if not keep[room] then
+    redis.call('HDEL', KEYS[1], held[i])
+    local record = redis.call('HGET', 'rdv:m:' .. room, peer)
+    if record then
+      local holder, connection = owner(record)
+      if holder == instance then
+        redis.call('HDEL', 'rdv:m:' .. room, peer)
+        left(room, peer, 'left', instance, connection)
+      end
+    end
+  end
+end
+return 0
+",
+    )
+});
+
+/// KEYS: the epoch key. ARGV: a fresh random value. Returns Redis's epoch, setting it to
+/// ARGV[1] if it has none: a different epoch after a reconnect means Redis lost its data.
+pub static EPOCH: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r"
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+return redis.call('GET', KEYS[1])
+",
+    )
+});

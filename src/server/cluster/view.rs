@@ -1,0 +1,688 @@
+//! This instance's view of the rooms it has members in: every member of each (local or
+//! not), kept current from the room's presence events, and the outboxes of the local ones.
+//! Synchronous and in-process: a relay looks up its receiver here and, when the receiver is
+//! local, never touches Redis.
+//!
+//! Ordering: every presence event carries its room's sequence number. A view applies events
+//! in order and ignores those its snapshot already covers; until it has a snapshot it buffers
+//! them. A local member is told of an event only if it is newer than what it was welcomed
+//! with, so each member hears of every other exactly once, arrival before departure.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use dashmap::DashMap;
+use indexmap::IndexMap;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use super::wire::{Event, LeftReason, Record};
+use crate::identity::PeerId;
+use crate::protocol::{self, CloseCode, ErrorCode, PeerEntry, ProtocolError, RoomName};
+use crate::server::metrics::Metrics;
+use crate::server::outbox::Outbox;
+use crate::server::rooms::{ConnectionId, DeliverError};
+
+/// Events buffered for a room waiting for its snapshot; past it the view is rebuilt.
+const MAX_BUFFERED: usize = 65_536;
+
+type FastHash = foldhash::fast::RandomState;
+
+/// Where a member's messages go.
+#[derive(Debug)]
+enum Place {
+    /// On this instance. `seen` is the sequence number its welcome covered.
+    Here {
+        connection: ConnectionId,
+        outbox: Outbox,
+        seen: u64,
+        /// Its record without the sequence number, to re-announce it after a reconnect.
+        tail: Arc<str>,
+    },
+    /// Was here; its connection closed and its departure is not confirmed yet.
+    Departed,
+    /// On another instance.
+    There { instance: Arc<str> },
+}
+
+#[derive(Debug)]
+struct Slot {
+    /// When it first joined; members are kept in this order.
+    since: u64,
+    /// The connection its record names, and whether the record names this instance.
+    connection: u64,
+    local: bool,
+    entry: PeerEntry,
+    joined: Utf8Bytes,
+    place: Place,
+    /// After Redis lost its data: a member of another instance kept until that instance
+    /// re-announces it, or until this deadline (a lease) if it never does.
+    presumed_until: Option<Instant>,
+}
+
+/// A local join in flight or accepted by Redis, waiting for its own `J` event (which is when
+/// it gets its `welcome`, so the welcome is exactly the room before it).
+#[derive(Debug)]
+struct Joining {
+    peer: PeerId,
+    connection: ConnectionId,
+    outbox: Outbox,
+    ice_servers: Option<String>,
+    tail: Arc<str>,
+    /// Redis took the join: after a reconnect it is re-announced like a member.
+    accepted: bool,
+}
+
+#[derive(Debug, Default)]
+struct View {
+    /// The sequence number applied so far; `None` until a snapshot.
+    seq: Option<u64>,
+    buffered: Vec<(u64, String)>,
+    /// Oldest first.
+    members: IndexMap<PeerId, Slot, FastHash>,
+    joining: Vec<Joining>,
+    joins_in_flight: usize,
+    /// Whether this instance is subscribed to the room's channel.
+    subscribed: bool,
+}
+
+/// What a relay's receiver turned out to be.
+pub enum Route {
+    Delivered,
+    Remote(Arc<str>),
+}
+
+/// A local member as a re-announce sends it: peer, connection, first join time (unknown for
+/// a joiner whose own event never came), record tail.
+pub type Announced = (String, u64, Option<u64>, Arc<str>);
+
+pub struct Views {
+    rooms: DashMap<RoomName, View, FastHash>,
+    instance: Arc<str>,
+    metrics: Arc<Metrics>,
+}
+
+impl Views {
+    pub fn new(instance: Arc<str>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            rooms: DashMap::with_hasher(FastHash::default()),
+            instance,
+            metrics,
+        }
+    }
+
+    /// Records a local join before it goes to Redis. Returns whether the view needs a
+    /// snapshot (it has none yet) and whether the room's channel still has to be subscribed.
+    pub fn begin_join(
+        &self,
+        room: &RoomName,
+        peer: &PeerId,
+        connection: ConnectionId,
+        outbox: Outbox,
+        ice_servers: Option<String>,
+        tail: Arc<str>,
+    ) -> (bool, bool) {
+        let mut view = self.rooms.entry(room.clone()).or_insert_with(|| {
+            self.metrics.rooms.inc();
+            View::default()
+        });
+        view.joins_in_flight += 1;
+        view.joining.push(Joining {
+            peer: peer.clone(),
+            connection,
+            outbox,
+            ice_servers,
+            tail,
+            accepted: false,
+        });
+        (view.seq.is_none(), !view.subscribed)
+    }
+
+    pub fn is_subscribed(&self, room: &RoomName) -> bool {
+        self.rooms.get(room).is_some_and(|view| view.subscribed)
+    }
+
+    pub fn mark_subscribed(&self, room: &RoomName) -> bool {
+        match self.rooms.get_mut(room) {
+            Some(mut view) => {
+                view.subscribed = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Ends a local join: `accepted` if Redis took it (the welcome follows with its event).
+    pub fn end_join(&self, room: &RoomName, connection: ConnectionId, accepted: bool) {
+        let Some(mut view) = self.rooms.get_mut(room) else {
+            return;
+        };
+        view.joins_in_flight -= 1;
+        if let Some(index) = view.joining.iter().position(|j| j.connection == connection) {
+            if accepted {
+                view.joining[index].accepted = true;
+            } else {
+                view.joining.swap_remove(index);
+            }
+        }
+    }
+
+    /// Sets a view without one from a snapshot taken at `seq`, then applies what was
+    /// buffered after it.
+    pub fn init(&self, room: &RoomName, seq: u64, snapshot: &[String]) {
+        let Some(mut view) = self.rooms.get_mut(room) else {
+            return;
+        };
+        // A view being resynced is left to the resync, which tells local members the
+        // difference.
+        if view.seq.is_some() || !is_idle_of_members(&view) {
+            return;
+        }
+        view.members = self.members_from(snapshot, &mut IndexMap::default());
+        view.seq = Some(seq);
+        self.apply_buffered(&mut view);
+    }
+
+    /// Applies one presence event from the room's channel.
+    pub fn apply(&self, room: &str, text: &str) {
+        let Ok(room) = RoomName::new(room) else {
+            return;
+        };
+        let Some(mut view) = self.rooms.get_mut(&room) else {
+            return;
+        };
+        let Some(event) = Event::parse(text) else {
+            tracing::warn!("ignoring a malformed cluster event");
+            return;
+        };
+        match view.seq {
+            None => {
+                if view.buffered.len() < MAX_BUFFERED {
+                    view.buffered.push((event.seq(), text.to_owned()));
+                }
+            }
+            Some(seq) if event.seq() <= seq => {}
+            Some(_) => self.apply_event(&mut view, event),
+        }
+    }
+
+    fn apply_buffered(&self, view: &mut View) {
+        let buffered = std::mem::take(&mut view.buffered);
+        for (_, text) in buffered {
+            if let Some(event) = Event::parse(&text)
+                && view.seq.is_some_and(|seq| event.seq() > seq)
+            {
+                self.apply_event(view, event);
+            }
+        }
+    }
+
+    fn apply_event(&self, view: &mut View, event: Event<'_>) {
+        let seq = event.seq();
+        view.seq = Some(seq);
+        match event {
+            Event::Joined { peer, record } => {
+                let Ok(peer) = peer.parse::<PeerId>() else {
+                    return;
+                };
+                if let Some(slot) = view.members.get_mut(&peer)
+                    && slot.presumed_until.is_some()
+                {
+                    if slot.connection == record.connection && !slot.local {
+                        // Re-announced as it was: nobody here saw it go.
+                        slot.presumed_until = None;
+                        return;
+                    }
+                    // Back on another connection: the old one is gone.
+                    view.members.shift_remove(&peer);
+                    tell_local(view, seq, &protocol::peer_left(&peer).into());
+                }
+                let joined: Utf8Bytes =
+                    protocol::peer_joined(&peer, record.public_key, record.verified).into();
+                tell_local(view, seq, &joined);
+                let place = self.place_for(view, &peer, &record, seq);
+                let entry = PeerEntry::new(&peer, record.public_key, record.verified);
+                // A re-announced member is older than the newest: it keeps its place.
+                let position = match view.members.last() {
+                    Some((_, last)) if last.since > record.since => view
+                        .members
+                        .values()
+                        .position(|slot| slot.since > record.since),
+                    _ => None,
+                };
+                let (index, _) = view.members.insert_full(
+                    peer,
+                    Slot {
+                        since: record.since,
+                        connection: record.connection,
+                        local: record.instance == &*self.instance,
+                        entry,
+                        joined,
+                        place,
+                        presumed_until: None,
+                    },
+                );
+                if let Some(position) = position {
+                    view.members.move_index(index, position);
+                }
+            }
+            Event::Left {
+                peer,
+                reason,
+                instance,
+                connection,
+                ..
+            } => {
+                let Ok(peer) = peer.parse::<PeerId>() else {
+                    return;
+                };
+                let Some(slot) = view.members.shift_remove(&peer) else {
+                    return;
+                };
+                if instance == &*self.instance {
+                    self.evict(&slot.place, connection, reason);
+                }
+                tell_local(view, seq, &protocol::peer_left(&peer).into());
+            }
+        }
+    }
+
+    /// Announces as gone the presumed members whose instance never re-announced them.
+    pub fn expire_presumed(&self, now: Instant) {
+        for mut view in self.rooms.iter_mut() {
+            let expired: Vec<PeerId> = view
+                .members
+                .iter()
+                .filter(|(_, slot)| slot.presumed_until.is_some_and(|until| until <= now))
+                .map(|(id, _)| id.clone())
+                .collect();
+            for peer in expired {
+                view.members.shift_remove(&peer);
+                tell_local(&view, 0, &protocol::peer_left(&peer).into());
+            }
+        }
+    }
+
+    /// Where a member a `J` event announces lives; a local joiner gets its welcome here, with
+    /// the room as it was just before it.
+    fn place_for(&self, view: &mut View, peer: &PeerId, record: &Record<'_>, seq: u64) -> Place {
+        if record.instance != &*self.instance {
+            return Place::There {
+                instance: record.instance.into(),
+            };
+        }
+        let Some(index) = view
+            .joining
+            .iter()
+            .position(|j| j.connection.get() == record.connection && &j.peer == peer)
+        else {
+            return Place::Departed;
+        };
+        let joining = view.joining.swap_remove(index);
+        self.welcome(view, joining, seq)
+    }
+
+    fn welcome(&self, view: &View, joining: Joining, seen: u64) -> Place {
+        let welcome = protocol::welcome(
+            &joining.peer,
+            view.members
+                .iter()
+                .filter(|(id, _)| **id != joining.peer)
+                .map(|(_, slot)| &slot.entry),
+            joining.ice_servers.as_deref(),
+        );
+        if !joining.outbox.fits(welcome.len()) {
+            let error = ProtocolError::new(
+                ErrorCode::RoomFull,
+                "the room is too large to welcome a peer within --outbound-queue-bytes",
+            );
+            joining.outbox.push(protocol::error_frame(&error).into());
+            joining
+                .outbox
+                .switch()
+                .close(CloseCode::POLICY, "welcome too large");
+            return Place::Departed;
+        }
+        joining.outbox.push(welcome.into());
+        self.metrics.peers.inc();
+        Place::Here {
+            connection: joining.connection,
+            outbox: joining.outbox,
+            seen,
+            tail: joining.tail,
+        }
+    }
+
+    /// A local member Redis no longer lists: replaced by a verified connection elsewhere, or
+    /// dropped with this instance's lease.
+    fn evict(&self, place: &Place, connection: u64, reason: LeftReason) {
+        let Place::Here {
+            connection: here,
+            outbox,
+            ..
+        } = place
+        else {
+            return;
+        };
+        if here.get() != connection {
+            return;
+        }
+        self.metrics.peers.dec();
+        match reason {
+            LeftReason::Left => {}
+            LeftReason::Replaced => {
+                let error = ProtocolError::from(ErrorCode::Replaced);
+                self.metrics.error(error.code);
+                outbox.push(protocol::error_frame(&error).into());
+                outbox.switch().close(CloseCode::NORMAL, "replaced");
+            }
+            LeftReason::Lost => {
+                outbox
+                    .switch()
+                    .close(CloseCode::OVERLOADED, "cluster lease lost; reconnect");
+            }
+        }
+    }
+
+    /// A local member's connection closed: stop delivering to it, and count it gone.
+    pub fn detach(&self, room: &RoomName, peer: &PeerId, connection: ConnectionId) {
+        let Some(mut view) = self.rooms.get_mut(room) else {
+            return;
+        };
+        if let Some(slot) = view.members.get_mut(peer)
+            && matches!(&slot.place, Place::Here { connection: c, .. } if *c == connection)
+        {
+            slot.place = Place::Departed;
+            self.metrics.peers.dec();
+        }
+        if let Some(index) = view.joining.iter().position(|j| j.connection == connection) {
+            view.joining.swap_remove(index);
+        }
+    }
+
+    /// Routes a relay: queued here if the receiver is local, else the instance to publish
+    /// it to.
+    pub fn route(
+        &self,
+        room: &RoomName,
+        to: &str,
+        text: Utf8Bytes,
+        read_at: std::time::Instant,
+    ) -> Result<Route, DeliverError> {
+        let view = self.rooms.get(room).ok_or(DeliverError::UnknownPeer)?;
+        let slot = view.members.get(to).ok_or(DeliverError::UnknownPeer)?;
+        match &slot.place {
+            Place::Here { outbox, .. } => {
+                outbox.push_relay(text, read_at);
+                Ok(Route::Delivered)
+            }
+            // In flight to a peer that is leaving: dropped, as a relay to a local peer that
+            // leaves before reading it is.
+            Place::Departed => Ok(Route::Delivered),
+            Place::There { instance } => Ok(Route::Remote(instance.clone())),
+        }
+    }
+
+    /// A relay from another instance for a peer here.
+    pub fn relay_in(&self, room: &str, to: &str, text: &str) -> bool {
+        let Ok(room) = RoomName::new(room) else {
+            return false;
+        };
+        let Some(view) = self.rooms.get(&room) else {
+            return false;
+        };
+        match view.members.get(to).map(|slot| &slot.place) {
+            Some(Place::Here { outbox, .. }) => {
+                outbox.push_relay(Utf8Bytes::from(text.to_owned()), std::time::Instant::now());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Before a resync on a new Redis connection: forget sequence numbers (Redis may have
+    /// lost them) and subscriptions, buffer events until each room's new snapshot, and drop
+    /// views nobody here needs.
+    pub fn reset_for_resync(&self) {
+        self.rooms.retain(|_, view| {
+            view.seq = None;
+            view.buffered.clear();
+            view.subscribed = false;
+            let keep = !is_idle(view);
+            if !keep {
+                self.metrics.rooms.dec();
+            }
+            keep
+        });
+    }
+
+    /// Every room this instance has a view of.
+    pub fn rooms(&self) -> Vec<RoomName> {
+        self.rooms.iter().map(|view| view.key().clone()).collect()
+    }
+
+    /// The local members of `room` (welcomed or accepted) as a re-announce lists them.
+    pub fn local_members(&self, room: &RoomName) -> Vec<Announced> {
+        let Some(view) = self.rooms.get(room) else {
+            return Vec::new();
+        };
+        let mut members: Vec<Announced> = view
+            .members
+            .iter()
+            .filter_map(|(id, slot)| match &slot.place {
+                Place::Here {
+                    connection, tail, ..
+                } => Some((
+                    id.as_str().to_owned(),
+                    connection.get(),
+                    Some(slot.since),
+                    tail.clone(),
+                )),
+                _ => None,
+            })
+            .collect();
+        members.extend(view.joining.iter().filter(|j| j.accepted).map(|j| {
+            (
+                j.peer.as_str().to_owned(),
+                j.connection.get(),
+                None,
+                j.tail.clone(),
+            )
+        }));
+        members
+    }
+
+    /// Brings a view to Redis's state after a reconnect: local members hear of whoever came
+    /// or went meanwhile, accepted joiners get their welcome, members whose ID another
+    /// connection took are replaced.
+    ///
+    /// `presume` is set when Redis lost its data: members of other instances missing from
+    /// the snapshot are kept until then, since their instances are re-announcing them too,
+    /// so a Redis restart does not make every room flap.
+    pub fn resync(
+        &self,
+        room: &RoomName,
+        seq: u64,
+        snapshot: &[String],
+        conflicts: &[String],
+        presume: Option<Instant>,
+    ) {
+        let Some(mut view) = self.rooms.get_mut(room) else {
+            return;
+        };
+        let view = &mut *view;
+        let mut old = std::mem::take(&mut view.members);
+        for peer in conflicts {
+            if let Some(slot) = old.shift_remove(peer.as_str())
+                && let Place::Here { connection, .. } = &slot.place
+            {
+                self.evict(&slot.place, connection.get(), LeftReason::Replaced);
+            }
+        }
+        let mut members = self.members_from(snapshot, &mut old);
+        if let Some(until) = presume {
+            for (id, slot) in &mut old {
+                if !members.contains_key(id) && matches!(slot.place, Place::There { .. }) {
+                    let place = std::mem::replace(&mut slot.place, Place::Departed);
+                    members.insert(
+                        id.clone(),
+                        Slot {
+                            since: slot.since,
+                            connection: slot.connection,
+                            local: false,
+                            entry: slot.entry.clone(),
+                            joined: slot.joined.clone(),
+                            place,
+                            presumed_until: Some(until),
+                        },
+                    );
+                }
+            }
+        }
+        members.sort_by(|_, a, _, b| a.since.cmp(&b.since));
+        // Those who were here before and are still in the room learn the difference.
+        let left: Vec<Utf8Bytes> = old
+            .keys()
+            .filter(|id| !members.contains_key(*id))
+            .map(|id| protocol::peer_left(id).into())
+            .collect();
+        for (id, slot) in &members {
+            if let Place::Here { outbox, .. } = &slot.place {
+                for text in &left {
+                    outbox.push(text.clone());
+                }
+                for (other, other_slot) in &members {
+                    if other != id && !old.contains_key(other) {
+                        outbox.push(other_slot.joined.clone());
+                    }
+                }
+            }
+        }
+        for slot in old.values() {
+            if let Place::Here { .. } = slot.place {
+                self.metrics.peers.dec();
+            }
+        }
+        // Accepted joiners that never got their event get their welcome from the snapshot.
+        let accepted: Vec<Joining> = {
+            let (accepted, waiting) = std::mem::take(&mut view.joining)
+                .into_iter()
+                .partition(|j| j.accepted);
+            view.joining = waiting;
+            accepted
+        };
+        view.members = std::mem::take(&mut members);
+        // Those here are now up to date with the snapshot, whatever Redis numbered before.
+        for slot in view.members.values_mut() {
+            if let Place::Here { seen, .. } = &mut slot.place {
+                *seen = seq;
+            }
+        }
+        for joining in accepted {
+            let present = view
+                .members
+                .get(&joining.peer)
+                .is_some_and(|slot| slot.local && slot.connection == joining.connection.get());
+            if present {
+                let peer = joining.peer.clone();
+                let place = self.welcome(view, joining, seq);
+                if let Some(slot) = view.members.get_mut(&peer) {
+                    slot.place = place;
+                }
+            }
+        }
+        view.seq = Some(seq);
+        self.apply_buffered(view);
+    }
+
+    /// Members from a snapshot (`HGETALL`: peer, record, …), oldest first. Local ones keep
+    /// their outbox from `old`, which loses them.
+    fn members_from(
+        &self,
+        snapshot: &[String],
+        old: &mut IndexMap<PeerId, Slot, FastHash>,
+    ) -> IndexMap<PeerId, Slot, FastHash> {
+        let mut parsed: Vec<(PeerId, Record<'_>)> = snapshot
+            .chunks_exact(2)
+            .filter_map(|pair| Some((pair[0].parse().ok()?, Record::parse(&pair[1])?)))
+            .collect();
+        parsed.sort_by_key(|(_, record)| (record.since, record.seq));
+        let mut members = IndexMap::with_capacity_and_hasher(parsed.len(), FastHash::default());
+        for (peer, record) in parsed {
+            let place = if record.instance != &*self.instance {
+                Place::There {
+                    instance: record.instance.into(),
+                }
+            } else {
+                match old.get_mut(&peer) {
+                    Some(slot)
+                        if matches!(&slot.place,
+                            Place::Here { connection, .. } if connection.get() == record.connection) =>
+                    {
+                        std::mem::replace(&mut slot.place, Place::Departed)
+                    }
+                    _ => Place::Departed,
+                }
+            };
+            let joined = protocol::peer_joined(&peer, record.public_key, record.verified).into();
+            let entry = PeerEntry::new(&peer, record.public_key, record.verified);
+            members.insert(
+                peer,
+                Slot {
+                    since: record.since,
+                    connection: record.connection,
+                    local: record.instance == &*self.instance,
+                    entry,
+                    joined,
+                    place,
+                    presumed_until: None,
+                },
+            );
+        }
+        members
+    }
+
+    /// Views nobody here needs any more: no local member, no join in flight. Marked
+    /// unsubscribed and returned so their channels can be left.
+    pub fn idle_rooms(&self) -> Vec<RoomName> {
+        self.rooms
+            .iter()
+            .filter(|view| is_idle(view.value()))
+            .map(|view| view.key().clone())
+            .collect()
+    }
+
+    /// Removes `room`'s view if it is still idle; returns whether it did.
+    pub fn remove_if_idle(&self, room: &RoomName) -> bool {
+        let removed = self
+            .rooms
+            .remove_if(room, |_, view| is_idle(view))
+            .is_some();
+        if removed {
+            self.metrics.rooms.dec();
+        }
+        removed
+    }
+}
+
+/// Queues `text` for the local members whose welcome is older than `seq` (0: all of them).
+fn tell_local(view: &View, seq: u64, text: &Utf8Bytes) {
+    for slot in view.members.values() {
+        if let Place::Here { outbox, seen, .. } = &slot.place
+            && (seq == 0 || *seen < seq)
+        {
+            outbox.push(text.clone());
+        }
+    }
+}
+
+fn is_idle(view: &View) -> bool {
+    view.joins_in_flight == 0 && view.joining.is_empty() && is_idle_of_members(view)
+}
+
+/// No member of the view is on this instance.
+fn is_idle_of_members(view: &View) -> bool {
+    !view
+        .members
+        .values()
+        .any(|slot| matches!(slot.place, Place::Here { .. }))
+}

@@ -1,0 +1,234 @@
+//! What instances write to Redis and publish to each other: member records, presence events
+//! and relays. Pure text, no I/O.
+//!
+//! Fields are separated by tabs. That is safe without escaping: room names hold no control
+//! characters (PROTOCOL §1), peer IDs are hex, instance IDs are hex, and JSON text never
+//! holds a raw tab. The Lua scripts in `scripts` read and write the same layout.
+
+use crate::protocol::RoomName;
+
+/// Redis key of a room's members: a hash from peer ID to [`Record`].
+pub fn members_key(room: &RoomName) -> String {
+    format!("rdv:m:{}", room.as_str())
+}
+
+/// Redis key of a room's presence sequence number (`INCR`ed for every join and leave).
+pub fn sequence_key(room: &RoomName) -> String {
+    format!("rdv:s:{}", room.as_str())
+}
+
+/// Channel of a room's presence events.
+pub fn room_channel(room: &RoomName) -> String {
+    format!("rdv:r:{}", room.as_str())
+}
+
+/// Redis key of what one instance holds: a hash from `room\tpeer` to connection.
+pub fn instance_key(instance: &str) -> String {
+    format!("rdv:i:{instance}")
+}
+
+/// Channel of relays (and nothing else) for the peers on one instance.
+pub fn instance_channel(instance: &str) -> String {
+    format!("rdv:c:{instance}")
+}
+
+/// A random value set once: when it changes, Redis lost its data (a restart without
+/// persistence) and every instance is re-announcing its members.
+pub const EPOCH_KEY: &str = "rdv:epoch";
+
+/// Sorted set of live instances, scored by when their lease ends (ms, Redis clock).
+pub const INSTANCES_KEY: &str = "rdv:instances";
+
+/// The room's room-channel prefix, to tell presence from relays on the one subscription.
+pub const ROOM_CHANNEL_PREFIX: &str = "rdv:r:";
+
+/// A member as Redis holds it:
+/// `seq \t since \t instance \t connection \t verified \t publicKey`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record<'a> {
+    /// The sequence number of its (latest) announcement in the room.
+    pub seq: u64,
+    /// When it first joined (ms, Redis's clock): `welcome` lists members in this order, which
+    /// a re-announce keeps.
+    pub since: u64,
+    pub instance: &'a str,
+    pub connection: u64,
+    pub verified: Option<bool>,
+    /// The canonical key the room sees (PROTOCOL §3), as JSON text.
+    pub public_key: &'a str,
+}
+
+impl<'a> Record<'a> {
+    pub fn parse(text: &'a str) -> Option<Self> {
+        let mut fields = text.splitn(6, '\t');
+        let seq = fields.next()?.parse().ok()?;
+        let since = fields.next()?.parse().ok()?;
+        let instance = fields.next()?;
+        let connection = fields.next()?.parse().ok()?;
+        let verified = match fields.next()? {
+            "1" => Some(true),
+            "0" => Some(false),
+            "-" => None,
+            _ => return None,
+        };
+        let public_key = fields.next()?;
+        Some(Self {
+            seq,
+            since,
+            instance,
+            connection,
+            verified,
+            public_key,
+        })
+    }
+}
+
+/// A record without its sequence number and join time, which the scripts prepend.
+pub fn record_tail(
+    instance: &str,
+    connection: u64,
+    verified: Option<bool>,
+    public_key: &str,
+) -> String {
+    let verified = match verified {
+        Some(true) => "1",
+        Some(false) => "0",
+        None => "-",
+    };
+    format!("{instance}\t{connection}\t{verified}\t{public_key}")
+}
+
+/// Why a member left, as its `L` event says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeftReason {
+    /// Its connection closed.
+    Left,
+    /// A verified connection took its ID (PROTOCOL §9).
+    Replaced,
+    /// Its instance's lease ran out.
+    Lost,
+}
+
+/// One presence event on a room channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// `J \t seq \t peer \t record`
+    Joined { peer: &'a str, record: Record<'a> },
+    /// `L \t seq \t peer \t reason \t instance \t connection`
+    Left {
+        seq: u64,
+        peer: &'a str,
+        reason: LeftReason,
+        instance: &'a str,
+        connection: u64,
+    },
+}
+
+impl<'a> Event<'a> {
+    pub fn parse(text: &'a str) -> Option<Self> {
+        let (kind, rest) = text.split_once('\t')?;
+        let (seq, rest) = rest.split_once('\t')?;
+        let seq: u64 = seq.parse().ok()?;
+        let (peer, rest) = rest.split_once('\t')?;
+        match kind {
+            "J" => {
+                let record = Record::parse(rest)?;
+                (record.seq == seq).then_some(Event::Joined { peer, record })
+            }
+            "L" => {
+                let mut fields = rest.splitn(3, '\t');
+                let reason = match fields.next()? {
+                    "left" => LeftReason::Left,
+                    "replaced" => LeftReason::Replaced,
+                    "lost" => LeftReason::Lost,
+                    _ => return None,
+                };
+                let instance = fields.next()?;
+                let connection = fields.next()?.parse().ok()?;
+                Some(Event::Left {
+                    seq,
+                    peer,
+                    reason,
+                    instance,
+                    connection,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    pub fn seq(&self) -> u64 {
+        match self {
+            Event::Joined { record, .. } => record.seq,
+            Event::Left { seq, .. } => *seq,
+        }
+    }
+}
+
+/// A relay for a peer on another instance: `room \t to \t text`, `from` already stamped.
+pub fn relay(room: &RoomName, to: &str, text: &str) -> String {
+    let mut out = String::with_capacity(room.as_str().len() + to.len() + text.len() + 2);
+    out.push_str(room.as_str());
+    out.push('\t');
+    out.push_str(to);
+    out.push('\t');
+    out.push_str(text);
+    out
+}
+
+/// The parts of a [`relay`].
+pub fn parse_relay(payload: &str) -> Option<(&str, &str, &str)> {
+    let (room, rest) = payload.split_once('\t')?;
+    let (to, text) = rest.split_once('\t')?;
+    Some((room, to, text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_and_events_read_back_what_is_written() {
+        let key = r#"{"crv":"P-256","kty":"EC","x":"a\tb","y":"c"}"#;
+        let text = format!("7\t1000\t{}", record_tail("ab12", 42, Some(true), key));
+        let record = Record::parse(&text).unwrap();
+        assert_eq!(
+            record,
+            Record {
+                seq: 7,
+                since: 1000,
+                instance: "ab12",
+                connection: 42,
+                verified: Some(true),
+                public_key: key
+            }
+        );
+        let joined = format!("J\t7\tpeer\t{text}");
+        assert_eq!(
+            Event::parse(&joined),
+            Some(Event::Joined {
+                peer: "peer",
+                record
+            })
+        );
+        assert_eq!(
+            Event::parse("L\t9\tpeer\treplaced\tab12\t42"),
+            Some(Event::Left {
+                seq: 9,
+                peer: "peer",
+                reason: LeftReason::Replaced,
+                instance: "ab12",
+                connection: 42
+            })
+        );
+        // A joined event whose record disagrees about the sequence is not trusted.
+        assert_eq!(Event::parse(&format!("J\t8\tpeer\t{text}")), None);
+        assert_eq!(Event::parse("L\t9\tpeer\tgone\tab12\t42"), None);
+        let room = RoomName::new("a room").unwrap();
+        let payload = relay(&room, "to", "{\"a\":\"\\t\"}");
+        assert_eq!(
+            parse_relay(&payload),
+            Some(("a room", "to", "{\"a\":\"\\t\"}"))
+        );
+    }
+}

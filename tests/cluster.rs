@@ -1,0 +1,331 @@
+//! `rdv serve --cluster`: one room across three instances through a real `redis-server` the
+//! tests start on a free loopback port. They need Debian's `redis-server`, so they are
+//! ignored by a plain `cargo test` (listed in its summary) and run by
+//! `cargo test -- --ignored`, where a missing redis-server fails them.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::redis::RedisServer;
+use common::{Client, Server, TestKey, WAIT, outside};
+use rdv::identity::{KeySpec, PrivateKey, base64url};
+use serde_json::{Value, json};
+
+fn redis() -> RedisServer {
+    outside::require(outside::program(
+        "redis-server",
+        "--version",
+        "apt install redis-server",
+    ));
+    RedisServer::start()
+}
+
+/// An instance of the cluster, with extra flags.
+fn instance(redis: &RedisServer, lease: &str, extra: &[&str]) -> Server {
+    let url = redis.url();
+    let mut args = vec!["--cluster", url.as_str(), "--cluster-lease", lease];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
+fn three(redis: &RedisServer, extra: &[&str]) -> [Server; 3] {
+    [(); 3].map(|()| instance(redis, "2s", extra))
+}
+
+fn ids(welcome: &Value) -> Vec<String> {
+    welcome["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn relay(to: &str, n: usize) -> Value {
+    json!({"type": "ice-candidate", "to": to, "candidate": {"n": n}})
+}
+
+/// `peer-joined` / `peer-left` for `id`, next on `client`.
+async fn expect_presence(client: &mut Client, kind: &str, id: &str) {
+    let message = client.expect(kind).await;
+    assert_eq!(message["peerId"], id, "{kind} for the wrong peer");
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server (apt install redis-server)"]
+async fn presence_and_relays_span_three_instances() {
+    let redis = redis();
+    let servers = three(&redis, &[]);
+    let mut a = servers[0].peer("span").await;
+    let mut b = servers[1].peer("span").await;
+    let mut c = servers[2].peer("span").await;
+    assert!(ids(&a.welcome).is_empty());
+    assert_eq!(ids(&b.welcome), [a.id.clone()]);
+    assert_eq!(
+        ids(&c.welcome),
+        [a.id.clone(), b.id.clone()],
+        "oldest first"
+    );
+    // The announced key travels with the member, whatever instance it joined on.
+    assert_eq!(
+        c.welcome["peers"][0]["publicKey"]["x"],
+        a.key.public_jwk["x"]
+    );
+    expect_presence(&mut a.client, "peer-joined", &b.id).await;
+    expect_presence(&mut a.client, "peer-joined", &c.id).await;
+    expect_presence(&mut b.client, "peer-joined", &c.id).await;
+
+    // Relays in order, each way, between every pair of instances.
+    for (from, to) in [(0, 2), (2, 1), (1, 0)] {
+        let to_id = [&a, &b, &c][to].id.clone();
+        let from_id = [&a, &b, &c][from].id.clone();
+        for n in 0..50 {
+            let sender = match from {
+                0 => &mut a,
+                1 => &mut b,
+                _ => &mut c,
+            };
+            sender.client.send(relay(&to_id, n)).await;
+        }
+        let receiver = match to {
+            0 => &mut a,
+            1 => &mut b,
+            _ => &mut c,
+        };
+        for n in 0..50 {
+            let message = receiver.client.expect("ice-candidate").await;
+            assert_eq!(message["from"], from_id.as_str());
+            assert_eq!(message["candidate"]["n"], n, "in order");
+        }
+    }
+    a.client.send(relay(&"f".repeat(64), 0)).await;
+    a.client.expect_error("unknown-peer").await;
+
+    // A departure reaches every instance once, after the arrival it follows.
+    b.client.close().await;
+    expect_presence(&mut a.client, "peer-left", &b.id).await;
+    expect_presence(&mut c.client, "peer-left", &b.id).await;
+    assert!(a.client.sync().await.is_empty(), "nothing twice");
+    assert!(c.client.sync().await.is_empty(), "nothing twice");
+    let d = servers[1].peer("span").await;
+    assert_eq!(ids(&d.welcome), [a.id.clone(), c.id.clone()]);
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server (apt install redis-server)"]
+async fn duplicates_and_a_full_room_are_decided_cluster_wide() {
+    let redis = redis();
+    let servers = three(&redis, &["--max-peers-per-room", "3"]);
+    let a = servers[0].peer("dup").await;
+    let mut twin = Client::connect(&servers[1].url("dup")).await;
+    twin.send_text(&rdv::protocol::register(&a.key.public_jwk, None))
+        .await;
+    twin.expect_error("duplicate-peer").await;
+
+    // Rooms with two members and one place left; two joins race on two instances.
+    for round in 0..8 {
+        let room = format!("race-{round}");
+        let _first = servers[0].peer(&room).await;
+        let _second = servers[2].peer(&room).await;
+        let mut racers = Vec::new();
+        for server in &servers[..2] {
+            racers.push(Client::connect(&server.url(&room)).await);
+        }
+        let registers = [TestKey::new(), TestKey::new()]
+            .map(|key| rdv::protocol::register(&key.public_jwk, None));
+        let (left, right) = racers.split_at_mut(1);
+        tokio::join!(
+            left[0].send_text(&registers[0]),
+            right[0].send_text(&registers[1]),
+        );
+        let mut outcomes = Vec::new();
+        for racer in &mut racers {
+            let message = racer.recv_json().await;
+            outcomes.push(if message["type"] == "welcome" {
+                "welcome".to_owned()
+            } else {
+                message["code"].as_str().unwrap_or("?").to_owned()
+            });
+        }
+        outcomes.sort();
+        assert_eq!(outcomes, ["room-full", "welcome"], "round {round}");
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server (apt install redis-server)"]
+async fn a_verified_reconnect_on_another_instance_replaces_the_old_connection() {
+    let redis = redis();
+    let servers = three(&redis, &["--proof", "optional"]);
+    let key = PrivateKey::generate(KeySpec::Ed25519).unwrap();
+    let id = key.public().peer_id().to_string();
+    let observer_key = PrivateKey::generate(KeySpec::Ed25519).unwrap();
+    let (mut observer, _) = proven(&servers[2], "move", &observer_key).await;
+    let (mut old, _) = proven(&servers[0], "move", &key).await;
+    observer.expect("peer-joined").await;
+
+    let (_new, welcome) = proven(&servers[1], "move", &key).await;
+    assert_eq!(
+        welcome["peers"].as_array().unwrap().len(),
+        1,
+        "only the observer"
+    );
+    old.expect_error("replaced").await;
+    assert_eq!(old.expect_close().await, 1000);
+    expect_presence(&mut observer, "peer-left", &id).await;
+    let joined = observer.expect("peer-joined").await;
+    assert_eq!(joined["verified"], true);
+    assert!(
+        observer.sync().await.is_empty(),
+        "the old departure is not announced twice"
+    );
+}
+
+async fn proven(server: &Server, room: &str, key: &PrivateKey) -> (Client, Value) {
+    let mut client = Client::connect(&server.url(room)).await;
+    let challenge = client.expect("challenge").await;
+    let nonce = challenge["nonce"].as_str().unwrap();
+    let signature = key.sign_proof(key.proof_alg(), nonce).unwrap();
+    let message = json!({
+        "type": "register",
+        "publicKey": key.public().to_public_json(),
+        "proof": {"alg": key.proof_alg().name(), "signature": base64url(&signature)},
+    });
+    client.send(message).await;
+    let welcome = client.expect("welcome").await;
+    (client, welcome)
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server (apt install redis-server)"]
+async fn an_instance_killed_without_goodbye_loses_its_peers_within_the_lease() {
+    let redis = redis();
+    let lease = Duration::from_secs(2);
+    let survivor = instance(&redis, "2s", &[]);
+    let doomed = instance(&redis, "2s", &[]);
+    let mut a = survivor.peer("crash").await;
+    let lost = doomed.peer("crash").await;
+    expect_presence(&mut a.client, "peer-joined", &lost.id).await;
+
+    let killed = Instant::now();
+    nix::sys::signal::kill(doomed.pid(), nix::sys::signal::Signal::SIGKILL).unwrap();
+    expect_presence(&mut a.client, "peer-left", &lost.id).await;
+    let took = killed.elapsed();
+    assert!(
+        took <= lease + Duration::from_millis(500),
+        "announced after {took:?}, lease {lease:?}"
+    );
+    // Its ID is free again, and no welcome lists it.
+    let mut back = Client::connect(&survivor.url("crash")).await;
+    let welcome = back.register(&lost.key).await;
+    assert_eq!(ids(&welcome), [a.id.clone()]);
+    let third = instance(&redis, "2s", &[]);
+    let fresh = third.peer("crash").await;
+    assert_eq!(ids(&fresh.welcome), [a.id.clone(), lost.id.clone()]);
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server (apt install redis-server)"]
+async fn a_graceful_shutdown_removes_its_peers_at_once() {
+    let redis = redis();
+    // A long lease: only the goodbye can announce the departure within the test's wait.
+    let stays = instance(&redis, "60s", &[]);
+    let mut goes = instance(&redis, "60s", &[]);
+    let mut a = stays.peer("bye").await;
+    let leaving = goes.peer("bye").await;
+    expect_presence(&mut a.client, "peer-joined", &leaving.id).await;
+    goes.terminate();
+    expect_presence(&mut a.client, "peer-left", &leaving.id).await;
+    assert!(goes.wait_exit(WAIT).is_some_and(|status| status.success()));
+    assert_eq!(
+        redis.command(&["ZCARD", "rdv:instances"]),
+        ":1\r\n",
+        "only the instance that stays holds a lease"
+    );
+    let mut back = Client::connect(&stays.url("bye")).await;
+    assert_eq!(ids(&back.register(&leaving.key).await), [a.id.clone()]);
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server (apt install redis-server)"]
+async fn redis_lost_and_back_keeps_local_relays_and_converges() {
+    let mut redis = redis();
+    let one = instance(&redis, "2s", &[]);
+    let two = instance(&redis, "2s", &[]);
+    let mut a = one.peer("storm").await;
+    let mut b = one.peer("storm").await;
+    let mut c = two.peer("storm").await;
+    expect_presence(&mut a.client, "peer-joined", &b.id).await;
+    expect_presence(&mut a.client, "peer-joined", &c.id).await;
+    expect_presence(&mut b.client, "peer-joined", &c.id).await;
+
+    redis.kill();
+    common::eventually("instance one reports degraded", || async {
+        let (status, body) = one.get("/healthz").await;
+        (status == 503 && body.contains("degraded")).then_some(())
+    })
+    .await;
+    // Local relays never stop.
+    for n in 0..20 {
+        a.client.send(relay(&b.id, n)).await;
+    }
+    for n in 0..20 {
+        let message = b.client.expect("ice-candidate").await;
+        assert_eq!(message["candidate"]["n"], n);
+    }
+    // A relay to another instance is refused, not lost silently.
+    a.client.send(relay(&c.id, 0)).await;
+    a.client.expect_error("unavailable").await;
+    // A join that needs Redis is refused, and told to come back later.
+    let mut late = Client::connect(&one.url("storm")).await;
+    late.send_text(&rdv::protocol::register(&TestKey::new().public_jwk, None))
+        .await;
+    late.expect_error("unavailable").await;
+    assert_eq!(late.expect_close().await, 1013);
+    // b leaves during the outage; a hears of it once Redis is back.
+    b.client.close().await;
+
+    redis.restart();
+    for server in [&one, &two] {
+        common::eventually("the instance is back in sync", || async {
+            (server.get("/healthz").await.0 == 200).then_some(())
+        })
+        .await;
+    }
+    expect_presence(&mut a.client, "peer-left", &b.id).await;
+    expect_presence(&mut c.client, "peer-left", &b.id).await;
+    // Cross-instance relays flow again, and a newcomer sees the room as it is.
+    a.client.send(relay(&c.id, 7)).await;
+    assert_eq!(c.client.expect("ice-candidate").await["candidate"]["n"], 7);
+    let d = two.peer("storm").await;
+    assert_eq!(ids(&d.welcome), [a.id.clone(), c.id.clone()]);
+    let rest = a.client.sync().await;
+    assert!(
+        rest.len() == 1 && rest[0]["type"] == "peer-joined" && rest[0]["peerId"] == d.id.as_str(),
+        "{rest:?}"
+    );
+}
+
+/// Without Redis the server still starts, says so, and refuses joins (no redis-server
+/// needed: nothing listens on the port).
+#[tokio::test]
+async fn without_redis_the_instance_is_degraded_and_refuses_joins() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let server = Server::start(&["--cluster", &url]);
+    let (status, body) = server.get("/healthz").await;
+    assert_eq!((status, body.as_str()), (503, r#"{"status":"degraded"}"#));
+    let mut client = Client::connect(&server.url("r")).await;
+    client
+        .send_text(&rdv::protocol::register(&TestKey::new().public_jwk, None))
+        .await;
+    client.expect_error("unavailable").await;
+    assert_eq!(client.expect_close().await, 1013);
+    let metrics = server.metrics().await;
+    assert_eq!(common::metric(&metrics, "rdv_cluster_connected"), 0.0);
+}
