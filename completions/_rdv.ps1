@@ -169,6 +169,7 @@ Register-ArgumentCompleter -Native -CommandName 'rdv' -ScriptBlock {
         'rdv;bench;relay' {
             [CompletionResult]::new('--source-ips', '--source-ips', [CompletionResultType]::ParameterName, 'Spread connections over 127.0.0.1..=127.0.0.N when ephemeral ports run short')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Generator threads (1 leaves the other cores to the server)')
+            [CompletionResult]::new('--other-instance', '--other-instance', [CompletionResultType]::ParameterName, 'Another instance of the same cluster (`rdv serve --cluster`): the second peer of every pair (relay) and every other joiner (join) connect there, so every relay and every presence event crosses instances')
             [CompletionResult]::new('--pairs', '--pairs', [CompletionResultType]::ParameterName, 'Caller/callee pairs')
             [CompletionResult]::new('--in-flight', '--in-flight', [CompletionResultType]::ParameterName, 'Offers in flight per pair')
             [CompletionResult]::new('--payload', '--payload', [CompletionResultType]::ParameterName, 'Size of each relayed message as sent, exactly (the same on both wires in `compare`)')
@@ -187,6 +188,7 @@ Register-ArgumentCompleter -Native -CommandName 'rdv' -ScriptBlock {
         'rdv;bench;join' {
             [CompletionResult]::new('--source-ips', '--source-ips', [CompletionResultType]::ParameterName, 'Spread connections over 127.0.0.1..=127.0.0.N when ephemeral ports run short')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Generator threads (1 leaves the other cores to the server)')
+            [CompletionResult]::new('--other-instance', '--other-instance', [CompletionResultType]::ParameterName, 'Another instance of the same cluster (`rdv serve --cluster`): the second peer of every pair (relay) and every other joiner (join) connect there, so every relay and every presence event crosses instances')
             [CompletionResult]::new('--peers', '--peers', [CompletionResultType]::ParameterName, 'peers')
             [CompletionResult]::new('--rooms', '--rooms', [CompletionResultType]::ParameterName, 'rooms')
             [CompletionResult]::new('--concurrency', '--concurrency', [CompletionResultType]::ParameterName, 'Registrations in progress at once')
@@ -204,6 +206,7 @@ Register-ArgumentCompleter -Native -CommandName 'rdv' -ScriptBlock {
         'rdv;bench;fanout' {
             [CompletionResult]::new('--source-ips', '--source-ips', [CompletionResultType]::ParameterName, 'Spread connections over 127.0.0.1..=127.0.0.N when ephemeral ports run short')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Generator threads (1 leaves the other cores to the server)')
+            [CompletionResult]::new('--other-instance', '--other-instance', [CompletionResultType]::ParameterName, 'Another instance of the same cluster (`rdv serve --cluster`): the second peer of every pair (relay) and every other joiner (join) connect there, so every relay and every presence event crosses instances')
             [CompletionResult]::new('--peers', '--peers', [CompletionResultType]::ParameterName, 'peers')
             [CompletionResult]::new('--server-pid', '--server-pid', [CompletionResultType]::ParameterName, 'server-pid')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour in output meant for people')
@@ -217,6 +220,7 @@ Register-ArgumentCompleter -Native -CommandName 'rdv' -ScriptBlock {
         'rdv;bench;churn' {
             [CompletionResult]::new('--source-ips', '--source-ips', [CompletionResultType]::ParameterName, 'Spread connections over 127.0.0.1..=127.0.0.N when ephemeral ports run short')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Generator threads (1 leaves the other cores to the server)')
+            [CompletionResult]::new('--other-instance', '--other-instance', [CompletionResultType]::ParameterName, 'Another instance of the same cluster (`rdv serve --cluster`): the second peer of every pair (relay) and every other joiner (join) connect there, so every relay and every presence event crosses instances')
             [CompletionResult]::new('--warmup', '--warmup', [CompletionResultType]::ParameterName, 'Cycles before the memory baseline is taken (one-time growth is not a leak)')
             [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Measured cycling time, after the warm-up')
             [CompletionResult]::new('--rate', '--rate', [CompletionResultType]::ParameterName, 'Cycles started per second')

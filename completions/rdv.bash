@@ -161,7 +161,7 @@ _rdv() {
             return 0
             ;;
         rdv__subcmd__bench__subcmd__churn)
-            opts="-h -V --json --source-ips --threads --warmup --duration --rate --concurrency --server-pid --color --help --version"
+            opts="-h -V --json --source-ips --threads --other-instance --warmup --duration --rate --concurrency --server-pid --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -172,6 +172,10 @@ _rdv() {
                     return 0
                     ;;
                 --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --other-instance)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -257,7 +261,7 @@ _rdv() {
             return 0
             ;;
         rdv__subcmd__bench__subcmd__fanout)
-            opts="-h -V --json --source-ips --threads --peers --server-pid --color --help --version"
+            opts="-h -V --json --source-ips --threads --other-instance --peers --server-pid --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -268,6 +272,10 @@ _rdv() {
                     return 0
                     ;;
                 --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --other-instance)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -429,7 +437,7 @@ _rdv() {
             return 0
             ;;
         rdv__subcmd__bench__subcmd__join)
-            opts="-h -V --json --source-ips --threads --peers --rooms --concurrency --server-pid --hold --floor --color --help --version"
+            opts="-h -V --json --source-ips --threads --other-instance --peers --rooms --concurrency --server-pid --hold --floor --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -440,6 +448,10 @@ _rdv() {
                     return 0
                     ;;
                 --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --other-instance)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -475,7 +487,7 @@ _rdv() {
             return 0
             ;;
         rdv__subcmd__bench__subcmd__relay)
-            opts="-h -V --json --source-ips --threads --pairs --one-room --in-flight --payload --duration --warmup --floor --color --help --version"
+            opts="-h -V --json --source-ips --threads --other-instance --pairs --one-room --in-flight --payload --duration --warmup --floor --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -486,6 +498,10 @@ _rdv() {
                     return 0
                     ;;
                 --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --other-instance)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -160,6 +160,7 @@ set edit:completion:arg-completer[rdv] = {|@words|
         &'rdv;bench;relay'= {
             cand --source-ips 'Spread connections over 127.0.0.1..=127.0.0.N when ephemeral ports run short'
             cand --threads 'Generator threads (1 leaves the other cores to the server)'
+            cand --other-instance 'Another instance of the same cluster (`rdv serve --cluster`): the second peer of every pair (relay) and every other joiner (join) connect there, so every relay and every presence event crosses instances'
             cand --pairs 'Caller/callee pairs'
             cand --in-flight 'Offers in flight per pair'
             cand --payload 'Size of each relayed message as sent, exactly (the same on both wires in `compare`)'
@@ -177,6 +178,7 @@ set edit:completion:arg-completer[rdv] = {|@words|
         &'rdv;bench;join'= {
             cand --source-ips 'Spread connections over 127.0.0.1..=127.0.0.N when ephemeral ports run short'
             cand --threads 'Generator threads (1 leaves the other cores to the server)'
+            cand --other-instance 'Another instance of the same cluster (`rdv serve --cluster`): the second peer of every pair (relay) and every other joiner (join) connect there, so every relay and every presence event crosses instances'
             cand --peers 'peers'
             cand --rooms 'rooms'
             cand --concurrency 'Registrations in progress at once'
@@ -193,6 +195,7 @@ set edit:completion:arg-completer[rdv] = {|@words|
         &'rdv;bench;fanout'= {
             cand --source-ips 'Spread connections over 127.0.0.1..=127.0.0.N when ephemeral ports run short'
             cand --threads 'Generator threads (1 leaves the other cores to the server)'
+            cand --other-instance 'Another instance of the same cluster (`rdv serve --cluster`): the second peer of every pair (relay) and every other joiner (join) connect there, so every relay and every presence event crosses instances'
             cand --peers 'peers'
             cand --server-pid 'server-pid'
             cand --color 'When to use colour in output meant for people'
@@ -205,6 +208,7 @@ set edit:completion:arg-completer[rdv] = {|@words|
         &'rdv;bench;churn'= {
             cand --source-ips 'Spread connections over 127.0.0.1..=127.0.0.N when ephemeral ports run short'
             cand --threads 'Generator threads (1 leaves the other cores to the server)'
+            cand --other-instance 'Another instance of the same cluster (`rdv serve --cluster`): the second peer of every pair (relay) and every other joiner (join) connect there, so every relay and every presence event crosses instances'
             cand --warmup 'Cycles before the memory baseline is taken (one-time growth is not a leak)'
             cand --duration 'Measured cycling time, after the warm-up'
             cand --rate 'Cycles started per second'

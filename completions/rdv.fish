@@ -161,6 +161,7 @@ complete -c rdv -n "__fish_rdv_using_subcommand bench; and not __fish_seen_subco
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and not __fish_seen_subcommand_from relay join fanout churn compare floor help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from relay" -l source-ips -d 'Spread connections over 127.0.0.1..=127.0.0.N when ephemeral ports run short' -r
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from relay" -l threads -d 'Generator threads (1 leaves the other cores to the server)' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from relay" -l other-instance -d 'Another instance of the same cluster (`rdv serve --cluster`): the second peer of every pair (relay) and every other joiner (join) connect there, so every relay and every presence event crosses instances' -r
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from relay" -l pairs -d 'Caller/callee pairs' -r
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from relay" -l in-flight -d 'Offers in flight per pair' -r
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from relay" -l payload -d 'Size of each relayed message as sent, exactly (the same on both wires in `compare`)' -r
@@ -176,6 +177,7 @@ complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcomman
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from relay" -s V -l version -d 'Print version'
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from join" -l source-ips -d 'Spread connections over 127.0.0.1..=127.0.0.N when ephemeral ports run short' -r
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from join" -l threads -d 'Generator threads (1 leaves the other cores to the server)' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from join" -l other-instance -d 'Another instance of the same cluster (`rdv serve --cluster`): the second peer of every pair (relay) and every other joiner (join) connect there, so every relay and every presence event crosses instances' -r
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from join" -l peers -r
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from join" -l rooms -r
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from join" -l concurrency -d 'Registrations in progress at once' -r
@@ -190,6 +192,7 @@ complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcomman
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from join" -s V -l version -d 'Print version'
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from fanout" -l source-ips -d 'Spread connections over 127.0.0.1..=127.0.0.N when ephemeral ports run short' -r
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from fanout" -l threads -d 'Generator threads (1 leaves the other cores to the server)' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from fanout" -l other-instance -d 'Another instance of the same cluster (`rdv serve --cluster`): the second peer of every pair (relay) and every other joiner (join) connect there, so every relay and every presence event crosses instances' -r
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from fanout" -l peers -r
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from fanout" -l server-pid -r
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from fanout" -l color -d 'When to use colour in output meant for people' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set'
@@ -200,6 +203,7 @@ complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcomman
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from fanout" -s V -l version -d 'Print version'
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from churn" -l source-ips -d 'Spread connections over 127.0.0.1..=127.0.0.N when ephemeral ports run short' -r
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from churn" -l threads -d 'Generator threads (1 leaves the other cores to the server)' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from churn" -l other-instance -d 'Another instance of the same cluster (`rdv serve --cluster`): the second peer of every pair (relay) and every other joiner (join) connect there, so every relay and every presence event crosses instances' -r
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from churn" -l warmup -d 'Cycles before the memory baseline is taken (one-time growth is not a leak)' -r
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from churn" -l duration -d 'Measured cycling time, after the warm-up' -r
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from churn" -l rate -d 'Cycles started per second' -r

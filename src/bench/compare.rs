@@ -119,7 +119,7 @@ pub async fn run(
                 wire,
                 ..options.clone()
             };
-            let report = relay::run(target, &options).await?;
+            let report = relay::run(target, None, &options).await?;
             if report.lost > 0 || report.errors > 0 || report.out_of_order > 0 {
                 return Err(format!(
                     "{wire:?} run lost {} messages, {} out of order, {} errors",

@@ -42,6 +42,23 @@ pub struct Common {
     /// Generator threads (1 leaves the other cores to the server).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub threads: usize,
+    /// Another instance of the same cluster (`rdv serve --cluster`): the second peer of every
+    /// pair (relay) and every other joiner (join) connect there, so every relay and every
+    /// presence event crosses instances.
+    #[arg(long, value_name = "URL")]
+    pub other_instance: Option<String>,
+}
+
+impl Common {
+    /// The target, and the other instance's if there is one.
+    async fn targets(&self) -> Result<(client::Target, Option<client::Target>), String> {
+        let target = client::Target::parse(&self.url, self.source_ips).await?;
+        let other = match &self.other_instance {
+            Some(url) => Some(client::Target::parse(url, self.source_ips).await?),
+            None => None,
+        };
+        Ok((target, other))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -266,14 +283,14 @@ async fn scenario(scenario: &Scenario) -> Result<(), String> {
             shape,
             floor,
         } => {
-            let target = client::Target::parse(&common.url, common.source_ips).await?;
+            let (target, other) = common.targets().await?;
             let wire = if *floor {
                 relay::Wire::Floor
             } else {
                 relay::Wire::Rdv
             };
             let spinner = progress(common.json, 1, "run");
-            let report = relay::run(&target, &relay_options(shape, wire)).await?;
+            let report = relay::run(&target, other.as_ref(), &relay_options(shape, wire)).await?;
             spinner.finish_and_clear();
             print(common.json, &report, |r| {
                 format!(
@@ -306,9 +323,9 @@ async fn scenario(scenario: &Scenario) -> Result<(), String> {
             Ok(())
         }
         Scenario::Join { common, options } => {
-            let target = client::Target::parse(&common.url, common.source_ips).await?;
+            let (target, other) = common.targets().await?;
             let bar = progress(common.json, options.peers as u64, "peers");
-            let report = presence::join(&target, options, &bar).await?;
+            let report = presence::join(&target, other.as_ref(), options, &bar).await?;
             bar.finish_and_clear();
             print(common.json, &report, |r| {
                 format!(

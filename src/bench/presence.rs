@@ -99,8 +99,10 @@ pub struct JoinOptions {
     pub floor: bool,
 }
 
+/// Joins `options.peers`; with `other`, every other one joins through that instance.
 pub async fn join(
     target: &Target,
+    other: Option<&Target>,
     options: &JoinOptions,
     progress: &indicatif::ProgressBar,
 ) -> Result<JoinReport, String> {
@@ -120,7 +122,10 @@ pub async fn join(
     let mut attempts = Vec::with_capacity(peers);
     for (n, key) in keys.into_iter().enumerate() {
         let permit = limit.clone().acquire_owned().await.expect("never closed");
-        let target = target.clone();
+        let target = match other {
+            Some(other) if n % 2 == 1 => other.clone(),
+            _ => target.clone(),
+        };
         let room = format!("join-{}", n % rooms.max(1));
         attempts.push(tokio::spawn(async move {
             let _permit = permit;

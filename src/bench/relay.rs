@@ -169,7 +169,13 @@ fn fast_probe(text: &str) -> Option<(u64, u64)> {
     Some((seq.parse().ok()?, ts.parse().ok()?))
 }
 
-pub async fn run(target: &Target, options: &RelayOptions) -> Result<RelayReport, String> {
+/// Runs the pairs; with `other`, each pair's second peer connects to that instance.
+pub async fn run(
+    target: &Target,
+    other: Option<&Target>,
+    options: &RelayOptions,
+) -> Result<RelayReport, String> {
+    let second = other.unwrap_or(target);
     let codec = std::sync::Arc::new(Codec::new(options.wire, options.payload_bytes));
     // Connect and register every pair before the clock starts.
     let mut pairs = Vec::with_capacity(options.pairs);
@@ -183,13 +189,13 @@ pub async fn run(target: &Target, options: &RelayOptions) -> Result<RelayReport,
                     format!("bench-{pair}")
                 };
                 let ws_a = target.join(&room, &a, pair * 2).await?;
-                let ws_b = target.join(&room, &b, pair * 2 + 1).await?;
+                let ws_b = second.join(&room, &b, pair * 2 + 1).await?;
                 (a.id, b.id, ws_a, ws_b)
             }
             Wire::Floor => {
                 let (a_id, b_id) = (format!("a{pair}"), format!("b{pair}"));
                 let ws_a = target.join_floor(&a_id, pair * 2).await?;
-                let ws_b = target.join_floor(&b_id, pair * 2 + 1).await?;
+                let ws_b = second.join_floor(&b_id, pair * 2 + 1).await?;
                 (a_id, b_id, ws_a, ws_b)
             }
         };

@@ -190,6 +190,8 @@ pub fn describe(serve: &clap::Command, matches: &clap::ArgMatches, file: &FileSe
         };
         let shown = match values.as_slice() {
             [] => "(none)".to_owned(),
+            // A password in the cluster URL is never printed.
+            [one] if long == "cluster" => crate::server::redact_cluster_url(one),
             [one] => one.clone(),
             many => format!("[{}]", many.join(", ")),
         };

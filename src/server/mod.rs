@@ -36,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use allow::AllowListError;
+pub use cluster::redact as redact_cluster_url;
 pub use config::{Config, LogFormat, ProofMode};
 pub use metrics::Metrics;
 pub use rooms::{

@@ -165,9 +165,14 @@ impl<'a> Event<'a> {
     }
 }
 
-/// A relay for a peer on another instance: `room \t to \t text`, `from` already stamped.
+/// A relay for a peer on another instance, framed so that several can share one published
+/// message: `LENGTH:room \t to \t text`, LENGTH counting the bytes after the colon (a relayed
+/// text may hold raw newlines, so no separator character is safe). `from` is already stamped.
 pub fn relay(room: &RoomName, to: &str, text: &str) -> String {
-    let mut out = String::with_capacity(room.as_str().len() + to.len() + text.len() + 2);
+    let body = room.as_str().len() + to.len() + text.len() + 2;
+    let mut out = String::with_capacity(body + 8);
+    out.push_str(itoa::Buffer::new().format(body));
+    out.push(':');
     out.push_str(room.as_str());
     out.push('\t');
     out.push_str(to);
@@ -176,11 +181,18 @@ pub fn relay(room: &RoomName, to: &str, text: &str) -> String {
     out
 }
 
-/// The parts of a [`relay`].
-pub fn parse_relay(payload: &str) -> Option<(&str, &str, &str)> {
-    let (room, rest) = payload.split_once('\t')?;
-    let (to, text) = rest.split_once('\t')?;
-    Some((room, to, text))
+/// The relays of one published message: several [`relay`]s one after another. Stops at the
+/// first malformed one.
+pub fn relays(mut payload: &str) -> impl Iterator<Item = (&str, &str, &str)> {
+    std::iter::from_fn(move || {
+        let (length, rest) = payload.split_once(':')?;
+        let length: usize = length.parse().ok()?;
+        let body = rest.get(..length)?;
+        payload = &rest[length..];
+        let (room, rest) = body.split_once('\t')?;
+        let (to, text) = rest.split_once('\t')?;
+        Some((room, to, text))
+    })
 }
 
 #[cfg(test)]
@@ -225,10 +237,15 @@ mod tests {
         assert_eq!(Event::parse(&format!("J\t8\tpeer\t{text}")), None);
         assert_eq!(Event::parse("L\t9\tpeer\tgone\tab12\t42"), None);
         let room = RoomName::new("a room").unwrap();
-        let payload = relay(&room, "to", "{\"a\":\"\\t\"}");
+        let mut batch = relay(&room, "to", "{\"a\":\"\\t\"}");
+        batch.push_str(&relay(&room, "other", "{\"b\":\n\t1}"));
         assert_eq!(
-            parse_relay(&payload),
-            Some(("a room", "to", "{\"a\":\"\\t\"}"))
+            relays(&batch).collect::<Vec<_>>(),
+            [
+                ("a room", "to", "{\"a\":\"\\t\"}"),
+                ("a room", "other", "{\"b\":\n\t1}")
+            ]
         );
+        assert_eq!(relays("12:short").count(), 0);
     }
 }
