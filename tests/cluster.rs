@@ -307,6 +307,35 @@ async fn redis_lost_and_back_keeps_local_relays_and_converges() {
     );
 }
 
+#[test]
+fn a_cluster_url_is_checked_and_its_password_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = common::spawn_rdv(
+        dir.path(),
+        &[
+            "serve",
+            "--check-config",
+            "--cluster",
+            "redis://:hunter2@127.0.0.1:6379/0",
+        ],
+    )
+    .wait_with_output()
+    .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("redis://:***@127.0.0.1:6379/0"), "{text}");
+    assert!(!text.contains("hunter2"));
+
+    let output = common::spawn_rdv(dir.path(), &["serve", "--cluster", "http://127.0.0.1:6379"])
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        error.contains("--cluster") && error.contains("redis://"),
+        "{error}"
+    );
+}
+
 /// Without Redis the server still starts, says so, and refuses joins (no redis-server
 /// needed: nothing listens on the port).
 #[tokio::test]
@@ -328,4 +357,105 @@ async fn without_redis_the_instance_is_degraded_and_refuses_joins() {
     assert_eq!(client.expect_close().await, 1013);
     let metrics = server.metrics().await;
     assert_eq!(common::metric(&metrics, "rdv_cluster_connected"), 0.0);
+}
+
+/// `deploy/cluster/haproxy.cfg` as shipped, pointed at three real instances on loopback, one
+/// of which cannot reach Redis: the health check takes that one out, and the peers HAProxy
+/// spreads over the other two share one room.
+#[tokio::test]
+#[ignore = "needs redis-server and haproxy (apt install redis-server haproxy)"]
+async fn the_shipped_haproxy_config_balances_one_room_and_skips_a_degraded_instance() {
+    outside::require(outside::program("haproxy", "-v", "apt install haproxy"));
+    let redis = redis();
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead = format!("redis://127.0.0.1:{dead_port}");
+    let servers = [
+        instance(&redis, "2s", &[]),
+        instance(&redis, "2s", &[]),
+        Server::start(&["--cluster", &dead]),
+    ];
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let shipped = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/cluster/haproxy.cfg"),
+    )
+    .unwrap();
+    let mut config = shipped.replace("bind :8080", &format!("bind 127.0.0.1:{port}"));
+    for (n, server) in servers.iter().enumerate() {
+        let name = format!("rdv{}:8080", n + 1);
+        assert!(config.contains(&name), "the shipped config names {name}");
+        config = config.replace(&name, &server.addr.to_string());
+    }
+    // Checks every 100 ms instead of 2 s, so the test waits less; nothing else changes.
+    let config = config.replace("inter 2s", "inter 100ms");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("haproxy.cfg"), config).unwrap();
+    let mut haproxy = std::process::Command::new("haproxy")
+        .arg("-f")
+        .arg(dir.path().join("haproxy.cfg"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start haproxy");
+    let front = format!("ws://127.0.0.1:{port}/room/lb/websocket");
+    let probes = format!("ws://127.0.0.1:{port}/room/probe/websocket");
+    // Until the health check has taken the degraded instance out, some joins land there
+    // and get `unavailable`; after it, every join is welcomed.
+    common::eventually(
+        "haproxy sends no joiner to the degraded instance",
+        || async {
+            for _ in 0..6 {
+                let (mut ws, _) = tokio_tungstenite::connect_async(&probes).await.ok()?;
+                let register = rdv::protocol::register(&TestKey::new().public_jwk, None);
+                futures_util::SinkExt::send(&mut ws, register.into())
+                    .await
+                    .ok()?;
+                let reply = common::next_json(&mut ws).await;
+                (reply["type"] == "welcome").then_some(())?;
+            }
+            Some(())
+        },
+    )
+    .await;
+
+    let mut peers = Vec::new();
+    for _ in 0..4 {
+        let mut client = Client::connect(&front).await;
+        let key = TestKey::new();
+        let welcome = client.register(&key).await;
+        assert_eq!(
+            ids(&welcome).len(),
+            peers.len(),
+            "everyone before is listed"
+        );
+        peers.push((client, key.peer_id()));
+    }
+    // least-connections spread them over the two healthy instances.
+    for server in &servers[..2] {
+        server.wait_for_metric("rdv_peers", |v| v == 2.0).await;
+    }
+    // The first peer heard of the others, and reaches each of them, across instances or not.
+    let from = peers[0].1.clone();
+    for n in 1..4 {
+        let id = peers[n].1.clone();
+        expect_presence(&mut peers[0].0, "peer-joined", &id).await;
+        peers[0].0.send(relay(&id, n)).await;
+        let message = loop {
+            let message = peers[n].0.recv_json().await;
+            if message["type"] != "peer-joined" {
+                break message;
+            }
+        };
+        assert_eq!(message["type"], "ice-candidate");
+        assert_eq!(message["from"], from.as_str());
+    }
+    let _ = haproxy.kill();
+    let _ = haproxy.wait();
 }

@@ -686,3 +686,173 @@ fn is_idle_of_members(view: &View) -> bool {
         .values()
         .any(|slot| matches!(slot.place, Place::Here { .. }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::outbox::OutboxReceiver;
+
+    const KEY: &str = r#"{"kty":"test"}"#;
+
+    fn peer(c: char) -> PeerId {
+        c.to_string().repeat(64).parse().unwrap()
+    }
+
+    fn record(seq: u64, instance: &str, connection: u64) -> String {
+        format!(
+            "{seq}\t{seq}\t{}",
+            super::super::wire::record_tail(instance, connection, None, KEY)
+        )
+    }
+
+    fn joined(seq: u64, who: char, instance: &str, connection: u64) -> String {
+        format!(
+            "J\t{seq}\t{}\t{}",
+            peer(who),
+            record(seq, instance, connection)
+        )
+    }
+
+    fn left(seq: u64, who: char, instance: &str, connection: u64) -> String {
+        format!("L\t{seq}\t{}\tleft\t{instance}\t{connection}", peer(who))
+    }
+
+    fn drain(receiver: &mut OutboxReceiver) -> Vec<String> {
+        std::iter::from_fn(|| receiver.try_recv())
+            .map(|queued| {
+                let text = queued.text.to_string();
+                let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+                let who = value["peerId"]
+                    .as_str()
+                    .map_or("", |id| &id[..1])
+                    .to_owned();
+                let peers: Vec<String> = value["peers"]
+                    .as_array()
+                    .map(|p| {
+                        p.iter()
+                            .map(|p| p["id"].as_str().unwrap()[..1].to_owned())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                format!(
+                    "{} {who} {}",
+                    value["type"].as_str().unwrap(),
+                    peers.join("")
+                )
+                .trim_end()
+                .to_owned()
+            })
+            .collect()
+    }
+
+    /// A local join: recorded, then welcomed when its own `J` event arrives.
+    fn join_here(views: &Views, room: &RoomName, who: char) -> (ConnectionId, OutboxReceiver) {
+        let (outbox, receiver, _) = Outbox::new(64, 1 << 20);
+        let connection = ConnectionId::next();
+        views.begin_join(room, &peer(who), connection, outbox, None, "tail".into());
+        (connection, receiver)
+    }
+
+    #[test]
+    fn events_before_the_snapshot_wait_and_the_covered_ones_are_dropped() {
+        let views = Views::new("me".into(), Arc::new(Metrics::new()));
+        let room = RoomName::new("r").unwrap();
+        let (connection, mut rx) = join_here(&views, &room, 'c');
+        // Arrive before the join's snapshot: 1 and 2 are in it, 3 is the join, 4 after.
+        views.apply("r", &joined(1, 'a', "there", 1));
+        views.apply("r", &joined(2, 'b', "there", 2));
+        views.apply("r", &joined(3, 'c', "me", connection.get()));
+        views.apply("r", &left(4, 'a', "there", 1));
+        let snapshot = [
+            peer('b').to_string(),
+            record(2, "there", 2),
+            peer('a').to_string(),
+            record(1, "there", 1),
+        ];
+        views.init(&room, 2, &snapshot);
+        views.end_join(&room, connection, true);
+        assert_eq!(drain(&mut rx), ["welcome c ab", "peer-left a"]);
+        // Old or repeated events change nothing.
+        views.apply("r", &joined(2, 'b', "there", 2));
+        views.apply("r", &left(4, 'a', "there", 1));
+        assert!(drain(&mut rx).is_empty());
+    }
+
+    #[test]
+    fn every_local_member_hears_of_every_other_once_in_order() {
+        let views = Views::new("me".into(), Arc::new(Metrics::new()));
+        let room = RoomName::new("r").unwrap();
+        let (a_conn, mut a_rx) = join_here(&views, &room, 'a');
+        views.init(&room, 0, &[]);
+        views.end_join(&room, a_conn, true);
+        views.apply("r", &joined(1, 'a', "me", a_conn.get()));
+        let (b_conn, mut b_rx) = join_here(&views, &room, 'b');
+        views.end_join(&room, b_conn, true);
+        views.apply("r", &joined(2, 'd', "there", 9));
+        views.apply("r", &joined(3, 'b', "me", b_conn.get()));
+        views.apply("r", &left(4, 'd', "there", 9));
+        assert_eq!(
+            drain(&mut a_rx),
+            ["welcome a", "peer-joined d", "peer-joined b", "peer-left d"]
+        );
+        assert_eq!(drain(&mut b_rx), ["welcome b ad", "peer-left d"]);
+        // A relay finds a local receiver here, and a remote one's instance.
+        let offer = || Utf8Bytes::from_static(r#"{"type":"offer"}"#);
+        let now = std::time::Instant::now();
+        assert!(matches!(
+            views.route(&room, peer('b').as_str(), offer(), now),
+            Ok(Route::Delivered)
+        ));
+        assert_eq!(drain(&mut b_rx), ["offer"]);
+        views.apply("r", &joined(5, 'e', "there", 10));
+        assert!(matches!(
+            views.route(&room, peer('e').as_str(), offer(), now),
+            Ok(Route::Remote(instance)) if &*instance == "there"
+        ));
+        assert!(matches!(
+            views.route(&room, peer('d').as_str(), offer(), now),
+            Err(DeliverError::UnknownPeer)
+        ));
+    }
+
+    #[test]
+    fn a_resync_tells_the_difference_and_keeps_presumed_members_quietly() {
+        let views = Views::new("me".into(), Arc::new(Metrics::new()));
+        let room = RoomName::new("r").unwrap();
+        let (a_conn, mut a_rx) = join_here(&views, &room, 'a');
+        views.init(&room, 0, &[]);
+        views.end_join(&room, a_conn, true);
+        views.apply("r", &joined(1, 'a', "me", a_conn.get()));
+        views.apply("r", &joined(2, 'd', "there", 1));
+        views.apply("r", &joined(3, 'e', "there", 2));
+        drain(&mut a_rx);
+
+        // Redis lost its data: after re-announcing, it knows a and a newcomer f; d and e are
+        // presumed until their instance re-announces them.
+        views.reset_for_resync();
+        let until = Instant::now() + std::time::Duration::from_secs(60);
+        let snapshot = [
+            peer('a').to_string(),
+            record(1, "me", a_conn.get()),
+            peer('f').to_string(),
+            record(2, "other", 3),
+        ];
+        views.resync(&room, 2, &snapshot, &[], Some(until));
+        assert_eq!(drain(&mut a_rx), ["peer-joined f"]);
+        // d comes back as it was: nobody hears anything. e never does: it leaves at the deadline.
+        views.apply("r", &joined(3, 'd', "there", 1));
+        assert!(drain(&mut a_rx).is_empty());
+        views.expire_presumed(until);
+        assert_eq!(drain(&mut a_rx), ["peer-left e"]);
+
+        // Without data loss, the snapshot is the truth: who is missing left.
+        views.reset_for_resync();
+        let snapshot = [peer('a').to_string(), record(1, "me", a_conn.get())];
+        views.resync(&room, 9, &snapshot, &[], None);
+        let mut heard = drain(&mut a_rx);
+        heard.sort();
+        assert_eq!(heard, ["peer-left d", "peer-left f"]);
+        views.apply("r", &left(10, 'a', "me", a_conn.get()));
+        assert!(views.idle_rooms().contains(&room));
+    }
+}
