@@ -557,9 +557,11 @@ impl Views {
                 }
             }
         }
+        // A local member Redis does not list (its record went with a lease this instance
+        // lost) cannot be reached by anyone: close it so its client reconnects.
         for slot in old.values() {
-            if let Place::Here { .. } = slot.place {
-                self.metrics.peers.dec();
+            if let Place::Here { connection, .. } = &slot.place {
+                self.evict(&slot.place, connection.get(), LeftReason::Lost);
             }
         }
         // Accepted joiners that never got their event get their welcome from the snapshot.
