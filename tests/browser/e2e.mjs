@@ -1,4 +1,5 @@
-// Drives N headless Chromium pages through examples/browser against a running rdv serve.
+// Drives N headless Chromium pages of the demo in examples/browser (built on
+// clients/js/rdv.js) against a running rdv serve.
 // Usage: node e2e.mjs --server ws://127.0.0.1:PORT --room ROOM --pages N
 //                     [--timeout-ms 45000] [--screenshots DIR] [--chromium PATH] [--relay 1]
 // Prints one JSON summary line on stdout; exits 0 when every pair's data channel carried a
@@ -19,21 +20,24 @@ const args = Object.fromEntries(
 );
 const pages = Number(args.pages ?? 2);
 const timeoutMs = Number(args["timeout-ms"] ?? 45000);
-const examples = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "examples", "browser");
+const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+// The demo page, its script and the library it imports, at their paths in the repository.
+const served = ["examples/browser/index.html", "examples/browser/app.js", "clients/js/rdv.js"];
 
 // WebCrypto needs a secure context: http://127.0.0.1 is one, file:// is not everywhere.
 const http = createServer(async (request, response) => {
-  const name = new URL(request.url, "http://x").pathname.replace(/^\/+/, "") || "index.html";
-  if (!["index.html", "rdv-client.js"].includes(name)) {
+  const name = new URL(request.url, "http://x").pathname.replace(/^\/+/, "");
+  if (!served.includes(name)) {
     response.writeHead(name === "favicon.ico" ? 204 : 404).end();
     return;
   }
   const type = name.endsWith(".js") ? "text/javascript" : "text/html";
-  response.writeHead(200, { "content-type": type }).end(await readFile(join(examples, name)));
+  response.writeHead(200, { "content-type": type }).end(await readFile(join(repo, name)));
 });
 await new Promise((resolve) => http.listen(0, "127.0.0.1", resolve));
 const relay = args.relay === "1" ? "&relay=1" : "";
-const pageUrl = `http://127.0.0.1:${http.address().port}/index.html?server=${encodeURIComponent(args.server)}&room=${encodeURIComponent(args.room)}${relay}`;
+// Pages of one browser share IndexedDB, so each gets an identity of its own.
+const pageUrl = (i) => `http://127.0.0.1:${http.address().port}/examples/browser/index.html?server=${encodeURIComponent(args.server)}&room=${encodeURIComponent(args.room)}&identity=page${i}${relay}${args.debug ? "&debug=1" : ""}`;
 
 const browser = await chromium.launch({
   executablePath: args.chromium ?? "/usr/bin/chromium",
@@ -54,13 +58,13 @@ try {
     const page = await browser.newPage();
     page.on("console", (message) => process.stderr.write(`[page ${i}] ${message.text()}\n`));
     page.on("pageerror", (error) => process.stderr.write(`[page ${i}] error: ${error}\n`));
-    await page.goto(pageUrl, { timeout: timeoutMs });
+    await page.goto(pageUrl(i), { timeout: timeoutMs });
     opened.push(page);
   }
   const deadline = Date.now() + timeoutMs;
   const states = async () => Promise.all(opened.map((page) => page.evaluate((n) => ({
-    id: window.rdv?.id, serverAgrees: window.rdv?.serverAgrees, peers: window.rdv?.peers,
-    errors: window.rdv?.errors, done: window.rdv?.done(n) ?? false,
+    id: window.demo?.id, joined: window.demo?.joined, peers: window.demo?.peers,
+    errors: window.demo?.errors, done: window.demo?.done(n) ?? false,
   }), pages - 1)));
   let current = await states();
   while (!current.every((s) => s.done) && Date.now() < deadline) {

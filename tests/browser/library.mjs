@@ -1,0 +1,213 @@
+// The browser client library (clients/js/rdv.js) in headless Chromium against a real
+// `rdv serve` this script starts itself (so it can restart it):
+//   glare    two pages call connect() at the same instant (perfect negotiation), proof required
+//   reload   a page reloads and comes back with the same peer ID; the other sees it leave and
+//            return, and a new data channel opens
+//   restart  the server restarts under two connected pages; they reconnect on their own and
+//            their data channels are re-established
+// Usage: node library.mjs --rdv BIN [--chromium PATH] [--scenario NAME] [--timeout-ms 45000]
+// Prints one JSON line {ok, scenarios: {name: {ok, …}}}; exits 0 when every scenario passed.
+
+import { createServer } from "node:http";
+import { readFile } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const args = Object.fromEntries(
+  process.argv.slice(2).reduce((pairs, arg, i, all) => {
+    if (arg.startsWith("--")) pairs.push([arg.slice(2), all[i + 1]]);
+    return pairs;
+  }, []),
+);
+const timeoutMs = Number(args["timeout-ms"] ?? 45000);
+const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const served = [
+  "tests/browser/harness.html", "clients/js/rdv.js",
+  "examples/browser/index.html", "examples/browser/app.js",
+];
+
+const http = createServer(async (request, response) => {
+  const name = new URL(request.url, "http://x").pathname.replace(/^\/+/, "");
+  if (!served.includes(name)) {
+    response.writeHead(name === "favicon.ico" ? 204 : 404).end();
+    return;
+  }
+  const type = name.endsWith(".js") ? "text/javascript" : "text/html";
+  response.writeHead(200, { "content-type": type }).end(await readFile(join(repo, name)));
+});
+await new Promise((resolve) => http.listen(0, "127.0.0.1", resolve));
+const origin = `http://127.0.0.1:${http.address().port}`;
+
+/** `rdv serve` on `listen`; resolves with the child and its address once it listens. */
+function serve(listen, extra = []) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(args.rdv, ["serve", "--listen", listen, ...extra], {
+      stdio: ["ignore", "pipe", "ignore"],
+      env: { ...process.env, RDV_LOG: "warn" },
+    });
+    child.on("error", reject);
+    child.on("exit", (code) => reject(new Error(`rdv serve exited with ${code}`)));
+    createInterface({ input: child.stdout }).once("line", (line) => {
+      resolve({ child, address: line.replace(/^listening /, "") });
+    });
+  });
+}
+
+function stop(server) {
+  return new Promise((resolve) => {
+    if (server.child.exitCode !== null || server.child.signalCode !== null) return resolve();
+    server.child.removeAllListeners("exit");
+    server.child.once("exit", resolve);
+    server.child.kill("SIGTERM");
+  });
+}
+
+const browser = await chromium.launch({
+  executablePath: args.chromium ?? "/usr/bin/chromium",
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-quic", "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+  ],
+});
+
+async function page(url, label) {
+  const p = await browser.newPage();
+  p.on("pageerror", (error) => process.stderr.write(`[${label}] error: ${error}\n`));
+  p.on("console", (message) => process.stderr.write(`[${label}] ${message.text()}\n`));
+  await p.goto(url, { timeout: timeoutMs });
+  return p;
+}
+
+/** Polls `check` (a function evaluated in `p`) until it is truthy, within the timeout. */
+async function until(p, what, check, arg) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await p.evaluate(check, arg);
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+const demoDone = () => window.demo?.done(1);
+
+// --- glare -------------------------------------------------------------------------------
+async function glare() {
+  const server = await serve("127.0.0.1:0", ["--proof", "required"]);
+  const url = `ws://${server.address}`;
+  try {
+    const pages = [await page(`${origin}/tests/browser/harness.html`, "glare a"), await page(`${origin}/tests/browser/harness.html`, "glare b")];
+    const ids = [];
+    for (const [i, p] of pages.entries()) {
+      await until(p, "the library", () => window.harnessReady);
+      ids.push(await p.evaluate(async ({ url, name }) => {
+        window.logs = [];
+        const identity = await window.rdvlib.loadIdentity(name);
+        window.room = await window.rdvlib.join(url, "glare", {
+          identity, log: (level, message) => window.logs.push(message),
+        });
+        return window.room.id;
+      }, { url, name: `glare-${i}` }));
+    }
+    for (const p of pages) await until(p, "the other peer", () => window.room.peers.size === 1);
+    // Both connect at the same instant.
+    const at = Date.now() + 500;
+    const connected = pages.map((p, i) => p.evaluate(async ({ other, at }) => {
+      await new Promise((resolve) => setTimeout(resolve, at - Date.now()));
+      const connection = await window.room.connect(other);
+      const received = new Promise((resolve) => connection.channel.addEventListener("message", (e) => resolve(e.data), { once: true }));
+      connection.send(`from ${window.room.id}`);
+      return { received: await received, polite: connection.polite, verified: window.room.peers.get(other).verified, connections: window.room.connections.size };
+    }, { other: ids[1 - i], at }));
+    const results = await Promise.all(connected);
+    const logs = await Promise.all(pages.map((p) => p.evaluate(() => window.logs)));
+    const offered = logs.map((lines, i) => lines.some((l) => l === `offer to ${ids[1 - i].slice(0, 8)}`));
+    const collisions = logs.flat().filter((l) => l.includes("collision"));
+    const ok = results.every((r, i) => r.received === `from ${ids[1 - i]}` && r.verified === true && r.connections === 1) &&
+      results[0].polite !== results[1].polite && offered.every(Boolean) && collisions.length > 0;
+    return { ok, results, offered, collisions };
+  } finally {
+    await stop(server);
+  }
+}
+
+// --- reload ------------------------------------------------------------------------------
+async function reload() {
+  const server = await serve("127.0.0.1:0");
+  const demo = (name) => `${origin}/examples/browser/index.html?server=${encodeURIComponent(`ws://${server.address}`)}&room=reload&identity=${name}`;
+  try {
+    const a = await page(demo("reload-a"), "reload a");
+    const b = await page(demo("reload-b"), "reload b");
+    await until(a, "a's channel", demoDone);
+    await until(b, "b's channel", demoDone);
+    const before = await a.evaluate(() => window.demo.id);
+    await a.reload({ timeout: timeoutMs });
+    await until(a, "a's channel after the reload", demoDone);
+    const after = await a.evaluate(() => window.demo.id);
+    await until(b, "b's new channel", demoDone);
+    const events = await b.evaluate(() => window.demo.events);
+    const ok = before === after && events.includes(`left ${before}`) &&
+      events.lastIndexOf(`joined ${before}`) > events.indexOf(`left ${before}`);
+    return { ok, before, after, events };
+  } finally {
+    await stop(server);
+  }
+}
+
+// --- restart -----------------------------------------------------------------------------
+async function restart() {
+  let server = await serve("127.0.0.1:0");
+  const address = server.address;
+  const demo = (name) => `${origin}/examples/browser/index.html?server=${encodeURIComponent(`ws://${address}`)}&room=restart&identity=${name}${args.debug ? "&debug=1" : ""}`;
+  try {
+    const pages = [await page(demo("restart-a"), "restart a"), await page(demo("restart-b"), "restart b")];
+    for (const p of pages) await until(p, "a channel", demoDone);
+    // Mark the channels of before the restart, so a new one can be told apart.
+    for (const p of pages) await p.evaluate(() => { for (const peer of Object.values(window.demo.peers)) peer.received = false; });
+    await stop(server);
+    server = await serve(address);
+    for (const p of pages) {
+      await until(p, "a reconnect", () => window.demo.events.includes("open") || window.demo.events.some((e) => e.startsWith("joined")));
+    }
+    const state = () => Promise.all(pages.map((p) => p.evaluate(() => ({
+      events: window.demo.events, errors: window.demo.errors, peers: window.demo.peers,
+    }))));
+    try {
+      for (const p of pages) await until(p, "a channel after the restart", demoDone);
+    } catch (error) {
+      return { ok: false, error: String(error), states: await state() };
+    }
+    const states = await state();
+    return { ok: states.every((s) => s.errors.length === 0), states };
+  } finally {
+    await stop(server);
+  }
+}
+
+// Every wait above is bounded; this bounds the whole run as well, whatever hangs.
+const watchdog = setTimeout(() => {
+  process.stdout.write(`${JSON.stringify({ ok: false, error: "the run did not finish in time" })}\n`);
+  process.exit(1);
+}, timeoutMs * 8);
+watchdog.unref();
+
+const scenarios = { glare, reload, restart };
+const chosen = args.scenario ? [args.scenario] : Object.keys(scenarios);
+const results = {};
+for (const name of chosen) {
+  try {
+    results[name] = await scenarios[name]();
+  } catch (error) {
+    results[name] = { ok: false, error: String(error) };
+  }
+}
+await browser.close();
+http.close();
+const ok = Object.values(results).every((r) => r.ok);
+process.stdout.write(`${JSON.stringify({ ok, scenarios: results })}\n`);
+process.exit(ok ? 0 : 1);
