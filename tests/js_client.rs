@@ -42,3 +42,56 @@ fn the_js_client_passes_its_node_tests() {
     assert_eq!(count("skipped"), 0, "{report}");
     assert!(count("pass") >= 12, "{report}");
 }
+
+/// `rdv.d.ts` describes what `rdv.js` exports well enough for a strict TypeScript build of the
+/// README's usage (tsc from tests/browser's lock file).
+#[test]
+#[ignore = "needs node and typescript (cd tests/browser && npm ci); cargo test -- --ignored runs it"]
+fn the_type_declarations_check_under_strict_typescript() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tsc = root.join("tests/browser/node_modules/typescript/bin/tsc");
+    common::outside::require(
+        (!tsc.exists()).then(|| "typescript is not installed (cd tests/browser && npm ci)".into()),
+    );
+    let output = Command::new("node")
+        .arg(&tsc)
+        .args(["--noEmit", "--strict", "--target", "es2022", "--lib", "es2022,dom"])
+        .args(["--module", "nodenext", "--moduleResolution", "nodenext"])
+        .arg(root.join("clients/js/test/usage.ts"))
+        .output()
+        .expect("run tsc");
+    assert!(
+        output.status.success(),
+        "tsc:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// `npm pack` makes an installable package of exactly the module, its types and its README.
+#[test]
+#[ignore = "needs npm (apt install npm); cargo test -- --ignored runs it"]
+fn npm_pack_makes_the_package() {
+    common::outside::require(common::outside::program(
+        "npm",
+        "--version",
+        "apt install npm",
+    ));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = Command::new("npm")
+        .args(["pack", "--dry-run", "--json"])
+        .current_dir(root.join("clients/js"))
+        .output()
+        .expect("run npm");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let packs: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let mut files: Vec<&str> = packs[0]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["README.md", "package.json", "rdv.d.ts", "rdv.js"]);
+    assert_eq!(packs[0]["name"], "@rdv/client");
+}
