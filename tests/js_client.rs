@@ -55,7 +55,14 @@ fn the_type_declarations_check_under_strict_typescript() {
     );
     let output = Command::new("node")
         .arg(&tsc)
-        .args(["--noEmit", "--strict", "--target", "es2022", "--lib", "es2022,dom"])
+        .args([
+            "--noEmit",
+            "--strict",
+            "--target",
+            "es2022",
+            "--lib",
+            "es2022,dom",
+        ])
         .args(["--module", "nodenext", "--moduleResolution", "nodenext"])
         .arg(root.join("clients/js/test/usage.ts"))
         .output()
@@ -83,7 +90,11 @@ fn npm_pack_makes_the_package() {
         .current_dir(root.join("clients/js"))
         .output()
         .expect("run npm");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let packs: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let mut files: Vec<&str> = packs[0]["files"]
         .as_array()

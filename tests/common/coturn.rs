@@ -15,7 +15,18 @@ pub struct Coturn {
 }
 
 impl Coturn {
+    /// Starts coturn; a port taken between choosing it and coturn binding it (other tests
+    /// start servers too) gets a second and third try on fresh ports.
     pub fn start() -> Self {
+        for _ in 0..3 {
+            if let Some(coturn) = Self::try_start() {
+                return coturn;
+            }
+        }
+        panic!("coturn did not answer STUN on three fresh ports");
+    }
+
+    fn try_start() -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::UdpSocket::bind("127.0.0.1:0")
             .unwrap()
@@ -42,20 +53,30 @@ impl Coturn {
             .stderr(Stdio::null())
             .spawn()
             .expect("start turnserver");
-        let coturn = Self {
+        let mut coturn = Self {
             child,
             port,
             _dir: dir,
         };
-        // Ready once it answers a STUN Binding request.
+        // Ready once it answers a STUN Binding request; bounded, then it counts as failed.
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        runtime.block_on(super::eventually("coturn answers STUN", || async {
-            binding(coturn.addr()).await.ok()
-        }));
-        coturn
+        let ready = runtime.block_on(async {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while tokio::time::Instant::now() < deadline {
+                if binding(coturn.addr()).await.is_ok() {
+                    return true;
+                }
+                if coturn.child.try_wait().ok().flatten().is_some() {
+                    return false;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            false
+        });
+        ready.then_some(coturn)
     }
 
     pub fn addr(&self) -> SocketAddr {
