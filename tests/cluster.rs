@@ -336,6 +336,37 @@ fn a_cluster_url_is_checked_and_its_password_never_printed() {
     );
 }
 
+/// A password from `--cluster-password-file` (never in the URL) gets the instance in; without
+/// it, the instance stays degraded.
+#[tokio::test]
+#[ignore = "needs redis-server (apt install redis-server)"]
+async fn the_cluster_password_comes_from_a_file() {
+    outside::require(outside::program(
+        "redis-server",
+        "--version",
+        "apt install redis-server",
+    ));
+    let redis = RedisServer::start_with_password(Some("s3cret-pass"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("redis-password");
+    std::fs::write(&file, "s3cret-pass\n").unwrap();
+    let url = redis.url();
+    let with = Server::start(&[
+        "--cluster",
+        &url,
+        "--cluster-password-file",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(with.get("/healthz").await.0, 200);
+    let peer = with.peer("locked").await;
+    assert!(ids(&peer.welcome).is_empty());
+    let without = Server::start(&["--cluster", &url]);
+    assert_eq!(
+        without.get("/healthz").await,
+        (503, r#"{"status":"degraded"}"#.to_owned())
+    );
+}
+
 /// Without Redis the server still starts, says so, and refuses joins (no redis-server
 /// needed: nothing listens on the port).
 #[tokio::test]
