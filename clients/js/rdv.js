@@ -267,6 +267,9 @@ export async function join(url, roomName, options = {}) {
   return room;
 }
 
+/** How long a polite peer that yielded waits for its first ICE candidate before an ICE restart. */
+const GATHER_WAIT_MS = 2000;
+
 /** How long the larger ID of a pair waits for the other's offer in a mesh before offering. */
 const MESH_WAIT_MS = 3000;
 
@@ -628,7 +631,9 @@ export class Connection extends EventTarget {
         this._makingOffer = false;
       }
     };
+    this._gathered = 0;
     this.pc.onicecandidate = ({ candidate }) => {
+      if (candidate) this._gathered += 1;
       room._log("debug", `candidate to ${peerId.slice(0, 8)}: ${candidate?.candidate?.split(" ").slice(4, 8).join(" ") ?? "end"}`);
       if (candidate) this._signal("ice-candidate", candidate.toJSON());
     };
@@ -657,11 +662,27 @@ export class Connection extends EventTarget {
     if (this._ignoreOffer) return;
     // The polite peer's setRemoteDescription rolls its own offer back implicitly.
     await pc.setRemoteDescription(description);
+    if (collision) this._watchGathering();
     if (description.type === "offer") {
       await pc.setLocalDescription();
       this.room._log("debug", `answer to ${this.peerId.slice(0, 8)}`);
       this._signal("answer", pc.localDescription.toJSON());
     }
+  }
+
+  /**
+   * After yielding to the other side's offer: Chromium sometimes gathers no candidates for
+   * the answer when its own offer was rolled back before gathering began, and ICE would wait
+   * forever. If nothing was gathered in a while, an ICE restart starts over cleanly.
+   */
+  _watchGathering() {
+    this._gathered = 0;
+    setTimeout(() => {
+      if (!this._closed && this._gathered === 0 && this.pc.iceConnectionState === "new") {
+        this.room._log("info", `no ICE candidates for ${this.peerId.slice(0, 8)} after a rollback: restarting ICE`);
+        this.pc.restartIce();
+      }
+    }, GATHER_WAIT_MS);
   }
 
   async _candidate(candidate) {
