@@ -83,6 +83,15 @@ async function page(url, label) {
   return p;
 }
 
+/** `promise`, or a rejection naming `what` once the timeout has passed. */
+function within(promise, what) {
+  let timer;
+  const expired = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), timeoutMs);
+  });
+  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
+}
+
 /** Polls `check` (a function evaluated in `p`) until it is truthy, within the timeout. */
 async function until(p, what, check, arg) {
   const deadline = Date.now() + timeoutMs;
@@ -105,14 +114,14 @@ async function glare() {
     const ids = [];
     for (const [i, p] of pages.entries()) {
       await until(p, "the library", () => window.harnessReady);
-      ids.push(await p.evaluate(async ({ url, name }) => {
+      ids.push(await within(p.evaluate(async ({ url, name }) => {
         window.logs = [];
         const identity = await window.rdvlib.loadIdentity(name);
         window.room = await window.rdvlib.join(url, "glare", {
           identity, log: (level, message) => window.logs.push(message),
         });
         return window.room.id;
-      }, { url, name: `glare-${i}` }));
+      }, { url, name: `glare-${i}` }), "the join"));
     }
     for (const p of pages) await until(p, "the other peer", () => window.room.peers.size === 1);
     // Both connect at the same instant.
@@ -124,7 +133,13 @@ async function glare() {
       connection.send(`from ${window.room.id}`);
       return { received: await received, polite: connection.polite, verified: window.room.peers.get(other).verified, connections: window.room.connections.size };
     }, { other: ids[1 - i], at }));
-    const results = await Promise.all(connected);
+    let results;
+    try {
+      results = await within(Promise.all(connected), "both connections to open");
+    } catch (error) {
+      const logs = await Promise.all(pages.map((p) => p.evaluate(() => window.logs)));
+      return { ok: false, error: String(error), logs };
+    }
     const logs = await Promise.all(pages.map((p) => p.evaluate(() => window.logs)));
     const offered = logs.map((lines, i) => lines.some((l) => l === `offer to ${ids[1 - i].slice(0, 8)}`));
     const collisions = logs.flat().filter((l) => l.includes("collision"));
