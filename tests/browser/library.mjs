@@ -119,20 +119,25 @@ async function glare() {
         const identity = await window.rdvlib.loadIdentity(name);
         window.room = await window.rdvlib.join(url, "glare", {
           identity, log: (level, message) => window.logs.push(message),
+          WebSocket: window.HoldableWebSocket,
         });
         return window.room.id;
       }, { url, name: `glare-${i}` }), "the join"));
     }
     for (const p of pages) await until(p, "the other peer", () => window.room.peers.size === 1);
-    // Both connect at the same instant.
-    const at = Date.now() + 500;
-    const connected = pages.map((p, i) => p.evaluate(async ({ other, at }) => {
-      await new Promise((resolve) => setTimeout(resolve, at - Date.now()));
+    // Both connect while neither can hear the other; once both offers are out, both are
+    // let through: each receives the other's offer with its own outstanding.
+    for (const p of pages) await p.evaluate(() => window.hold());
+    const connected = pages.map((p, i) => p.evaluate(async ({ other }) => {
       const connection = await window.room.connect(other);
       const received = new Promise((resolve) => connection.channel.addEventListener("message", (e) => resolve(e.data), { once: true }));
       connection.send(`from ${window.room.id}`);
       return { received: await received, polite: connection.polite, verified: window.room.peers.get(other).verified, connections: window.room.connections.size };
-    }, { other: ids[1 - i], at }));
+    }, { other: ids[1 - i] }));
+    for (const [i, p] of pages.entries()) {
+      await until(p, "its own offer", (line) => window.logs.includes(line), `offer to ${ids[1 - i].slice(0, 8)}`);
+    }
+    for (const p of pages) await p.evaluate(() => window.release());
     let results;
     try {
       results = await within(Promise.all(connected), "both connections to open");
@@ -162,9 +167,16 @@ async function reload() {
     await until(b, "b's channel", demoDone);
     const before = await a.evaluate(() => window.demo.id);
     await a.reload({ timeout: timeoutMs });
-    await until(a, "a's channel after the reload", demoDone);
+    try {
+      await until(a, "a's channel after the reload", demoDone);
+      await until(b, "b's new channel", demoDone);
+    } catch (error) {
+      const states = await Promise.all([a, b].map((p) => p.evaluate(() => ({
+        events: window.demo.events, errors: window.demo.errors, peers: window.demo.peers,
+      }))));
+      return { ok: false, error: String(error), states };
+    }
     const after = await a.evaluate(() => window.demo.id);
-    await until(b, "b's new channel", demoDone);
     const events = await b.evaluate(() => window.demo.events);
     const ok = before === after && events.includes(`left ${before}`) &&
       events.lastIndexOf(`joined ${before}`) > events.indexOf(`left ${before}`);
