@@ -101,6 +101,14 @@ async fn presence_and_relays_span_three_instances() {
     }
     a.client.send(relay(&"f".repeat(64), 0)).await;
     a.client.expect_error("unknown-peer").await;
+    // Each instance reports its link: connected, relays out and events in, a resync done.
+    for server in &servers {
+        let metrics = server.metrics().await;
+        assert_eq!(common::metric(&metrics, "rdv_cluster_connected"), 1.0);
+        assert!(common::metric(&metrics, "rdv_cluster_messages_published_total") >= 50.0);
+        assert!(common::metric(&metrics, "rdv_cluster_messages_received_total") >= 3.0);
+        assert!(common::metric(&metrics, "rdv_cluster_resyncs_total") >= 1.0);
+    }
 
     // A departure reaches every instance once, after the arrival it follows.
     b.client.close().await;
