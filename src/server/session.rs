@@ -173,7 +173,9 @@ async fn say_goodbye(
     let stream = socket.get_mut().stream_mut();
     let _ = tokio::time::timeout(CLOSE_GRACE, async {
         use tokio::io::AsyncReadExt as _;
-        let mut discard = [0u8; 4096];
+        // On the heap, and only now: an array here would be part of every session's future,
+        // 4 KiB held by each idle connection for its whole life.
+        let mut discard = vec![0u8; 4096];
         while let Ok(1..) = stream.read(&mut discard).await {}
     })
     .await;
