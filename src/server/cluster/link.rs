@@ -159,13 +159,10 @@ impl Link {
         Ok(())
     }
 
-    /// Queues a relay for a peer on `instance`; false if the queue is full or the link down.
-    pub fn publish(&self, instance: &str, payload: String) -> bool {
-        self.connected().is_some()
-            && self
-                .publish_tx
-                .try_send((wire::instance_channel(instance).into(), payload))
-                .is_ok()
+    /// Queues a relay for the instance whose relay channel is `channel`; false if the queue
+    /// is full or the link down.
+    pub fn publish(&self, channel: Arc<str>, payload: String) -> bool {
+        self.connected().is_some() && self.publish_tx.try_send((channel, payload)).is_ok()
     }
 
     /// Connects, and reconnects with back-off, until [`Link::shutdown`].

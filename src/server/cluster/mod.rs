@@ -98,7 +98,7 @@ impl ClusterRegistry {
             &member.public_key,
         )
         .into();
-        let (needs_snapshot, _) = self.views.begin_join(
+        let needs_snapshot = self.views.begin_join(
             room,
             &member.id,
             member.connection,
@@ -205,12 +205,12 @@ impl RoomRegistry for ClusterRegistry {
         text: Utf8Bytes,
         read_at: std::time::Instant,
     ) -> Result<(), DeliverError> {
-        match self.views.route(room, to, text.clone(), read_at)? {
+        match self.views.route(room, to, text, read_at)? {
             Route::Delivered => Ok(()),
-            Route::Remote(instance) => {
+            Route::Remote(channel, text) => {
                 if self
                     .link
-                    .publish(&instance, wire::relay(room, to, text.as_str()))
+                    .publish(channel, wire::relay(room, to, text.as_str()))
                 {
                     Ok(())
                 } else {

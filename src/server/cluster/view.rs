@@ -40,8 +40,8 @@ enum Place {
     },
     /// Was here; its connection closed and its departure is not confirmed yet.
     Departed,
-    /// On another instance.
-    There { instance: Arc<str> },
+    /// On another instance: the channel of its relays.
+    There { channel: Arc<str> },
 }
 
 #[derive(Debug)]
@@ -88,7 +88,8 @@ struct View {
 /// What a relay's receiver turned out to be.
 pub enum Route {
     Delivered,
-    Remote(Arc<str>),
+    /// To publish on this instance channel; the text comes back to be published.
+    Remote(Arc<str>, Utf8Bytes),
 }
 
 /// A local member as a re-announce sends it: peer, connection, first join time (unknown for
@@ -111,7 +112,7 @@ impl Views {
     }
 
     /// Records a local join before it goes to Redis. Returns whether the view needs a
-    /// snapshot (it has none yet) and whether the room's channel still has to be subscribed.
+    /// snapshot (it has none yet).
     pub fn begin_join(
         &self,
         room: &RoomName,
@@ -120,7 +121,7 @@ impl Views {
         outbox: Outbox,
         ice_servers: Option<String>,
         tail: Arc<str>,
-    ) -> (bool, bool) {
+    ) -> bool {
         let mut view = self.rooms.entry(room.clone()).or_insert_with(|| {
             self.metrics.rooms.inc();
             View::default()
@@ -134,7 +135,7 @@ impl Views {
             tail,
             accepted: false,
         });
-        (view.seq.is_none(), !view.subscribed)
+        view.seq.is_none()
     }
 
     pub fn is_subscribed(&self, room: &RoomName) -> bool {
@@ -236,11 +237,9 @@ impl Views {
                     view.members.shift_remove(&peer);
                     tell_local(view, seq, &protocol::peer_left(&peer).into());
                 }
-                let joined: Utf8Bytes =
-                    protocol::peer_joined(&peer, record.public_key, record.verified).into();
-                tell_local(view, seq, &joined);
-                let place = self.place_for(view, &peer, &record, seq);
-                let entry = PeerEntry::new(&peer, record.public_key, record.verified);
+                let mut slot = self.slot(&peer, &record, Place::Departed);
+                tell_local(view, seq, &slot.joined);
+                slot.place = self.place_for(view, &peer, &record, seq);
                 // A re-announced member is older than the newest: it keeps its place.
                 let position = match view.members.last() {
                     Some((_, last)) if last.since > record.since => view
@@ -249,18 +248,7 @@ impl Views {
                         .position(|slot| slot.since > record.since),
                     _ => None,
                 };
-                let (index, _) = view.members.insert_full(
-                    peer,
-                    Slot {
-                        since: record.since,
-                        connection: record.connection,
-                        local: record.instance == &*self.instance,
-                        entry,
-                        joined,
-                        place,
-                        presumed_until: None,
-                    },
-                );
+                let (index, _) = view.members.insert_full(peer, slot);
                 if let Some(position) = position {
                     view.members.move_index(index, position);
                 }
@@ -297,7 +285,7 @@ impl Views {
                 .collect();
             for peer in expired {
                 view.members.shift_remove(&peer);
-                tell_local(&view, 0, &protocol::peer_left(&peer).into());
+                tell_local(&view, u64::MAX, &protocol::peer_left(&peer).into());
             }
         }
     }
@@ -305,10 +293,8 @@ impl Views {
     /// Where a member a `J` event announces lives; a local joiner gets its welcome here, with
     /// the room as it was just before it.
     fn place_for(&self, view: &mut View, peer: &PeerId, record: &Record<'_>, seq: u64) -> Place {
-        if record.instance != &*self.instance {
-            return Place::There {
-                instance: record.instance.into(),
-            };
+        if !self.is_ours(record) {
+            return remote(record);
         }
         let Some(index) = view
             .joining
@@ -418,7 +404,7 @@ impl Views {
             // In flight to a peer that is leaving: dropped, as a relay to a local peer that
             // leaves before reading it is.
             Place::Departed => Ok(Route::Delivered),
-            Place::There { instance } => Ok(Route::Remote(instance.clone())),
+            Place::There { channel } => Ok(Route::Remote(channel.clone(), text)),
         }
     }
 
@@ -610,10 +596,8 @@ impl Views {
         parsed.sort_by_key(|(_, record)| (record.since, record.seq));
         let mut members = IndexMap::with_capacity_and_hasher(parsed.len(), FastHash::default());
         for (peer, record) in parsed {
-            let place = if record.instance != &*self.instance {
-                Place::There {
-                    instance: record.instance.into(),
-                }
+            let place = if !self.is_ours(&record) {
+                remote(&record)
             } else {
                 match old.get_mut(&peer) {
                     Some(slot)
@@ -625,26 +609,31 @@ impl Views {
                     _ => Place::Departed,
                 }
             };
-            let joined = protocol::peer_joined(&peer, record.public_key, record.verified).into();
-            let entry = PeerEntry::new(&peer, record.public_key, record.verified);
-            members.insert(
-                peer,
-                Slot {
-                    since: record.since,
-                    connection: record.connection,
-                    local: record.instance == &*self.instance,
-                    entry,
-                    joined,
-                    place,
-                    presumed_until: None,
-                },
-            );
+            let slot = self.slot(&peer, &record, place);
+            members.insert(peer, slot);
         }
         members
     }
 
-    /// Views nobody here needs any more: no local member, no join in flight. Marked
-    /// unsubscribed and returned so their channels can be left.
+    fn is_ours(&self, record: &Record<'_>) -> bool {
+        record.instance == &*self.instance
+    }
+
+    /// A member as its record describes it, reached at `place`.
+    fn slot(&self, peer: &PeerId, record: &Record<'_>, place: Place) -> Slot {
+        Slot {
+            since: record.since,
+            connection: record.connection,
+            local: self.is_ours(record),
+            entry: PeerEntry::new(peer, record.public_key, record.verified),
+            joined: protocol::peer_joined(peer, record.public_key, record.verified).into(),
+            place,
+            presumed_until: None,
+        }
+    }
+
+    /// Views nobody here needs any more: no local member, no join in flight; their channels
+    /// can be left.
     pub fn idle_rooms(&self) -> Vec<RoomName> {
         self.rooms
             .iter()
@@ -666,11 +655,19 @@ impl Views {
     }
 }
 
-/// Queues `text` for the local members whose welcome is older than `seq` (0: all of them).
+/// A member of another instance is reached through that instance's relay channel, named
+/// once here rather than for every relay.
+fn remote(record: &Record<'_>) -> Place {
+    Place::There {
+        channel: super::wire::instance_channel(record.instance).into(),
+    }
+}
+
+/// Queues `text` for the local members whose welcome is older than `seq` (`u64::MAX`: all).
 fn tell_local(view: &View, seq: u64, text: &Utf8Bytes) {
     for slot in view.members.values() {
         if let Place::Here { outbox, seen, .. } = &slot.place
-            && (seq == 0 || *seen < seq)
+            && *seen < seq
         {
             outbox.push(text.clone());
         }
@@ -809,7 +806,7 @@ mod tests {
         views.apply("r", &joined(5, 'e', "there", 10));
         assert!(matches!(
             views.route(&room, peer('e').as_str(), offer(), now),
-            Ok(Route::Remote(instance)) if &*instance == "there"
+            Ok(Route::Remote(channel, _)) if &*channel == "rdv:c:there"
         ));
         assert!(matches!(
             views.route(&room, peer('d').as_str(), offer(), now),
