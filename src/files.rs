@@ -1,4 +1,4 @@
-//! File and stream plumbing for the key commands: inputs with `-` for stdin, atomic writes
+//! File and stream plumbing: inputs with `-` for stdin, one-line secret files, atomic writes
 //! that never clobber by accident, and stdout that treats a closed pipe as a normal end.
 
 use std::io::{self, Read, Write};
@@ -27,6 +27,14 @@ pub fn read_text(path: &Path) -> Result<String, String> {
     };
     read.map_err(|e| describe_io(&e))?;
     String::from_utf8(bytes).map_err(|_| "the file is not UTF-8 text".to_owned())
+}
+
+/// The first line of a file holding one secret (a TURN secret, a password), without its line
+/// end or trailing spaces; `None` when that line is empty.
+pub fn read_first_line(path: &Path) -> Result<Option<String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| describe_io(&e))?;
+    let line = text.lines().next().unwrap_or("").trim_end();
+    Ok((!line.is_empty()).then(|| line.to_owned()))
 }
 
 /// An I/O error as a lowercase phrase, without the "(os error 2)" noise.

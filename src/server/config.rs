@@ -384,16 +384,10 @@ fn parse_lease(text: &str) -> Result<Duration, String> {
 
 /// The first line of a password file.
 pub fn read_password(path: &std::path::Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|error| format!("--cluster-password-file {}: {error}", path.display()))?;
-    let password = text.lines().next().unwrap_or("").trim_end().to_owned();
-    if password.is_empty() {
-        return Err(format!(
-            "--cluster-password-file {}: the first line is empty",
-            path.display()
-        ));
-    }
-    Ok(password)
+    let problem = |problem: &str| format!("--cluster-password-file {}: {problem}", path.display());
+    crate::files::read_first_line(path)
+        .map_err(|error| problem(&error))?
+        .ok_or_else(|| problem("the first line is empty"))
 }
 
 #[cfg(test)]

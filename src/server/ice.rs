@@ -93,14 +93,13 @@ pub fn read_secret(path: &Path) -> Result<Vec<u8>, SecretError> {
         path: path.display().to_string(),
         problem,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| error(crate::files::describe_io(&e)))?;
-    let secret = text.lines().next().unwrap_or("").trim();
-    if secret.is_empty() {
-        return Err(error(
+    let line = crate::files::read_first_line(path).map_err(error)?;
+    match line.as_deref().map(str::trim) {
+        Some(secret) if !secret.is_empty() => Ok(secret.as_bytes().to_vec()),
+        _ => Err(error(
             "is empty; it must hold coturn's static-auth-secret".into(),
-        ));
+        )),
     }
-    Ok(secret.as_bytes().to_vec())
 }
 
 /// What the server hands out: the URLs, the secret (reloadable) and the credentials' life.
