@@ -50,22 +50,34 @@ fn missing(root: &Path) -> Option<String> {
 /// summary once every pair's data channel carried a message both ways (panics otherwise).
 fn run_pages(root: &Path, server: &Server, room: &str, pages: usize, extra: &[&str]) -> Value {
     let screenshots = root.join("target/browser-screenshots").join(room);
+    let (server_url, count) = (format!("ws://{}", server.addr), pages.to_string());
+    let screenshot_dir = screenshots.display().to_string();
+    let mut args = vec!["--server", &server_url, "--room", room, "--pages", &count];
+    args.extend(["--timeout-ms", "45000", "--screenshots", &screenshot_dir]);
+    args.extend(extra);
+    let failed = format!(
+        "{room}, {pages} pages failed (screenshots in {})",
+        screenshots.display()
+    );
+    run_driver(root, "e2e.mjs", &args, &failed)
+}
+
+/// Runs the node driver `script` from tests/browser on this machine's Chromium; its summary
+/// line, which must say `"ok": true` (panics with `failed`, the summary and the driver's log
+/// otherwise).
+fn run_driver(root: &Path, script: &str, args: &[&str], failed: &str) -> Value {
     let output = Command::new("node")
-        .arg(root.join("tests/browser/e2e.mjs"))
-        .args(["--server", &format!("ws://{}", server.addr), "--room", room])
-        .args(["--pages", &pages.to_string(), "--timeout-ms", "45000"])
+        .arg(root.join("tests/browser").join(script))
         .args(["--chromium", chromium().unwrap().to_str().unwrap()])
-        .args(["--screenshots", screenshots.to_str().unwrap()])
-        .args(extra)
+        .args(args)
         .output()
         .expect("run node");
     let stderr = String::from_utf8_lossy(&output.stderr);
     let summary: Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|_| panic!("no summary from the driver; stderr:\n{stderr}"));
+        .unwrap_or_else(|_| panic!("no summary from {script}; stderr:\n{stderr}"));
     assert!(
         output.status.success() && summary["ok"] == true,
-        "{room}, {pages} pages failed (screenshots in {}):\n{summary:#}\n{stderr}",
-        screenshots.display()
+        "{failed}:\n{summary:#}\n{stderr}"
     );
     summary
 }
@@ -155,20 +167,9 @@ fn browsers_connect_relay_only_through_coturn_with_minted_credentials() {
 fn the_client_library_survives_glare_reloads_and_server_restarts() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     common::outside::require(missing(root));
-    let output = Command::new("node")
-        .arg(root.join("tests/browser/library.mjs"))
-        .args(["--rdv", &common::rdv_binary()])
-        .args(["--chromium", chromium().unwrap().to_str().unwrap()])
-        .args(["--timeout-ms", "30000"])
-        .output()
-        .expect("run node");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let summary: Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|_| panic!("no summary from the driver; stderr:\n{stderr}"));
-    assert!(
-        output.status.success() && summary["ok"] == true,
-        "{summary:#}\n{stderr}"
-    );
+    let rdv = common::rdv_binary();
+    let args = ["--rdv", &rdv, "--timeout-ms", "30000"];
+    let summary = run_driver(root, "library.mjs", &args, "the library's scenarios failed");
     let scenarios = summary["scenarios"].as_object().unwrap();
     assert_eq!(scenarios.len(), 3, "{summary:#}");
     let glare = &summary["scenarios"]["glare"];

@@ -379,11 +379,7 @@ async fn the_cluster_password_comes_from_a_file() {
 /// needed: nothing listens on the port).
 #[tokio::test]
 async fn without_redis_the_instance_is_degraded_and_refuses_joins() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_tcp_port();
     let url = format!("redis://127.0.0.1:{port}");
     let server = Server::start(&["--cluster", &url]);
     let (status, body) = server.get("/healthz").await;
@@ -406,22 +402,14 @@ async fn without_redis_the_instance_is_degraded_and_refuses_joins() {
 async fn the_shipped_haproxy_config_balances_one_room_and_skips_a_degraded_instance() {
     outside::require(outside::program("haproxy", "-v", "apt install haproxy"));
     let redis = redis();
-    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let dead_port = common::free_tcp_port();
     let dead = format!("redis://127.0.0.1:{dead_port}");
     let servers = [
         instance(&redis, "2s", &[]),
         instance(&redis, "2s", &[]),
         Server::start(&["--cluster", &dead]),
     ];
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_tcp_port();
     let shipped = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/cluster/haproxy.cfg"),
     )

@@ -58,11 +58,7 @@ struct Nginx {
 impl Nginx {
     fn start(upstream: SocketAddr) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = common::free_tcp_port();
         let d = dir.path().display();
         let locations = repo().join("deploy/nginx/rdv-locations.conf");
         let config = format!(

@@ -8,38 +8,15 @@
 // Usage: node library.mjs --rdv BIN [--chromium PATH] [--scenario NAME] [--timeout-ms 45000]
 // Prints one JSON line {ok, scenarios: {name: {ok, …}}}; exits 0 when every scenario passed.
 
-import { createServer } from "node:http";
-import { readFile } from "node:fs/promises";
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
-import { join, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { args, launchChromium, openPage, serveFiles } from "./driver.mjs";
 
-const args = Object.fromEntries(
-  process.argv.slice(2).reduce((pairs, arg, i, all) => {
-    if (arg.startsWith("--")) pairs.push([arg.slice(2), all[i + 1]]);
-    return pairs;
-  }, []),
-);
 const timeoutMs = Number(args["timeout-ms"] ?? 45000);
-const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const served = [
+const { http, origin } = await serveFiles([
   "tests/browser/harness.html", "clients/js/rdv.js",
   "examples/browser/index.html", "examples/browser/app.js",
-];
-
-const http = createServer(async (request, response) => {
-  const name = new URL(request.url, "http://x").pathname.replace(/^\/+/, "");
-  if (!served.includes(name)) {
-    response.writeHead(name === "favicon.ico" ? 204 : 404).end();
-    return;
-  }
-  const type = name.endsWith(".js") ? "text/javascript" : "text/html";
-  response.writeHead(200, { "content-type": type }).end(await readFile(join(repo, name)));
-});
-await new Promise((resolve) => http.listen(0, "127.0.0.1", resolve));
-const origin = `http://127.0.0.1:${http.address().port}`;
+]);
 
 /** `rdv serve` on `listen`; resolves with the child and its address once it listens. */
 function serve(listen, extra = []) {
@@ -65,23 +42,9 @@ function stop(server) {
   });
 }
 
-const browser = await chromium.launch({
-  executablePath: args.chromium ?? "/usr/bin/chromium",
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-quic", "--allow-loopback-in-peer-connection",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-  ],
-});
+const browser = await launchChromium();
 
-async function page(url, label) {
-  const p = await browser.newPage();
-  p.on("pageerror", (error) => process.stderr.write(`[${label}] error: ${error}\n`));
-  p.on("console", (message) => process.stderr.write(`[${label}] ${message.text()}\n`));
-  await p.goto(url, { timeout: timeoutMs });
-  return p;
-}
+const page = (url, label) => openPage(browser, url, label, timeoutMs);
 
 /** `promise`, or a rejection naming `what` once the timeout has passed. */
 function within(promise, what) {

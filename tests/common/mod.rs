@@ -44,6 +44,15 @@ pub fn spawn_rdv(dir: &std::path::Path, args: &[&str]) -> Child {
         .expect("spawn rdv")
 }
 
+/// A loopback TCP port nothing listens on right now, for a server a test starts itself.
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A running `rdv serve`, killed on drop.
 pub struct Server {
     child: Child,

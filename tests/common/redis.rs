@@ -20,11 +20,7 @@ impl RedisServer {
 
     /// With `requirepass`: clients must authenticate.
     pub fn start_with_password(password: Option<&str>) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::free_tcp_port();
         let mut server = Self {
             child: None,
             port,
