@@ -752,6 +752,15 @@ mod tests {
         (connection, receiver)
     }
 
+    /// The first member of an empty room, local and welcomed (sequence number 1).
+    fn first_here(views: &Views, room: &RoomName, who: char) -> (ConnectionId, OutboxReceiver) {
+        let (connection, receiver) = join_here(views, room, who);
+        views.init(room, 0, &[]);
+        views.end_join(room, connection, true);
+        views.apply(room.as_str(), &joined(1, who, "me", connection.get()));
+        (connection, receiver)
+    }
+
     #[test]
     fn events_before_the_snapshot_wait_and_the_covered_ones_are_dropped() {
         let views = Views::new("me".into(), Arc::new(Metrics::new()));
@@ -781,10 +790,7 @@ mod tests {
     fn every_local_member_hears_of_every_other_once_in_order() {
         let views = Views::new("me".into(), Arc::new(Metrics::new()));
         let room = RoomName::new("r").unwrap();
-        let (a_conn, mut a_rx) = join_here(&views, &room, 'a');
-        views.init(&room, 0, &[]);
-        views.end_join(&room, a_conn, true);
-        views.apply("r", &joined(1, 'a', "me", a_conn.get()));
+        let (_, mut a_rx) = first_here(&views, &room, 'a');
         let (b_conn, mut b_rx) = join_here(&views, &room, 'b');
         views.end_join(&room, b_conn, true);
         views.apply("r", &joined(2, 'd', "there", 9));
@@ -818,10 +824,7 @@ mod tests {
     fn a_resync_tells_the_difference_and_keeps_presumed_members_quietly() {
         let views = Views::new("me".into(), Arc::new(Metrics::new()));
         let room = RoomName::new("r").unwrap();
-        let (a_conn, mut a_rx) = join_here(&views, &room, 'a');
-        views.init(&room, 0, &[]);
-        views.end_join(&room, a_conn, true);
-        views.apply("r", &joined(1, 'a', "me", a_conn.get()));
+        let (a_conn, mut a_rx) = first_here(&views, &room, 'a');
         views.apply("r", &joined(2, 'd', "there", 1));
         views.apply("r", &joined(3, 'e', "there", 2));
         drain(&mut a_rx);
