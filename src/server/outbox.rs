@@ -3,14 +3,21 @@
 //! Everything sent to a connection goes through its [`Outbox`]; its writer drains it. A full
 //! queue means the receiver is too slow: rather than block the sender or buffer without
 //! bound, the receiver is closed with 1013 (PROTOCOL §6).
+//!
+//! The queue is a `VecDeque` under a lock rather than a channel: tokio's bounded channel
+//! allocates its first block of 32 slots with the channel, about 2 KiB per connection that
+//! an idle peer never uses. Here an empty queue holds no allocation (it is released each
+//! time the writer finds it empty), and the queue, its budget and the close switch share one
+//! allocation. Pushers and the writer hold the lock for a push or a pop, never across a wait.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task::{Context, Poll, Waker};
 
 /// The close reason of a receiver whose queue overflowed; its backlog is not flushed.
 pub const TOO_SLOW: &str = "too slow to receive messages";
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::protocol::CloseCode;
@@ -58,51 +65,99 @@ pub struct Queued {
 /// The sending half of a connection's queue, bounded in messages and in bytes.
 #[derive(Debug, Clone)]
 pub struct Outbox {
-    queue: mpsc::Sender<Queued>,
-    switch: Arc<CloseSwitch>,
-    queued_bytes: Arc<AtomicUsize>,
-    max_bytes: usize,
+    shared: Arc<Shared>,
 }
 
 /// The receiving half, drained by the connection's writer.
 #[derive(Debug)]
 pub struct OutboxReceiver {
-    queue: mpsc::Receiver<Queued>,
-    queued_bytes: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    queue: Mutex<Queue>,
+    switch: CloseSwitch,
+    max_messages: usize,
+    max_bytes: usize,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    messages: VecDeque<Queued>,
+    bytes: usize,
+    /// The writer, while it waits for a message.
+    waiter: Option<Waker>,
+    /// The receiver is gone; nothing more is queued.
+    closed: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // Nothing panics while holding the lock, and a queue is valid at every step anyway.
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl OutboxReceiver {
-    pub async fn recv(&mut self) -> Option<Queued> {
-        let queued = self.queue.recv().await?;
-        self.queued_bytes
-            .fetch_sub(queued.text.len(), Ordering::Relaxed);
-        Some(queued)
+    /// The next message, waiting for one if none is queued.
+    pub async fn recv(&mut self) -> Queued {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Queued> {
+        let mut queue = self.shared.lock();
+        if let Some(queued) = queue.pop() {
+            return Poll::Ready(queued);
+        }
+        // Idle from here on, maybe for hours: hold no buffer while waiting.
+        queue.messages = VecDeque::new();
+        match &queue.waiter {
+            Some(waiter) if waiter.will_wake(cx.waker()) => {}
+            _ => queue.waiter = Some(cx.waker().clone()),
+        }
+        Poll::Pending
     }
 
     pub fn try_recv(&mut self) -> Option<Queued> {
-        let queued = self.queue.try_recv().ok()?;
-        self.queued_bytes
-            .fetch_sub(queued.text.len(), Ordering::Relaxed);
+        self.shared.lock().pop()
+    }
+
+    pub fn switch(&self) -> &CloseSwitch {
+        &self.shared.switch
+    }
+}
+
+impl Drop for OutboxReceiver {
+    fn drop(&mut self) {
+        let mut queue = self.shared.lock();
+        queue.closed = true;
+        queue.messages = VecDeque::new();
+        queue.bytes = 0;
+        queue.waiter = None;
+    }
+}
+
+impl Queue {
+    fn pop(&mut self) -> Option<Queued> {
+        let queued = self.messages.pop_front()?;
+        self.bytes -= queued.text.len();
         Some(queued)
     }
 }
 
 impl Outbox {
-    pub fn new(max_messages: usize, max_bytes: usize) -> (Self, OutboxReceiver, Arc<CloseSwitch>) {
-        let (queue, receiver) = mpsc::channel(max_messages);
-        let switch = Arc::new(CloseSwitch::default());
-        let queued_bytes = Arc::new(AtomicUsize::new(0));
-        let outbox = Self {
-            queue,
-            switch: switch.clone(),
-            queued_bytes: queued_bytes.clone(),
+    pub fn new(max_messages: usize, max_bytes: usize) -> (Self, OutboxReceiver) {
+        let shared = Arc::new(Shared {
+            queue: Mutex::default(),
+            switch: CloseSwitch::default(),
+            max_messages,
             max_bytes,
-        };
+        });
         let receiver = OutboxReceiver {
-            queue: receiver,
-            queued_bytes,
+            shared: shared.clone(),
         };
-        (outbox, receiver, switch)
+        (Self { shared }, receiver)
     }
 
     /// Queues `text` without waiting. Returns false if it was not queued: the connection is
@@ -123,34 +178,36 @@ impl Outbox {
     }
 
     fn push_queued(&self, queued: Queued) -> bool {
+        let shared = &*self.shared;
+        let mut queue = shared.lock();
+        if queue.closed {
+            return false;
+        }
         let len = queued.text.len();
-        let before = self.queued_bytes.fetch_add(len, Ordering::Relaxed);
         // Every message counts, the first one too: a joiner that never reads holds at most
         // the budget, however large its `welcome` (the room checks that one fits first).
-        let over_budget = before + len > self.max_bytes;
-        let refused = if over_budget {
-            true
-        } else {
-            match self.queue.try_send(queued) {
-                Ok(()) => return true,
-                Err(mpsc::error::TrySendError::Full(_)) => true,
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
-            }
-        };
-        self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-        if refused {
-            self.switch.close(CloseCode::OVERLOADED, TOO_SLOW);
+        if queue.bytes + len > shared.max_bytes || queue.messages.len() >= shared.max_messages {
+            drop(queue);
+            shared.switch.close(CloseCode::OVERLOADED, TOO_SLOW);
+            return false;
         }
-        false
+        queue.messages.push_back(queued);
+        queue.bytes += len;
+        let waiter = queue.waiter.take();
+        drop(queue);
+        if let Some(waiter) = waiter {
+            waiter.wake();
+        }
+        true
     }
 
     /// Whether a message of `len` bytes could ever be queued here.
     pub fn fits(&self, len: usize) -> bool {
-        len <= self.max_bytes
+        len <= self.shared.max_bytes
     }
 
     pub fn switch(&self) -> &CloseSwitch {
-        &self.switch
+        &self.shared.switch
     }
 }
 
@@ -160,33 +217,68 @@ mod tests {
 
     #[test]
     fn a_full_queue_closes_with_1013_and_the_first_reason_wins() {
-        let (outbox, mut receiver, switch) = Outbox::new(2, 1024);
+        let (outbox, mut receiver) = Outbox::new(2, 1024);
         assert!(outbox.push("a".into()));
         assert!(outbox.push("b".into()));
-        assert!(!switch.is_closing());
+        assert!(!outbox.switch().is_closing());
         assert!(!outbox.push("c".into()));
-        assert!(switch.is_closing());
-        switch.close(CloseCode::POLICY, "later");
-        assert_eq!(switch.reason().unwrap().0, CloseCode::OVERLOADED);
+        assert!(outbox.switch().is_closing());
+        outbox.switch().close(CloseCode::POLICY, "later");
+        assert_eq!(receiver.switch().reason().unwrap().0, CloseCode::OVERLOADED);
         assert_eq!(receiver.try_recv().unwrap().text, "a");
     }
 
     #[test]
     fn the_byte_budget_counts_every_message_the_first_too() {
-        let (outbox, mut receiver, switch) = Outbox::new(100, 10);
+        let (outbox, mut receiver) = Outbox::new(100, 10);
         assert!(!outbox.fits(16));
         assert!(
             !outbox.push("0123456789abcdef".into()),
             "alone, it still exceeds the budget"
         );
-        assert!(switch.is_closing());
+        assert!(outbox.switch().is_closing());
         assert!(receiver.try_recv().is_none());
 
-        let (outbox, mut receiver, switch) = Outbox::new(100, 10);
+        let (outbox, mut receiver) = Outbox::new(100, 10);
         for _ in 0..3 {
             assert!(outbox.push("abcde".into()));
             assert!(receiver.try_recv().is_some(), "draining frees the budget");
         }
-        assert!(!switch.is_closing());
+        assert!(!outbox.switch().is_closing());
+    }
+
+    #[tokio::test]
+    async fn the_writer_wakes_in_order_and_an_idle_queue_holds_no_buffer() {
+        let (outbox, mut receiver) = Outbox::new(100, 1 << 20);
+        let writer = tokio::spawn(async move {
+            let mut got = Vec::new();
+            for _ in 0..200 {
+                got.push(receiver.recv().await.text.to_string());
+            }
+            let idle = std::future::poll_fn(|cx| Poll::Ready(receiver.poll_recv(cx))).await;
+            assert!(idle.is_pending());
+            assert_eq!(receiver.shared.lock().messages.capacity(), 0);
+            got
+        });
+        for round in 0..20 {
+            for i in 0..10 {
+                assert!(outbox.push(format!("{}", round * 10 + i).into()));
+            }
+            tokio::task::yield_now().await;
+        }
+        let got = writer.await.unwrap();
+        let expected: Vec<String> = (0..200).map(|i| i.to_string()).collect();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn nothing_is_queued_once_the_receiver_is_gone() {
+        let (outbox, receiver) = Outbox::new(4, 1024);
+        drop(receiver);
+        assert!(!outbox.push("late".into()));
+        assert!(
+            !outbox.switch().is_closing(),
+            "a gone receiver is not a slow one"
+        );
     }
 }

@@ -309,7 +309,7 @@ mod tests {
     }
 
     fn member(id: PeerId) -> (Member, OutboxReceiver) {
-        let (outbox, receiver, _) = Outbox::new(16, 1 << 20);
+        let (outbox, receiver) = Outbox::new(16, 1 << 20);
         let member = Member {
             id,
             connection: ConnectionId::next(),

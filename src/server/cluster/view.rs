@@ -746,7 +746,7 @@ mod tests {
 
     /// A local join: recorded, then welcomed when its own `J` event arrives.
     fn join_here(views: &Views, room: &RoomName, who: char) -> (ConnectionId, OutboxReceiver) {
-        let (outbox, receiver, _) = Outbox::new(64, 1 << 20);
+        let (outbox, receiver) = Outbox::new(64, 1 << 20);
         let connection = ConnectionId::next();
         views.begin_join(room, &peer(who), connection, outbox, None, "tail".into());
         (connection, receiver)
