@@ -17,7 +17,11 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use crate::server::stack::{Socket, Upgrade, WRITE_BUFFER};
+use crate::server::stack::{Socket, Upgrade};
+
+/// Bytes of frames tungstenite gathers before one write: the floor batches writes the way
+/// tokio-tungstenite does on its own.
+const WRITE_BUFFER: usize = 8 * 1024;
 
 type Routes = Arc<DashMap<String, mpsc::Sender<Utf8Bytes>>>;
 
@@ -46,12 +50,12 @@ async fn upgrade(
         Ok(upgrade) => upgrade,
         Err(refused) => return refused.into_response(),
     };
-    // The same buffer sizes rdv serve uses, so the comparison is about the relay work.
+    // rdv serve's read buffer, so the comparison is about the relay work.
     let config = WebSocketConfig::default()
         .read_buffer_size(read_buffer)
         .write_buffer_size(WRITE_BUFFER)
         .max_message_size(Some(64 * 1024));
-    let (response, socket) = upgrade.accept(config, None);
+    let (response, socket) = upgrade.accept(config, None, None);
     tokio::spawn(async move {
         if let Some(socket) = socket.await {
             connection(socket, id, routes).await;

@@ -17,8 +17,9 @@ use super::access::{self, ClientKey};
 use super::guard::{GuardLimits, InboundGuard};
 use super::listen::SocketPeer;
 use super::metrics::Rejection;
+use super::outgoing::SharedOutgoing;
 use super::session;
-use super::upgrade::{Socket, Upgrade, WRITE_BUFFER};
+use super::upgrade::{Socket, Upgrade};
 use crate::protocol::{CloseCode, RoomName};
 
 pub fn router(state: Arc<ServerState>) -> Router {
@@ -161,9 +162,12 @@ async fn room_or_not_found(
     // Signaling messages are small; tungstenite's 128 KiB defaults would cost gigabytes at
     // 100k idle peers. The read buffer grows on demand up to the message limit, and the
     // transport reads ahead for busy connections without a buffer of their own.
+    // Text frames bypass tungstenite's write buffer (see `outgoing`); what it writes itself
+    // (pings, pongs, close) goes straight through, so that buffer never grows past one
+    // control frame.
     let websocket = WebSocketConfig::default()
         .read_buffer_size(config.read_buffer)
-        .write_buffer_size(WRITE_BUFFER)
+        .write_buffer_size(0)
         .max_write_buffer_size(config.max_message_size * 4 + 64 * 1024)
         .max_message_size(Some(config.max_message_size))
         .max_frame_size(Some(config.max_message_size));
@@ -174,21 +178,28 @@ async fn room_or_not_found(
         unfinished: state.unfinished.clone(),
     };
     let guard = Arc::new(Mutex::new(InboundGuard::new(limits, Instant::now())));
-    let (response, socket) = upgrade.accept(websocket, Some(guard.clone()));
+    let outgoing = SharedOutgoing::default();
+    let (response, socket) = upgrade.accept(websocket, Some(guard.clone()), Some(outgoing.clone()));
 
     let permit = state.connection_slots.clone().try_acquire_owned().ok();
     let tracker = state.sessions.clone();
-    tokio::spawn(tracker.track_future(async move {
+    tokio::spawn(tracker.clone().track_future(async move {
         let Some(socket) = socket.await else { return };
         match permit {
             Some(permit) => {
                 let connection = session::Connection {
                     client,
                     guard,
+                    outgoing,
                     slot: permit,
                 };
-                session::run(socket, room, state, connection).await;
-                drop(client_slot);
+                // A task of its own, so the upgrade's state is freed now rather than carried
+                // beside the session for the life of the connection.
+                let session = session::run(socket, room, state, connection);
+                tracker.spawn(async move {
+                    session.await;
+                    drop(client_slot);
+                });
             }
             None => refuse_over_capacity(socket, &state).await,
         }

@@ -16,6 +16,7 @@ mod listen;
 mod memory;
 mod metrics;
 mod outbox;
+mod outgoing;
 mod pending;
 mod rate;
 mod rooms;
@@ -47,7 +48,7 @@ pub use rooms::{
 /// on exactly the same accept loop, handshake and buffer sizes.
 pub(crate) mod stack {
     pub(crate) use super::listen::{ListenOptions, serve};
-    pub(crate) use super::upgrade::{Socket, Upgrade, WRITE_BUFFER};
+    pub(crate) use super::upgrade::{Socket, Upgrade};
 }
 
 fn random_seed() -> u64 {

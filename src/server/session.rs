@@ -12,19 +12,18 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::{Instant, MissedTickBehavior, sleep_until};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::Frame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
 use super::ServerState;
 use super::config::ProofMode;
 use super::guard::Abuse;
-use super::outbox::{CloseSwitch, Outbox, OutboxReceiver};
+use super::outbox::{Outbox, OutboxReceiver};
+use super::outgoing::SharedOutgoing;
 use super::pending::Ticket;
 use super::rate::Verdict;
 use super::rooms::{ConnectionId, DeliverError, JoinError, Member};
 use super::transport::SharedGuard;
-use super::upgrade::{Socket, WRITE_BUFFER};
+use super::upgrade::Socket;
 use crate::identity::{JwkError, PeerId, PrivateMembers, PublicJwk};
 use crate::protocol::{
     self, CloseCode, ErrorCode, Inbound, ProtocolError, Register, Relay, RoomName,
@@ -41,6 +40,8 @@ pub struct Connection {
     pub client: std::net::IpAddr,
     /// Counts the connection's frames as they arrive.
     pub guard: SharedGuard,
+    /// Where its text frames wait for the socket (written by flushing the WebSocket).
+    pub outgoing: SharedOutgoing,
     /// Its place under `--max-connections`, given back as soon as the connection is over,
     /// before the goodbye's grace, so connections being closed (an evicted idle upgrade that
     /// never answers its close frame) never hold places.
@@ -48,10 +49,29 @@ pub struct Connection {
 }
 
 /// Runs one connection until it ends, then logs one line about it.
-pub async fn run(socket: Socket, room: RoomName, state: Arc<ServerState>, connection: Connection) {
+pub fn run(
+    socket: Socket,
+    room: RoomName,
+    state: Arc<ServerState>,
+    connection: Connection,
+) -> impl Future<Output = ()> + Send {
+    // Split before the session's future is built: a socket passed into it would keep its
+    // bytes there for the life of the connection, beside the halves that replaced it.
+    let (sink, stream) = socket.split();
+    run_split(sink, stream, room, state, connection)
+}
+
+async fn run_split(
+    mut sink: SplitSink<Socket, Message>,
+    mut stream: SplitStream<Socket>,
+    room: RoomName,
+    state: Arc<ServerState>,
+    connection: Connection,
+) {
     let Connection {
         client,
         guard,
+        outgoing,
         slot,
     } = connection;
     let started = Instant::now();
@@ -60,11 +80,10 @@ pub async fn run(socket: Socket, room: RoomName, state: Arc<ServerState>, connec
     metrics.connections.inc();
     metrics.connections_opened.inc();
 
-    let (outbox, mut queue, switch) = Outbox::new(
+    let (outbox, mut queue) = Outbox::new(
         state.config.outbound_queue as usize,
         state.config.outbound_queue_bytes,
     );
-    let (mut sink, mut stream) = socket.split();
     let nonce = match state.config.proof {
         ProofMode::Off => None,
         ProofMode::Optional | ProofMode::Required => Some(new_nonce()),
@@ -84,17 +103,19 @@ pub async fn run(socket: Socket, room: RoomName, state: Arc<ServerState>, connec
         received: 0,
         read_at: std::time::Instant::now(),
         peer_label: None,
+        client_closed: false,
     };
 
     let shared = session.state.clone();
     // A child token has its own lock, so sessions do not contend on the server's.
     let shutdown = shared.shutdown.child_token();
+    let closer = session.outbox.clone();
     tokio::select! {
         () = session.read_loop(&mut stream) => {}
-        () = write_loop(&mut sink, &mut queue, &shared, &sent) => {}
-        () = switch.closing() => {}
+        () = write_loop(&mut sink, &outgoing, &mut queue, &shared, &sent) => {}
+        () = closer.switch().closing() => {}
         () = shutdown.cancelled() => {
-            switch.close(CloseCode::GOING_AWAY, "server shutting down");
+            closer.switch().close(CloseCode::GOING_AWAY, "server shutting down");
         }
     }
 
@@ -108,12 +129,18 @@ pub async fn run(socket: Socket, room: RoomName, state: Arc<ServerState>, connec
     }
     drop(slot);
     drop(session.waiting.take());
-    say_goodbye(sink, stream, &mut queue, &switch, &session.state).await;
+    let backlog = if session.client_closed {
+        // tungstenite has answered the client's close; nothing may follow it.
+        None
+    } else {
+        Some(&mut queue)
+    };
+    say_goodbye(sink, stream, &outgoing, backlog, &session.state).await;
     metrics.connections.dec();
     metrics
         .connection_seconds
         .observe(started.elapsed().as_secs_f64());
-    let (close_code, close_reason) = match switch.reason() {
+    let (close_code, close_reason) = match queue.switch().reason() {
         Some((code, reason)) => (code.0, reason),
         None => (0, "closed by the client"),
     };
@@ -137,19 +164,20 @@ pub async fn run(socket: Socket, room: RoomName, state: Arc<ServerState>, connec
 async fn say_goodbye(
     mut sink: SplitSink<Socket, Message>,
     stream: SplitStream<Socket>,
-    queue: &mut OutboxReceiver,
-    switch: &CloseSwitch,
+    outgoing: &SharedOutgoing,
+    backlog: Option<&mut OutboxReceiver>,
     state: &ServerState,
 ) {
     let goodbye = async {
-        match switch.reason() {
-            Some((code, reason)) => {
+        match backlog.and_then(|queue| Some((queue.switch().reason()?, queue))) {
+            Some(((code, reason), queue)) => {
                 state.metrics.closed(code);
                 // A receiver closed for being slow would not read its backlog anyway.
                 if reason != super::outbox::TOO_SLOW {
+                    let mut frames = outgoing.lock();
                     while let Some(queued) = queue.try_recv() {
                         state.metrics.bytes_sent.inc_by(queued.text.len() as u64);
-                        feed_text(&mut sink, queued.text).await?;
+                        frames.push_text(queued.text.into());
                     }
                 }
                 let frame = CloseFrame {
@@ -183,6 +211,7 @@ async fn say_goodbye(
 
 async fn write_loop(
     sink: &mut SplitSink<Socket, Message>,
+    outgoing: &SharedOutgoing,
     queue: &mut OutboxReceiver,
     state: &ServerState,
     sent: &std::sync::atomic::AtomicU64,
@@ -193,25 +222,23 @@ async fn write_loop(
     loop {
         tokio::select! {
             queued = queue.recv() => {
-                let Some(queued) = queued else { return };
                 // The oldest relay of this batch, timed once it is flushed: one observation per
                 // batch keeps the histogram's lock off the per-message path under load.
                 let mut oldest_read = queued.read_at;
                 let mut bytes = queued.text.len();
-                if feed_text(sink, queued.text).await.is_err() {
-                    return;
-                }
                 let mut messages = 1;
-                for _ in 1..WRITE_BATCH {
-                    let Some(queued) = queue.try_recv() else { break };
-                    bytes += queued.text.len();
-                    messages += 1;
-                    oldest_read = match (oldest_read, queued.read_at) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    };
-                    if feed_text(sink, queued.text).await.is_err() {
-                        return;
+                {
+                    let mut frames = outgoing.lock();
+                    frames.push_text(queued.text.into());
+                    for _ in 1..WRITE_BATCH {
+                        let Some(queued) = queue.try_recv() else { break };
+                        bytes += queued.text.len();
+                        messages += 1;
+                        oldest_read = match (oldest_read, queued.read_at) {
+                            (Some(a), Some(b)) => Some(a.min(b)),
+                            (a, b) => a.or(b),
+                        };
+                        frames.push_text(queued.text.into());
                     }
                 }
                 sent.fetch_add(messages, std::sync::atomic::Ordering::Relaxed);
@@ -254,6 +281,8 @@ struct Session {
     read_at: std::time::Instant,
     /// The peer ID's prefix once it has left, for the connection log.
     peer_label: Option<String>,
+    /// The client sent its close frame (or its stream ended): the session writes no more.
+    client_closed: bool,
 }
 
 impl Session {
@@ -318,7 +347,10 @@ impl Session {
             // Any frame, pongs included, is a sign of life.
             last_seen = Instant::now();
             let message = match frame {
-                None => return,
+                None => {
+                    self.client_closed = true;
+                    return;
+                }
                 Some(Ok(message)) => message,
                 Some(Err(error)) => {
                     if let Some((code, reason)) = close_for(&error) {
@@ -348,7 +380,10 @@ impl Session {
                     }
                 }
                 Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
-                Message::Close(_) => return,
+                Message::Close(_) => {
+                    self.client_closed = true;
+                    return;
+                }
             }
             if self.outbox.switch().is_closing() {
                 return;
@@ -605,35 +640,4 @@ fn close_for(error: &tungstenite::Error) -> Option<(CloseCode, &'static str)> {
         }
         _ => None,
     }
-}
-
-/// Queues one text message on `sink`. One larger than the write buffer goes as fragments
-/// of that size: tungstenite's write buffer keeps the capacity of the largest frame it ever
-/// held, and a `welcome` to a big room would otherwise pin that much memory per peer for
-/// the life of the connection.
-async fn feed_text(
-    sink: &mut SplitSink<Socket, Message>,
-    text: Utf8Bytes,
-) -> Result<(), tungstenite::Error> {
-    if text.len() <= WRITE_BUFFER {
-        return sink.feed(Message::Text(text)).await;
-    }
-    let whole: &str = &text;
-    let bytes = bytes::Bytes::from(text.clone());
-    let mut opcode = OpCode::Data(Data::Text);
-    let mut start = 0;
-    while start < whole.len() {
-        // Fragments end on character boundaries, so each one is valid UTF-8 on its own
-        // (RFC 6455 does not require it, but some clients check fragments one by one).
-        let mut end = whole.len().min(start + WRITE_BUFFER);
-        while !whole.is_char_boundary(end) {
-            end -= 1;
-        }
-        let last = end == whole.len();
-        let fragment = Frame::message(bytes.slice(start..end), opcode, last);
-        sink.feed(Message::Frame(fragment)).await?;
-        start = end;
-        opcode = OpCode::Data(Data::Continue);
-    }
-    Ok(())
 }

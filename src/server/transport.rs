@@ -18,6 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::guard::InboundGuard;
+use super::outgoing::SharedOutgoing;
 
 /// A connection's guard, shared by its transport (which feeds it every byte read) and its
 /// session (which collects message verdicts); both live in one task, so the lock is never
@@ -39,6 +40,9 @@ pub enum Stream {
 
 pub struct Transport {
     tcp: Stream,
+    /// Frames waiting for the socket, the session's and tungstenite's in the order sent;
+    /// `None` for the benchmark's floor, which writes through tungstenite alone.
+    outgoing: Option<SharedOutgoing>,
     /// Read from the socket, not yet taken by the reader. Empty (unallocated) when idle.
     pending: Bytes,
     /// Sees every byte handed to tungstenite; `None` for the benchmark's floor.
@@ -47,11 +51,17 @@ pub struct Transport {
 
 impl Transport {
     /// `already_read`: bytes that arrived before the stream changed hands.
-    pub fn new(tcp: Stream, already_read: Bytes, guard: Option<SharedGuard>) -> Self {
+    pub fn new(
+        tcp: Stream,
+        already_read: Bytes,
+        guard: Option<SharedGuard>,
+        outgoing: Option<SharedOutgoing>,
+    ) -> Self {
         // Copied: even empty, a slice of hyper's read buffer keeps all of that buffer alive
         // for as long as it is held.
         Self {
             tcp,
+            outgoing,
             pending: Bytes::copy_from_slice(&already_read),
             guard,
         }
@@ -178,33 +188,44 @@ impl AsyncWrite for Stream {
     }
 }
 
+/// Bytes of tungstenite's own frames (pongs, close) held for a client that does not read;
+/// past this, tungstenite keeps them itself, under its own limit.
+const CONTROL_BACKLOG: usize = 64 * 1024;
+
+/// With an outgoing queue, everything written is queued behind the session's frames and goes
+/// out on flush, so that frames from both never interleave.
 impl AsyncWrite for Transport {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().tcp).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.tcp.is_write_vectored()
+        let this = self.get_mut();
+        let Some(outgoing) = &this.outgoing else {
+            return Pin::new(&mut this.tcp).poll_write(cx, buf);
+        };
+        let mut outgoing = outgoing.lock();
+        if outgoing.queued_bytes() > CONTROL_BACKLOG {
+            ready!(outgoing.poll_drain(cx, Pin::new(&mut this.tcp)))?;
+        }
+        outgoing.push_raw(buf);
+        Poll::Ready(Ok(buf.len()))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+        let this = self.get_mut();
+        if let Some(outgoing) = &this.outgoing {
+            ready!(outgoing.lock().poll_drain(cx, Pin::new(&mut this.tcp)))?;
+        }
+        Pin::new(&mut this.tcp).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+        let this = self.get_mut();
+        if let Some(outgoing) = &this.outgoing {
+            ready!(outgoing.lock().poll_drain(cx, Pin::new(&mut this.tcp)))?;
+        }
+        Pin::new(&mut this.tcp).poll_shutdown(cx)
     }
 }
 
@@ -223,6 +244,7 @@ mod tests {
             Transport::new(
                 Stream::Plain(server),
                 Bytes::from_static(already_read),
+                None,
                 None,
             ),
             client,

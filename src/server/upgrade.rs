@@ -16,15 +16,12 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
+use super::outgoing::SharedOutgoing;
 use super::transport::{SharedGuard, Stream, Transport};
 use tokio_rustls::server::TlsStream;
 
 /// A server-side WebSocket connection.
 pub type Socket = WebSocketStream<Transport>;
-
-/// Bytes of queued frames gathered before one write; `session` fragments larger messages
-/// into frames of this size, which keeps tungstenite's write buffer (it never shrinks) small.
-pub const WRITE_BUFFER: usize = 8 * 1024;
 
 /// Why an upgrade request was refused; each is a 400 with this reason (PROTOCOL §1), except a
 /// method other than GET (405).
@@ -134,6 +131,7 @@ impl Upgrade {
         self,
         config: WebSocketConfig,
         guard: Option<SharedGuard>,
+        outgoing: Option<SharedOutgoing>,
     ) -> (Response, impl Future<Output = Option<Socket>> + Send) {
         let response = Response::builder()
             .status(StatusCode::SWITCHING_PROTOCOLS)
@@ -157,7 +155,7 @@ impl Upgrade {
                     }
                 },
             };
-            let transport = Transport::new(stream, read_buf, guard);
+            let transport = Transport::new(stream, read_buf, guard, outgoing);
             Some(WebSocketStream::from_raw_socket(transport, Role::Server, Some(config)).await)
         };
         (response, socket)
