@@ -192,14 +192,11 @@ async fn room_or_not_found(
                     guard,
                     outgoing,
                     slot: permit,
+                    client_slot,
                 };
                 // A task of its own, so the upgrade's state is freed now rather than carried
                 // beside the session for the life of the connection.
-                let session = session::run(socket, room, state, connection);
-                tracker.spawn(async move {
-                    session.await;
-                    drop(client_slot);
-                });
+                tracker.spawn(session::run(socket, room, state, connection));
             }
             None => refuse_over_capacity(socket, &state).await,
         }

@@ -46,6 +46,8 @@ pub struct Connection {
     /// before the goodbye's grace, so connections being closed (an evicted idle upgrade that
     /// never answers its close frame) never hold places.
     pub slot: tokio::sync::OwnedSemaphorePermit,
+    /// Its place under the per-client limits, held until the goodbye is over.
+    pub client_slot: Option<super::access::ClientSlot>,
 }
 
 /// Runs one connection until it ends, then logs one line about it.
@@ -73,6 +75,7 @@ async fn run_split(
         guard,
         outgoing,
         slot,
+        client_slot,
     } = connection;
     let started = Instant::now();
     let sent = std::sync::atomic::AtomicU64::new(0);
@@ -159,6 +162,7 @@ async fn run_split(
         messages_out = sent.load(std::sync::atomic::Ordering::Relaxed),
         "connection closed"
     );
+    drop(client_slot);
 }
 
 async fn say_goodbye(
