@@ -9,6 +9,7 @@ mod access;
 mod allow;
 mod cluster;
 mod config;
+mod deadlines;
 mod guard;
 mod http;
 mod ice;

@@ -86,6 +86,8 @@ struct Shared {
 struct Queue {
     messages: VecDeque<Queued>,
     bytes: usize,
+    /// A WebSocket ping is wanted (sent after the messages queued before it).
+    ping: bool,
     /// The writer, while it waits for a message.
     waiter: Option<Waker>,
     /// The receiver is gone; nothing more is queued.
@@ -99,16 +101,26 @@ impl Shared {
     }
 }
 
+/// What the writer is to send next.
+#[derive(Debug)]
+pub enum Next {
+    Message(Queued),
+    Ping,
+}
+
 impl OutboxReceiver {
-    /// The next message, waiting for one if none is queued.
-    pub async fn recv(&mut self) -> Queued {
+    /// The next message (or ping), waiting for one if none is queued.
+    pub async fn recv(&mut self) -> Next {
         std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }
 
-    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Queued> {
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Next> {
         let mut queue = self.shared.lock();
         if let Some(queued) = queue.pop() {
-            return Poll::Ready(queued);
+            return Poll::Ready(Next::Message(queued));
+        }
+        if std::mem::take(&mut queue.ping) {
+            return Poll::Ready(Next::Ping);
         }
         // Idle from here on, maybe for hours: hold no buffer while waiting.
         queue.messages = VecDeque::new();
@@ -135,6 +147,15 @@ impl Drop for OutboxReceiver {
         queue.messages = VecDeque::new();
         queue.bytes = 0;
         queue.waiter = None;
+    }
+}
+
+/// Wakes the writer, if it waits, once the lock is released.
+fn wake_writer(mut queue: MutexGuard<'_, Queue>) {
+    let waiter = queue.waiter.take();
+    drop(queue);
+    if let Some(waiter) = waiter {
+        waiter.wake();
     }
 }
 
@@ -193,12 +214,17 @@ impl Outbox {
         }
         queue.messages.push_back(queued);
         queue.bytes += len;
-        let waiter = queue.waiter.take();
-        drop(queue);
-        if let Some(waiter) = waiter {
-            waiter.wake();
-        }
+        wake_writer(queue);
         true
+    }
+
+    /// Asks the writer for a WebSocket ping, after what is queued now.
+    pub fn request_ping(&self) {
+        let mut queue = self.shared.lock();
+        if !queue.closed {
+            queue.ping = true;
+            wake_writer(queue);
+        }
     }
 
     /// Whether a message of `len` bytes could ever be queued here.
@@ -253,7 +279,10 @@ mod tests {
         let writer = tokio::spawn(async move {
             let mut got = Vec::new();
             for _ in 0..200 {
-                got.push(receiver.recv().await.text.to_string());
+                match receiver.recv().await {
+                    Next::Message(queued) => got.push(queued.text.to_string()),
+                    Next::Ping => got.push("ping".to_owned()),
+                }
             }
             let idle = std::future::poll_fn(|cx| Poll::Ready(receiver.poll_recv(cx))).await;
             assert!(idle.is_pending());
@@ -261,13 +290,20 @@ mod tests {
             got
         });
         for round in 0..20 {
-            for i in 0..10 {
-                assert!(outbox.push(format!("{}", round * 10 + i).into()));
+            for i in 0..9 {
+                assert!(outbox.push(format!("{}", round * 9 + i).into()));
             }
+            outbox.request_ping();
             tokio::task::yield_now().await;
         }
         let got = writer.await.unwrap();
-        let expected: Vec<String> = (0..200).map(|i| i.to_string()).collect();
+        let expected: Vec<String> = (0..20)
+            .flat_map(|round| {
+                (0..9)
+                    .map(move |i| (round * 9 + i).to_string())
+                    .chain(["ping".to_owned()])
+            })
+            .collect();
         assert_eq!(got, expected);
     }
 

@@ -10,14 +10,15 @@ use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio::time::{Instant, MissedTickBehavior, sleep_until};
+use tokio::time::{Instant, sleep_until};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
 use super::ServerState;
 use super::config::ProofMode;
+use super::deadlines::Deadlines;
 use super::guard::Abuse;
-use super::outbox::{Outbox, OutboxReceiver};
+use super::outbox::{Next, Outbox, OutboxReceiver};
 use super::outgoing::SharedOutgoing;
 use super::pending::Ticket;
 use super::rate::Verdict;
@@ -220,48 +221,47 @@ async fn write_loop(
     state: &ServerState,
     sent: &std::sync::atomic::AtomicU64,
 ) {
-    let ping_interval = state.config.ping_interval;
-    let mut ping = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
-    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
-            queued = queue.recv() => {
-                // The oldest relay of this batch, timed once it is flushed: one observation per
-                // batch keeps the histogram's lock off the per-message path under load.
-                let mut oldest_read = queued.read_at;
-                let mut bytes = queued.text.len();
-                let mut messages = 1;
-                {
-                    let mut frames = outgoing.lock();
-                    frames.push_text(queued.text.into());
-                    for _ in 1..WRITE_BATCH {
-                        let Some(queued) = queue.try_recv() else { break };
-                        bytes += queued.text.len();
-                        messages += 1;
-                        oldest_read = match (oldest_read, queued.read_at) {
-                            (Some(a), Some(b)) => Some(a.min(b)),
-                            (a, b) => a.or(b),
-                        };
-                        frames.push_text(queued.text.into());
-                    }
-                }
-                sent.fetch_add(messages, std::sync::atomic::Ordering::Relaxed);
-                state.metrics.bytes_sent.inc_by(bytes as u64);
-                if sink.flush().await.is_err() {
-                    return;
-                }
-                if let Some(read) = oldest_read {
-                    state
-                        .metrics
-                        .relay_seconds
-                        .observe(read.elapsed().as_secs_f64());
-                }
-            }
-            _ = ping.tick() => {
+        let queued = match queue.recv().await {
+            Next::Ping => {
                 if sink.send(Message::Ping(Default::default())).await.is_err() {
                     return;
                 }
+                continue;
             }
+            Next::Message(queued) => queued,
+        };
+        // The oldest relay of this batch, timed once it is flushed: one observation per
+        // batch keeps the histogram's lock off the per-message path under load.
+        let mut oldest_read = queued.read_at;
+        let mut bytes = queued.text.len();
+        let mut messages = 1;
+        {
+            let mut frames = outgoing.lock();
+            frames.push_text(queued.text.into());
+            for _ in 1..WRITE_BATCH {
+                let Some(queued) = queue.try_recv() else {
+                    break;
+                };
+                bytes += queued.text.len();
+                messages += 1;
+                oldest_read = match (oldest_read, queued.read_at) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                frames.push_text(queued.text.into());
+            }
+        }
+        sent.fetch_add(messages, std::sync::atomic::Ordering::Relaxed);
+        state.metrics.bytes_sent.inc_by(bytes as u64);
+        if sink.flush().await.is_err() {
+            return;
+        }
+        if let Some(read) = oldest_read {
+            state
+                .metrics
+                .relay_seconds
+                .observe(read.elapsed().as_secs_f64());
         }
     }
 }
@@ -293,58 +293,39 @@ impl Session {
     /// Reads until the client leaves, a timer fires, or the connection is asked to close.
     async fn read_loop(&mut self, stream: &mut SplitStream<Socket>) {
         let config = &self.state.config;
-        let idle_limit = config.ping_interval * 2;
-        let register_by = Instant::now() + config.register_timeout;
-        // Frames only stamp `last_seen`; the one timer (register deadline, then keepalive) is
-        // re-armed when it fires, not per frame, which keeps the timer wheel off the relay
-        // path.
-        let mut last_seen = Instant::now();
-        let next_check = |registered: bool, last_seen: Instant| {
-            let silent_until = last_seen + idle_limit;
-            if registered {
-                silent_until
-            } else {
-                silent_until.min(register_by)
-            }
-        };
-        let timer = sleep_until(next_check(false, last_seen));
-        tokio::pin!(timer);
         // Fresh TURN credentials at 80 % of their life, counted from registration.
         let refresh_every = self.state.ice.as_ref().and_then(|ice| ice.refresh_after());
-        let far = Instant::now() + Duration::from_secs(365 * 86_400);
-        let refresh = sleep_until(far);
-        tokio::pin!(refresh);
-        let mut refresh_armed = false;
+        let mut deadlines = Deadlines::new(
+            Instant::now(),
+            config.register_timeout,
+            config.ping_interval,
+            refresh_every,
+        );
+        // Frames only stamp `last_seen`; the one timer is re-armed when it fires, not per
+        // frame, which keeps the timer wheel off the relay path.
+        let mut last_seen = Instant::now();
+        let timer = sleep_until(deadlines.next(last_seen));
+        tokio::pin!(timer);
         loop {
-            if !refresh_armed
-                && self.peer.is_some()
-                && let Some(every) = refresh_every
-            {
-                refresh.as_mut().reset(Instant::now() + every);
-                refresh_armed = true;
-            }
             let evicted = super::pending::evicted(self.waiting.as_ref());
             let frame = tokio::select! {
                 frame = stream.next() => frame,
                 () = evicted => {
                     return self.close(CloseCode::OVERLOADED, "too many unregistered connections");
                 }
-                () = &mut refresh, if refresh_armed => {
-                    self.refresh_ice_servers();
-                    if let Some(every) = refresh_every {
-                        refresh.as_mut().reset(Instant::now() + every);
-                    }
-                    continue;
-                }
                 () = &mut timer => {
-                    let now = Instant::now();
-                    if self.peer.is_none() && now >= register_by {
-                        return self.close(CloseCode::POLICY, "register timeout");
+                    match deadlines.fire(Instant::now(), last_seen) {
+                        Err(reason) => return self.close(CloseCode::POLICY, reason),
+                        Ok(chores) => {
+                            if chores.ping {
+                                self.outbox.request_ping();
+                            }
+                            if chores.refresh {
+                                self.refresh_ice_servers();
+                            }
+                        }
                     }
-                    if now >= last_seen + idle_limit {
-                        return self.close(CloseCode::POLICY, "keepalive timeout");
-                    }
-                    timer.as_mut().reset(next_check(self.peer.is_some(), last_seen));
+                    timer.as_mut().reset(deadlines.next(last_seen));
                     continue;
                 }
             };
@@ -372,8 +353,13 @@ impl Session {
                         && let Some(member) = self.handle_text(&text)
                     {
                         // Reading waits for the join: what the client sends next must find
-                        // it registered.
-                        self.join(member).await;
+                        // it registered. Boxed: a join happens once, and its future would
+                        // otherwise be part of every connection's for its whole life.
+                        Box::pin(self.join(member)).await;
+                        if self.peer.is_some() {
+                            deadlines.registered(Instant::now());
+                            timer.as_mut().reset(deadlines.next(last_seen));
+                        }
                     }
                 }
                 Message::Binary(bytes) => {
