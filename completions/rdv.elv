@@ -37,7 +37,7 @@ set edit:completion:arg-completer[rdv] = {|@words|
             cand --tls-cert 'Serve TLS (wss:// and https://) with this PEM certificate chain; needs --tls-key. SIGHUP reloads the pair without dropping a connection'
             cand --tls-key 'The PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert'
             cand --max-message-size 'Largest message accepted; a bigger one closes its connection with 1009'
-            cand --read-buffer 'WebSocket read buffer per connection, allocated up front: small saves memory per idle peer. Busy connections read ahead up to 16 KiB per system call whatever its size'
+            cand --read-buffer 'WebSocket read buffer per connection, allocated up front: small saves memory per idle peer (it grows to fit a larger message). Busy connections read ahead up to 16 KiB per system call whatever its size'
             cand --ping-interval 'Interval between the server''s WebSocket pings; a connection silent for two intervals is closed and its peer reported as left'
             cand --register-timeout 'How long a connection may stay unregistered before it is closed with 1008; also how long a client may take to send its whole HTTP request head'
             cand --max-unregistered 'Connections not registered yet (request head arriving, or upgraded and waiting for `register`), counted from accept. When full, the oldest of them is closed to make room (1013 if upgraded), so idle sockets never lock out new clients or registered peers'

@@ -141,14 +141,14 @@ pub enum Scenario {
         #[arg(long, default_value_t = 1)]
         threads: usize,
         /// Read buffer of both servers (rdv serve's --read-buffer).
-        #[arg(long, value_name = "SIZE", default_value = "1KiB", value_parser = parse_size)]
+        #[arg(long, value_name = "SIZE", default_value = "512B", value_parser = parse_size)]
         read_buffer: usize,
     },
     /// Run the raw relay floor server (what `compare` measures against).
     Floor {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: String,
-        #[arg(long, value_name = "SIZE", default_value = "1KiB", value_parser = parse_size)]
+        #[arg(long, value_name = "SIZE", default_value = "512B", value_parser = parse_size)]
         read_buffer: usize,
     },
 }

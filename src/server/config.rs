@@ -50,8 +50,9 @@ pub struct Config {
     pub max_message_size: usize,
 
     /// WebSocket read buffer per connection, allocated up front: small saves memory per idle
-    /// peer. Busy connections read ahead up to 16 KiB per system call whatever its size.
-    #[arg(long, env = "RDV_READ_BUFFER", default_value = "1KiB", value_name = "SIZE",
+    /// peer (it grows to fit a larger message). Busy connections read ahead up to 16 KiB per
+    /// system call whatever its size.
+    #[arg(long, env = "RDV_READ_BUFFER", default_value = "512B", value_name = "SIZE",
           value_parser = parse_size)]
     pub read_buffer: usize,
 

@@ -16,6 +16,7 @@ mod ice;
 mod listen;
 mod memory;
 mod metrics;
+mod open_sessions;
 mod outbox;
 mod outgoing;
 mod pending;
@@ -132,7 +133,8 @@ pub struct ServerState {
     room_hash_seed: foldhash::fast::FixedState,
     connection_slots: Arc<Semaphore>,
     sessions: TaskTracker,
-    shutdown: CancellationToken,
+    /// Their outboxes, for the shutdown to close.
+    open_sessions: Arc<open_sessions::OpenSessions>,
     draining: AtomicBool,
 }
 
@@ -350,7 +352,7 @@ impl Server {
             metrics,
             allow_list: std::sync::RwLock::new(allow_list),
             sessions: TaskTracker::new(),
-            shutdown: CancellationToken::new(),
+            open_sessions: Arc::default(),
             draining: AtomicBool::new(false),
         });
         Ok(Self {
@@ -414,7 +416,7 @@ impl Server {
         // A cluster instance takes its members out of every room at once, before their
         // connections close, rather than leaving the rest of the cluster to wait a lease.
         state.registry.shutdown().await;
-        state.shutdown.cancel();
+        state.open_sessions.close_all();
         state.sessions.close();
         if tokio::time::timeout(drain_timeout, state.sessions.wait())
             .await

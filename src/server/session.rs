@@ -111,17 +111,17 @@ async fn run_split(
     };
 
     let shared = session.state.clone();
-    // A child token has its own lock, so sessions do not contend on the server's.
-    let shutdown = shared.shutdown.child_token();
+    // Listed so a shutdown closes it through its switch, like any other close.
+    let entered = shared
+        .open_sessions
+        .enter(session.connection, &session.outbox);
     let closer = session.outbox.clone();
     tokio::select! {
         () = session.read_loop(&mut stream) => {}
         () = write_loop(&mut sink, &outgoing, &mut queue, &shared, &sent) => {}
         () = closer.switch().closing() => {}
-        () = shutdown.cancelled() => {
-            closer.switch().close(CloseCode::GOING_AWAY, "server shutting down");
-        }
     }
+    drop(entered);
 
     if let Some(peer) = session.peer.take() {
         session
