@@ -470,6 +470,8 @@ impl Session {
                 tracing::debug!(room = ?self.room.as_str(), peer = %id.short(12), "registered");
                 self.peer = Some(id);
                 self.waiting = None;
+                // The challenge is answered once; nothing reads it again.
+                self.nonce = None;
                 return;
             }
             Err(JoinError::DuplicatePeer) => ErrorCode::DuplicatePeer.into(),
