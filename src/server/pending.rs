@@ -14,6 +14,9 @@ use std::sync::{Arc, Mutex};
 use prometheus_client::metrics::counter::Counter;
 use tokio_util::sync::CancellationToken;
 
+use super::outbox::Outbox;
+use crate::protocol::CloseCode;
+
 #[derive(Debug)]
 pub struct PendingConnections {
     cap: usize,
@@ -33,8 +36,29 @@ struct Queue {
 
 #[derive(Debug)]
 struct Entry {
-    evict: CancellationToken,
+    evict: Evict,
     released: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// How an entry is evicted: a connection still in its HTTP handshake watches a token; a
+/// WebSocket session is closed through its outbox's switch, like any other close, so it
+/// needs no future of its own waiting for it.
+#[derive(Debug)]
+enum Evict {
+    Token(CancellationToken),
+    Close(Outbox),
+}
+
+/// The close reason of an unregistered connection evicted to make room.
+pub const EVICTED: &str = "too many unregistered connections";
+
+impl Evict {
+    fn fire(&self) {
+        match self {
+            Self::Token(token) => token.cancel(),
+            Self::Close(outbox) => outbox.switch().close(CloseCode::OVERLOADED, EVICTED),
+        }
+    }
 }
 
 /// One unregistered connection's place. Dropping it, or [`Ticket::release`], gives the place
@@ -42,7 +66,8 @@ struct Entry {
 #[derive(Debug)]
 pub struct Ticket {
     owner: Arc<PendingConnections>,
-    evict: CancellationToken,
+    /// Cancelled on eviction; `None` for a session, which is closed instead.
+    evict: Option<CancellationToken>,
     released: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -56,9 +81,19 @@ impl PendingConnections {
     }
 
     /// A place for a new connection, evicting the oldest waiting one if the cap is full.
+    /// A connection in its HTTP handshake: watch [`Ticket::evicted`].
     pub fn admit(self: &Arc<Self>) -> Ticket {
+        let token = CancellationToken::new();
+        self.enter(Evict::Token(token.clone()), Some(token))
+    }
+
+    /// A WebSocket session: evicting it closes it through `outbox`'s switch.
+    pub fn admit_session(self: &Arc<Self>, outbox: &Outbox) -> Ticket {
+        self.enter(Evict::Close(outbox.clone()), None)
+    }
+
+    fn enter(self: &Arc<Self>, evict: Evict, token: Option<CancellationToken>) -> Ticket {
         use std::sync::atomic::Ordering;
-        let evict = CancellationToken::new();
         let released = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut queue = self.queue.lock().expect("never poisoned");
         while queue.live >= self.cap {
@@ -67,11 +102,10 @@ impl PendingConnections {
             };
             if !oldest.released.swap(true, Ordering::AcqRel) {
                 queue.live -= 1;
-                oldest.evict.cancel();
+                oldest.evict.fire();
                 self.evictions.inc();
             }
         }
-        // Released entries at the front are garbage now.
         while queue
             .entries
             .front()
@@ -80,11 +114,10 @@ impl PendingConnections {
             queue.entries.pop_front();
         }
         queue.entries.push_back(Entry {
-            evict: evict.clone(),
+            evict,
             released: released.clone(),
         });
         queue.live += 1;
-        // Released entries in the middle are bounded: compact when they outnumber the live.
         if queue.entries.len() > 2 * self.cap + 64 {
             queue
                 .entries
@@ -92,12 +125,11 @@ impl PendingConnections {
         }
         Ticket {
             owner: self.clone(),
-            evict,
+            evict: token,
             released,
         }
     }
 
-    /// Connections waiting now.
     pub fn waiting(&self) -> usize {
         self.queue.lock().expect("never poisoned").live
     }
@@ -114,12 +146,17 @@ impl Ticket {
 
     /// Completes when this connection was evicted for a newer one.
     pub async fn evicted(&self) {
-        self.evict.cancelled().await;
+        match &self.evict {
+            Some(token) => token.cancelled().await,
+            None => std::future::pending().await,
+        }
     }
 
     #[cfg(test)]
     pub fn is_evicted(&self) -> bool {
-        self.evict.is_cancelled()
+        self.evict
+            .as_ref()
+            .is_some_and(|token| token.is_cancelled())
     }
 }
 
@@ -166,6 +203,24 @@ mod tests {
         let _h = pending.admit();
         assert!(e.is_evicted(), "the oldest still waiting");
         assert!(!c.is_evicted(), "a released ticket is not evicted");
+    }
+
+    #[test]
+    fn an_evicted_session_is_closed_through_its_switch() {
+        let pending = PendingConnections::new(1, Counter::default());
+        let (outbox, _receiver) = Outbox::new(4, 1024);
+        let session = pending.admit_session(&outbox);
+        let _newer = pending.admit();
+        assert_eq!(
+            outbox.switch().reason(),
+            Some((CloseCode::OVERLOADED, EVICTED))
+        );
+        drop(session);
+        assert_eq!(
+            pending.waiting(),
+            1,
+            "an evicted ticket gives its place back once"
+        );
     }
 
     #[test]

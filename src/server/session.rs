@@ -98,7 +98,7 @@ async fn run_split(
     let mut session = Session {
         nonce,
         guard,
-        waiting: Some(state.pending.admit()),
+        waiting: Some(state.pending.admit_session(&outbox)),
         state,
         room,
         outbox,
@@ -307,12 +307,9 @@ impl Session {
         let timer = sleep_until(deadlines.next(last_seen));
         tokio::pin!(timer);
         loop {
-            let evicted = super::pending::evicted(self.waiting.as_ref());
+            // Eviction (too many unregistered connections) closes the session's switch.
             let frame = tokio::select! {
                 frame = stream.next() => frame,
-                () = evicted => {
-                    return self.close(CloseCode::OVERLOADED, "too many unregistered connections");
-                }
                 () = &mut timer => {
                     match deadlines.fire(Instant::now(), last_seen) {
                         Err(reason) => return self.close(CloseCode::POLICY, reason),
