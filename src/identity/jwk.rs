@@ -493,6 +493,17 @@ fn is_on_curve(curve: EcCurve, x: &[u8], y: &[u8]) -> bool {
     }
 }
 
+/// Whether an Ed25519 point's encoding is the only one for its point: `y` (the low 255 bits)
+/// below p = 2^255 - 19. Decompression reduces `y` mod p, so y = p + k names the point y = k;
+/// a set sign bit with x = 0 is the other non-canonical case, and those two points (y = ±1)
+/// are of small order, refused before this. Comparing bytes spares re-encoding the point,
+/// a field inversion per registration.
+fn is_canonical_y(encoded: &[u8; 32]) -> bool {
+    let top = encoded[31] & 0x7f;
+    let at_least_p = top == 0x7f && encoded[1..31].iter().all(|&b| b == 0xff) && encoded[0] >= 0xed;
+    !at_least_p
+}
+
 fn parse_okp(object: &Map<String, Value>) -> Result<PublicJwk, JwkError> {
     let crv = string_member(object, "OKP", "crv")?;
     let curve = OkpCurve::from_name(crv).ok_or_else(|| JwkError::UnsupportedCurve {
@@ -510,7 +521,7 @@ fn parse_okp(object: &Map<String, Value>) -> Result<PublicJwk, JwkError> {
         if key.is_weak() {
             return Err(JwkError::WeakEd25519);
         }
-        if key.to_edwards().compress().to_bytes() != bytes {
+        if !is_canonical_y(&bytes) {
             return Err(JwkError::NonCanonicalEd25519);
         }
     }
@@ -722,6 +733,45 @@ mod tests {
             found += 1;
         }
         assert!(found > 0, "some y = p + k is a point of large order");
+    }
+
+    #[test]
+    fn the_byte_check_agrees_with_re_encoding_the_point() {
+        let mut candidates: Vec<[u8; 32]> = Vec::new();
+        // Around p = 2^255 - 19, with and without the sign bit.
+        for low in 0xe0..=0xffu8 {
+            for sign in [0u8, 0x80] {
+                let mut bytes = [0xffu8; 32];
+                bytes[0] = low;
+                bytes[31] = 0x7f | sign;
+                candidates.push(bytes);
+            }
+        }
+        // And a pseudo-random spread (a fixed xorshift, so failures reproduce).
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..2000 {
+            let mut bytes = [0u8; 32];
+            for chunk in bytes.chunks_mut(8) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                chunk.copy_from_slice(&state.to_le_bytes());
+            }
+            candidates.push(bytes);
+        }
+        let mut checked = 0;
+        for bytes in candidates {
+            let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(&bytes) else {
+                continue;
+            };
+            if key.is_weak() {
+                continue;
+            }
+            let re_encoded = key.to_edwards().compress().to_bytes() == bytes;
+            assert_eq!(is_canonical_y(&bytes), re_encoded, "{bytes:?}");
+            checked += 1;
+        }
+        assert!(checked > 500, "only {checked} points checked");
     }
 
     #[test]
