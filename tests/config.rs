@@ -82,7 +82,7 @@ fn flags_beat_variables_beat_the_file_beat_defaults() {
     );
     assert_eq!(
         setting(&listing, "read-buffer"),
-        ("1KiB".into(), "default".into())
+        ("512B".into(), "default".into())
     );
     // The first line is the first flag, as declared.
     assert!(listing.starts_with("listen "), "{listing}");

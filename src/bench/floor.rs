@@ -1,8 +1,9 @@
 //! The raw relay floor: the least a relay on this WebSocket stack can do, to measure rdv
 //! against. A connection to `/floor/{id}` is known by `id`; a text frame `TARGET|payload` is
 //! forwarded to TARGET as `SENDER|payload`. No JSON, no rooms, no identity, no limits — but
-//! the same stack as rdv: its handshake, transport, buffer sizes, per-connection queue and
-//! writer.
+//! the same stack as rdv: its accept loop, handshake, read-ahead transport and read buffer.
+//! It writes the way tokio-tungstenite does on its own (its write buffer, a tokio channel per
+//! connection), which keeps it the plain baseline rdv's own writer is measured against.
 //! Once a connection is routable it is sent `ready` (the floor's `welcome`), so no client
 //! sends to a peer the floor does not know yet.
 

@@ -17,42 +17,9 @@ use std::task::{Context, Poll, Waker};
 /// The close reason of a receiver whose queue overflowed; its backlog is not flushed.
 pub const TOO_SLOW: &str = "too slow to receive messages";
 
-use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::protocol::CloseCode;
-
-/// Decides once how a connection ends, and tells its session. Polled on every wake of the
-/// session, so checking it is one atomic load (a `CancellationToken` takes a lock).
-#[derive(Debug, Default)]
-pub struct CloseSwitch {
-    reason: OnceLock<(CloseCode, &'static str)>,
-    /// The session is the only waiter; `notify_one` keeps a permit if it is not waiting yet.
-    notify: Notify,
-}
-
-impl CloseSwitch {
-    /// Asks the session to close with `code`. The first request wins; later ones are ignored.
-    pub fn close(&self, code: CloseCode, reason: &'static str) {
-        if self.reason.set((code, reason)).is_ok() {
-            self.notify.notify_one();
-        }
-    }
-
-    pub fn reason(&self) -> Option<(CloseCode, &'static str)> {
-        self.reason.get().copied()
-    }
-
-    pub fn is_closing(&self) -> bool {
-        self.reason.get().is_some()
-    }
-
-    pub async fn closing(&self) {
-        while !self.is_closing() {
-            self.notify.notified().await;
-        }
-    }
-}
 
 /// One queued message; a relay remembers when its sender's frame was read, for the
 /// relay-time histogram.
@@ -74,10 +41,12 @@ pub struct OutboxReceiver {
     shared: Arc<Shared>,
 }
 
+/// A connection's queue and its close switch, shared by its outboxes and its writer.
 #[derive(Debug)]
-struct Shared {
+pub struct Shared {
     queue: Mutex<Queue>,
-    switch: CloseSwitch,
+    /// How the connection ends, decided once; checking it is one atomic load.
+    reason: OnceLock<(CloseCode, &'static str)>,
     max_messages: usize,
     max_bytes: usize,
 }
@@ -99,13 +68,31 @@ impl Shared {
         // Nothing panics while holding the lock, and a queue is valid at every step anyway.
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Asks the session to close with `code`. The first request wins; later ones are ignored.
+    /// The writer is woken: it is what ends the session.
+    pub fn close(&self, code: CloseCode, reason: &'static str) {
+        if self.reason.set((code, reason)).is_ok() {
+            wake_writer(self.lock());
+        }
+    }
+
+    pub fn reason(&self) -> Option<(CloseCode, &'static str)> {
+        self.reason.get().copied()
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.reason.get().is_some()
+    }
 }
 
-/// What the writer is to send next.
+/// What the writer is to do next.
 #[derive(Debug)]
 pub enum Next {
     Message(Queued),
     Ping,
+    /// The connection is closing: stop writing (the goodbye takes over).
+    Close,
 }
 
 impl OutboxReceiver {
@@ -115,6 +102,9 @@ impl OutboxReceiver {
     }
 
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Next> {
+        if self.shared.is_closing() {
+            return Poll::Ready(Next::Close);
+        }
         let mut queue = self.shared.lock();
         if let Some(queued) = queue.pop() {
             return Poll::Ready(Next::Message(queued));
@@ -135,8 +125,22 @@ impl OutboxReceiver {
         self.shared.lock().pop()
     }
 
-    pub fn switch(&self) -> &CloseSwitch {
-        &self.shared.switch
+    /// Ready once the connection is closing; otherwise the writer is woken when it does
+    /// (for waits other than `recv`, such as a flush to a client that does not read).
+    pub fn poll_closing(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut queue = self.shared.lock();
+        if self.shared.is_closing() {
+            return Poll::Ready(());
+        }
+        match &queue.waiter {
+            Some(waiter) if waiter.will_wake(cx.waker()) => {}
+            _ => queue.waiter = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    pub fn switch(&self) -> &Shared {
+        &self.shared
     }
 }
 
@@ -171,7 +175,7 @@ impl Outbox {
     pub fn new(max_messages: usize, max_bytes: usize) -> (Self, OutboxReceiver) {
         let shared = Arc::new(Shared {
             queue: Mutex::default(),
-            switch: CloseSwitch::default(),
+            reason: OnceLock::new(),
             max_messages,
             max_bytes,
         });
@@ -209,7 +213,7 @@ impl Outbox {
         // the budget, however large its `welcome` (the room checks that one fits first).
         if queue.bytes + len > shared.max_bytes || queue.messages.len() >= shared.max_messages {
             drop(queue);
-            shared.switch.close(CloseCode::OVERLOADED, TOO_SLOW);
+            shared.close(CloseCode::OVERLOADED, TOO_SLOW);
             return false;
         }
         queue.messages.push_back(queued);
@@ -232,8 +236,9 @@ impl Outbox {
         len <= self.shared.max_bytes
     }
 
-    pub fn switch(&self) -> &CloseSwitch {
-        &self.shared.switch
+    /// The connection's close switch.
+    pub fn switch(&self) -> &Shared {
+        &self.shared
     }
 }
 
@@ -282,6 +287,7 @@ mod tests {
                 match receiver.recv().await {
                     Next::Message(queued) => got.push(queued.text.to_string()),
                     Next::Ping => got.push("ping".to_owned()),
+                    Next::Close => panic!("nothing closed it"),
                 }
             }
             let idle = std::future::poll_fn(|cx| Poll::Ready(receiver.poll_recv(cx))).await;
@@ -305,6 +311,34 @@ mod tests {
             })
             .collect();
         assert_eq!(got, expected);
+    }
+
+    #[tokio::test]
+    async fn a_close_wakes_the_writer_whatever_it_waits_for() {
+        let (outbox, mut receiver) = Outbox::new(4, 1024);
+        let closer = outbox.clone();
+        tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            closer.switch().close(CloseCode::NORMAL, "replaced");
+        });
+        assert!(matches!(receiver.recv().await, Next::Close));
+        // Queued messages do not hide the close from the writer.
+        let (outbox, mut receiver) = Outbox::new(4, 1024);
+        assert!(outbox.push("a".into()));
+        let closer = outbox.clone();
+        let waiting = tokio::spawn(async move {
+            std::future::poll_fn(|cx| receiver.poll_closing(cx)).await;
+            receiver
+        });
+        tokio::task::yield_now().await;
+        closer.switch().close(CloseCode::NORMAL, "replaced");
+        let mut receiver = waiting.await.unwrap();
+        assert!(matches!(receiver.recv().await, Next::Close));
+        assert_eq!(
+            receiver.try_recv().unwrap().text,
+            "a",
+            "the backlog stays for the goodbye"
+        );
     }
 
     #[test]

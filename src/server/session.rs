@@ -115,11 +115,11 @@ async fn run_split(
     let entered = shared
         .open_sessions
         .enter(session.connection, &session.outbox);
-    let closer = session.outbox.clone();
+    // A close requested from elsewhere (slow receiver, replaced, evicted, shutdown) wakes the
+    // writer, which returns.
     tokio::select! {
         () = session.read_loop(&mut stream) => {}
         () = write_loop(&mut sink, &outgoing, &mut queue, &shared, &sent) => {}
-        () = closer.switch().closing() => {}
     }
     drop(entered);
 
@@ -223,8 +223,11 @@ async fn write_loop(
 ) {
     loop {
         let queued = match queue.recv().await {
+            Next::Close => return,
             Next::Ping => {
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                if sink.feed(Message::Ping(Default::default())).await.is_err()
+                    || !flush_unless_closing(sink, queue).await
+                {
                     return;
                 }
                 continue;
@@ -254,7 +257,7 @@ async fn write_loop(
         }
         sent.fetch_add(messages, std::sync::atomic::Ordering::Relaxed);
         state.metrics.bytes_sent.inc_by(bytes as u64);
-        if sink.flush().await.is_err() {
+        if !flush_unless_closing(sink, queue).await {
             return;
         }
         if let Some(read) = oldest_read {
@@ -264,6 +267,21 @@ async fn write_loop(
                 .observe(read.elapsed().as_secs_f64());
         }
     }
+}
+
+/// Flushes; false if that failed or the connection started closing first (a client that
+/// does not read would otherwise hold the writer here until the keepalive gave up).
+async fn flush_unless_closing(
+    sink: &mut SplitSink<Socket, Message>,
+    queue: &mut OutboxReceiver,
+) -> bool {
+    std::future::poll_fn(|cx| {
+        if queue.poll_closing(cx).is_ready() {
+            return std::task::Poll::Ready(false);
+        }
+        sink.poll_flush_unpin(cx).map(|flushed| flushed.is_ok())
+    })
+    .await
 }
 
 struct Session {

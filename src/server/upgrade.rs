@@ -1,7 +1,7 @@
 //! The WebSocket opening handshake (RFC 6455 §4.2), done here rather than by axum's
 //! `WebSocketUpgrade` so the session gets tungstenite's own stream over the bare TCP socket:
-//! raw frames (large messages are written fragmented, see `session`), no wrapper conversions
-//! per message, and our [`Transport`] underneath.
+//! no wrapper conversions per message, and our [`Transport`] underneath (which also carries
+//! the session's own outgoing frames, see `outgoing`).
 
 use std::fmt;
 use std::future::Future;
