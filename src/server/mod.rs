@@ -67,6 +67,10 @@ async fn trim_after_bursts(state: Arc<ServerState>) {
         every.tick().await;
         let open = state.metrics.connections.get().max(0) as u64;
         if policy.should_trim(state.metrics.connections_opened.get(), open) {
+            // Tables sized for the burst first, so the memory they free can be handed back too.
+            state.registry.compact();
+            state.open_sessions.compact();
+            state.pending.compact();
             // Off the runtime's worker threads: it walks every arena under its lock.
             let _ = tokio::task::spawn_blocking(memory::release_free_memory).await;
         }

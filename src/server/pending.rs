@@ -130,6 +130,17 @@ impl PendingConnections {
         }
     }
 
+    /// Drops the entries of connections that have registered or gone, and the queue's
+    /// spare capacity, after a burst (see `memory`).
+    pub fn compact(&self) {
+        use std::sync::atomic::Ordering;
+        let mut queue = self.queue.lock().expect("never poisoned");
+        queue
+            .entries
+            .retain(|e| !e.released.load(Ordering::Acquire));
+        queue.entries.shrink_to_fit();
+    }
+
     pub fn waiting(&self) -> usize {
         self.queue.lock().expect("never poisoned").live
     }
@@ -221,6 +232,23 @@ mod tests {
             1,
             "an evicted ticket gives its place back once"
         );
+    }
+
+    #[test]
+    fn compacting_keeps_only_those_still_waiting() {
+        let pending = PendingConnections::new(1000, Counter::default());
+        let waiting = pending.admit();
+        let gone: Vec<_> = (0..500).map(|_| pending.admit()).collect();
+        for ticket in &gone {
+            ticket.release();
+        }
+        pending.compact();
+        let queue = pending.queue.lock().unwrap();
+        assert_eq!(queue.entries.len(), 1);
+        assert!(queue.entries.capacity() < 500);
+        drop(queue);
+        assert_eq!(pending.waiting(), 1);
+        assert!(!waiting.is_evicted());
     }
 
     #[test]

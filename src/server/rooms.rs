@@ -123,6 +123,9 @@ pub trait RoomRegistry: Send + Sync + 'static {
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})
     }
+
+    /// Gives back the room table's spare capacity after a burst (see `memory`).
+    fn compact(&self) {}
 }
 
 #[derive(Debug)]
@@ -218,6 +221,10 @@ impl RoomRegistry for LocalRegistry {
         // handle out. A full queue closes the receiver; the sender is not blamed for it.
         slot.outbox.push_relay(text, read_at);
         Ok(())
+    }
+
+    fn compact(&self) {
+        self.rooms.shrink_to_fit();
     }
 }
 
