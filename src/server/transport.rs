@@ -289,4 +289,32 @@ mod tests {
         }
         assert_eq!(got, b"hello");
     }
+    #[tokio::test]
+    async fn control_frames_for_a_client_that_does_not_read_stop_at_the_backlog() {
+        let (mut transport, client) = pair(b"").await;
+        let outgoing = SharedOutgoing::default();
+        transport.outgoing = Some(outgoing.clone());
+        // The client never reads: once the socket buffers fill, writes must stop being
+        // accepted instead of queueing without bound.
+        let pong = [0x8a, 0x7d]
+            .iter()
+            .copied()
+            .chain([b'x'; 125])
+            .collect::<Vec<u8>>();
+        let mut accepted = 0usize;
+        let refused = std::future::poll_fn(|cx| {
+            for _ in 0..1_000_000 {
+                match Pin::new(&mut transport).poll_write(cx, &pong) {
+                    Poll::Ready(Ok(n)) => accepted += n,
+                    Poll::Ready(Err(e)) => panic!("{e}"),
+                    Poll::Pending => return Poll::Ready(true),
+                }
+            }
+            Poll::Ready(false)
+        })
+        .await;
+        assert!(refused, "wrote {accepted} bytes and never waited");
+        assert!(outgoing.lock().queued_bytes() <= CONTROL_BACKLOG + pong.len());
+        drop(client);
+    }
 }
