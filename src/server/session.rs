@@ -18,7 +18,7 @@ use super::ServerState;
 use super::config::ProofMode;
 use super::deadlines::Deadlines;
 use super::guard::Abuse;
-use super::outbox::{Next, Outbox, OutboxReceiver};
+use super::outbox::{Next, Outbox, OutboxReceiver, Queued};
 use super::outgoing::SharedOutgoing;
 use super::pending::Ticket;
 use super::rate::Verdict;
@@ -139,7 +139,15 @@ async fn run_split(
     } else {
         Some(&mut queue)
     };
-    say_goodbye(sink, stream, &outgoing, backlog, &session.state).await;
+    // Boxed, like the join: it runs once, and would otherwise size every session's future.
+    Box::pin(say_goodbye(
+        sink,
+        stream,
+        &outgoing,
+        backlog,
+        &session.state,
+    ))
+    .await;
     metrics.connections.dec();
     metrics
         .connection_seconds
@@ -225,51 +233,65 @@ async fn write_loop(
     sent: &std::sync::atomic::AtomicU64,
 ) {
     loop {
-        let queued = match queue.recv().await {
+        // Taken apart before any await, so no message is held across one.
+        let batch = match queue.recv().await {
             Next::Close => return,
-            Next::Ping => {
-                if sink.feed(Message::Ping(Default::default())).await.is_err()
-                    || !flush_unless_closing(sink, queue).await
-                {
-                    return;
-                }
-                continue;
-            }
-            Next::Message(queued) => queued,
+            Next::Ping => None,
+            Next::Message(first) => Some(queue_batch(first, queue, outgoing)),
         };
-        // The oldest relay of this batch, timed once it is flushed: one observation per
-        // batch keeps the histogram's lock off the per-message path under load.
-        let mut oldest_read = queued.read_at;
-        let mut bytes = queued.text.len();
-        let mut messages = 1;
-        {
-            let mut frames = outgoing.lock();
-            frames.push_text(queued.text.into());
-            for _ in 1..WRITE_BATCH {
-                let Some(queued) = queue.try_recv() else {
-                    break;
-                };
-                bytes += queued.text.len();
-                messages += 1;
-                oldest_read = match (oldest_read, queued.read_at) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
-                frames.push_text(queued.text.into());
+        let Some(batch) = batch else {
+            if sink.feed(Message::Ping(Default::default())).await.is_err()
+                || !flush_unless_closing(sink, queue).await
+            {
+                return;
             }
-        }
-        sent.fetch_add(messages, std::sync::atomic::Ordering::Relaxed);
-        state.metrics.bytes_sent.inc_by(bytes as u64);
+            continue;
+        };
+        sent.fetch_add(batch.messages, std::sync::atomic::Ordering::Relaxed);
+        state.metrics.bytes_sent.inc_by(batch.bytes as u64);
         if !flush_unless_closing(sink, queue).await {
             return;
         }
-        if let Some(read) = oldest_read {
+        if let Some(read) = batch.oldest_read {
             state
                 .metrics
                 .relay_seconds
                 .observe(read.elapsed().as_secs_f64());
         }
     }
+}
+
+/// What one batch put in the outgoing queue.
+struct Batch {
+    messages: u64,
+    bytes: usize,
+    /// The oldest relay of the batch, timed once it is flushed: one observation per batch
+    /// keeps the histogram's lock off the per-message path under load.
+    oldest_read: Option<std::time::Instant>,
+}
+
+/// Moves `first` and up to `WRITE_BATCH - 1` more queued messages into `outgoing`.
+fn queue_batch(first: Queued, queue: &mut OutboxReceiver, outgoing: &SharedOutgoing) -> Batch {
+    let mut batch = Batch {
+        messages: 1,
+        bytes: first.text.len(),
+        oldest_read: first.read_at,
+    };
+    let mut frames = outgoing.lock();
+    frames.push_text(first.text.into());
+    for _ in 1..WRITE_BATCH {
+        let Some(queued) = queue.try_recv() else {
+            break;
+        };
+        batch.bytes += queued.text.len();
+        batch.messages += 1;
+        batch.oldest_read = match (batch.oldest_read, queued.read_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        frames.push_text(queued.text.into());
+    }
+    batch
 }
 
 /// Flushes; false if that failed or the connection started closing first (a client that
@@ -328,69 +350,77 @@ impl Session {
         let timer = sleep_until(deadlines.next(last_seen));
         tokio::pin!(timer);
         loop {
-            // Eviction (too many unregistered connections) closes the session's switch.
-            let frame = tokio::select! {
-                frame = stream.next() => frame,
-                () = &mut timer => {
-                    match deadlines.fire(Instant::now(), last_seen) {
-                        Err(reason) => return self.close(CloseCode::POLICY, reason),
-                        Ok(chores) => {
-                            if chores.ping {
-                                self.outbox.request_ping();
-                            }
-                            if chores.refresh {
-                                self.refresh_ice_servers();
+            // Scoped so that nothing from the frame outlives it: the join below is awaited
+            // with only its boxed future held, which keeps this loop's future small.
+            let member = {
+                // Eviction (too many unregistered connections) closes the session's switch.
+                let frame = tokio::select! {
+                    frame = stream.next() => frame,
+                    () = &mut timer => {
+                        match deadlines.fire(Instant::now(), last_seen) {
+                            Err(reason) => return self.close(CloseCode::POLICY, reason),
+                            Ok(chores) => {
+                                if chores.ping {
+                                    self.outbox.request_ping();
+                                }
+                                if chores.refresh {
+                                    self.refresh_ice_servers();
+                                }
                             }
                         }
+                        timer.as_mut().reset(deadlines.next(last_seen));
+                        continue;
                     }
+                };
+                // Any frame, pongs included, is a sign of life.
+                last_seen = Instant::now();
+                let message = match frame {
+                    None => {
+                        self.client_closed = true;
+                        return;
+                    }
+                    Some(Ok(message)) => message,
+                    Some(Err(error)) => {
+                        if let Some((code, reason)) = close_for(&error) {
+                            self.close(code, reason);
+                        }
+                        return;
+                    }
+                };
+                match message {
+                    Message::Text(text) => {
+                        self.received += 1;
+                        self.read_at = last_seen.into_std();
+                        self.state.metrics.bytes_received.inc_by(text.len() as u64);
+                        if self.admit() {
+                            self.handle_text(&text)
+                        } else {
+                            None
+                        }
+                    }
+                    Message::Binary(bytes) => {
+                        self.received += 1;
+                        self.state.metrics.bytes_received.inc_by(bytes.len() as u64);
+                        if self.admit() {
+                            self.send_error(ErrorCode::BinaryUnsupported.into());
+                        }
+                        None
+                    }
+                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => None,
+                    Message::Close(_) => {
+                        self.client_closed = true;
+                        return;
+                    }
+                }
+            };
+            // Reading waits for the join: what the client sends next must find it
+            // registered. Boxed: a join happens once, and its future would otherwise be part
+            // of every connection's for its whole life.
+            if let Some(member) = member {
+                Box::pin(self.join(member)).await;
+                if self.peer.is_some() {
+                    deadlines.registered(Instant::now());
                     timer.as_mut().reset(deadlines.next(last_seen));
-                    continue;
-                }
-            };
-            // Any frame, pongs included, is a sign of life.
-            last_seen = Instant::now();
-            let message = match frame {
-                None => {
-                    self.client_closed = true;
-                    return;
-                }
-                Some(Ok(message)) => message,
-                Some(Err(error)) => {
-                    if let Some((code, reason)) = close_for(&error) {
-                        self.close(code, reason);
-                    }
-                    return;
-                }
-            };
-            match message {
-                Message::Text(text) => {
-                    self.received += 1;
-                    self.read_at = last_seen.into_std();
-                    self.state.metrics.bytes_received.inc_by(text.len() as u64);
-                    if self.admit()
-                        && let Some(member) = self.handle_text(&text)
-                    {
-                        // Reading waits for the join: what the client sends next must find
-                        // it registered. Boxed: a join happens once, and its future would
-                        // otherwise be part of every connection's for its whole life.
-                        Box::pin(self.join(member)).await;
-                        if self.peer.is_some() {
-                            deadlines.registered(Instant::now());
-                            timer.as_mut().reset(deadlines.next(last_seen));
-                        }
-                    }
-                }
-                Message::Binary(bytes) => {
-                    self.received += 1;
-                    self.state.metrics.bytes_received.inc_by(bytes.len() as u64);
-                    if self.admit() {
-                        self.send_error(ErrorCode::BinaryUnsupported.into());
-                    }
-                }
-                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
-                Message::Close(_) => {
-                    self.client_closed = true;
-                    return;
                 }
             }
             if self.outbox.switch().is_closing() {
