@@ -14,12 +14,12 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll, Waker};
 
-/// The close reason of a receiver whose queue overflowed; its backlog is not flushed.
-pub const TOO_SLOW: &str = "too slow to receive messages";
-
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::protocol::CloseCode;
+
+/// The close reason of a receiver whose queue overflowed; its backlog is not flushed.
+pub const TOO_SLOW: &str = "too slow to receive messages";
 
 /// One queued message; a relay remembers when its sender's frame was read, for the
 /// relay-time histogram.
@@ -114,10 +114,7 @@ impl OutboxReceiver {
         }
         // Idle from here on, maybe for hours: hold no buffer while waiting.
         queue.messages = VecDeque::new();
-        match &queue.waiter {
-            Some(waiter) if waiter.will_wake(cx.waker()) => {}
-            _ => queue.waiter = Some(cx.waker().clone()),
-        }
+        queue.wait(cx);
         Poll::Pending
     }
 
@@ -132,10 +129,7 @@ impl OutboxReceiver {
         if self.shared.is_closing() {
             return Poll::Ready(());
         }
-        match &queue.waiter {
-            Some(waiter) if waiter.will_wake(cx.waker()) => {}
-            _ => queue.waiter = Some(cx.waker().clone()),
-        }
+        queue.wait(cx);
         Poll::Pending
     }
 
@@ -164,6 +158,14 @@ fn wake_writer(mut queue: MutexGuard<'_, Queue>) {
 }
 
 impl Queue {
+    /// Records the writer's waker, for a push, a ping request or a close to wake.
+    fn wait(&mut self, cx: &Context<'_>) {
+        match &self.waiter {
+            Some(waiter) if waiter.will_wake(cx.waker()) => {}
+            _ => self.waiter = Some(cx.waker().clone()),
+        }
+    }
+
     fn pop(&mut self) -> Option<Queued> {
         let queued = self.messages.pop_front()?;
         self.bytes -= queued.text.len();

@@ -34,6 +34,13 @@ struct Queue {
     live: usize,
 }
 
+impl Queue {
+    fn drop_released(&mut self) {
+        use std::sync::atomic::Ordering;
+        self.entries.retain(|e| !e.released.load(Ordering::Acquire));
+    }
+}
+
 #[derive(Debug)]
 struct Entry {
     evict: Evict,
@@ -80,8 +87,8 @@ impl PendingConnections {
         })
     }
 
-    /// A place for a new connection, evicting the oldest waiting one if the cap is full.
-    /// A connection in its HTTP handshake: watch [`Ticket::evicted`].
+    /// A place for a connection still in its HTTP handshake, which watches
+    /// [`Ticket::evicted`].
     pub fn admit(self: &Arc<Self>) -> Ticket {
         let token = CancellationToken::new();
         self.enter(Evict::Token(token.clone()), Some(token))
@@ -92,6 +99,7 @@ impl PendingConnections {
         self.enter(Evict::Close(outbox.clone()), None)
     }
 
+    /// A place for a new connection, evicting the oldest waiting one if the cap is full.
     fn enter(self: &Arc<Self>, evict: Evict, token: Option<CancellationToken>) -> Ticket {
         use std::sync::atomic::Ordering;
         let released = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -106,6 +114,7 @@ impl PendingConnections {
                 self.evictions.inc();
             }
         }
+        // Released entries at the front are garbage now.
         while queue
             .entries
             .front()
@@ -118,10 +127,9 @@ impl PendingConnections {
             released: released.clone(),
         });
         queue.live += 1;
+        // Released entries in the middle are bounded: compact when they outnumber the live.
         if queue.entries.len() > 2 * self.cap + 64 {
-            queue
-                .entries
-                .retain(|e| !e.released.load(Ordering::Acquire));
+            queue.drop_released();
         }
         Ticket {
             owner: self.clone(),
@@ -133,14 +141,12 @@ impl PendingConnections {
     /// Drops the entries of connections that have registered or gone, and the queue's
     /// spare capacity, after a burst (see `memory`).
     pub fn compact(&self) {
-        use std::sync::atomic::Ordering;
         let mut queue = self.queue.lock().expect("never poisoned");
-        queue
-            .entries
-            .retain(|e| !e.released.load(Ordering::Acquire));
+        queue.drop_released();
         queue.entries.shrink_to_fit();
     }
 
+    /// Connections waiting now.
     pub fn waiting(&self) -> usize {
         self.queue.lock().expect("never poisoned").live
     }

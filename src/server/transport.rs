@@ -214,18 +214,24 @@ impl AsyncWrite for Transport {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if let Some(outgoing) = &this.outgoing {
-            ready!(outgoing.lock().poll_drain(cx, Pin::new(&mut this.tcp)))?;
-        }
+        ready!(this.poll_write_outgoing(cx))?;
         Pin::new(&mut this.tcp).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if let Some(outgoing) = &this.outgoing {
-            ready!(outgoing.lock().poll_drain(cx, Pin::new(&mut this.tcp)))?;
-        }
+        ready!(this.poll_write_outgoing(cx))?;
         Pin::new(&mut this.tcp).poll_shutdown(cx)
+    }
+}
+
+impl Transport {
+    /// Writes every queued frame, if this transport queues them.
+    fn poll_write_outgoing(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &self.outgoing {
+            Some(outgoing) => outgoing.lock().poll_drain(cx, Pin::new(&mut self.tcp)),
+            None => Poll::Ready(Ok(())),
+        }
     }
 }
 
