@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::OptionFuture;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::{Instant, sleep_until};
@@ -16,7 +17,7 @@ use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
 use super::ServerState;
 use super::config::ProofMode;
-use super::deadlines::Deadlines;
+use super::deadlines::{Deadlines, Intervals};
 use super::guard::Abuse;
 use super::outbox::{Next, Outbox, OutboxReceiver, Queued};
 use super::outgoing::SharedOutgoing;
@@ -52,25 +53,16 @@ pub struct Connection {
 }
 
 /// Runs one connection until it ends, then logs one line about it.
+///
+/// Everything the session keeps is set up here, before its future is built, and the future
+/// uses it in place: an `async fn` would hold each argument twice (as argument and as the
+/// local it moves into), bytes every idle connection carries for its whole life.
 pub fn run(
     socket: Socket,
     room: RoomName,
     state: Arc<ServerState>,
     connection: Connection,
 ) -> impl Future<Output = ()> + Send {
-    // Split before the session's future is built: a socket passed into it would keep its
-    // bytes there for the life of the connection, beside the halves that replaced it.
-    let (sink, stream) = socket.split();
-    run_split(sink, stream, room, state, connection)
-}
-
-async fn run_split(
-    mut sink: SplitSink<Socket, Message>,
-    mut stream: SplitStream<Socket>,
-    room: RoomName,
-    state: Arc<ServerState>,
-    connection: Connection,
-) {
     let Connection {
         client,
         guard,
@@ -78,12 +70,9 @@ async fn run_split(
         slot,
         client_slot,
     } = connection;
+    let (mut sink, mut stream) = socket.split();
     let started = Instant::now();
     let sent = std::sync::atomic::AtomicU64::new(0);
-    let metrics = state.metrics.clone();
-    metrics.connections.inc();
-    metrics.connections_opened.inc();
-
     let (outbox, mut queue) = Outbox::new(
         state.config.outbound_queue as usize,
         state.config.outbound_queue_bytes,
@@ -95,6 +84,7 @@ async fn run_split(
     if let Some(nonce) = &nonce {
         outbox.push(protocol::challenge(nonce).into());
     }
+    let shared = state.clone();
     let mut session = Session {
         nonce,
         guard,
@@ -106,72 +96,65 @@ async fn run_split(
         peer: None,
         received: 0,
         read_at: std::time::Instant::now(),
-        peer_label: None,
         client_closed: false,
     };
-
-    let shared = session.state.clone();
     // Listed so a shutdown closes it through its switch, like any other close.
     let entered = shared
         .open_sessions
         .enter(session.connection, &session.outbox);
-    // A close requested from elsewhere (slow receiver, replaced, evicted, shutdown) wakes the
-    // writer, which returns.
-    tokio::select! {
-        () = session.read_loop(&mut stream) => {}
-        () = write_loop(&mut sink, &outgoing, &mut queue, &shared, &sent) => {}
-    }
-    drop(entered);
+    async move {
+        shared.metrics.connections.inc();
+        shared.metrics.connections_opened.inc();
+        // A close requested from elsewhere (slow receiver, replaced, evicted, shutdown)
+        // wakes the writer, which returns.
+        tokio::select! {
+            () = session.read_loop(&mut stream) => {}
+            () = write_loop(&mut sink, &outgoing, &mut queue, &shared, &sent) => {}
+        }
+        drop(entered);
 
-    if let Some(peer) = session.peer.take() {
-        session
-            .state
-            .registry
-            .leave(&session.room, &peer, session.connection)
-            .await;
-        session.peer_label = Some(peer.short(12).to_owned());
+        if let Some(peer) = &session.peer {
+            shared
+                .registry
+                .leave(&session.room, peer, session.connection)
+                .await;
+        }
+        drop(slot);
+        drop(session.waiting.take());
+        let backlog = if session.client_closed {
+            // tungstenite has answered the client's close; nothing may follow it.
+            None
+        } else {
+            Some(&mut queue)
+        };
+        // Boxed, like the join: it runs once, and would otherwise size every session's future.
+        Box::pin(say_goodbye(sink, stream, &outgoing, backlog, &shared)).await;
+        shared.metrics.connections.dec();
+        shared
+            .metrics
+            .connection_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let (close_code, close_reason) = match queue.switch().reason() {
+            Some((code, reason)) => (code.0, reason),
+            None => (0, "closed by the client"),
+        };
+        // One line per connection. Never payloads or keys; the room, chosen by clients, is a
+        // keyed hash unless --log-room-names (and then escaped by Debug formatting).
+        let room_label = shared.room_label(&session.room);
+        tracing::info!(
+            target: "rdv::connection",
+            duration_ms = started.elapsed().as_millis() as u64,
+            client = %client,
+            room = %room_label,
+            peer = %session.peer.as_ref().map_or("-", |peer| peer.short(12)),
+            close_code,
+            close_reason,
+            messages_in = session.received,
+            messages_out = sent.load(std::sync::atomic::Ordering::Relaxed),
+            "connection closed"
+        );
+        drop(client_slot);
     }
-    drop(slot);
-    drop(session.waiting.take());
-    let backlog = if session.client_closed {
-        // tungstenite has answered the client's close; nothing may follow it.
-        None
-    } else {
-        Some(&mut queue)
-    };
-    // Boxed, like the join: it runs once, and would otherwise size every session's future.
-    Box::pin(say_goodbye(
-        sink,
-        stream,
-        &outgoing,
-        backlog,
-        &session.state,
-    ))
-    .await;
-    metrics.connections.dec();
-    metrics
-        .connection_seconds
-        .observe(started.elapsed().as_secs_f64());
-    let (close_code, close_reason) = match queue.switch().reason() {
-        Some((code, reason)) => (code.0, reason),
-        None => (0, "closed by the client"),
-    };
-    // One line per connection. Never payloads or keys; the room, chosen by clients, is a
-    // keyed hash unless --log-room-names (and then escaped by Debug formatting).
-    let room_label = session.state.room_label(&session.room);
-    tracing::info!(
-        target: "rdv::connection",
-        duration_ms = started.elapsed().as_millis() as u64,
-        client = %client,
-        room = %room_label,
-        peer = %session.peer_label.as_deref().unwrap_or("-"),
-        close_code,
-        close_reason,
-        messages_in = session.received,
-        messages_out = sent.load(std::sync::atomic::Ordering::Relaxed),
-        "connection closed"
-    );
-    drop(client_slot);
 }
 
 async fn say_goodbye(
@@ -225,38 +208,43 @@ async fn say_goodbye(
     .await;
 }
 
-async fn write_loop(
-    sink: &mut SplitSink<Socket, Message>,
-    outgoing: &SharedOutgoing,
-    queue: &mut OutboxReceiver,
-    state: &ServerState,
-    sent: &std::sync::atomic::AtomicU64,
-) {
-    loop {
-        // Taken apart before any await, so no message is held across one.
-        let batch = match queue.recv().await {
-            Next::Close => return,
-            Next::Ping => None,
-            Next::Message(first) => Some(queue_batch(first, queue, outgoing)),
-        };
-        let Some(batch) = batch else {
-            if sink.feed(Message::Ping(Default::default())).await.is_err()
-                || !flush_unless_closing(sink, queue).await
-            {
+/// Writes queued messages and pings until the connection closes. A plain function returning
+/// its future, like `read_loop`: an `async fn` would store each argument twice.
+#[expect(clippy::manual_async_fn, reason = "an async fn stores its arguments twice")]
+fn write_loop<'a>(
+    sink: &'a mut SplitSink<Socket, Message>,
+    outgoing: &'a SharedOutgoing,
+    queue: &'a mut OutboxReceiver,
+    state: &'a ServerState,
+    sent: &'a std::sync::atomic::AtomicU64,
+) -> impl Future<Output = ()> + Send + 'a {
+    async move {
+        loop {
+            // Taken apart before any await, so no message is held across one.
+            let batch = match queue.recv().await {
+                Next::Close => return,
+                Next::Ping => None,
+                Next::Message(first) => Some(queue_batch(first, queue, outgoing)),
+            };
+            let Some(batch) = batch else {
+                if sink.feed(Message::Ping(Default::default())).await.is_err()
+                    || !flush_unless_closing(sink, queue).await
+                {
+                    return;
+                }
+                continue;
+            };
+            sent.fetch_add(batch.messages, std::sync::atomic::Ordering::Relaxed);
+            state.metrics.bytes_sent.inc_by(batch.bytes as u64);
+            if !flush_unless_closing(sink, queue).await {
                 return;
             }
-            continue;
-        };
-        sent.fetch_add(batch.messages, std::sync::atomic::Ordering::Relaxed);
-        state.metrics.bytes_sent.inc_by(batch.bytes as u64);
-        if !flush_unless_closing(sink, queue).await {
-            return;
-        }
-        if let Some(read) = batch.oldest_read {
-            state
-                .metrics
-                .relay_seconds
-                .observe(read.elapsed().as_secs_f64());
+            if let Some(read) = batch.oldest_read {
+                state
+                    .metrics
+                    .relay_seconds
+                    .observe(read.elapsed().as_secs_f64());
+            }
         }
     }
 }
@@ -326,106 +314,115 @@ struct Session {
     received: u64,
     /// When the message being handled was read, for the relay-time histogram.
     read_at: std::time::Instant,
-    /// The peer ID's prefix once it has left, for the connection log.
-    peer_label: Option<String>,
     /// The client sent its close frame (or its stream ended): the session writes no more.
     client_closed: bool,
 }
 
 impl Session {
     /// Reads until the client leaves, a timer fires, or the connection is asked to close.
-    async fn read_loop(&mut self, stream: &mut SplitStream<Socket>) {
-        let config = &self.state.config;
-        // Fresh TURN credentials at 80 % of their life, counted from registration.
-        let refresh_every = self.state.ice.as_ref().and_then(|ice| ice.refresh_after());
-        let mut deadlines = Deadlines::new(
-            Instant::now(),
-            config.register_timeout,
-            config.ping_interval,
-            refresh_every,
-        );
-        // Frames only stamp `last_seen`; the one timer is re-armed when it fires, not per
-        // frame, which keeps the timer wheel off the relay path.
-        let mut last_seen = Instant::now();
-        let timer = sleep_until(deadlines.next(last_seen));
-        tokio::pin!(timer);
-        loop {
-            // Scoped so that nothing from the frame outlives it: the join below is awaited
-            // with only its boxed future held, which keeps this loop's future small.
-            let member = {
-                // Eviction (too many unregistered connections) closes the session's switch.
-                let frame = tokio::select! {
-                    frame = stream.next() => frame,
-                    () = &mut timer => {
-                        match deadlines.fire(Instant::now(), last_seen) {
-                            Err(reason) => return self.close(CloseCode::POLICY, reason),
-                            Ok(chores) => {
-                                if chores.ping {
-                                    self.outbox.request_ping();
-                                }
-                                if chores.refresh {
-                                    self.refresh_ice_servers();
+    #[expect(clippy::manual_async_fn, reason = "an async fn stores its arguments twice")]
+    fn read_loop<'a>(
+        &'a mut self,
+        stream: &'a mut SplitStream<Socket>,
+    ) -> impl Future<Output = ()> + Send + 'a {
+        async move {
+            let mut deadlines = Deadlines::new(
+                Instant::now(),
+                self.state.config.register_timeout,
+                self.state.config.ping_interval,
+            );
+            // Frames only stamp `last_seen`; the one timer is re-armed when it fires, not per
+            // frame, which keeps the timer wheel off the relay path.
+            let mut last_seen = Instant::now();
+            let timer = sleep_until(deadlines.next(last_seen, self.intervals()));
+            tokio::pin!(timer);
+            loop {
+                // Scoped so that nothing from the frame outlives it, not even the member: the join
+                // below is awaited with only its boxed future held, which keeps this loop's
+                // future small. Reading waits for the join: what the client sends next must find
+                // it registered. Boxed: a join happens once, and its future would otherwise be
+                // part of every connection's for its whole life.
+                let join = {
+                    // Eviction (too many unregistered connections) closes the session's switch.
+                    let frame = tokio::select! {
+                        frame = stream.next() => frame,
+                        () = &mut timer => {
+                            match deadlines.fire(Instant::now(), last_seen, self.intervals()) {
+                                Err(reason) => return self.close(CloseCode::POLICY, reason),
+                                Ok(chores) => {
+                                    if chores.ping {
+                                        self.outbox.request_ping();
+                                    }
+                                    if chores.refresh {
+                                        self.refresh_ice_servers();
+                                    }
                                 }
                             }
+                            timer.as_mut().reset(deadlines.next(last_seen, self.intervals()));
+                            continue;
                         }
-                        timer.as_mut().reset(deadlines.next(last_seen));
-                        continue;
-                    }
-                };
-                // Any frame, pongs included, is a sign of life.
-                last_seen = Instant::now();
-                let message = match frame {
-                    None => {
-                        self.client_closed = true;
-                        return;
-                    }
-                    Some(Ok(message)) => message,
-                    Some(Err(error)) => {
-                        if let Some((code, reason)) = close_for(&error) {
-                            self.close(code, reason);
+                    };
+                    // Any frame, pongs included, is a sign of life.
+                    last_seen = Instant::now();
+                    let message = match frame {
+                        None => {
+                            self.client_closed = true;
+                            return;
                         }
-                        return;
-                    }
-                };
-                match message {
-                    Message::Text(text) => {
-                        self.received += 1;
-                        self.read_at = last_seen.into_std();
-                        self.state.metrics.bytes_received.inc_by(text.len() as u64);
-                        if self.admit() {
-                            self.handle_text(&text)
-                        } else {
+                        Some(Ok(message)) => message,
+                        Some(Err(error)) => {
+                            if let Some((code, reason)) = close_for(&error) {
+                                self.close(code, reason);
+                            }
+                            return;
+                        }
+                    };
+                    match message {
+                        Message::Text(text) => {
+                            self.received += 1;
+                            self.read_at = last_seen.into_std();
+                            self.state.metrics.bytes_received.inc_by(text.len() as u64);
+                            if self.admit() {
+                                self.handle_text(&text)
+                                    .map(|member| Box::pin(self.join(member)))
+                            } else {
+                                None
+                            }
+                        }
+                        Message::Binary(bytes) => {
+                            self.received += 1;
+                            self.state.metrics.bytes_received.inc_by(bytes.len() as u64);
+                            if self.admit() {
+                                self.send_error(ErrorCode::BinaryUnsupported.into());
+                            }
                             None
                         }
-                    }
-                    Message::Binary(bytes) => {
-                        self.received += 1;
-                        self.state.metrics.bytes_received.inc_by(bytes.len() as u64);
-                        if self.admit() {
-                            self.send_error(ErrorCode::BinaryUnsupported.into());
+                        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => None,
+                        Message::Close(_) => {
+                            self.client_closed = true;
+                            return;
                         }
-                        None
                     }
-                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => None,
-                    Message::Close(_) => {
-                        self.client_closed = true;
-                        return;
-                    }
+                };
+                // Taken whole, so no borrow of the session outlives the join.
+                let joined = OptionFuture::from(join).await.is_some();
+                if joined && self.peer.is_some() {
+                    let intervals = self.intervals();
+                    deadlines.registered(Instant::now(), intervals);
+                    timer.as_mut().reset(deadlines.next(last_seen, intervals));
                 }
-            };
-            // Reading waits for the join: what the client sends next must find it
-            // registered. Boxed: a join happens once, and its future would otherwise be part
-            // of every connection's for its whole life.
-            if let Some(member) = member {
-                Box::pin(self.join(member)).await;
-                if self.peer.is_some() {
-                    deadlines.registered(Instant::now());
-                    timer.as_mut().reset(deadlines.next(last_seen));
+                if self.outbox.switch().is_closing() {
+                    return;
                 }
             }
-            if self.outbox.switch().is_closing() {
-                return;
-            }
+        }
+    }
+
+    fn intervals(&self) -> Intervals {
+        Intervals {
+            ping_every: self.state.config.ping_interval,
+            // Fresh TURN credentials at 80 % of their life, counted from registration.
+            refresh_every: self.state.ice.as_ref().and_then(|ice| ice.refresh_after()),
         }
     }
 
