@@ -59,7 +59,8 @@ fn random_seed() -> u64 {
     u64::from_le_bytes(bytes)
 }
 
-/// Hands freed memory back to the system once many connections have gone (see `memory`).
+/// Hands freed memory back to the system once many connections have come or gone (see
+/// `memory`).
 async fn trim_after_bursts(state: Arc<ServerState>) {
     let mut policy = memory::TrimPolicy::new(100);
     let mut every = tokio::time::interval(memory::CHECK_EVERY);
