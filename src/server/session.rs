@@ -210,7 +210,10 @@ async fn say_goodbye(
 
 /// Writes queued messages and pings until the connection closes. A plain function returning
 /// its future, like `read_loop`: an `async fn` would store each argument twice.
-#[expect(clippy::manual_async_fn, reason = "an async fn stores its arguments twice")]
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn stores its arguments twice"
+)]
 fn write_loop<'a>(
     sink: &'a mut SplitSink<Socket, Message>,
     outgoing: &'a SharedOutgoing,
@@ -320,7 +323,10 @@ struct Session {
 
 impl Session {
     /// Reads until the client leaves, a timer fires, or the connection is asked to close.
-    #[expect(clippy::manual_async_fn, reason = "an async fn stores its arguments twice")]
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn stores its arguments twice"
+    )]
     fn read_loop<'a>(
         &'a mut self,
         stream: &'a mut SplitStream<Socket>,
