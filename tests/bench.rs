@@ -135,6 +135,7 @@ fn join_fanout_and_churn_count_what_happened() {
         &pid,
     ]);
     assert_eq!(join["failures"], 0);
+    assert_eq!(join["first_failure"], Value::Null);
     assert_eq!(join["register_to_welcome"]["samples"], 60);
     assert!(
         join["memory"]["after_bytes"].as_u64().unwrap() > 0,
@@ -158,8 +159,19 @@ fn join_fanout_and_churn_count_what_happened() {
         &pid,
     ]);
     assert_eq!(churn["failures"], 0);
+    assert_eq!(churn["first_failure"], Value::Null);
     assert!(churn["cycles"].as_u64().unwrap() > 10);
     assert!(churn["rss_ratio"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn failed_joins_are_counted_and_the_first_says_why() {
+    let server = Server::start(&["--max-peers-per-room", "3"]);
+    let url = format!("ws://{}", server.addr);
+    let join = bench(&["join", &url, "--peers", "5", "--rooms", "1"]);
+    assert_eq!(join["failures"], 2);
+    assert_eq!(join["register_to_welcome"]["samples"], 3);
+    assert_eq!(join["first_failure"], "server error: room-full");
 }
 
 /// `rdv bench floor` on an ephemeral port, killed on drop.

@@ -197,6 +197,14 @@ fn progress(json: bool, length: u64, unit: &str) -> indicatif::ProgressBar {
     bar
 }
 
+/// `; the first: …` after a failure count, when anything failed.
+fn first_failure_text(first: &Option<String>) -> String {
+    first
+        .as_deref()
+        .map(|error| format!("; the first: {error}"))
+        .unwrap_or_default()
+}
+
 fn print<T: Serialize>(
     json: bool,
     report: &T,
@@ -329,13 +337,14 @@ async fn scenario(scenario: &Scenario) -> Result<(), String> {
             bar.finish_and_clear();
             print(common.json, &report, |r| {
                 format!(
-                    "join: {} peers over {} rooms, {} at once: {:.0} joins/s ({} failed)\n\
+                    "join: {} peers over {} rooms, {} at once: {:.0} joins/s ({} failed{})\n\
                      register->welcome p50 {:.2} ms  p99 {:.2} ms\n{}{}generator CPU {:.1} s\n",
                     r.peers,
                     r.rooms,
                     r.concurrency,
                     r.joins_per_sec,
                     r.failures,
+                    first_failure_text(&r.first_failure),
                     r.register_to_welcome.p50_ms,
                     r.register_to_welcome.p99_ms,
                     memory_text("joined", &r.memory),
@@ -400,8 +409,13 @@ async fn scenario(scenario: &Scenario) -> Result<(), String> {
                     _ => String::new(),
                 };
                 format!(
-                    "churn: {} cycles in {:.0} s: {:.0} cycles/s ({} failed)\n{memory}generator CPU {:.1} s\n",
-                    r.cycles, r.seconds, r.cycles_per_sec, r.failures, r.generator_cpu_s
+                    "churn: {} cycles in {:.0} s: {:.0} cycles/s ({} failed{})\n{memory}generator CPU {:.1} s\n",
+                    r.cycles,
+                    r.seconds,
+                    r.cycles_per_sec,
+                    r.failures,
+                    first_failure_text(&r.first_failure),
+                    r.generator_cpu_s
                 )
             })
         }

@@ -73,6 +73,8 @@ pub struct JoinReport {
     pub joins_per_sec: f64,
     pub register_to_welcome: LatencySummary,
     pub failures: u64,
+    /// Why the first failed join failed, so a run with failures says why.
+    pub first_failure: Option<String>,
     pub memory: Option<MemorySample>,
     pub memory_after_hold: Option<MemorySample>,
     pub generator_cpu_s: f64,
@@ -141,6 +143,7 @@ pub async fn join(
     let mut latencies = Latencies::default();
     let mut holders = Holders::new();
     let mut failures = 0;
+    let mut first_failure = None;
     for attempt in attempts {
         match attempt.await.map_err(|e| e.to_string())? {
             Ok((ws, took)) => {
@@ -148,7 +151,10 @@ pub async fn join(
                 holders.hold(ws);
                 progress.inc(1);
             }
-            Err(_) => failures += 1,
+            Err(error) => {
+                failures += 1;
+                first_failure.get_or_insert(error);
+            }
         }
     }
     let seconds = started.elapsed().as_secs_f64();
@@ -170,6 +176,7 @@ pub async fn join(
         joins_per_sec: (peers as u64 - failures) as f64 / seconds,
         register_to_welcome: latencies.summary(),
         failures,
+        first_failure,
         memory: memory_joined,
         memory_after_hold,
         generator_cpu_s: own_cpu_time().saturating_sub(cpu_before).as_secs_f64(),
@@ -271,6 +278,8 @@ pub struct ChurnReport {
     pub cycles: u64,
     pub cycles_per_sec: f64,
     pub failures: u64,
+    /// Why the first failed cycle failed.
+    pub first_failure: Option<String>,
     /// Before the first connection: includes one-time growth (runtime slabs, map capacity).
     pub rss_cold_bytes: Option<u64>,
     /// After the warm-up: the baseline a leak would grow from.
@@ -297,6 +306,7 @@ pub async fn churn(
     let limit = Arc::new(Semaphore::new(concurrency.max(1)));
     let cycles = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(AtomicU64::new(0));
+    let first_failure = Arc::new(std::sync::OnceLock::new());
     let started = Instant::now();
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
     let mut n = 0usize;
@@ -307,6 +317,7 @@ pub async fn churn(
         }
         let permit = limit.clone().acquire_owned().await.expect("never closed");
         let (target, cycles, failures) = (target.clone(), cycles.clone(), failures.clone());
+        let first_failure = first_failure.clone();
         let key = BenchKey::new();
         n += 1;
         let room = format!("churn-{}", n % 16);
@@ -317,8 +328,9 @@ pub async fn churn(
                     let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
                     cycles.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(_) => {
+                Err(error) => {
                     failures.fetch_add(1, Ordering::Relaxed);
+                    let _ = first_failure.set(error);
                 }
             }
         });
@@ -335,6 +347,7 @@ pub async fn churn(
         cycles,
         cycles_per_sec: cycles as f64 / seconds,
         failures: failures.load(Ordering::Relaxed),
+        first_failure: first_failure.get().cloned(),
         rss_cold_bytes: rss_cold,
         rss_start_bytes: rss_start,
         rss_end_bytes: rss_end,
