@@ -174,6 +174,24 @@ fn failed_joins_are_counted_and_the_first_says_why() {
     assert_eq!(join["first_failure"], "server error: room-full");
 }
 
+#[test]
+fn source_addresses_spread_the_joins_over_loopback_addresses() {
+    // Three connections per address: eight peers from one address are refused, from four
+    // addresses (two each) they are not.
+    let join = |extra: &[&str]| {
+        // A server each, so no connection of one run still counts against the next.
+        let server = Server::start(&["--max-connections-per-ip", "3"]);
+        let url = format!("ws://{}", server.addr);
+        let mut args = vec!["join", url.as_str(), "--peers", "8", "--rooms", "2"];
+        args.extend(extra);
+        bench(&args)
+    };
+    let spread = join(&["--source-ips", "4"]);
+    assert_eq!(spread["failures"], 0, "{spread}");
+    let one = join(&[]);
+    assert_eq!(one["failures"], 5, "{one}");
+}
+
 /// `rdv bench floor` on an ephemeral port, killed on drop.
 struct Floor {
     child: std::process::Child,

@@ -69,6 +69,17 @@ impl Target {
         .map_err(|e| e.to_string())?;
         if self.source_ips > 1 && self.addr.ip().is_loopback() && self.addr.is_ipv4() {
             let source = Ipv4Addr::new(127, 0, 0, 1 + (n % self.source_ips as usize) as u8);
+            // Let connect choose the port by the whole 4-tuple. A port picked at bind time
+            // must be free on the source address for any destination: after a few runs, tens
+            // of thousands of TIME_WAIT sockets made that search slow (joins fell to a few
+            // hundred a second) and then fail.
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            nix::sys::socket::setsockopt(
+                &socket,
+                nix::sys::socket::sockopt::IpBindAddressNoPort,
+                &true,
+            )
+            .map_err(|e| format!("IP_BIND_ADDRESS_NO_PORT: {e}"))?;
             socket
                 .bind(SocketAddr::new(IpAddr::V4(source), 0))
                 .map_err(|e| format!("bind {source}: {e}"))?;
