@@ -343,17 +343,18 @@ impl Session {
             let timer = sleep_until(deadlines.next(last_seen, self.intervals()));
             tokio::pin!(timer);
             loop {
-                // Scoped so that nothing from the frame outlives it, not even the member: the join
-                // below is awaited with only its boxed future held, which keeps this loop's
-                // future small. Reading waits for the join: what the client sends next must find
-                // it registered. Boxed: a join happens once, and its future would otherwise be
-                // part of every connection's for its whole life.
+                // Scoped so that nothing from the frame outlives it, not even the member: the
+                // join below is awaited with only its boxed future held, which keeps this
+                // loop's future small. Reading waits for the join: what the client sends next
+                // must find it registered. Boxed: a join happens once, and its future would
+                // otherwise be part of every connection's for its whole life.
                 let join = {
                     // Eviction (too many unregistered connections) closes the session's switch.
                     let frame = tokio::select! {
                         frame = stream.next() => frame,
                         () = &mut timer => {
-                            match deadlines.fire(Instant::now(), last_seen, self.intervals()) {
+                            let intervals = self.intervals();
+                            match deadlines.fire(Instant::now(), last_seen, intervals) {
                                 Err(reason) => return self.close(CloseCode::POLICY, reason),
                                 Ok(chores) => {
                                     if chores.ping {
@@ -364,7 +365,7 @@ impl Session {
                                     }
                                 }
                             }
-                            timer.as_mut().reset(deadlines.next(last_seen, self.intervals()));
+                            timer.as_mut().reset(deadlines.next(last_seen, intervals));
                             continue;
                         }
                     };

@@ -295,6 +295,7 @@ mod tests {
         }
         assert_eq!(got, b"hello");
     }
+
     #[tokio::test]
     async fn control_frames_for_a_client_that_does_not_read_stop_at_the_backlog() {
         let (mut transport, client) = pair(b"").await;
