@@ -107,7 +107,7 @@ impl Target {
         ws.send(Message::text(key.register.clone()))
             .await
             .map_err(|e| e.to_string())?;
-        wait_for(&mut ws, "welcome").await?;
+        wait_for_welcome(&mut ws).await?;
         Ok(ws)
     }
 }
@@ -123,18 +123,24 @@ impl Target {
     }
 }
 
-/// Reads until a message of `kind` (anything else in between is skipped).
-pub async fn wait_for(ws: &mut Ws, kind: &str) -> Result<Value, String> {
+/// Reads until `welcome` (anything else in between is skipped). A message that starts the way
+/// rdv writes a `welcome` is taken unparsed: the generator shares the cores with the server,
+/// and parsing a big room's member list would be its cost, not the server's. Anything else is
+/// parsed, since another server may order the members differently.
+pub async fn wait_for_welcome(ws: &mut Ws) -> Result<(), String> {
     while let Some(message) = ws.next().await {
         let Message::Text(text) = message.map_err(|e| e.to_string())? else {
             continue;
         };
+        if text.starts_with(r#"{"type":"welcome""#) {
+            return Ok(());
+        }
         let value: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
         match ServerMessage::parse(&value) {
-            _ if value["type"] == kind => return Ok(value),
+            _ if value["type"] == "welcome" => return Ok(()),
             Some(ServerMessage::Error { code, .. }) => return Err(format!("server error: {code}")),
             _ => {}
         }
     }
-    Err(format!("the connection closed before {kind}"))
+    Err("the connection closed before welcome".into())
 }
