@@ -437,7 +437,7 @@ _rdv() {
             return 0
             ;;
         rdv__subcmd__bench__subcmd__join)
-            opts="-h -V --json --source-ips --threads --other-instance --peers --rooms --concurrency --server-pid --hold --floor --color --help --version"
+            opts="-h -V --json --source-ips --threads --other-instance --peers --rooms --concurrency --server-pid --hold --floor --floor-presence --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -187,6 +187,7 @@ set edit:completion:arg-completer[rdv] = {|@words|
             cand --color 'When to use colour in output meant for people'
             cand --json 'Print one JSON object instead of text'
             cand --floor 'Join the raw floor instead (connect, upgrade, wait for its `ready`): the least a join can cost on this stack and machine, to read rdv''s joins/s against'
+            cand --floor-presence 'With --floor: the floor keeps the rooms too, answers with the members and tells each member of every arrival and departure. The writes presence costs, without rdv''s parsing and checks, to read rdv''s joins/s in rooms of more than one against'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'

@@ -188,6 +188,7 @@ always\t''
 never\t''"
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from join" -l json -d 'Print one JSON object instead of text'
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from join" -l floor -d 'Join the raw floor instead (connect, upgrade, wait for its `ready`): the least a join can cost on this stack and machine, to read rdv\'s joins/s against'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from join" -l floor-presence -d 'With --floor: the floor keeps the rooms too, answers with the members and tells each member of every arrival and departure. The writes presence costs, without rdv\'s parsing and checks, to read rdv\'s joins/s in rooms of more than one against'
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from join" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from join" -s V -l version -d 'Print version'
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from fanout" -l source-ips -d 'Spread connections over 127.0.0.1..=127.0.0.N when ephemeral ports run short' -r

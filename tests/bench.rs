@@ -245,6 +245,51 @@ fn the_floor_relays_and_joins_like_rdv() {
     assert_eq!(relay["out_of_order"], 0);
 
     let join = bench(&["join", &floor.url, "--floor", "--peers", "40"]);
+    assert_eq!(join["wire"], "floor");
     assert_eq!(join["failures"], 0);
     assert_eq!(join["register_to_welcome"]["samples"], 40);
+
+    let presence = bench(&[
+        "join",
+        &floor.url,
+        "--floor",
+        "--floor-presence",
+        "--peers",
+        "40",
+        "--rooms",
+        "4",
+    ]);
+    assert_eq!(presence["wire"], "floor-presence");
+    assert_eq!(presence["failures"], 0);
+    assert_eq!(presence["register_to_welcome"]["samples"], 40);
+}
+
+/// The presence floor does the writes of rdv's presence: the members to a newcomer once it has
+/// sent its first frame, each arrival and departure to the others, and nothing across rooms.
+#[tokio::test]
+async fn the_presence_floor_announces_arrivals_and_departures_within_a_room() {
+    use common::{Client, Received};
+    let floor = Floor::start();
+    let text = |received: Received| match received {
+        Received::Text(text) => text,
+        other => panic!("expected text, got {other:?}"),
+    };
+    let mut a = Client::connect(&format!("{}/floor/one/a", floor.url)).await;
+    a.send_text("hello from a").await;
+    assert_eq!(text(a.recv().await), "ready");
+    let mut elsewhere = Client::connect(&format!("{}/floor/two/c", floor.url)).await;
+    elsewhere.send_text("hello from c").await;
+    assert_eq!(text(elsewhere.recv().await), "ready");
+
+    let mut b = Client::connect(&format!("{}/floor/one/b", floor.url)).await;
+    b.send_text("hello from b").await;
+    assert_eq!(text(b.recv().await), "ready\na|hello from a");
+    assert_eq!(text(a.recv().await), "joined|b|hello from b");
+
+    drop(b);
+    assert_eq!(text(a.recv().await), "left|b");
+    let quiet = elsewhere
+        .recv_within(std::time::Duration::from_millis(300))
+        .await;
+    assert!(quiet.is_none(), "another room heard {quiet:?}");
 }

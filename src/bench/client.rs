@@ -116,10 +116,34 @@ impl Target {
     /// Connects to the raw floor as `id` and waits for its `ready`: the connection is routable.
     pub async fn join_floor(&self, id: &str, n: usize) -> Result<Ws, String> {
         let mut ws = self.connect(&format!("/floor/{id}"), n).await?;
-        match tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await {
-            Ok(Some(Ok(Message::Text(text)))) if text == "ready" => Ok(ws),
-            other => Err(format!("the floor did not say ready: {other:?}")),
-        }
+        wait_for_ready(&mut ws).await?;
+        Ok(ws)
+    }
+
+    /// Joins the floor's presence room `room` as `key` (sending its `register` unparsed) and
+    /// waits for `ready`: the writes of an rdv join, without its parsing and checks.
+    pub async fn join_floor_room(
+        &self,
+        room: &str,
+        key: &BenchKey,
+        n: usize,
+    ) -> Result<Ws, String> {
+        let mut ws = self
+            .connect(&format!("/floor/{room}/{}", key.id), n)
+            .await?;
+        ws.send(Message::text(key.register.clone()))
+            .await
+            .map_err(|e| e.to_string())?;
+        wait_for_ready(&mut ws).await?;
+        Ok(ws)
+    }
+}
+
+/// Waits for the floor's `ready` (followed by the members, in a presence room).
+async fn wait_for_ready(ws: &mut Ws) -> Result<(), String> {
+    match tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await {
+        Ok(Some(Ok(Message::Text(text)))) if text.split('\n').next() == Some("ready") => Ok(()),
+        other => Err(format!("the floor did not say ready: {other:?}")),
     }
 }
 

@@ -337,8 +337,9 @@ async fn scenario(scenario: &Scenario) -> Result<(), String> {
             bar.finish_and_clear();
             print(common.json, &report, |r| {
                 format!(
-                    "join: {} peers over {} rooms, {} at once: {:.0} joins/s ({} failed{})\n\
+                    "join ({}): {} peers over {} rooms, {} at once: {:.0} joins/s ({} failed{})\n\
                      register->welcome p50 {:.2} ms  p99 {:.2} ms\n{}{}generator CPU {:.1} s\n",
+                    r.wire.as_str(),
                     r.peers,
                     r.rooms,
                     r.concurrency,

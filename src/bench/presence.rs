@@ -64,8 +64,31 @@ impl Holders {
     }
 }
 
+/// What a join run joined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JoinWire {
+    /// `rdv serve` (or any server speaking the protocol).
+    Rdv,
+    /// The raw floor, announcing nobody.
+    Floor,
+    /// The raw floor with its presence rooms (`--floor-presence`).
+    FloorPresence,
+}
+
+impl JoinWire {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rdv => "rdv",
+            Self::Floor => "floor",
+            Self::FloorPresence => "floor-presence",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct JoinReport {
+    pub wire: JoinWire,
     pub peers: usize,
     pub rooms: usize,
     pub concurrency: usize,
@@ -99,6 +122,11 @@ pub struct JoinOptions {
     /// join can cost on this stack and machine, to read rdv's joins/s against.
     #[arg(long)]
     pub floor: bool,
+    /// With --floor: the floor keeps the rooms too, answers with the members and tells each
+    /// member of every arrival and departure. The writes presence costs, without rdv's
+    /// parsing and checks, to read rdv's joins/s in rooms of more than one against.
+    #[arg(long, requires = "floor")]
+    pub floor_presence: bool,
 }
 
 /// Joins `options.peers`; with `other`, every other one joins through that instance.
@@ -115,7 +143,13 @@ pub async fn join(
         server_pid,
         hold,
         floor,
+        floor_presence,
     } = options;
+    let wire = match (floor, floor_presence) {
+        (true, true) => JoinWire::FloorPresence,
+        (true, false) => JoinWire::Floor,
+        (false, _) => JoinWire::Rdv,
+    };
     let keys: Vec<BenchKey> = (0..peers).map(|_| BenchKey::new()).collect();
     let before = server_pid.and_then(rss_bytes);
     let cpu_before = own_cpu_time();
@@ -132,10 +166,10 @@ pub async fn join(
         attempts.push(tokio::spawn(async move {
             let _permit = permit;
             let start = Instant::now();
-            let joined = if floor {
-                target.join_floor(&format!("j{n}"), n).await
-            } else {
-                target.join(&room, &key, n).await
+            let joined = match wire {
+                JoinWire::FloorPresence => target.join_floor_room(&room, &key, n).await,
+                JoinWire::Floor => target.join_floor(&format!("j{n}"), n).await,
+                JoinWire::Rdv => target.join(&room, &key, n).await,
             };
             joined.map(|ws| (ws, start.elapsed()))
         }));
@@ -169,6 +203,7 @@ pub async fn join(
     };
     holders.release().await;
     Ok(JoinReport {
+        wire,
         peers,
         rooms,
         concurrency,
