@@ -162,6 +162,7 @@ Register-ArgumentCompleter -Native -CommandName 'rdv' -ScriptBlock {
             [CompletionResult]::new('fanout', 'fanout', [CompletionResultType]::ParameterValue, 'K peers join one room in turn: peer-joined events/s and when the last join is seen')
             [CompletionResult]::new('churn', 'churn', [CompletionResultType]::ParameterValue, 'Connect/register/leave cycles at a bounded rate: cycles/s and whether memory returns')
             [CompletionResult]::new('compare', 'compare', [CompletionResultType]::ParameterValue, 'rdv serve against the raw relay floor, alternating runs; medians and ratios')
+            [CompletionResult]::new('compare-join', 'compare-join', [CompletionResultType]::ParameterValue, 'rdv serve against the raw floor, bare and with presence, for joins; medians and ratios')
             [CompletionResult]::new('floor', 'floor', [CompletionResultType]::ParameterValue, 'Run the raw relay floor server (what `compare` measures against)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -253,6 +254,21 @@ Register-ArgumentCompleter -Native -CommandName 'rdv' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'rdv;bench;compare-join' {
+            [CompletionResult]::new('--peers', '--peers', [CompletionResultType]::ParameterName, 'peers')
+            [CompletionResult]::new('--rooms', '--rooms', [CompletionResultType]::ParameterName, 'Rooms the peers are spread over (5000 peers in 500 rooms: rooms of 10)')
+            [CompletionResult]::new('--concurrency', '--concurrency', [CompletionResultType]::ParameterName, 'Registrations in progress at once')
+            [CompletionResult]::new('--runs', '--runs', [CompletionResultType]::ParameterName, 'Runs of each (the median is reported)')
+            [CompletionResult]::new('--source-ips', '--source-ips', [CompletionResultType]::ParameterName, 'Spread connections over 127.0.0.1..=127.0.0.N: every run''s sockets linger in TIME_WAIT, and one address has ports for about 28,000 of them')
+            [CompletionResult]::new('--read-buffer', '--read-buffer', [CompletionResultType]::ParameterName, 'Read buffer of both servers (rdv serve''s --read-buffer)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour in output meant for people')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'json')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'rdv;bench;floor' {
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'listen')
             [CompletionResult]::new('--read-buffer', '--read-buffer', [CompletionResultType]::ParameterName, 'read-buffer')
@@ -269,6 +285,7 @@ Register-ArgumentCompleter -Native -CommandName 'rdv' -ScriptBlock {
             [CompletionResult]::new('fanout', 'fanout', [CompletionResultType]::ParameterValue, 'K peers join one room in turn: peer-joined events/s and when the last join is seen')
             [CompletionResult]::new('churn', 'churn', [CompletionResultType]::ParameterValue, 'Connect/register/leave cycles at a bounded rate: cycles/s and whether memory returns')
             [CompletionResult]::new('compare', 'compare', [CompletionResultType]::ParameterValue, 'rdv serve against the raw relay floor, alternating runs; medians and ratios')
+            [CompletionResult]::new('compare-join', 'compare-join', [CompletionResultType]::ParameterValue, 'rdv serve against the raw floor, bare and with presence, for joins; medians and ratios')
             [CompletionResult]::new('floor', 'floor', [CompletionResultType]::ParameterValue, 'Run the raw relay floor server (what `compare` measures against)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -286,6 +303,9 @@ Register-ArgumentCompleter -Native -CommandName 'rdv' -ScriptBlock {
             break
         }
         'rdv;bench;help;compare' {
+            break
+        }
+        'rdv;bench;help;compare-join' {
             break
         }
         'rdv;bench;help;floor' {
@@ -330,6 +350,7 @@ Register-ArgumentCompleter -Native -CommandName 'rdv' -ScriptBlock {
             [CompletionResult]::new('fanout', 'fanout', [CompletionResultType]::ParameterValue, 'K peers join one room in turn: peer-joined events/s and when the last join is seen')
             [CompletionResult]::new('churn', 'churn', [CompletionResultType]::ParameterValue, 'Connect/register/leave cycles at a bounded rate: cycles/s and whether memory returns')
             [CompletionResult]::new('compare', 'compare', [CompletionResultType]::ParameterValue, 'rdv serve against the raw relay floor, alternating runs; medians and ratios')
+            [CompletionResult]::new('compare-join', 'compare-join', [CompletionResultType]::ParameterValue, 'rdv serve against the raw floor, bare and with presence, for joins; medians and ratios')
             [CompletionResult]::new('floor', 'floor', [CompletionResultType]::ParameterValue, 'Run the raw relay floor server (what `compare` measures against)')
             break
         }
@@ -346,6 +367,9 @@ Register-ArgumentCompleter -Native -CommandName 'rdv' -ScriptBlock {
             break
         }
         'rdv;help;bench;compare' {
+            break
+        }
+        'rdv;help;bench;compare-join' {
             break
         }
         'rdv;help;bench;floor' {

@@ -43,6 +43,9 @@ _rdv() {
             rdv__subcmd__bench,compare)
                 cmd="rdv__subcmd__bench__subcmd__compare"
                 ;;
+            rdv__subcmd__bench,compare-join)
+                cmd="rdv__subcmd__bench__subcmd__compare__subcmd__join"
+                ;;
             rdv__subcmd__bench,fanout)
                 cmd="rdv__subcmd__bench__subcmd__fanout"
                 ;;
@@ -63,6 +66,9 @@ _rdv() {
                 ;;
             rdv__subcmd__bench__subcmd__help,compare)
                 cmd="rdv__subcmd__bench__subcmd__help__subcmd__compare"
+                ;;
+            rdv__subcmd__bench__subcmd__help,compare-join)
+                cmd="rdv__subcmd__bench__subcmd__help__subcmd__compare__subcmd__join"
                 ;;
             rdv__subcmd__bench__subcmd__help,fanout)
                 cmd="rdv__subcmd__bench__subcmd__help__subcmd__fanout"
@@ -106,6 +112,9 @@ _rdv() {
             rdv__subcmd__help__subcmd__bench,compare)
                 cmd="rdv__subcmd__help__subcmd__bench__subcmd__compare"
                 ;;
+            rdv__subcmd__help__subcmd__bench,compare-join)
+                cmd="rdv__subcmd__help__subcmd__bench__subcmd__compare__subcmd__join"
+                ;;
             rdv__subcmd__help__subcmd__bench,fanout)
                 cmd="rdv__subcmd__help__subcmd__bench__subcmd__fanout"
                 ;;
@@ -143,7 +152,7 @@ _rdv() {
             return 0
             ;;
         rdv__subcmd__bench)
-            opts="-h -V --color --help --version relay join fanout churn compare floor help"
+            opts="-h -V --color --help --version relay join fanout churn compare compare-join floor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -260,6 +269,48 @@ _rdv() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        rdv__subcmd__bench__subcmd__compare__subcmd__join)
+            opts="-h -V --peers --rooms --concurrency --runs --json --source-ips --read-buffer --color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --peers)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rooms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --runs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --source-ips)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --read-buffer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         rdv__subcmd__bench__subcmd__fanout)
             opts="-h -V --json --source-ips --threads --other-instance --peers --server-pid --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -325,7 +376,7 @@ _rdv() {
             return 0
             ;;
         rdv__subcmd__bench__subcmd__help)
-            opts="relay join fanout churn compare floor help"
+            opts="relay join fanout churn compare compare-join floor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -353,6 +404,20 @@ _rdv() {
             return 0
             ;;
         rdv__subcmd__bench__subcmd__help__subcmd__compare)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rdv__subcmd__bench__subcmd__help__subcmd__compare__subcmd__join)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -603,7 +668,7 @@ _rdv() {
             return 0
             ;;
         rdv__subcmd__help__subcmd__bench)
-            opts="relay join fanout churn compare floor"
+            opts="relay join fanout churn compare compare-join floor"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -631,6 +696,20 @@ _rdv() {
             return 0
             ;;
         rdv__subcmd__help__subcmd__bench__subcmd__compare)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rdv__subcmd__help__subcmd__bench__subcmd__compare__subcmd__join)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

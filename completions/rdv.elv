@@ -154,6 +154,7 @@ set edit:completion:arg-completer[rdv] = {|@words|
             cand fanout 'K peers join one room in turn: peer-joined events/s and when the last join is seen'
             cand churn 'Connect/register/leave cycles at a bounded rate: cycles/s and whether memory returns'
             cand compare 'rdv serve against the raw relay floor, alternating runs; medians and ratios'
+            cand compare-join 'rdv serve against the raw floor, bare and with presence, for joins; medians and ratios'
             cand floor 'Run the raw relay floor server (what `compare` measures against)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -239,6 +240,20 @@ set edit:completion:arg-completer[rdv] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'rdv;bench;compare-join'= {
+            cand --peers 'peers'
+            cand --rooms 'Rooms the peers are spread over (5000 peers in 500 rooms: rooms of 10)'
+            cand --concurrency 'Registrations in progress at once'
+            cand --runs 'Runs of each (the median is reported)'
+            cand --source-ips 'Spread connections over 127.0.0.1..=127.0.0.N: every run''s sockets linger in TIME_WAIT, and one address has ports for about 28,000 of them'
+            cand --read-buffer 'Read buffer of both servers (rdv serve''s --read-buffer)'
+            cand --color 'When to use colour in output meant for people'
+            cand --json 'json'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'rdv;bench;floor'= {
             cand --listen 'listen'
             cand --read-buffer 'read-buffer'
@@ -254,6 +269,7 @@ set edit:completion:arg-completer[rdv] = {|@words|
             cand fanout 'K peers join one room in turn: peer-joined events/s and when the last join is seen'
             cand churn 'Connect/register/leave cycles at a bounded rate: cycles/s and whether memory returns'
             cand compare 'rdv serve against the raw relay floor, alternating runs; medians and ratios'
+            cand compare-join 'rdv serve against the raw floor, bare and with presence, for joins; medians and ratios'
             cand floor 'Run the raw relay floor server (what `compare` measures against)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -266,6 +282,8 @@ set edit:completion:arg-completer[rdv] = {|@words|
         &'rdv;bench;help;churn'= {
         }
         &'rdv;bench;help;compare'= {
+        }
+        &'rdv;bench;help;compare-join'= {
         }
         &'rdv;bench;help;floor'= {
         }
@@ -301,6 +319,7 @@ set edit:completion:arg-completer[rdv] = {|@words|
             cand fanout 'K peers join one room in turn: peer-joined events/s and when the last join is seen'
             cand churn 'Connect/register/leave cycles at a bounded rate: cycles/s and whether memory returns'
             cand compare 'rdv serve against the raw relay floor, alternating runs; medians and ratios'
+            cand compare-join 'rdv serve against the raw floor, bare and with presence, for joins; medians and ratios'
             cand floor 'Run the raw relay floor server (what `compare` measures against)'
         }
         &'rdv;help;bench;relay'= {
@@ -312,6 +331,8 @@ set edit:completion:arg-completer[rdv] = {|@words|
         &'rdv;help;bench;churn'= {
         }
         &'rdv;help;bench;compare'= {
+        }
+        &'rdv;help;bench;compare-join'= {
         }
         &'rdv;help;bench;floor'= {
         }

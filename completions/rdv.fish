@@ -147,18 +147,19 @@ complete -c rdv -n "__fish_rdv_using_subcommand peer" -l ice-check -d 'After the
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l no-proof -d 'Never answer a proof-of-possession challenge (to test a server\'s `required` mode)'
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -s V -l version -d 'Print version'
-complete -c rdv -n "__fish_rdv_using_subcommand bench; and not __fish_seen_subcommand_from relay join fanout churn compare floor help" -l color -d 'When to use colour in output meant for people' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and not __fish_seen_subcommand_from relay join fanout churn compare compare-join floor help" -l color -d 'When to use colour in output meant for people' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set'
 always\t''
 never\t''"
-complete -c rdv -n "__fish_rdv_using_subcommand bench; and not __fish_seen_subcommand_from relay join fanout churn compare floor help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c rdv -n "__fish_rdv_using_subcommand bench; and not __fish_seen_subcommand_from relay join fanout churn compare floor help" -s V -l version -d 'Print version'
-complete -c rdv -n "__fish_rdv_using_subcommand bench; and not __fish_seen_subcommand_from relay join fanout churn compare floor help" -f -a "relay" -d 'Pairs relaying ~1 KiB offers and answers: messages/s, one-way latency, loss'
-complete -c rdv -n "__fish_rdv_using_subcommand bench; and not __fish_seen_subcommand_from relay join fanout churn compare floor help" -f -a "join" -d 'N peers register over R rooms: joins/s, register→welcome latency, server memory'
-complete -c rdv -n "__fish_rdv_using_subcommand bench; and not __fish_seen_subcommand_from relay join fanout churn compare floor help" -f -a "fanout" -d 'K peers join one room in turn: peer-joined events/s and when the last join is seen'
-complete -c rdv -n "__fish_rdv_using_subcommand bench; and not __fish_seen_subcommand_from relay join fanout churn compare floor help" -f -a "churn" -d 'Connect/register/leave cycles at a bounded rate: cycles/s and whether memory returns'
-complete -c rdv -n "__fish_rdv_using_subcommand bench; and not __fish_seen_subcommand_from relay join fanout churn compare floor help" -f -a "compare" -d 'rdv serve against the raw relay floor, alternating runs; medians and ratios'
-complete -c rdv -n "__fish_rdv_using_subcommand bench; and not __fish_seen_subcommand_from relay join fanout churn compare floor help" -f -a "floor" -d 'Run the raw relay floor server (what `compare` measures against)'
-complete -c rdv -n "__fish_rdv_using_subcommand bench; and not __fish_seen_subcommand_from relay join fanout churn compare floor help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and not __fish_seen_subcommand_from relay join fanout churn compare compare-join floor help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and not __fish_seen_subcommand_from relay join fanout churn compare compare-join floor help" -s V -l version -d 'Print version'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and not __fish_seen_subcommand_from relay join fanout churn compare compare-join floor help" -f -a "relay" -d 'Pairs relaying ~1 KiB offers and answers: messages/s, one-way latency, loss'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and not __fish_seen_subcommand_from relay join fanout churn compare compare-join floor help" -f -a "join" -d 'N peers register over R rooms: joins/s, register→welcome latency, server memory'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and not __fish_seen_subcommand_from relay join fanout churn compare compare-join floor help" -f -a "fanout" -d 'K peers join one room in turn: peer-joined events/s and when the last join is seen'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and not __fish_seen_subcommand_from relay join fanout churn compare compare-join floor help" -f -a "churn" -d 'Connect/register/leave cycles at a bounded rate: cycles/s and whether memory returns'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and not __fish_seen_subcommand_from relay join fanout churn compare compare-join floor help" -f -a "compare" -d 'rdv serve against the raw relay floor, alternating runs; medians and ratios'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and not __fish_seen_subcommand_from relay join fanout churn compare compare-join floor help" -f -a "compare-join" -d 'rdv serve against the raw floor, bare and with presence, for joins; medians and ratios'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and not __fish_seen_subcommand_from relay join fanout churn compare compare-join floor help" -f -a "floor" -d 'Run the raw relay floor server (what `compare` measures against)'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and not __fish_seen_subcommand_from relay join fanout churn compare compare-join floor help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from relay" -l source-ips -d 'Spread connections over 127.0.0.1..=127.0.0.N when ephemeral ports run short' -r
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from relay" -l threads -d 'Generator threads (1 leaves the other cores to the server)' -r
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from relay" -l other-instance -d 'Another instance of the same cluster (`rdv serve --cluster`): the second peer of every pair (relay) and every other joiner (join) connect there, so every relay and every presence event crosses instances' -r
@@ -231,6 +232,18 @@ complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcomman
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from compare" -l json
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from compare" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from compare" -s V -l version -d 'Print version'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from compare-join" -l peers -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from compare-join" -l rooms -d 'Rooms the peers are spread over (5000 peers in 500 rooms: rooms of 10)' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from compare-join" -l concurrency -d 'Registrations in progress at once' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from compare-join" -l runs -d 'Runs of each (the median is reported)' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from compare-join" -l source-ips -d 'Spread connections over 127.0.0.1..=127.0.0.N: every run\'s sockets linger in TIME_WAIT, and one address has ports for about 28,000 of them' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from compare-join" -l read-buffer -d 'Read buffer of both servers (rdv serve\'s --read-buffer)' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from compare-join" -l color -d 'When to use colour in output meant for people' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set'
+always\t''
+never\t''"
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from compare-join" -l json
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from compare-join" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from compare-join" -s V -l version -d 'Print version'
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from floor" -l listen -r
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from floor" -l read-buffer -r
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from floor" -l color -d 'When to use colour in output meant for people' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set'
@@ -243,6 +256,7 @@ complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcomman
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from help" -f -a "fanout" -d 'K peers join one room in turn: peer-joined events/s and when the last join is seen'
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from help" -f -a "churn" -d 'Connect/register/leave cycles at a bounded rate: cycles/s and whether memory returns'
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from help" -f -a "compare" -d 'rdv serve against the raw relay floor, alternating runs; medians and ratios'
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from help" -f -a "compare-join" -d 'rdv serve against the raw floor, bare and with presence, for joins; medians and ratios'
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from help" -f -a "floor" -d 'Run the raw relay floor server (what `compare` measures against)'
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c rdv -n "__fish_rdv_using_subcommand completions" -l color -d 'When to use colour in output meant for people' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set'
@@ -262,4 +276,5 @@ complete -c rdv -n "__fish_rdv_using_subcommand help; and __fish_seen_subcommand
 complete -c rdv -n "__fish_rdv_using_subcommand help; and __fish_seen_subcommand_from bench" -f -a "fanout" -d 'K peers join one room in turn: peer-joined events/s and when the last join is seen'
 complete -c rdv -n "__fish_rdv_using_subcommand help; and __fish_seen_subcommand_from bench" -f -a "churn" -d 'Connect/register/leave cycles at a bounded rate: cycles/s and whether memory returns'
 complete -c rdv -n "__fish_rdv_using_subcommand help; and __fish_seen_subcommand_from bench" -f -a "compare" -d 'rdv serve against the raw relay floor, alternating runs; medians and ratios'
+complete -c rdv -n "__fish_rdv_using_subcommand help; and __fish_seen_subcommand_from bench" -f -a "compare-join" -d 'rdv serve against the raw floor, bare and with presence, for joins; medians and ratios'
 complete -c rdv -n "__fish_rdv_using_subcommand help; and __fish_seen_subcommand_from bench" -f -a "floor" -d 'Run the raw relay floor server (what `compare` measures against)'

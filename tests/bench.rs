@@ -119,6 +119,38 @@ fn compare_runs_both_servers_and_reports_ratios() {
 }
 
 #[test]
+fn compare_join_runs_the_three_servers_in_turn_and_reports_ratios() {
+    let report = bench(&[
+        "compare-join",
+        "--runs",
+        "2",
+        "--peers",
+        "30",
+        "--rooms",
+        "3",
+    ]);
+    let wires: Vec<&str> = report["all_runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| run["wire"].as_str().unwrap())
+        .collect();
+    let turn = ["floor", "floor-presence", "rdv"];
+    assert_eq!(wires, [turn, turn].concat());
+    for run in report["all_runs"].as_array().unwrap() {
+        assert_eq!(run["failures"], 0, "{run}");
+        assert_eq!(run["register_to_welcome"]["samples"], 30, "{run}");
+    }
+    for median in ["floor", "floor_presence", "rdv"] {
+        assert!(report[median].as_f64().unwrap() > 0.0, "{median}");
+    }
+    let ratio = report["floor_presence_ratio"].as_f64().unwrap();
+    let rdv_over_presence =
+        report["rdv"].as_f64().unwrap() / report["floor_presence"].as_f64().unwrap();
+    assert!((ratio - rdv_over_presence).abs() < 1e-9, "{report}");
+}
+
+#[test]
 fn join_fanout_and_churn_count_what_happened() {
     let server = Server::start(&["--max-peers-per-room", "100"]);
     let url = format!("ws://{}", server.addr);

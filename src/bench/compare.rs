@@ -1,5 +1,5 @@
-//! `rdv bench compare`: rdv serve and the raw relay floor on this machine, in one go,
-//! alternating runs so both see the same noise; medians and ratios, never absolutes.
+//! `rdv bench compare` and `compare-join`: rdv serve and the raw floor on this machine, in
+//! one go, alternating runs so all see the same noise; medians and ratios, never absolutes.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use serde::Serialize;
 
 use super::client::Target;
+use super::presence::{self, JoinOptions, JoinReport, JoinWire};
 use super::relay::{self, RelayOptions, RelayReport, Wire};
 use super::stats::median;
 
@@ -21,7 +22,7 @@ impl Spawned {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let mut child = Command::new(exe)
             .args(args)
-            .env("RDV_LOG", "warn")
+            .env("RDV_LOG", "error")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -80,12 +81,8 @@ fn medians(reports: &[&RelayReport]) -> Medians {
     }
 }
 
-pub async fn run(
-    runs: usize,
-    read_buffer: usize,
-    options: &RelayOptions,
-    progress: &indicatif::ProgressBar,
-) -> Result<CompareReport, String> {
+/// `rdv serve` with limits that let the load through, and the floor, with the same read buffer.
+fn start_servers(read_buffer: usize) -> Result<(Spawned, Spawned), String> {
     let read_buffer = read_buffer.to_string();
     let rdv = Spawned::start(&[
         "serve",
@@ -99,6 +96,8 @@ pub async fn run(
         "100000",
         "--max-connections",
         "100000",
+        "--max-unregistered",
+        "50000",
         "--read-buffer",
         &read_buffer,
     ])?;
@@ -110,6 +109,16 @@ pub async fn run(
         "--read-buffer",
         &read_buffer,
     ])?;
+    Ok((rdv, floor))
+}
+
+pub async fn run(
+    runs: usize,
+    read_buffer: usize,
+    options: &RelayOptions,
+    progress: &indicatif::ProgressBar,
+) -> Result<CompareReport, String> {
+    let (rdv, floor) = start_servers(read_buffer)?;
     let rdv_target = Target::parse(&format!("ws://{}", rdv.addr), 1).await?;
     let floor_target = Target::parse(&format!("ws://{}", floor.addr), 1).await?;
     let mut all_runs = Vec::new();
@@ -146,5 +155,87 @@ pub async fn run(
         rdv: rdv_medians,
         all_runs,
         rdv_server_pid: rdv.pid(),
+    })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JoinCompareReport {
+    pub runs: usize,
+    pub peers: usize,
+    pub rooms: usize,
+    /// Median joins/s of each: the bare floor, the presence floor, rdv.
+    pub floor: f64,
+    pub floor_presence: f64,
+    pub rdv: f64,
+    /// rdv's median over the bare floor's (which announces nobody).
+    pub floor_ratio: f64,
+    /// rdv's median over the presence floor's (the same presence writes, none of rdv's work).
+    pub floor_presence_ratio: f64,
+    pub all_runs: Vec<JoinReport>,
+}
+
+/// Joins `peers` over `rooms` into the bare floor, the presence floor and rdv, in turn, `runs`
+/// times. Every run's joiners leave before the next starts.
+pub async fn run_join(
+    runs: usize,
+    read_buffer: usize,
+    options: &JoinOptions,
+    source_ips: u8,
+    progress: &indicatif::ProgressBar,
+) -> Result<JoinCompareReport, String> {
+    let (rdv, floor) = start_servers(read_buffer)?;
+    let rdv_target = Target::parse(&format!("ws://{}", rdv.addr), source_ips).await?;
+    let floor_target = Target::parse(&format!("ws://{}", floor.addr), source_ips).await?;
+    let hidden = indicatif::ProgressBar::hidden();
+    let mut all_runs = Vec::new();
+    for _ in 0..runs {
+        for (wire, target) in [
+            (JoinWire::Floor, &floor_target),
+            (JoinWire::FloorPresence, &floor_target),
+            (JoinWire::Rdv, &rdv_target),
+        ] {
+            let options = JoinOptions {
+                floor: wire != JoinWire::Rdv,
+                floor_presence: wire == JoinWire::FloorPresence,
+                ..options.clone()
+            };
+            let report = presence::join(target, None, &options, &hidden).await?;
+            if report.failures > 0 {
+                return Err(format!(
+                    "{} run: {} of {} joins failed; the first: {}",
+                    wire.as_str(),
+                    report.failures,
+                    report.peers,
+                    report.first_failure.as_deref().unwrap_or("?")
+                ));
+            }
+            all_runs.push(report);
+            progress.inc(1);
+        }
+    }
+    let median_of = |wire| {
+        median(
+            &mut all_runs
+                .iter()
+                .filter(|r| r.wire == wire)
+                .map(|r| r.joins_per_sec)
+                .collect::<Vec<_>>(),
+        )
+    };
+    let (bare, with_presence, rdv_median) = (
+        median_of(JoinWire::Floor),
+        median_of(JoinWire::FloorPresence),
+        median_of(JoinWire::Rdv),
+    );
+    Ok(JoinCompareReport {
+        runs,
+        peers: options.peers,
+        rooms: options.rooms,
+        floor: bare,
+        floor_presence: with_presence,
+        rdv: rdv_median,
+        floor_ratio: rdv_median / bare,
+        floor_presence_ratio: rdv_median / with_presence,
+        all_runs,
     })
 }

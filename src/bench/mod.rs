@@ -144,6 +144,29 @@ pub enum Scenario {
         #[arg(long, value_name = "SIZE", default_value = "512B", value_parser = parse_size)]
         read_buffer: usize,
     },
+    /// rdv serve against the raw floor, bare and with presence, for joins; medians and ratios.
+    CompareJoin {
+        #[arg(long, default_value_t = 5000)]
+        peers: usize,
+        /// Rooms the peers are spread over (5000 peers in 500 rooms: rooms of 10).
+        #[arg(long, default_value_t = 500)]
+        rooms: usize,
+        /// Registrations in progress at once.
+        #[arg(long, default_value_t = 100)]
+        concurrency: usize,
+        /// Runs of each (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        #[arg(long)]
+        json: bool,
+        /// Spread connections over 127.0.0.1..=127.0.0.N: every run's sockets linger in
+        /// TIME_WAIT, and one address has ports for about 28,000 of them.
+        #[arg(long, value_name = "N", default_value_t = 4)]
+        source_ips: u8,
+        /// Read buffer of both servers (rdv serve's --read-buffer).
+        #[arg(long, value_name = "SIZE", default_value = "512B", value_parser = parse_size)]
+        read_buffer: usize,
+    },
     /// Run the raw relay floor server (what `compare` measures against).
     Floor {
         #[arg(long, default_value = "127.0.0.1:0")]
@@ -160,6 +183,7 @@ pub fn run(args: &BenchArgs) -> Exit {
         | Scenario::Fanout { common, .. }
         | Scenario::Churn { common, .. } => common.threads,
         Scenario::Compare { threads, .. } => *threads,
+        Scenario::CompareJoin { .. } => 1,
         Scenario::Floor { .. } => 2,
     };
     let runtime = if threads <= 1 {
@@ -419,6 +443,50 @@ async fn scenario(scenario: &Scenario) -> Result<(), String> {
                     r.generator_cpu_s
                 )
             })
+        }
+        Scenario::CompareJoin {
+            peers,
+            rooms,
+            concurrency,
+            runs,
+            json,
+            source_ips,
+            read_buffer,
+        } => {
+            let runs = (*runs).max(1);
+            let bar = progress(*json, (runs * 3) as u64, "runs");
+            let options = presence::JoinOptions {
+                peers: *peers,
+                rooms: *rooms,
+                concurrency: *concurrency,
+                server_pid: None,
+                hold: Duration::ZERO,
+                floor: false,
+                floor_presence: false,
+            };
+            let report = compare::run_join(runs, *read_buffer, &options, *source_ips, &bar).await?;
+            bar.finish_and_clear();
+            print(*json, &report, |r| {
+                format!(
+                    "join, {} peers over {} rooms, medians of {} runs each:\n\
+                     {:<15} {:>9.0} joins/s\n\
+                     {:<15} {:>9.0} joins/s\n\
+                     {:<15} {:>9.0} joins/s\n\
+                     rdv / floor {:.2}x, rdv / floor-presence {:.2}x\n",
+                    r.peers,
+                    r.rooms,
+                    r.runs,
+                    "floor",
+                    r.floor,
+                    "floor-presence",
+                    r.floor_presence,
+                    "rdv",
+                    r.rdv,
+                    r.floor_ratio,
+                    r.floor_presence_ratio
+                )
+            })?;
+            Ok(())
         }
         Scenario::Compare {
             shape,
