@@ -49,7 +49,11 @@ fn serve(config: server::Config, color: ColorWhen, reread: Reread) -> Result<(),
     for warning in config.warnings() {
         tracing::warn!("{warning}");
     }
-    let runtime = tokio::runtime::Runtime::new()
+    server::start_background_purging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_park(server::on_worker_park)
+        .build()
         .map_err(|e| CommandError::failure(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(async {
         let failure = |e: &dyn std::fmt::Display| CommandError::failure(e.to_string());

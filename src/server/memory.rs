@@ -1,14 +1,18 @@
 //! Handing memory back to the system after a burst of connections has come or gone.
 //!
-//! glibc's malloc keeps memory freed in its per-thread arenas for reuse; only the top of the
-//! main heap is returned by itself. After thousands of connections close, the server's RSS
-//! would stay at its peak (measured: +25 % after 150 stalled joiners left, and mimalloc did
-//! no better). A burst of *opens* leaves the same behind: each upgrade's HTTP buffers are
-//! freed once the WebSocket takes over, in between the sessions that stay (measured: about
-//! 200 bytes per idle peer after 10,000 joins). `malloc_trim` returns every free page of
-//! every arena. It walks the arenas under their locks, so it runs only when many
-//! connections have come or gone since the last time, not on a timer regardless.
+//! Allocators keep freed memory for reuse. After thousands of connections close, the
+//! server's RSS would stay at its peak (measured with glibc: +25 % after 150 stalled joiners
+//! left). A burst of *opens* leaves the same behind: each upgrade's HTTP buffers are freed
+//! once the WebSocket takes over, in between the sessions that stay (about 200 bytes per
+//! idle peer after 10,000 joins). So once many connections have come or gone, the server
+//! hands memory back in two steps: each runtime worker empties its thread cache when it
+//! next parks (objects cached per thread keep their pages resident, and only the owning
+//! thread can empty its cache), then a check later the arenas' free pages are returned.
+//! The second step walks every arena under its lock, so it runs after bursts, not on a
+//! timer regardless.
 
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// How often the connection counts are looked at.
@@ -55,14 +59,146 @@ impl TrimPolicy {
     }
 }
 
-/// Returns free heap memory to the system, where the allocator can.
+/// Bumped to ask every runtime worker to hand its allocator's thread cache back (see
+/// `on_worker_park`).
+static THREAD_CACHE_EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// Asks each runtime worker to empty its allocator's thread cache the next time it parks.
+/// Objects held in those caches keep their pages resident, and only the thread that owns a
+/// cache can empty it.
+pub fn request_thread_cache_flush() {
+    THREAD_CACHE_EPOCH.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The runtime's `on_thread_park` hook: an idle worker empties its thread cache once per
+/// request. One relaxed load per park otherwise.
+pub fn on_worker_park() {
+    flush_if_requested(|| {
+        allocator::flush_thread_cache();
+    });
+}
+
+fn flush_if_requested(flush: impl FnOnce()) {
+    thread_local! {
+        static SEEN: Cell<u64> = const { Cell::new(0) };
+    }
+    let epoch = THREAD_CACHE_EPOCH.load(Ordering::Relaxed);
+    SEEN.with(|seen| {
+        if seen.get() != epoch {
+            seen.set(epoch);
+            flush();
+        }
+    });
+}
+
+/// Lets the allocator return freed pages on its own as well, between bursts (`rdv serve`
+/// calls it once at start).
+pub fn start_background_purging() {
+    allocator::start_background_purging();
+}
+
+/// Returns free heap memory to the system, where the allocator can. Call it after the
+/// workers have had a chance to flush their caches (`request_thread_cache_flush`).
 pub fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc")))]
-    // SAFETY: malloc_trim only releases pages malloc itself holds free; it is thread-safe
-    // (it takes each arena's lock) and has no preconditions.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::malloc_trim(0);
+    allocator::release_free_pages();
+}
+
+/// jemalloc, the binary's allocator by default (the `jemalloc` feature).
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+mod allocator {
+    use std::ffi::CStr;
+
+    /// Runs a jemalloc control that takes and returns nothing; whether jemalloc ran it.
+    fn control(name: &CStr) -> bool {
+        // SAFETY: both names below are documented jemalloc controls that read and write
+        // nothing, so null buffers with zero lengths are what they expect.
+        #[allow(unsafe_code)]
+        let status = unsafe {
+            tikv_jemalloc_sys::mallctl(
+                name.as_ptr(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                0,
+            )
+        };
+        status == 0
+    }
+
+    pub fn flush_thread_cache() -> bool {
+        control(c"thread.tcache.flush")
+    }
+
+    /// Starts jemalloc's background threads, which return dirty pages after its decay time
+    /// (10 s) whether or not the arena is in use: without them a quiet server keeps what
+    /// the last burst freed after the explicit purge.
+    pub fn start_background_purging() -> bool {
+        let mut enable = true;
+        // SAFETY: `background_thread` is a documented bool control; `enable` outlives the
+        // call and the length passed is its size.
+        #[allow(unsafe_code)]
+        let status = unsafe {
+            tikv_jemalloc_sys::mallctl(
+                c"background_thread".as_ptr(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                (&raw mut enable).cast(),
+                size_of::<bool>(),
+            )
+        };
+        status == 0
+    }
+
+    /// Purges the dirty pages of every arena (4096 is `MALLCTL_ARENAS_ALL`): jemalloc
+    /// otherwise returns them over its decay time, and only while the arena is in use.
+    pub fn release_free_pages() -> bool {
+        control(c"arena.4096.purge")
+    }
+}
+
+/// glibc's malloc: `malloc_trim` returns every free page of every arena. Its per-thread
+/// cache has no flush; `GLIBC_TUNABLES=glibc.malloc.tcache_count=2` shrinks what it pins.
+#[cfg(all(
+    not(all(feature = "jemalloc", not(target_env = "msvc"))),
+    target_os = "linux",
+    target_env = "gnu"
+))]
+mod allocator {
+    pub fn flush_thread_cache() -> bool {
+        false
+    }
+
+    pub fn start_background_purging() -> bool {
+        false
+    }
+
+    pub fn release_free_pages() -> bool {
+        // SAFETY: malloc_trim only releases pages malloc itself holds free; it is
+        // thread-safe (it takes each arena's lock) and has no preconditions.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::malloc_trim(0);
+        }
+        true
+    }
+}
+
+/// Any other allocator keeps what it keeps.
+#[cfg(not(any(
+    all(feature = "jemalloc", not(target_env = "msvc")),
+    all(target_os = "linux", target_env = "gnu")
+)))]
+mod allocator {
+    pub fn flush_thread_cache() -> bool {
+        false
+    }
+
+    pub fn start_background_purging() -> bool {
+        false
+    }
+
+    pub fn release_free_pages() -> bool {
+        false
     }
 }
 
@@ -88,6 +224,35 @@ mod tests {
         let mut small = TrimPolicy::new(100);
         assert!(!small.should_trim(60, 0));
         assert!(small.should_trim(160, 0));
+    }
+
+    /// A misspelt control name would make every hand-back a silent no-op.
+    #[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+    #[test]
+    fn jemalloc_runs_both_controls() {
+        assert!(allocator::flush_thread_cache());
+        assert!(allocator::release_free_pages());
+        assert!(allocator::start_background_purging());
+    }
+
+    #[test]
+    fn a_worker_flushes_its_cache_once_per_request() {
+        thread_local! {
+            static FLUSHES: Cell<u32> = const { Cell::new(0) };
+        }
+        let park = || flush_if_requested(|| FLUSHES.with(|n| n.set(n.get() + 1)));
+        std::thread::spawn(move || {
+            park();
+            let before = FLUSHES.with(Cell::get);
+            park();
+            assert_eq!(FLUSHES.with(Cell::get), before, "no request, no flush");
+            request_thread_cache_flush();
+            park();
+            park();
+            assert_eq!(FLUSHES.with(Cell::get), before + 1);
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

@@ -41,6 +41,7 @@ use tokio_util::task::TaskTracker;
 pub use allow::AllowListError;
 pub use cluster::redact as redact_cluster_url;
 pub use config::{Config, LogFormat, ProofMode};
+pub use memory::{on_worker_park, start_background_purging};
 pub use metrics::Metrics;
 pub use rooms::{
     ConnectionId, DeliverError, Health, JoinError, LocalRegistry, Member, RoomRegistry,
@@ -64,16 +65,22 @@ fn random_seed() -> u64 {
 async fn trim_after_bursts(state: Arc<ServerState>) {
     let mut policy = memory::TrimPolicy::new(100);
     let mut every = tokio::time::interval(memory::CHECK_EVERY);
+    let mut release_due = false;
     loop {
         every.tick().await;
+        if std::mem::take(&mut release_due) {
+            // A check after the request, so idle workers have flushed their caches into the
+            // arenas first. Off the workers: it walks every arena under its lock.
+            let _ = tokio::task::spawn_blocking(memory::release_free_memory).await;
+        }
         let open = state.metrics.connections.get().max(0) as u64;
         if policy.should_trim(state.metrics.connections_opened.get(), open) {
             // Tables sized for the burst first, so the memory they free can be handed back too.
             state.registry.compact();
             state.open_sessions.compact();
             state.pending.compact();
-            // Off the runtime's worker threads: it walks every arena under its lock.
-            let _ = tokio::task::spawn_blocking(memory::release_free_memory).await;
+            memory::request_thread_cache_flush();
+            release_due = true;
         }
     }
 }
