@@ -156,13 +156,9 @@ mod allocator {
     }
 }
 
-/// glibc's malloc: `malloc_trim` returns every free page of every arena. Its per-thread
-/// cache has no flush; `GLIBC_TUNABLES=glibc.malloc.tcache_count=2` shrinks what it pins.
-#[cfg(all(
-    not(all(feature = "jemalloc", not(target_env = "msvc"))),
-    target_os = "linux",
-    target_env = "gnu"
-))]
+/// The system's allocator (`--no-default-features`): no thread cache anyone can flush, no
+/// background purging.
+#[cfg(not(all(feature = "jemalloc", not(target_env = "msvc"))))]
 mod allocator {
     pub fn flush_thread_cache() -> bool {
         false
@@ -172,6 +168,9 @@ mod allocator {
         false
     }
 
+    /// glibc's `malloc_trim` returns every free page of every arena. Its per-thread cache
+    /// has no flush; `GLIBC_TUNABLES=glibc.malloc.tcache_count=2` shrinks what it pins.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     pub fn release_free_pages() -> bool {
         // SAFETY: malloc_trim only releases pages malloc itself holds free; it is
         // thread-safe (it takes each arena's lock) and has no preconditions.
@@ -181,22 +180,9 @@ mod allocator {
         }
         true
     }
-}
 
-/// Any other allocator keeps what it keeps.
-#[cfg(not(any(
-    all(feature = "jemalloc", not(target_env = "msvc")),
-    all(target_os = "linux", target_env = "gnu")
-)))]
-mod allocator {
-    pub fn flush_thread_cache() -> bool {
-        false
-    }
-
-    pub fn start_background_purging() -> bool {
-        false
-    }
-
+    /// Any other allocator keeps what it keeps.
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     pub fn release_free_pages() -> bool {
         false
     }
