@@ -110,8 +110,8 @@ mod allocator {
 
     /// Runs a jemalloc control that takes and returns nothing; whether jemalloc ran it.
     fn control(name: &CStr) -> bool {
-        // SAFETY: both names below are documented jemalloc controls that read and write
-        // nothing, so null buffers with zero lengths are what they expect.
+        // SAFETY: the names this module passes are documented jemalloc controls that read
+        // and write nothing, so null buffers with zero lengths are what they expect.
         #[allow(unsafe_code)]
         let status = unsafe {
             tikv_jemalloc_sys::mallctl(
@@ -215,7 +215,7 @@ mod tests {
     /// A misspelt control name would make every hand-back a silent no-op.
     #[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
     #[test]
-    fn jemalloc_runs_both_controls() {
+    fn jemalloc_runs_every_control_used() {
         assert!(allocator::flush_thread_cache());
         assert!(allocator::release_free_pages());
         assert!(allocator::start_background_purging());
