@@ -202,11 +202,11 @@ pub async fn run_join(
             let report = presence::join(target, None, &options, &hidden).await?;
             if report.failures > 0 {
                 return Err(format!(
-                    "{} run: {} of {} joins failed; the first: {}",
+                    "{} run: {} of {} joins failed{}",
                     wire.as_str(),
                     report.failures,
                     report.peers,
-                    report.first_failure.as_deref().unwrap_or("?")
+                    super::first_failure_text(&report.first_failure)
                 ));
             }
             all_runs.push(report);
