@@ -193,7 +193,7 @@ Register-ArgumentCompleter -Native -CommandName 'rdv' -ScriptBlock {
             [CompletionResult]::new('--peers', '--peers', [CompletionResultType]::ParameterName, 'peers')
             [CompletionResult]::new('--rooms', '--rooms', [CompletionResultType]::ParameterName, 'rooms')
             [CompletionResult]::new('--concurrency', '--concurrency', [CompletionResultType]::ParameterName, 'Registrations in progress at once')
-            [CompletionResult]::new('--server-pid', '--server-pid', [CompletionResultType]::ParameterName, 'The server''s process ID, to sample its resident memory')
+            [CompletionResult]::new('--server-pid', '--server-pid', [CompletionResultType]::ParameterName, 'The server''s process ID, to sample its resident memory and the CPU time its joins took')
             [CompletionResult]::new('--hold', '--hold', [CompletionResultType]::ParameterName, 'Keep the peers connected (answering pings) this long, then sample again')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour in output meant for people')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON object instead of text')

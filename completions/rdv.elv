@@ -183,7 +183,7 @@ set edit:completion:arg-completer[rdv] = {|@words|
             cand --peers 'peers'
             cand --rooms 'rooms'
             cand --concurrency 'Registrations in progress at once'
-            cand --server-pid 'The server''s process ID, to sample its resident memory'
+            cand --server-pid 'The server''s process ID, to sample its resident memory and the CPU time its joins took'
             cand --hold 'Keep the peers connected (answering pings) this long, then sample again'
             cand --color 'When to use colour in output meant for people'
             cand --json 'Print one JSON object instead of text'

@@ -182,7 +182,7 @@ complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcomman
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from join" -l peers -r
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from join" -l rooms -r
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from join" -l concurrency -d 'Registrations in progress at once' -r
-complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from join" -l server-pid -d 'The server\'s process ID, to sample its resident memory' -r
+complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from join" -l server-pid -d 'The server\'s process ID, to sample its resident memory and the CPU time its joins took' -r
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from join" -l hold -d 'Keep the peers connected (answering pings) this long, then sample again' -r
 complete -c rdv -n "__fish_rdv_using_subcommand bench; and __fish_seen_subcommand_from join" -l color -d 'When to use colour in output meant for people' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set'
 always\t''

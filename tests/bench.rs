@@ -148,6 +148,20 @@ fn compare_join_runs_the_three_servers_in_turn_and_reports_ratios() {
     let rdv_over_presence =
         report["rdv"].as_f64().unwrap() / report["floor_presence"].as_f64().unwrap();
     assert!((ratio - rdv_over_presence).abs() < 1e-9, "{report}");
+    let ceiling = report["presence_ceiling"].as_f64().unwrap();
+    let presence_over_floor =
+        report["floor_presence"].as_f64().unwrap() / report["floor"].as_f64().unwrap();
+    assert!((ceiling - presence_over_floor).abs() < 1e-9, "{report}");
+    if cfg!(target_os = "linux") {
+        // Each run's server CPU is read from /proc; a run this small may take under a tick.
+        let cpu = &report["server_cpu_us_per_join"];
+        for wire in ["floor", "floor_presence", "rdv"] {
+            assert!(cpu[wire].as_f64().unwrap() >= 0.0, "{wire}: {report}");
+        }
+        for run in report["all_runs"].as_array().unwrap() {
+            assert!(run["server_cpu_s"].as_f64().unwrap() >= 0.0, "{run}");
+        }
+    }
 }
 
 #[test]
@@ -173,6 +187,9 @@ fn join_fanout_and_churn_count_what_happened() {
         join["memory"]["after_bytes"].as_u64().unwrap() > 0,
         "RSS is sampled"
     );
+    if cfg!(target_os = "linux") {
+        assert!(join["server_cpu_s"].as_f64().unwrap() >= 0.0, "{join}");
+    }
 
     let fanout = bench(&["fanout", &url, "--peers", "30"]);
     assert_eq!(fanout["events_expected"], 30 * 29 / 2);
@@ -204,6 +221,11 @@ fn failed_joins_are_counted_and_the_first_says_why() {
     assert_eq!(join["failures"], 2);
     assert_eq!(join["register_to_welcome"]["samples"], 3);
     assert_eq!(join["first_failure"], "server error: room-full");
+    assert_eq!(
+        join["server_cpu_s"],
+        Value::Null,
+        "no --server-pid, no server CPU"
+    );
 }
 
 #[test]

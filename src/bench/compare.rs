@@ -171,7 +171,20 @@ pub struct JoinCompareReport {
     pub floor_ratio: f64,
     /// rdv's median over the presence floor's (the same presence writes, none of rdv's work).
     pub floor_presence_ratio: f64,
+    /// The presence floor's median over the bare floor's: against the bare floor, the most a
+    /// server that announces arrivals as the protocol requires can reach on this machine.
+    pub presence_ceiling: f64,
+    /// Median server CPU time per join, in microseconds, of each (where /proc tells it).
+    pub server_cpu_us_per_join: Option<PerWire>,
     pub all_runs: Vec<JoinReport>,
+}
+
+/// One median for each server a join comparison runs.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PerWire {
+    pub floor: f64,
+    pub floor_presence: f64,
+    pub rdv: f64,
 }
 
 /// Joins `peers` over `rooms` into the bare floor, the presence floor and rdv, in turn, `runs`
@@ -189,14 +202,15 @@ pub async fn run_join(
     let hidden = indicatif::ProgressBar::hidden();
     let mut all_runs = Vec::new();
     for _ in 0..runs {
-        for (wire, target) in [
-            (JoinWire::Floor, &floor_target),
-            (JoinWire::FloorPresence, &floor_target),
-            (JoinWire::Rdv, &rdv_target),
+        for (wire, target, server) in [
+            (JoinWire::Floor, &floor_target, &floor),
+            (JoinWire::FloorPresence, &floor_target, &floor),
+            (JoinWire::Rdv, &rdv_target, &rdv),
         ] {
             let options = JoinOptions {
                 floor: wire != JoinWire::Rdv,
                 floor_presence: wire == JoinWire::FloorPresence,
+                server_pid: Some(server.pid()),
                 ..options.clone()
             };
             let report = presence::join(target, None, &options, &hidden).await?;
@@ -213,29 +227,33 @@ pub async fn run_join(
             progress.inc(1);
         }
     }
-    let median_of = |wire| {
-        median(
-            &mut all_runs
-                .iter()
-                .filter(|r| r.wire == wire)
-                .map(|r| r.joins_per_sec)
-                .collect::<Vec<_>>(),
-        )
+    let median_of = |wire, value: fn(&JoinReport) -> Option<f64>| {
+        let mut values = Vec::new();
+        for report in all_runs.iter().filter(|r| r.wire == wire) {
+            values.push(value(report)?);
+        }
+        Some(median(&mut values))
     };
-    let (bare, with_presence, rdv_median) = (
-        median_of(JoinWire::Floor),
-        median_of(JoinWire::FloorPresence),
-        median_of(JoinWire::Rdv),
-    );
+    let per_wire = |value: fn(&JoinReport) -> Option<f64>| {
+        Some(PerWire {
+            floor: median_of(JoinWire::Floor, value)?,
+            floor_presence: median_of(JoinWire::FloorPresence, value)?,
+            rdv: median_of(JoinWire::Rdv, value)?,
+        })
+    };
+    let joins = per_wire(|r| Some(r.joins_per_sec)).expect("every run has a rate");
+    let server_cpu_us_per_join = per_wire(|r| Some(r.server_cpu_s? * 1e6 / r.peers.max(1) as f64));
     Ok(JoinCompareReport {
         runs,
         peers: options.peers,
         rooms: options.rooms,
-        floor: bare,
-        floor_presence: with_presence,
-        rdv: rdv_median,
-        floor_ratio: rdv_median / bare,
-        floor_presence_ratio: rdv_median / with_presence,
+        floor: joins.floor,
+        floor_presence: joins.floor_presence,
+        rdv: joins.rdv,
+        floor_ratio: joins.rdv / joins.floor,
+        floor_presence_ratio: joins.rdv / joins.floor_presence,
+        presence_ceiling: joins.floor_presence / joins.floor,
+        server_cpu_us_per_join,
         all_runs,
     })
 }

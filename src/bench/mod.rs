@@ -296,6 +296,16 @@ fn memory_text(label: &str, sample: &Option<presence::MemorySample>) -> String {
     }
 }
 
+fn server_cpu_text(seconds: Option<f64>, joins: usize) -> String {
+    match seconds {
+        Some(s) => format!(
+            "server CPU {s:.2} s ({:.0} µs per join), ",
+            s * 1e6 / joins.max(1) as f64
+        ),
+        None => String::new(),
+    }
+}
+
 async fn scenario(scenario: &Scenario) -> Result<(), String> {
     match scenario {
         Scenario::Floor {
@@ -362,7 +372,7 @@ async fn scenario(scenario: &Scenario) -> Result<(), String> {
             print(common.json, &report, |r| {
                 format!(
                     "join ({}): {} peers over {} rooms, {} at once: {:.0} joins/s ({} failed{})\n\
-                     register->welcome p50 {:.2} ms  p99 {:.2} ms\n{}{}generator CPU {:.1} s\n",
+                     register->welcome p50 {:.2} ms  p99 {:.2} ms\n{}{}{}generator CPU {:.1} s\n",
                     r.wire.as_str(),
                     r.peers,
                     r.rooms,
@@ -374,6 +384,7 @@ async fn scenario(scenario: &Scenario) -> Result<(), String> {
                     r.register_to_welcome.p99_ms,
                     memory_text("joined", &r.memory),
                     memory_text("after hold", &r.memory_after_hold),
+                    server_cpu_text(r.server_cpu_s, r.peers),
                     r.generator_cpu_s
                 )
             })
@@ -472,7 +483,8 @@ async fn scenario(scenario: &Scenario) -> Result<(), String> {
                      {:<15} {:>9.0} joins/s\n\
                      {:<15} {:>9.0} joins/s\n\
                      {:<15} {:>9.0} joins/s\n\
-                     rdv / floor {:.2}x, rdv / floor-presence {:.2}x\n",
+                     rdv / floor {:.2}x, rdv / floor-presence {:.2}x\n\
+                     floor-presence / floor {:.2}x: the most a server announcing presence reaches\n{}",
                     r.peers,
                     r.rooms,
                     r.runs,
@@ -483,7 +495,15 @@ async fn scenario(scenario: &Scenario) -> Result<(), String> {
                     "rdv",
                     r.rdv,
                     r.floor_ratio,
-                    r.floor_presence_ratio
+                    r.floor_presence_ratio,
+                    r.presence_ceiling,
+                    match r.server_cpu_us_per_join {
+                        Some(cpu) => format!(
+                            "server CPU per join: floor {:.0} µs, floor-presence {:.0} µs, rdv {:.0} µs\n",
+                            cpu.floor, cpu.floor_presence, cpu.rdv
+                        ),
+                        None => String::new(),
+                    }
                 )
             })?;
             Ok(())

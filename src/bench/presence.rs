@@ -11,7 +11,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::client::{BenchKey, Target, Ws};
-use super::stats::{Latencies, LatencySummary, own_cpu_time, rss_bytes};
+use super::stats::{Latencies, LatencySummary, own_cpu_time, process_cpu_time, rss_bytes};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct MemorySample {
@@ -101,6 +101,8 @@ pub struct JoinReport {
     pub memory: Option<MemorySample>,
     pub memory_after_hold: Option<MemorySample>,
     pub generator_cpu_s: f64,
+    /// CPU time the server used while the peers joined (with --server-pid, on Linux).
+    pub server_cpu_s: Option<f64>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -112,7 +114,7 @@ pub struct JoinOptions {
     /// Registrations in progress at once.
     #[arg(long, default_value_t = 100)]
     pub concurrency: usize,
-    /// The server's process ID, to sample its resident memory.
+    /// The server's process ID, to sample its resident memory and the CPU time its joins took.
     #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
     /// Keep the peers connected (answering pings) this long, then sample again.
@@ -153,6 +155,7 @@ pub async fn join(
     let keys: Vec<BenchKey> = (0..peers).map(|_| BenchKey::new()).collect();
     let before = server_pid.and_then(rss_bytes);
     let cpu_before = own_cpu_time();
+    let server_cpu_before = server_pid.and_then(process_cpu_time);
     let limit = Arc::new(Semaphore::new(concurrency.max(1)));
     let started = Instant::now();
     let mut attempts = Vec::with_capacity(peers);
@@ -192,6 +195,10 @@ pub async fn join(
         }
     }
     let seconds = started.elapsed().as_secs_f64();
+    let server_cpu_s = server_pid
+        .and_then(process_cpu_time)
+        .zip(server_cpu_before)
+        .map(|(after, before)| after.saturating_sub(before).as_secs_f64());
     // Let the server settle its buffers before sampling.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let memory_joined = memory(server_pid, before, peers);
@@ -215,6 +222,7 @@ pub async fn join(
         memory: memory_joined,
         memory_after_hold,
         generator_cpu_s: own_cpu_time().saturating_sub(cpu_before).as_secs_f64(),
+        server_cpu_s,
     })
 }
 

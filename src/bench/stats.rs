@@ -67,6 +67,33 @@ pub fn own_cpu_time() -> Duration {
     Duration::ZERO
 }
 
+/// CPU time (user + system, all threads) process `pid` has used (Linux: /proc/PID/stat),
+/// in clock ticks turned into time: 10 ms steps where the tick rate is 100.
+pub fn process_cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name, field 2, may hold spaces and parentheses: count from its end.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    let ticks_per_second = clock_ticks_per_second()?;
+    Some(Duration::from_secs_f64(
+        (utime + stime) as f64 / ticks_per_second as f64,
+    ))
+}
+
+#[cfg(unix)]
+fn clock_ticks_per_second() -> Option<u64> {
+    use nix::unistd::{SysconfVar, sysconf};
+    let ticks = sysconf(SysconfVar::CLK_TCK).ok()??;
+    u64::try_from(ticks).ok().filter(|&ticks| ticks > 0)
+}
+
+#[cfg(not(unix))]
+fn clock_ticks_per_second() -> Option<u64> {
+    None
+}
+
 /// Resident memory of process `pid` in bytes (Linux: VmRSS of /proc/PID/status).
 pub fn rss_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -101,5 +128,21 @@ mod tests {
         assert!((summary.p50_ms - 50.0).abs() < 0.1, "{summary:?}");
         assert!((summary.p99_ms - 99.0).abs() < 0.1, "{summary:?}");
         assert_eq!(summary.samples, 100);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_process_cpu_time_is_read_from_proc_and_grows_with_work() {
+        let pid = std::process::id();
+        let before = process_cpu_time(pid).expect("this process's /proc/PID/stat");
+        // Spin until this process has used a few clock ticks more (bounded: 10 s of wall time).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut spin = 0u64;
+        while own_cpu_time() < before + Duration::from_millis(50) && Instant::now() < deadline {
+            spin = std::hint::black_box(spin.wrapping_mul(31).wrapping_add(7));
+        }
+        let after = process_cpu_time(pid).expect("still readable");
+        assert!(after > before, "{before:?} -> {after:?}");
+        assert_eq!(process_cpu_time(u32::MAX), None, "no such process");
     }
 }
