@@ -242,7 +242,7 @@ pub async fn run_join(
         })
     };
     let joins = per_wire(|r| Some(r.joins_per_sec)).expect("every run has a rate");
-    let server_cpu_us_per_join = per_wire(|r| Some(r.server_cpu_s? * 1e6 / r.peers.max(1) as f64));
+    let server_cpu_us_per_join = per_wire(JoinReport::server_cpu_us_per_join);
     Ok(JoinCompareReport {
         runs,
         peers: options.peers,

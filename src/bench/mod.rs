@@ -296,13 +296,12 @@ fn memory_text(label: &str, sample: &Option<presence::MemorySample>) -> String {
     }
 }
 
-fn server_cpu_text(seconds: Option<f64>, joins: usize) -> String {
-    match seconds {
-        Some(s) => format!(
-            "server CPU {s:.2} s ({:.0} µs per join), ",
-            s * 1e6 / joins.max(1) as f64
-        ),
-        None => String::new(),
+fn server_cpu_text(report: &presence::JoinReport) -> String {
+    match (report.server_cpu_s, report.server_cpu_us_per_join()) {
+        (Some(seconds), Some(per_join)) => {
+            format!("server CPU {seconds:.2} s ({per_join:.0} µs per join), ")
+        }
+        _ => String::new(),
     }
 }
 
@@ -384,7 +383,7 @@ async fn scenario(scenario: &Scenario) -> Result<(), String> {
                     r.register_to_welcome.p99_ms,
                     memory_text("joined", &r.memory),
                     memory_text("after hold", &r.memory_after_hold),
-                    server_cpu_text(r.server_cpu_s, r.peers),
+                    server_cpu_text(r),
                     r.generator_cpu_s
                 )
             })

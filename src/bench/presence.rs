@@ -105,6 +105,13 @@ pub struct JoinReport {
     pub server_cpu_s: Option<f64>,
 }
 
+impl JoinReport {
+    /// The server's CPU time per attempted join, in microseconds (with --server-pid).
+    pub fn server_cpu_us_per_join(&self) -> Option<f64> {
+        Some(self.server_cpu_s? * 1e6 / self.peers.max(1) as f64)
+    }
+}
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct JoinOptions {
     #[arg(long, default_value_t = 1000)]

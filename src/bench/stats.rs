@@ -138,7 +138,8 @@ mod tests {
         // Spin until this process has used a few clock ticks more (bounded: 10 s of wall time).
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut spin = 0u64;
-        while own_cpu_time() < before + Duration::from_millis(50) && Instant::now() < deadline {
+        let wanted = before + Duration::from_millis(50);
+        while process_cpu_time(pid).is_some_and(|now| now < wanted) && Instant::now() < deadline {
             spin = std::hint::black_box(spin.wrapping_mul(31).wrapping_add(7));
         }
         let after = process_cpu_time(pid).expect("still readable");
