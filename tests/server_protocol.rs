@@ -374,3 +374,45 @@ async fn peers_outside_the_allow_list_are_forbidden_and_closed() {
     friend.register(&allowed).await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// RFC 6455 §5.5.1: a close frame from the client is answered with one, before the server
+/// hangs up; otherwise the client sees 1006 and `wasClean: false` for every ordinary leave.
+#[tokio::test]
+async fn a_clients_close_frame_is_answered_with_one_registered_or_not() {
+    let server = Server::start(&[]);
+    let mut observer = server.peer("closing").await;
+    for register in [false, true] {
+        let mut client = common::raw::RawClient::connect(&server, "closing").await;
+        let key = TestKey::new();
+        if register {
+            client
+                .send_text(&json!({"type": "register", "publicKey": key.public_jwk}).to_string())
+                .await;
+            let (welcome, _) = client.message().await;
+            assert_eq!(welcome["type"], "welcome");
+            observer.client.expect("peer-joined").await;
+        }
+        let mut close = 1000u16.to_be_bytes().to_vec();
+        close.extend_from_slice(b"bye");
+        client
+            .send_raw(&common::raw::masked_frame(true, 0x8, &close))
+            .await
+            .unwrap();
+        let (code, _) = client.close_frame().await;
+        assert_eq!(code, 1000, "the reply echoes the client's code");
+        // And then the server hangs up: nothing more follows the close frame.
+        let mut rest = [0u8; 64];
+        let n = tokio::time::timeout(
+            common::WAIT,
+            tokio::io::AsyncReadExt::read(&mut client.tcp, &mut rest),
+        )
+        .await
+        .expect("the server hangs up in time")
+        .unwrap_or(0);
+        assert_eq!(n, 0, "nothing after the close frame");
+        if register {
+            let left = observer.client.expect("peer-left").await;
+            assert_eq!(left["peerId"], key.peer_id());
+        }
+    }
+}

@@ -187,14 +187,21 @@ async fn say_goodbye(
         }
     };
     let _ = tokio::time::timeout(CLOSE_GRACE, goodbye).await;
-    // Until the client answers our close and hangs up (or the grace ends), read and discard
-    // what it still sends, as raw bytes: after a read error tungstenite reads no further, and
-    // closing a socket with unread input sends a reset, which can destroy the close frame
-    // before the client reads it (a 1009 arrives as "connection reset").
     let Ok(mut socket) = sink.reunite(stream) else {
         return;
     };
-    let stream = socket.get_mut().stream_mut();
+    // Whatever tungstenite wrote last is still in the outgoing queue: as a server it writes
+    // its reply to the client's close frame and then reports the connection closed without
+    // flushing. Write it, then end our side (FIN, after TLS's close_notify): the server closes
+    // the TCP connection first (RFC 6455 §7.1.1), so a client waiting for that is not kept
+    // waiting for the grace to end.
+    let transport = socket.get_mut();
+    let _ = tokio::time::timeout(CLOSE_GRACE, tokio::io::AsyncWriteExt::shutdown(transport)).await;
+    // Until the client hangs up (or the grace ends), read and discard what it still sends, as
+    // raw bytes: after a read error tungstenite reads no further, and closing a socket with
+    // unread input sends a reset, which can destroy the close frame before the client reads
+    // it (a 1009 arrives as "connection reset").
+    let stream = transport.stream_mut();
     let _ = tokio::time::timeout(CLOSE_GRACE, async {
         use tokio::io::AsyncReadExt as _;
         // On the heap, and only now: an array here would be part of every session's future,
