@@ -173,3 +173,101 @@ fn check_config_lists_every_problem_and_exits_1() {
         (cert.display().to_string(), "file".into())
     );
 }
+
+/// Half a TLS pair is an error from every source, at `--check-config` and at start: the
+/// server must never come up on plain ws:// while its operator believes TLS is on. A pair
+/// split between the file and a flag is a whole pair.
+#[test]
+fn half_a_tls_pair_is_an_error_from_every_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let pair = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    std::fs::write(dir.path().join("cert.pem"), pair.cert.pem()).unwrap();
+    std::fs::write(dir.path().join("key.pem"), pair.signing_key.serialize_pem()).unwrap();
+    std::fs::write(
+        dir.path().join("cert-only.toml"),
+        "tls-cert = \"cert.pem\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("key-only.toml"), "tls-key = \"key.pem\"\n").unwrap();
+    let listen = ["--listen", "127.0.0.1:0"];
+    let cases: [(&[&str], &[(&str, &str)], &str); 4] = [
+        (&["--config", "cert-only.toml"], &[], "--tls-key"),
+        (&["--config", "key-only.toml"], &[], "--tls-cert"),
+        (&[], &[("RDV_TLS_CERT", "cert.pem")], "--tls-key"),
+        (&["--tls-key", "key.pem"], &[], "--tls-cert"),
+    ];
+    for (args, env, missing) in cases {
+        for check in [true, false] {
+            let mut all = vec!["serve"];
+            all.extend_from_slice(&listen);
+            all.extend_from_slice(args);
+            if check {
+                all.push("--check-config");
+            }
+            // Bounded: a server that started anyway would never exit by itself.
+            let mut child = Command::new(common::rdv_binary())
+                .args(&all)
+                .current_dir(dir.path())
+                .envs(env.iter().copied())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let deadline = std::time::Instant::now() + common::WAIT;
+            while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            if child.try_wait().unwrap().is_none() {
+                let _ = child.kill();
+                panic!("{all:?} {env:?} started a server");
+            }
+            let output = child.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(1), "{all:?} {env:?}: {stderr}");
+            assert!(
+                stderr.contains(&format!("but {missing} is not")),
+                "{all:?} {env:?}: {stderr}"
+            );
+        }
+    }
+    // The certificate from the file and the key from a flag: one pair, and TLS is on.
+    let output = rdv(
+        dir.path(),
+        &[
+            "serve",
+            "--config",
+            "cert-only.toml",
+            "--tls-key",
+            "key.pem",
+            "--check-config",
+        ],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let listing = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        setting(&listing, "tls-key"),
+        ("key.pem".into(), "flag".into())
+    );
+    assert_eq!(setting(&listing, "tls-cert").1, "file");
+    let log = dir.path().join("serve.log");
+    let server = Server::start_logging_to(
+        &[
+            "--config",
+            dir.path().join("cert-only.toml").to_str().unwrap(),
+            "--tls-key",
+            dir.path().join("key.pem").to_str().unwrap(),
+        ],
+        &[("RDV_LOG", "info")],
+        std::fs::File::create(&log).unwrap().into(),
+    );
+    let logged = common::eventually_blocking("the serving line is logged", || {
+        let text = std::fs::read_to_string(&log).unwrap();
+        text.contains("serving peers at").then_some(text)
+    });
+    assert!(
+        logged.contains(&format!("wss://{}", server.addr)),
+        "{logged}"
+    );
+}

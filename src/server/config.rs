@@ -37,11 +37,13 @@ pub struct Config {
 
     /// Serve TLS (wss:// and https://) with this PEM certificate chain; needs --tls-key.
     /// SIGHUP reloads the pair without dropping a connection.
-    #[arg(long, env = "RDV_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    // The pair is checked as a pair in `tls_files`, not with clap's `requires`: clap does
+    // not count a value from the config file, which would let a half pair serve plain text.
+    #[arg(long, env = "RDV_TLS_CERT", value_name = "FILE")]
     pub tls_cert: Option<PathBuf>,
 
     /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
-    #[arg(long, env = "RDV_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    #[arg(long, env = "RDV_TLS_KEY", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
 
     /// Largest message accepted; a bigger one closes its connection with 1009.
@@ -245,14 +247,14 @@ impl Config {
     /// a sentence naming the file or the setting.
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
-            let files = super::tls::TlsFiles {
-                cert: cert.clone(),
-                key: key.clone(),
-            };
-            if let Err(error) = files.load() {
-                problems.push(error.to_string());
+        match self.tls_files() {
+            Ok(Some(files)) => {
+                if let Err(error) = files.load() {
+                    problems.push(error.to_string());
+                }
             }
+            Ok(None) => {}
+            Err(half) => problems.push(half.to_string()),
         }
         if let Some(path) = &self.allow_list
             && let Err(error) = super::allow::load(path)
@@ -270,6 +272,27 @@ impl Config {
             problems.push(error);
         }
         problems
+    }
+
+    /// The TLS certificate and key, if TLS is on. One without the other, from any source
+    /// (flag, variable, file), is an error: an operator must never believe TLS is on while
+    /// the server speaks plain text.
+    pub(crate) fn tls_files(&self) -> Result<Option<super::tls::TlsFiles>, super::tls::TlsError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(super::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            })),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(super::tls::TlsError::HalfPair {
+                given: "--tls-cert",
+                missing: "--tls-key",
+            }),
+            (None, Some(_)) => Err(super::tls::TlsError::HalfPair {
+                given: "--tls-key",
+                missing: "--tls-cert",
+            }),
+        }
     }
 
     /// Settings that work but will surprise: each a sentence for the start-up log.

@@ -292,16 +292,12 @@ impl Server {
             .map(allow::load)
             .transpose()?
             .map(Arc::new);
-        let tls = match (&config.tls_cert, &config.tls_key) {
-            (Some(cert), Some(key)) => {
-                let files = tls::TlsFiles {
-                    cert: cert.clone(),
-                    key: key.clone(),
-                };
+        let tls = match config.tls_files()? {
+            Some(files) => {
                 let pair = files.load()?;
                 Some((files, tls::ReloadableCertificate::new(pair)))
             }
-            _ => None,
+            None => None,
         };
         let listener =
             TcpListener::bind(&config.listen)

@@ -15,6 +15,15 @@ use rustls::sign::CertifiedKey;
 pub enum TlsError {
     #[error("{path}: {problem}")]
     File { path: String, problem: String },
+    #[error(
+        "{given} is set but {missing} is not: TLS needs both the certificate and its key \
+         (tls-cert and tls-key in a config file, RDV_TLS_CERT and RDV_TLS_KEY in the \
+         environment); set both, or neither to serve plain ws://"
+    )]
+    HalfPair {
+        given: &'static str,
+        missing: &'static str,
+    },
     #[error("{cert} and {key} do not belong together: {problem}")]
     Mismatch {
         cert: String,

@@ -230,6 +230,21 @@ where
     }
 }
 
+/// [`eventually`] for code outside a runtime: polls `check` for at most [`WAIT`].
+pub fn eventually_blocking<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        if let Some(found) = check() {
+            return found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 impl Server {
     /// Waits (bounded) until `/metrics` shows `series` satisfying `ok`; returns its value.
     pub async fn wait_for_metric(&self, series: &str, ok: impl Fn(f64) -> bool) -> f64 {
