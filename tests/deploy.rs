@@ -180,3 +180,167 @@ async fn nginx_in_front_carries_a_room_and_the_clients_address() {
         1.0
     );
 }
+
+/// A proxy started from a shipped recipe, killed on drop.
+struct Proxy {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Proxy {
+    /// Runs `program args…` (with `{dir}` in an argument replaced by a scratch directory
+    /// holding `config` as `file_name`) and waits until `port` listens.
+    fn start(program: &str, args: &[&str], file_name: &str, config: &str, port: u16) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(file_name), config).unwrap();
+        let d = dir.path().display().to_string();
+        let child = Command::new(program)
+            .args(args.iter().map(|a| a.replace("{dir}", &d)))
+            .env("HOME", dir.path())
+            .env("XDG_DATA_HOME", dir.path())
+            .env("XDG_CONFIG_HOME", dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {program}: {e}"));
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let deadline = std::time::Instant::now() + common::WAIT;
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{program} never listened"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+
+    /// `deploy/cluster/haproxy.cfg` as shipped, with every instance pointed at `upstream`.
+    fn haproxy(upstream: SocketAddr) -> Self {
+        let port = common::free_tcp_port();
+        let mut config = std::fs::read_to_string(repo().join("deploy/cluster/haproxy.cfg"))
+            .unwrap()
+            .replace("bind :8080", &format!("bind 127.0.0.1:{port}"))
+            .replace("log stdout format raw local0 notice", "");
+        for n in 1..=3 {
+            config = config.replace(&format!("rdv{n}:8080"), &upstream.to_string());
+        }
+        Self::start(
+            "haproxy",
+            &["-f", "{dir}/haproxy.cfg"],
+            "haproxy.cfg",
+            &config,
+            port,
+        )
+    }
+
+    /// `deploy/caddy/Caddyfile` as shipped, on plain HTTP at a free port, proxying to
+    /// `upstream`.
+    fn caddy(upstream: SocketAddr) -> Self {
+        let port = common::free_tcp_port();
+        let shipped = std::fs::read_to_string(repo().join("deploy/caddy/Caddyfile")).unwrap();
+        assert!(shipped.contains("signal.example.com {"));
+        let config = format!(
+            "{{\n\tadmin off\n\tauto_https off\n}}\n{}",
+            shipped
+                .replace(
+                    "signal.example.com {",
+                    &format!("http://127.0.0.1:{port} {{")
+                )
+                .replace("127.0.0.1:8080", &upstream.to_string())
+        );
+        Self::start(
+            "caddy",
+            &[
+                "run",
+                "--adapter",
+                "caddyfile",
+                "--config",
+                "{dir}/Caddyfile",
+            ],
+            "Caddyfile",
+            &config,
+            port,
+        )
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Opens `attempts` upgrades through the proxy at `front`, all from one client address,
+/// each with a different address written in every forwarding header; returns how many were
+/// admitted (the connections stay open until the end, so each counts against the limit).
+async fn spoofed_upgrades_admitted(front: SocketAddr, attempts: u8) -> usize {
+    let mut open = Vec::new();
+    let mut admitted = 0;
+    for n in 1..=attempts {
+        let mut tcp = tcp_from("127.0.0.9", front).await;
+        let request = format!(
+            "GET /room/spoof/websocket HTTP/1.1\r\nHost: {front}\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Forwarded: for=203.0.113.{n}\r\nX-Forwarded-For: 198.51.100.{n}\r\n\
+             X-Real-IP: 192.0.2.{n}\r\n\r\n"
+        );
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut head = [0u8; 12];
+        tokio::time::timeout(common::WAIT, tcp.read_exact(&mut head))
+            .await
+            .expect("an answer in time")
+            .unwrap();
+        let status = String::from_utf8_lossy(&head[9..12]).into_owned();
+        assert!(matches!(status.as_str(), "101" | "429"), "{status}");
+        admitted += usize::from(status == "101");
+        open.push(tcp);
+    }
+    admitted
+}
+
+/// Behind each shipped recipe (nginx, Caddy, HAProxy), a client that writes its own
+/// `Forwarded`, `X-Forwarded-For` and `X-Real-IP` gets no more connections than the per-IP
+/// limit: the recipe replaces or removes them, and rdv reads only the one header it was told.
+#[tokio::test]
+#[ignore = "needs nginx, caddy and haproxy; cargo test -- --ignored runs it"]
+async fn no_shipped_proxy_lets_a_client_choose_its_address() {
+    use common::outside::{program, require};
+    require(program("nginx", "-v", "apt-get install nginx-light"));
+    require(program("caddy", "version", "apt-get install caddy"));
+    require(program("haproxy", "-v", "apt-get install haproxy"));
+    for recipe in ["nginx", "caddy", "haproxy"] {
+        let server = Server::start(&[
+            "--trusted-proxy",
+            "127.0.0.1/32",
+            "--max-connections-per-ip",
+            "2",
+        ]);
+        let (front, _proxy): (SocketAddr, Box<dyn std::any::Any>) = match recipe {
+            "nginx" => {
+                let nginx = Nginx::start(server.addr);
+                (nginx.addr, Box::new(nginx))
+            }
+            "caddy" => {
+                let caddy = Proxy::caddy(server.addr);
+                (caddy.addr, Box::new(caddy))
+            }
+            _ => {
+                let haproxy = Proxy::haproxy(server.addr);
+                (haproxy.addr, Box::new(haproxy))
+            }
+        };
+        assert_eq!(
+            spoofed_upgrades_admitted(front, 6).await,
+            2,
+            "through {recipe}, the limit of 2 holds"
+        );
+    }
+}

@@ -188,7 +188,7 @@ async fn connection_attempts_per_client_address_are_rate_limited() {
 }
 
 /// Behind a proxy every connection comes from the proxy's address; only a trusted proxy's
-/// X-Forwarded-For / Forwarded header says who the client is.
+/// header (the one `--client-address-header` names) says who the client is.
 #[tokio::test]
 async fn a_trusted_proxy_names_the_client() {
     let trusting = Server::start(&[
@@ -200,11 +200,15 @@ async fn a_trusted_proxy_names_the_client() {
     let xff = |ip: &str| format!("X-Forwarded-For: 203.0.113.9, {ip}");
     let (a, _, _ka) = upgrade_from(&trusting, "127.0.0.5", "p", &[&xff("198.51.100.1")]).await;
     let (b, _, _kb) = upgrade_from(&trusting, "127.0.0.5", "p", &[&xff("198.51.100.2")]).await;
+    // HAProxy appends its own line after the client's: every line is read.
     let (c, _, _kc) = upgrade_from(
         &trusting,
         "127.0.0.5",
         "p",
-        &["Forwarded: for=\"198.51.100.1:555\""],
+        &[
+            "X-Forwarded-For: 203.0.113.77",
+            "X-Forwarded-For: 198.51.100.1",
+        ],
     )
     .await;
     assert_eq!(
@@ -216,6 +220,51 @@ async fn a_trusted_proxy_names_the_client() {
     let (d, _, _kd) = upgrade_from(&trusting, "127.0.0.6", "p", &[&xff("198.51.100.3")]).await;
     let (e, _, _ke) = upgrade_from(&trusting, "127.0.0.6", "p", &[&xff("198.51.100.4")]).await;
     assert_eq!((d, e), (101, 429));
+
+    // RFC 7239's header, when the operator chooses it.
+    let forwarded = Server::start(&[
+        "--max-connections-per-ip",
+        "1",
+        "--trusted-proxy",
+        "127.0.0.5/32",
+        "--client-address-header",
+        "forwarded",
+    ]);
+    let header = |ip: &str| format!("Forwarded: for=203.0.113.9, for=\"{ip}:555\"");
+    let (a, _, _ka) = upgrade_from(&forwarded, "127.0.0.5", "p", &[&header("198.51.100.1")]).await;
+    let (b, _, _kb) = upgrade_from(&forwarded, "127.0.0.5", "p", &[&header("198.51.100.1")]).await;
+    assert_eq!((a, b), (101, 429));
+}
+
+/// The confirmed bypass: behind a trusted proxy, a client that adds its own `Forwarded`
+/// (or any header other than the one the operator chose) gets no more connections than the
+/// limit, whatever address it writes there.
+#[tokio::test]
+async fn a_client_cannot_choose_its_address_with_a_header() {
+    let server = Server::start(&[
+        "--trusted-proxy",
+        "127.0.0.1/32",
+        "--max-connections-per-ip",
+        "5",
+    ]);
+    let mut admitted = 0;
+    let mut open = Vec::new();
+    for n in 1..=12 {
+        let forwarded = format!("Forwarded: for=203.0.113.{n}");
+        let real_ip = format!("X-Real-IP: 203.0.113.{n}");
+        let (status, _, tcp) =
+            upgrade_from(&server, "127.0.0.1", "spoof", &[&forwarded, &real_ip]).await;
+        assert!(matches!(status, 101 | 429), "{status}");
+        admitted += usize::from(status == 101);
+        open.push(tcp);
+    }
+    assert_eq!(admitted, 5, "the limit holds whatever the client writes");
+    // Each refusal was the per-IP limit's.
+    let metrics = server.metrics().await;
+    assert_eq!(
+        metric(&metrics, r#"rdv_upgrades_rejected_total{reason="per-ip"}"#),
+        7.0
+    );
 }
 
 /// One info line per connection, with the fields an operator needs and without the room's

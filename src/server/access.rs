@@ -2,8 +2,8 @@
 //!
 //! Pure decisions over what the request says; `http` turns a refusal into a 403, 400 or 429.
 //! The client address is the socket's, or — only when the socket peer is a trusted proxy —
-//! the one the proxy reports (`Forwarded: for=`, RFC 7239, else the last `X-Forwarded-For`
-//! entry). IPv6 clients are counted per /64: one host usually holds a whole /64.
+//! the one the proxies report in the one header the operator chose, walked from the right
+//! past trusted proxies. IPv6 clients are counted per /64: one host usually holds a whole /64.
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Mutex;
@@ -127,44 +127,76 @@ impl std::fmt::Display for ClientKey {
     }
 }
 
-/// The client's address: the socket peer's, unless that is a trusted proxy, whose report
-/// (`Forwarded`, else `X-Forwarded-For`) is then believed.
-pub fn client_address(
+/// The one header a trusted proxy names the client in (`--client-address-header`). Only
+/// that header is read: a client could send any other one itself, and a proxy that sets one
+/// header passes the others through untouched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClientAddressHeader {
+    /// `X-Forwarded-For: client, proxy1, …` (nginx, Caddy and HAProxy's default).
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=client, for=proxy1, …`.
+    Forwarded,
+    /// `X-Real-IP: client`, one address set by the proxy.
+    XRealIp,
+}
+
+impl ClientAddressHeader {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::XForwardedFor => "x-forwarded-for",
+            Self::Forwarded => "forwarded",
+            Self::XRealIp => "x-real-ip",
+        }
+    }
+
+    /// The hops one header line lists, nearest the client first; `None` for an entry that
+    /// names no address (garbage, `unknown`, an obfuscated `_node`).
+    fn hops(self, line: &str) -> impl Iterator<Item = Option<IpAddr>> + '_ {
+        line.split(',').map(move |entry| match self {
+            Self::XForwardedFor | Self::XRealIp => parse_node(entry.trim()),
+            Self::Forwarded => entry
+                .split(';')
+                .find_map(|pair| {
+                    let (name, value) = pair.trim().split_once('=')?;
+                    name.trim()
+                        .eq_ignore_ascii_case("for")
+                        .then(|| value.trim().trim_matches('"'))
+                })
+                .and_then(parse_node),
+        })
+    }
+}
+
+/// The client's address: the socket peer's, unless that is a trusted proxy. Then the chosen
+/// header, read across all its lines in order, is walked from the right (the entry the
+/// nearest proxy added) past every trusted proxy, and the first hop that is not one is the
+/// client (nginx's `real_ip_recursive`, RFC 7239 §7.4). What a client wrote itself stands
+/// left of that hop and is never reached. An entry that names no address stops the walk at
+/// the proxy that added it; a chain of trusted proxies only gives its leftmost entry.
+pub fn client_address<'a>(
     socket_peer: IpAddr,
     trusted_proxies: &[IpNet],
-    forwarded: Option<&str>,
-    x_forwarded_for: Option<&str>,
+    header: ClientAddressHeader,
+    lines: impl DoubleEndedIterator<Item = &'a str>,
 ) -> IpAddr {
-    if !trusted_proxies.iter().any(|net| net.contains(&socket_peer)) {
+    let trusted = |ip: &IpAddr| trusted_proxies.iter().any(|net| net.contains(ip));
+    if !trusted(&socket_peer) {
         return socket_peer;
     }
-    forwarded
-        .and_then(forwarded_for)
-        .or_else(|| x_forwarded_for.and_then(last_forwarded_for))
-        .unwrap_or(socket_peer)
-}
-
-/// The last `for=` of an RFC 7239 `Forwarded` header (the one the nearest proxy added).
-fn forwarded_for(header: &str) -> Option<IpAddr> {
-    header
-        .split(',')
-        .rev()
-        .find_map(|element| {
-            element.split(';').find_map(|pair| {
-                let (name, value) = pair.trim().split_once('=')?;
-                name.eq_ignore_ascii_case("for")
-                    .then(|| value.trim().trim_matches('"'))
-            })
-        })
-        .and_then(parse_node)
-}
-
-/// The last entry of `X-Forwarded-For` (the address the nearest proxy saw).
-fn last_forwarded_for(header: &str) -> Option<IpAddr> {
-    header
-        .split(',')
-        .next_back()
-        .and_then(|a| parse_node(a.trim()))
+    let mut client = socket_peer;
+    for line in lines.rev() {
+        let hops: Vec<Option<IpAddr>> = header.hops(line).collect();
+        for hop in hops.into_iter().rev() {
+            let Some(hop) = hop else {
+                return client;
+            };
+            client = hop;
+            if !trusted(&hop) {
+                return client;
+            }
+        }
+    }
+    client
 }
 
 /// `192.0.2.1`, `192.0.2.1:4711`, `[2001:db8::1]` or `[2001:db8::1]:4711`.
@@ -327,28 +359,82 @@ mod tests {
     fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
         let proxy: IpAddr = "10.0.0.5".parse().unwrap();
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
-        let client = |forwarded, xff| client_address(proxy, &trusted, forwarded, xff);
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        let xff = |lines: &[&str]| {
+            client_address(
+                proxy,
+                &trusted,
+                ClientAddressHeader::XForwardedFor,
+                lines.iter().copied(),
+            )
+        };
+        assert_eq!(xff(&["198.51.100.7"]), ip("198.51.100.7"));
         assert_eq!(
-            client(None, Some("198.51.100.7")),
-            "198.51.100.7".parse::<IpAddr>().unwrap()
+            xff(&["1.1.1.1, 198.51.100.7"]),
+            ip("198.51.100.7"),
+            "the last entry is the one the proxy added; the client wrote the others"
         );
         assert_eq!(
-            client(None, Some("1.1.1.1, 198.51.100.7")),
-            "198.51.100.7".parse::<IpAddr>().unwrap(),
-            "the last entry is the one the proxy added"
+            xff(&["203.0.113.1", "198.51.100.7"]),
+            ip("198.51.100.7"),
+            "every line is read, in order: HAProxy appends its own line after the client's"
         );
         assert_eq!(
-            client(
-                Some(r#"for=192.0.2.60;proto=http, for="[2001:db8::1]:4711""#),
-                None
+            xff(&["203.0.113.1, 198.51.100.7, 10.1.1.1"]),
+            ip("198.51.100.7"),
+            "trusted proxies in the chain are walked past"
+        );
+        assert_eq!(
+            xff(&["10.2.2.2, 10.1.1.1"]),
+            ip("10.2.2.2"),
+            "a chain of trusted proxies only gives its leftmost entry"
+        );
+        assert_eq!(xff(&["garbage"]), proxy);
+        assert_eq!(
+            xff(&["198.51.100.7, garbage, 10.1.1.1"]),
+            ip("10.1.1.1"),
+            "an entry that names no address stops the walk at the proxy that added it"
+        );
+        assert_eq!(xff(&[]), proxy);
+
+        let forwarded = |lines: &[&str]| {
+            client_address(
+                proxy,
+                &trusted,
+                ClientAddressHeader::Forwarded,
+                lines.iter().copied(),
+            )
+        };
+        assert_eq!(
+            forwarded(&[r#"for=192.0.2.60;proto=http, for="[2001:db8::1]:4711""#]),
+            ip("2001:db8::1")
+        );
+        assert_eq!(
+            forwarded(&["for=203.0.113.9", "for=192.0.2.60;by=10.0.0.5"]),
+            ip("192.0.2.60")
+        );
+        assert_eq!(forwarded(&["for=unknown"]), proxy);
+
+        // Only the chosen header counts: with X-Forwarded-For chosen, a Forwarded line is
+        // never looked at (the caller passes only the chosen header's lines).
+        assert_eq!(
+            client_address(
+                proxy,
+                &trusted,
+                ClientAddressHeader::XRealIp,
+                ["198.51.100.7"].into_iter()
             ),
-            "2001:db8::1".parse::<IpAddr>().unwrap()
+            ip("198.51.100.7")
         );
-        assert_eq!(client(None, Some("garbage")), proxy);
         // An untrusted peer's headers are ignored.
         let stranger: IpAddr = "203.0.113.9".parse().unwrap();
         assert_eq!(
-            client_address(stranger, &trusted, None, Some("1.2.3.4")),
+            client_address(
+                stranger,
+                &trusted,
+                ClientAddressHeader::XForwardedFor,
+                ["1.2.3.4"].into_iter()
+            ),
             stranger
         );
     }

@@ -158,11 +158,18 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub connect_rate_per_ip: Option<u32>,
 
-    /// Proxies (repeatable CIDR, e.g. 10.0.0.0/8 or 127.0.0.1/32) whose Forwarded /
-    /// X-Forwarded-For header names the client; from anyone else those headers are ignored.
+    /// Proxies (repeatable CIDR, e.g. 10.0.0.0/8 or 127.0.0.1/32) whose
+    /// --client-address-header names the client; from anyone else it is ignored.
     #[arg(long = "trusted-proxy", env = "RDV_TRUSTED_PROXY", value_name = "CIDR",
           value_delimiter = ',', value_parser = parse_cidr)]
     pub trusted_proxy: Vec<ipnet::IpNet>,
+
+    /// The one header your trusted proxy names the client in. It is read across all its
+    /// lines from the right, past trusted proxies, to the first address that is not one;
+    /// every other forwarding header is ignored, so a client cannot choose its address.
+    #[arg(long, env = "RDV_CLIENT_ADDRESS_HEADER", value_enum, value_name = "HEADER",
+          default_value_t = super::ClientAddressHeader::XForwardedFor)]
+    pub client_address_header: super::ClientAddressHeader,
 
     /// Write room names into the connection log; otherwise each room is logged as a short
     /// keyed hash (the same room gives the same hash while the server runs).

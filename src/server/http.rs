@@ -129,7 +129,7 @@ async fn room_or_not_found(
         state.metrics.rejected(Rejection::Origin);
         return plain(StatusCode::FORBIDDEN, reason);
     }
-    let client = client_of(&request, &state.config.trusted_proxy);
+    let client = client_of(&request, &state.config);
     let client_slot = if state.per_client.is_active() {
         match state
             .per_client
@@ -204,24 +204,21 @@ async fn room_or_not_found(
     response
 }
 
-/// The client's address: the socket peer, or what a trusted proxy says it is.
-fn client_of(request: &Request, trusted: &[ipnet::IpNet]) -> std::net::IpAddr {
+/// The client's address: the socket peer, or what the trusted proxies say it is.
+fn client_of(request: &Request, config: &super::Config) -> std::net::IpAddr {
     let socket = request
         .extensions()
         .get::<SocketPeer>()
         .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |peer| peer.0.ip());
-    let header = |name| {
-        request
-            .headers()
-            .get(name)
-            .and_then(|v: &header::HeaderValue| v.to_str().ok())
-    };
-    access::client_address(
-        socket,
-        trusted,
-        header(header::FORWARDED),
-        header(header::HeaderName::from_static("x-forwarded-for")),
-    )
+    let header = config.client_address_header;
+    // Every line of the header, in order; a line that is not text names nobody.
+    let lines: Vec<&str> = request
+        .headers()
+        .get_all(header.name())
+        .iter()
+        .map(|value| value.to_str().unwrap_or(""))
+        .collect();
+    access::client_address(socket, &config.trusted_proxy, header, lines.into_iter())
 }
 
 /// The connection cap answers with a close code, so the upgrade is completed first.

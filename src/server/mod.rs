@@ -38,6 +38,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use access::ClientAddressHeader;
 pub use allow::AllowListError;
 pub use cluster::redact as redact_cluster_url;
 pub use config::{Config, LogFormat, ProofMode};
