@@ -328,3 +328,63 @@ fn the_terminal_peer_signs_challenges_by_itself() {
     assert_eq!(refused.status.code(), Some(6));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("proof-required"));
 }
+
+/// A flood of proofs that cost nothing to refuse (an unknown alg, one that does not fit the
+/// key, a signature of the wrong length, all for the costliest key there is) must not drain
+/// the budget genuine proofs need: only a real signature check is charged. Each connection
+/// gets a bounded number of tries.
+#[tokio::test]
+async fn free_bogus_proofs_do_not_drain_the_budget_genuine_ones_need() {
+    // 40 units a second; each bogus proof below used to be charged 16 (RSA-8192) before it
+    // was refused, so two or three of them emptied the budget.
+    let server = Server::start(&["--proof", "required", "--max-proof-checks", "40"]);
+    let modulus = base64url(&[0xc5u8; 1024]);
+    let costly = json!({"kty": "RSA", "n": modulus, "e": base64url(&[0xff; 4])});
+    let bogus = [
+        json!({"alg": "HS256", "signature": "AAAA"}),
+        json!({"alg": "ES256", "signature": base64url(&[1; 64])}),
+        json!({"alg": "PS256", "signature": base64url(&[1; 1023])}),
+    ];
+    let flood_url = server.url("flood");
+    let flood = tokio::spawn(async move {
+        let mut refused = 0;
+        for _ in 0..20 {
+            let mut client = Client::connect(&flood_url).await;
+            let _ = client.expect("challenge").await;
+            // Until the connection is closed for trying too often.
+            for attempt in 0.. {
+                let proof = bogus[attempt % bogus.len()].clone();
+                client
+                    .send(json!({"type": "register", "publicKey": costly, "proof": proof}))
+                    .await;
+                match client.recv().await {
+                    Received::Text(text) => {
+                        let error: Value = serde_json::from_str(&text).unwrap();
+                        assert_eq!(error["code"], "proof-invalid", "{error}");
+                        refused += 1;
+                    }
+                    Received::Close(code, _) => {
+                        // Not 1013: no bogus proof reached the budget.
+                        assert_eq!(code, 1008, "closed for too many tries");
+                        assert!(attempt > 0);
+                        break;
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+        refused
+    });
+    // Meanwhile, genuine proofs (one unit each, a few a second) keep being welcomed.
+    for n in 0..12 {
+        let key = PrivateKey::generate(KeySpec::Ed25519).unwrap();
+        let (_client, welcome) = proven(&server, &format!("genuine-{n}"), &key).await;
+        assert_eq!(welcome["peerId"], key.public().peer_id().as_str());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let refused = tokio::time::timeout(common::WAIT, flood)
+        .await
+        .expect("the flood ends")
+        .unwrap();
+    assert!(refused >= 20 * 8, "{refused} bogus proofs were refused");
+}

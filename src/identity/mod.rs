@@ -24,7 +24,9 @@ pub use jwk::{
 pub use peer_id::{PeerId, PeerIdError};
 pub use pem::{looks_like_pem, public_key_from_der, public_keys_from_pem};
 pub use private::{KeyError, KeySpec, PrivateKey};
-pub use proof::{ProofAlg, ProofError, proof_cost, proof_message, verify_proof};
+pub use proof::{
+    ProofAlg, ProofError, ProofForm, check_proof_form, proof_cost, proof_message, verify_proof,
+};
 
 /// Keys made by a browser's WebCrypto with the peer IDs it computed (`tests/data/README.md`
 /// says where they came from); compiled in so the unit tests read nothing at run time.

@@ -70,31 +70,33 @@ pub enum ProofError {
     UnknownAlg(String),
     #[error("proof alg {alg} does not fit a {kind} key")]
     WrongAlg { alg: &'static str, kind: KeyKind },
+    #[error("a {alg} signature by this key is {expected} bytes, not {got}")]
+    SignatureLength {
+        alg: &'static str,
+        expected: usize,
+        got: usize,
+    },
     #[error("the signature is not valid for this key and nonce")]
     BadSignature,
 }
 
-/// What checking one proof for `key` costs, in units of one ECDSA P-256 / Ed25519 / 2048-bit
-/// RSA check (RSA grows with the square of the modulus size; e is at most 2^32-1).
-pub fn proof_cost(key: &PublicJwk) -> u32 {
-    match key.kind() {
-        KeyKind::Ec(EcCurve::P256) | KeyKind::Okp(_) => 1,
-        KeyKind::Ec(EcCurve::P384) => 2,
-        KeyKind::Ec(EcCurve::P521) => 4,
-        KeyKind::Rsa { modulus_bits } => {
-            let units = modulus_bits.div_ceil(2048) as u32;
-            units * units
-        }
-    }
+/// A proof whose cheap checks passed: its algorithm is known and fits the key, and its
+/// signature has the exact length that algorithm gives for this key. Only [`Self::verify`]
+/// costs a signature check, so a server charges its budget for that alone.
+#[derive(Debug)]
+pub struct ProofForm<'a> {
+    key: &'a PublicJwk,
+    alg: ProofAlg,
+    signature: &'a [u8],
 }
 
-/// Checks `signature` (already base64url-decoded) over the proof message for `nonce`.
-pub fn verify_proof(
-    key: &PublicJwk,
+/// Checks everything about a proof that costs nothing: the algorithm's name, its fit with
+/// the key, and the signature's length (`signature` already base64url-decoded).
+pub fn check_proof_form<'a>(
+    key: &'a PublicJwk,
     alg: &str,
-    nonce: &str,
-    signature: &[u8],
-) -> Result<(), ProofError> {
+    signature: &'a [u8],
+) -> Result<ProofForm<'a>, ProofError> {
     let alg = ProofAlg::from_name(alg).ok_or_else(|| ProofError::UnknownAlg(alg.to_owned()))?;
     if !alg.fits(key.kind()) {
         return Err(ProofError::WrongAlg {
@@ -102,19 +104,91 @@ pub fn verify_proof(
             kind: key.kind(),
         });
     }
-    let message = proof_message(nonce);
-    let valid = match alg {
-        ProofAlg::Es256 | ProofAlg::Es384 | ProofAlg::Es512 => {
-            verify_ecdsa(key, &message, signature)
-        }
-        ProofAlg::EdDsa => verify_ed25519(key, &message, signature),
-        ProofAlg::Rs256 | ProofAlg::Ps256 => verify_rsa(alg, key, &message, signature),
+    // ECDSA as raw r‖s, two field elements; RSA signatures are exactly the modulus's length
+    // (RFC 8017 §8.1.2, §8.2.2).
+    let expected = match key.kind() {
+        KeyKind::Ec(EcCurve::P256) | KeyKind::Okp(_) => 64,
+        KeyKind::Ec(EcCurve::P384) => 96,
+        KeyKind::Ec(EcCurve::P521) => 132,
+        KeyKind::Rsa { modulus_bits } => modulus_bits.div_ceil(8) as usize,
     };
-    if valid {
-        Ok(())
-    } else {
-        Err(ProofError::BadSignature)
+    if signature.len() != expected {
+        return Err(ProofError::SignatureLength {
+            alg: alg.name(),
+            expected,
+            got: signature.len(),
+        });
     }
+    Ok(ProofForm {
+        key,
+        alg,
+        signature,
+    })
+}
+
+impl ProofForm<'_> {
+    /// What checking this proof costs, in units of one ECDSA P-256 / Ed25519 / 2048-bit RSA
+    /// check with e = 65537. RSA grows with the square of the modulus size, and with the
+    /// exponent's square-and-multiply steps: e = 2^32-1 takes 62 steps to 65537's 17.
+    pub fn cost(&self) -> u32 {
+        proof_cost(self.key)
+    }
+
+    /// Whether the signature is the key's over the proof message for `nonce`.
+    pub fn verify(&self, nonce: &str) -> Result<(), ProofError> {
+        let message = proof_message(nonce);
+        let (key, signature) = (self.key, self.signature);
+        let valid = match self.alg {
+            ProofAlg::Es256 | ProofAlg::Es384 | ProofAlg::Es512 => {
+                verify_ecdsa(key, &message, signature)
+            }
+            ProofAlg::EdDsa => verify_ed25519(key, &message, signature),
+            ProofAlg::Rs256 | ProofAlg::Ps256 => verify_rsa(self.alg, key, &message, signature),
+        };
+        if valid {
+            Ok(())
+        } else {
+            Err(ProofError::BadSignature)
+        }
+    }
+
+    /// Whether the check is slow enough (RSA) to be run off a runtime worker that serves
+    /// other connections.
+    pub fn is_slow(&self) -> bool {
+        matches!(self.key.kind(), KeyKind::Rsa { .. })
+    }
+}
+
+/// What checking one proof for `key` costs (see [`ProofForm::cost`]).
+pub fn proof_cost(key: &PublicJwk) -> u32 {
+    match key.kind() {
+        KeyKind::Ec(EcCurve::P256) | KeyKind::Okp(_) => 1,
+        KeyKind::Ec(EcCurve::P384) => 2,
+        KeyKind::Ec(EcCurve::P521) => 4,
+        KeyKind::Rsa { modulus_bits } => {
+            let units = modulus_bits.div_ceil(2048) as u32;
+            let exponent_steps = key.rsa_components().map_or(1, |(_, e)| {
+                let e = e.iter().fold(0u64, |e, byte| e << 8 | u64::from(*byte));
+                // Squarings and multiplications of left-to-right exponentiation.
+                (63 - e.leading_zeros()) + e.count_ones().saturating_sub(1)
+            });
+            units * units * exponent_steps.div_ceil(F4_STEPS).max(1)
+        }
+    }
+}
+
+/// Square-and-multiply steps of e = 65537 (16 squarings, one multiplication).
+const F4_STEPS: u32 = 17;
+
+/// Checks `signature` (already base64url-decoded) over the proof message for `nonce`: the
+/// form, then the signature.
+pub fn verify_proof(
+    key: &PublicJwk,
+    alg: &str,
+    nonce: &str,
+    signature: &[u8],
+) -> Result<(), ProofError> {
+    check_proof_form(key, alg, signature)?.verify(nonce)
 }
 
 fn verify_ecdsa(key: &PublicJwk, message: &[u8], signature: &[u8]) -> bool {
@@ -287,8 +361,11 @@ mod tests {
                     Err(ProofError::BadSignature),
                     "{alg:?}"
                 );
-                // Wrong length, garbage.
-                assert!(verify_proof(&public, alg.name(), "nonce-1", &signature[1..]).is_err());
+                // Wrong length: refused before any signature check.
+                assert!(matches!(
+                    check_proof_form(&public, alg.name(), &signature[1..]),
+                    Err(ProofError::SignatureLength { .. })
+                ));
                 // Another key's signature.
                 let other = PrivateKey::generate(KeySpec::Ed25519).unwrap();
                 if alg == ProofAlg::EdDsa {
@@ -307,11 +384,39 @@ mod tests {
                 Err(ProofError::WrongAlg { .. })
             ));
         }
+        let key = PrivateKey::generate(KeySpec::Rsa { bits: 2048 }).unwrap();
+        let signature = key.sign_proof(ProofAlg::Ps256, "n").unwrap();
+        assert_eq!(signature.len(), 256);
+        let public = key.public();
+        let form = check_proof_form(&public, "PS256", &signature).unwrap();
+        assert!(form.is_slow());
+        assert_eq!(form.verify("n"), Ok(()));
         let key = PrivateKey::generate(KeySpec::Ed25519).unwrap().public();
         assert!(matches!(
             verify_proof(&key, "HS256", "n", &[]),
             Err(ProofError::UnknownAlg(_))
         ));
+    }
+
+    #[test]
+    fn rsa_proofs_cost_by_modulus_and_exponent() {
+        let rsa = |bits: u32, e: &[u8]| {
+            let n = vec![0xc5u8; bits as usize / 8];
+            let jwk = serde_json::json!({
+                "kty": "RSA", "n": crate::identity::base64url(&n),
+                "e": crate::identity::base64url(e),
+            });
+            PublicJwk::from_json(&jwk, super::super::jwk::PrivateMembers::Refuse).unwrap()
+        };
+        let f4 = [1, 0, 1];
+        let largest = [0xff, 0xff, 0xff, 0xff];
+        assert_eq!(proof_cost(&rsa(2048, &f4)), 1);
+        assert_eq!(proof_cost(&rsa(2048, &[3])), 1);
+        assert_eq!(proof_cost(&rsa(4096, &f4)), 4);
+        assert_eq!(proof_cost(&rsa(8192, &f4)), 16);
+        // 62 square-and-multiply steps to 65537's 17: four times the units.
+        assert_eq!(proof_cost(&rsa(2048, &largest)), 4);
+        assert_eq!(proof_cost(&rsa(8192, &largest)), 64);
     }
 
     /// Decision (PROTOCOL §9): ECDSA signatures are accepted with either s or n - s, as

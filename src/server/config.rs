@@ -182,8 +182,10 @@ pub struct Config {
     pub proof: ProofMode,
 
     /// Proof-of-possession checks the whole server does per second, in units of one P-256,
-    /// Ed25519 or RSA-2048 check (RSA-4096 counts 4, RSA-8192 16). Past it, a register with a
-    /// proof is closed with 1013 to retry later, so a flood of proofs cannot take the CPU.
+    /// Ed25519 or RSA-2048 check (RSA-4096 counts 4, RSA-8192 16, and up to 4 times that
+    /// for an exponent above 65537). Only proofs that pass every free check are charged.
+    /// Past it, a register with a proof is closed with 1013 to retry later, so a flood of
+    /// proofs cannot take the CPU.
     #[arg(long, env = "RDV_MAX_PROOF_CHECKS", default_value_t = 2000, value_name = "PER_SECOND",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_proof_checks: u32,

@@ -35,6 +35,9 @@ use crate::protocol::{
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Most queued messages written before one flush, so a busy queue still gets flushed.
 const WRITE_BATCH: usize = 64;
+/// Registers carrying a proof one connection may send (a genuine client retries after
+/// `room-full` or `duplicate-peer`); past it the connection is closed (1008).
+const MAX_PROOF_ATTEMPTS: u8 = 8;
 
 /// What the route hands a session besides its socket.
 pub struct Connection {
@@ -97,6 +100,7 @@ pub fn run(
         received: 0,
         read_at: std::time::Instant::now(),
         client_closed: false,
+        proof_attempts: 0,
     };
     // Listed so a shutdown closes it through its switch, like any other close.
     let entered = shared
@@ -326,6 +330,8 @@ struct Session {
     read_at: std::time::Instant,
     /// The client sent its close frame (or its stream ended): the session writes no more.
     client_closed: bool,
+    /// Registers with a proof so far, bounded by `MAX_PROOF_ATTEMPTS`.
+    proof_attempts: u8,
 }
 
 impl Session {
@@ -548,8 +554,12 @@ impl Session {
 
     /// PROTOCOL §9. `None` when proof is off (any `proof` member is ignored, as the original
     /// protocol would); otherwise whether the peer proved possession of its key.
+    ///
+    /// Everything cheap is checked first (shape, encoding, algorithm, fit, length), and only
+    /// a real signature check is charged to the server-wide budget: proofs that cost nothing
+    /// to refuse cannot drain what genuine ones need.
     fn check_proof(
-        &self,
+        &mut self,
         key: &PublicJwk,
         proof: Option<&str>,
     ) -> Result<Option<bool>, ProtocolError> {
@@ -562,21 +572,29 @@ impl Session {
                 _ => Ok(Some(false)),
             };
         };
+        let invalid = |message: String| ProtocolError::new(ErrorCode::ProofInvalid, message);
+        self.proof_attempts = self.proof_attempts.saturating_add(1);
+        if self.proof_attempts > MAX_PROOF_ATTEMPTS {
+            self.close(CloseCode::POLICY, "too many proof attempts");
+            return Err(invalid(format!(
+                "more than {MAX_PROOF_ATTEMPTS} proofs on one connection"
+            )));
+        }
         #[derive(serde::Deserialize)]
         struct Proof {
             alg: String,
             signature: String,
         }
-        let invalid = |message: String| ProtocolError::new(ErrorCode::ProofInvalid, message);
         let proof: Proof = serde_json::from_str(proof)
             .map_err(|_| invalid("proof must be {\"alg\": …, \"signature\": …}".into()))?;
         let signature = crate::identity::base64url_decode(&proof.signature)
             .map_err(|_| invalid("the proof signature is not base64url without padding".into()))?;
-        let cost = crate::identity::proof_cost(key);
+        let form = crate::identity::check_proof_form(key, &proof.alg, &signature)
+            .map_err(|e| invalid(e.to_string()))?;
         if !self
             .state
             .proof_budget
-            .try_take(cost, std::time::Instant::now())
+            .try_take(form.cost(), std::time::Instant::now())
         {
             self.close(
                 CloseCode::OVERLOADED,
@@ -586,12 +604,15 @@ impl Session {
                 "the server is checking too many proofs; retry later".into(),
             ));
         }
-        crate::identity::verify_proof(key, &proof.alg, nonce, &signature).map_err(|e| {
+        let checked = if form.is_slow() {
+            off_the_worker(|| form.verify(nonce))
+        } else {
+            form.verify(nonce)
+        };
+        checked.map_err(|e| {
             // A well-formed proof that does not verify cost a signature check: one per
             // connection, so each guess costs the client a new connection and challenge.
-            if e == crate::identity::ProofError::BadSignature {
-                self.close(CloseCode::POLICY, "proof of possession failed");
-            }
+            self.close(CloseCode::POLICY, "proof of possession failed");
             invalid(e.to_string())
         })?;
         Ok(Some(true))
@@ -659,6 +680,17 @@ impl Session {
 
     fn close(&self, code: CloseCode, reason: &'static str) {
         self.outbox.switch().close(code, reason);
+    }
+}
+
+/// Runs a slow computation (an RSA signature check, up to milliseconds) without stalling
+/// the runtime worker: on the multi-threaded runtime the worker's other connections move to
+/// another thread meanwhile. This connection waits for the result either way.
+fn off_the_worker<T>(work: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|handle| handle.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
     }
 }
 
