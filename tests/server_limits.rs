@@ -367,3 +367,34 @@ fn a_low_open_file_limit_is_warned_about_at_start() {
     let stderr = start("100");
     assert!(!stderr.contains("open-file limit"), "{stderr}");
 }
+
+/// A connection being closed still holds its socket, so it still holds its place under
+/// `--max-connections` until the socket is gone: the caps bound file descriptors.
+#[tokio::test]
+async fn a_connection_being_closed_holds_its_place_until_its_socket_is_gone() {
+    let server = Server::start(&["--max-connections", "2", "--max-message-size", "1KiB"]);
+    let _first = server.peer("closing").await;
+    // Closed by the server (1009), then silent: it neither answers the close nor hangs up,
+    // so the server keeps its socket for the goodbye's grace.
+    let mut silent = common::raw::RawClient::connect(&server, "closing").await;
+    silent.send_text(&"x".repeat(2048)).await;
+    assert_eq!(silent.close_frame().await.0, 1009);
+    let mut third = Client::connect(&server.url("closing")).await;
+    assert_eq!(
+        third.expect_close().await,
+        1013,
+        "the closing connection's place is still taken"
+    );
+    drop(silent);
+    // Once its socket is gone, the place comes back.
+    common::eventually("the place comes back", || async {
+        let mut retry = Client::connect(&server.url("closing")).await;
+        retry.send(json!({"type": "ping"})).await;
+        match retry.recv().await {
+            Received::Text(_) => Some(()),
+            Received::Close(1013, _) => None,
+            other => panic!("expected a pong, got {other:?}"),
+        }
+    })
+    .await;
+}

@@ -47,9 +47,9 @@ pub struct Connection {
     pub guard: SharedGuard,
     /// Where its text frames wait for the socket (written by flushing the WebSocket).
     pub outgoing: SharedOutgoing,
-    /// Its place under `--max-connections`, given back as soon as the connection is over,
-    /// before the goodbye's grace, so connections being closed (an evicted idle upgrade that
-    /// never answers its close frame) never hold places.
+    /// Its place under `--max-connections`, held until the socket is closed, goodbye and
+    /// all: a connection being closed still holds a file descriptor, and the caps are what
+    /// the open-file limit is sized by.
     pub slot: tokio::sync::OwnedSemaphorePermit,
     /// Its place under the per-client limits, held until the goodbye is over.
     pub client_slot: Option<super::access::ClientSlot>,
@@ -123,7 +123,6 @@ pub fn run(
                 .leave(&session.room, peer, session.connection)
                 .await;
         }
-        drop(slot);
         drop(session.waiting.take());
         let backlog = if session.client_closed {
             // tungstenite has answered the client's close; nothing may follow it.
@@ -133,6 +132,7 @@ pub fn run(
         };
         // Boxed, like the join: it runs once, and would otherwise size every session's future.
         Box::pin(say_goodbye(sink, stream, &outgoing, backlog, &shared)).await;
+        drop(slot);
         shared.metrics.connections.dec();
         shared
             .metrics
