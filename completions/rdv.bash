@@ -1016,7 +1016,7 @@ _rdv() {
             return 0
             ;;
         rdv__subcmd__serve)
-            opts="-h -V --config --check-config --listen --tls-cert --tls-key --max-message-size --read-buffer --ping-interval --register-timeout --max-unregistered --message-timeout --max-unfinished-bytes --outbound-queue --outbound-queue-bytes --max-connections --max-peers-per-room --rate-limit --rate-burst --drain-timeout --allow-list --allow-origin --require-origin --room-pattern --max-connections-per-ip --connect-rate-per-ip --trusted-proxy --log-room-names --proof --max-proof-checks --ice-server --turn-secret-file --turn-ttl --cluster --cluster-password-file --cluster-lease --log-format --color --help --version"
+            opts="-h -V --config --check-config --listen --tls-cert --tls-key --max-message-size --read-buffer --ping-interval --register-timeout --max-unregistered --message-timeout --max-unfinished-bytes --outbound-queue --outbound-queue-bytes --max-outbound-bytes --max-connections --max-peers-per-room --rate-limit --rate-burst --drain-timeout --allow-list --allow-origin --require-origin --room-pattern --max-connections-per-ip --connect-rate-per-ip --trusted-proxy --client-address-header --log-room-names --proof --max-proof-checks --ice-server --turn-secret-file --turn-ttl --cluster --cluster-password-file --cluster-lease --log-format --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1074,6 +1074,10 @@ _rdv() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --max-outbound-bytes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --max-connections)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1116,6 +1120,10 @@ _rdv() {
                     ;;
                 --trusted-proxy)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --client-address-header)
+                    COMPREPLY=($(compgen -W "x-forwarded-for forwarded x-real-ip" -- "${cur}"))
                     return 0
                     ;;
                 --proof)

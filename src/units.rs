@@ -3,14 +3,25 @@
 
 use std::time::Duration;
 
+/// A size of one message or one connection's buffer: at most 64 MiB.
 pub fn parse_size(text: &str) -> Result<usize, String> {
+    parse_size_up_to(text, 64 << 20, "64MiB")
+}
+
+/// A size of memory across the whole server: at most 1 TiB.
+pub fn parse_total_size(text: &str) -> Result<usize, String> {
+    parse_size_up_to(text, 1 << 40, "1TiB")
+}
+
+fn parse_size_up_to(text: &str, most: u64, most_text: &str) -> Result<usize, String> {
     let size: bytesize::ByteSize = text
         .parse()
         .map_err(|_| format!("{text:?} is not a size (try 65536, 64KiB or 1MiB)"))?;
-    match usize::try_from(size.as_u64()) {
-        Ok(0) => Err("the size must be more than 0".into()),
-        Ok(bytes) if bytes <= 64 << 20 => Ok(bytes),
-        _ => Err("the size must be at most 64MiB".into()),
+    match size.as_u64() {
+        0 => Err("the size must be more than 0".into()),
+        bytes if bytes <= most => usize::try_from(bytes)
+            .map_err(|_| format!("{text:?} is more than this machine can address")),
+        _ => Err(format!("the size must be at most {most_text}")),
     }
 }
 
@@ -33,6 +44,8 @@ mod tests {
         assert!(parse_size("0").is_err());
         assert!(parse_size("1GiB").is_err());
         assert!(parse_size("lots").is_err());
+        assert_eq!(parse_total_size("1GiB"), Ok(1 << 30));
+        assert!(parse_total_size("2TiB").is_err());
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("0s").is_err());
     }

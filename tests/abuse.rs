@@ -444,3 +444,71 @@ async fn joiners_that_stop_reading_cannot_pin_memory() {
     drop(members);
     bystanders_still_relay(&server).await;
 }
+
+/// A room of receivers that never read: each may queue up to `--outbound-queue-bytes`, but
+/// all of them together stay under `--max-outbound-bytes`. At the ceiling the slowest are cut
+/// (1013) and the server's memory stays bounded, while bystanders keep relaying.
+#[tokio::test]
+async fn a_room_of_slow_readers_stays_under_the_outbound_ceiling() {
+    const CEILING: f64 = 4.0 * 1024.0 * 1024.0;
+    let server = Server::start(&[
+        "--max-outbound-bytes",
+        "4MiB",
+        "--outbound-queue-bytes",
+        "1MiB",
+        "--rate-limit",
+        "100000",
+        "--rate-burst",
+        "100000",
+    ]);
+    let mut sender = server.peer("slow-room").await;
+    let mut readers = Vec::new();
+    for _ in 0..24 {
+        // A small receive buffer, so the backlog builds in the server, not in the kernel.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let tcp = socket.connect(server.addr).await.unwrap();
+        let mut raw = RawClient::over(tcp, "slow-room").await;
+        let key = common::TestKey::new();
+        raw.send_text(&rdv::protocol::register(&key.public_jwk, None))
+            .await;
+        let (welcome, _) = raw.message().await;
+        assert_eq!(welcome["type"], "welcome");
+        readers.push((raw, key.peer_id()));
+    }
+    sender.client.sync().await;
+    let before = rss_bytes(&server);
+    let payload = "s".repeat(48 * 1024);
+    let mut highest: f64 = 0.0;
+    for round in 0..100 {
+        for (_, id) in &readers {
+            sender
+                .client
+                .send(json!({"type": "offer", "to": id, "sdp": payload}))
+                .await;
+        }
+        // The sender reads its own replies (unknown-peer once a reader is cut).
+        sender.client.sync().await;
+        if round % 5 == 0 {
+            let queued = metric(&server.metrics().await, "rdv_outbound_queued_bytes");
+            highest = highest.max(queued);
+        }
+    }
+    let during = rss_bytes(&server);
+    let metrics = server.metrics().await;
+    assert!(highest <= CEILING, "{highest} bytes queued");
+    assert!(
+        metric(&metrics, "rdv_outbound_budget_cuts_total") >= 1.0,
+        "the ceiling was reached and the slowest cut"
+    );
+    // 24 readers × 1 MiB would be 24 MiB of queues without the ceiling.
+    assert!(
+        during < before + 16 * 1024 * 1024,
+        "RSS grew from {before} to {during} bytes"
+    );
+    // A reader cut at the ceiling sits behind its full socket, so its close frame may never
+    // reach it; the server counts the cuts as 1013 closes.
+    assert!(metric(&metrics, r#"rdv_closes_total{code="1013"}"#) >= 1.0);
+    bystanders_still_relay(&server).await;
+    drop(readers);
+}

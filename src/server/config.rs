@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use crate::units::{parse_duration, parse_size};
+use crate::units::{parse_duration, parse_size, parse_total_size};
 
 /// Limits and timings of the signaling server (PROTOCOL §6).
 #[derive(Debug, Clone, Args)]
@@ -99,6 +99,12 @@ pub struct Config {
     #[arg(long, env = "RDV_OUTBOUND_QUEUE_BYTES", default_value = "1MiB", value_name = "SIZE",
           value_parser = parse_size)]
     pub outbound_queue_bytes: usize,
+
+    /// Bytes queued to all connections together, from queued until the socket takes them.
+    /// At the ceiling the slowest receivers (largest backlogs) are closed first with 1013.
+    #[arg(long, env = "RDV_MAX_OUTBOUND_BYTES", default_value = "256MiB", value_name = "SIZE",
+          value_parser = parse_total_size)]
+    pub max_outbound_bytes: usize,
 
     /// Open WebSocket connections allowed at once; more are closed with 1013.
     #[arg(long, env = "RDV_MAX_CONNECTIONS", default_value_t = 10_000, value_name = "COUNT",
@@ -326,6 +332,13 @@ impl Config {
                  bytes with the largest keys, more than --outbound-queue-bytes ({}): a peer \
                  joining a room that large gets room-full",
                 self.max_peers_per_room, self.outbound_queue_bytes
+            ));
+        }
+        if self.outbound_queue_bytes > self.max_outbound_bytes {
+            warnings.push(format!(
+                "--outbound-queue-bytes ({}) is above --max-outbound-bytes ({}): one slow \
+                 receiver can fill the whole server's outbound memory",
+                self.outbound_queue_bytes, self.max_outbound_bytes
             ));
         }
         if self.max_unregistered >= self.max_connections {

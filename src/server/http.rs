@@ -52,6 +52,10 @@ async fn metrics(State(state): State<Arc<ServerState>>) -> Response {
         .metrics
         .unregistered
         .set(state.pending.waiting() as i64);
+    state
+        .metrics
+        .outbound_bytes
+        .set(state.outbound.used() as i64);
     (
         [(
             header::CONTENT_TYPE,

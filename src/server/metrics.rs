@@ -112,7 +112,8 @@ impl ClusterMetrics {
         }
     }
 
-    /// `ok`, `lost` (Redis had no lease for this instance) or `failed`.
+    /// `ok`, `acquired` (a new instance took its first lease), `lost` (Redis had no lease
+    /// for an instance that held one) or `failed`.
     pub fn renewed(&self, result: &'static str) {
         self.lease_renewals
             .get_or_create(&ResultLabel { result })
@@ -166,6 +167,10 @@ pub struct Metrics {
     pub unfinished_bytes: Gauge,
     /// Connections accepted and not registered yet.
     pub unregistered: Gauge,
+    /// Bytes queued to all connections, not yet written (set when scraped).
+    pub outbound_bytes: Gauge,
+    /// Connections closed to keep the outbound bytes under `--max-outbound-bytes`.
+    pub outbound_cuts: Counter,
     /// Unregistered connections closed to make room for newer ones.
     pub unregistered_evicted: Counter,
     /// How long connections lasted, in seconds.
@@ -233,6 +238,18 @@ impl Metrics {
             "unregistered_connections",
             "Connections accepted and not registered yet (HTTP or WebSocket)",
             unregistered.clone(),
+        );
+        let outbound_bytes = Gauge::default();
+        registry.register(
+            "outbound_queued_bytes",
+            "Bytes queued to all connections and not yet written (under --max-outbound-bytes)",
+            outbound_bytes.clone(),
+        );
+        let outbound_cuts = Counter::default();
+        registry.register(
+            "outbound_budget_cuts",
+            "Connections closed (1013) to keep the queued bytes under --max-outbound-bytes",
+            outbound_cuts.clone(),
         );
         let connection_seconds = Histogram::new([
             1.0,
@@ -355,6 +372,8 @@ impl Metrics {
             bytes_sent,
             unfinished_bytes,
             unregistered,
+            outbound_bytes,
+            outbound_cuts,
             unregistered_evicted,
             connection_seconds,
             relay_seconds,

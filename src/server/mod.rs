@@ -17,6 +17,7 @@ mod listen;
 mod memory;
 mod metrics;
 mod open_sessions;
+mod outbound_budget;
 mod outbox;
 mod outgoing;
 mod pending;
@@ -40,8 +41,8 @@ use tokio_util::task::TaskTracker;
 
 pub use access::ClientAddressHeader;
 pub use allow::AllowListError;
-pub use cluster::redact as redact_cluster_url;
-pub use config::{Config, LogFormat, ProofMode};
+pub use cluster::{probe as probe_cluster, redact as redact_cluster_url};
+pub use config::{Config, LogFormat, ProofMode, read_password as read_cluster_password};
 pub use memory::{on_worker_park, start_background_purging};
 pub use metrics::Metrics;
 pub use rooms::{
@@ -136,6 +137,8 @@ pub struct ServerState {
     ice: Option<ice::IceServers>,
     /// Proof checks left this second, across the server.
     proof_budget: rate::CostBudget,
+    /// Bytes queued to every connection together, under `--max-outbound-bytes`.
+    outbound: Arc<outbound_budget::OutboundBudget>,
     /// Connections not registered yet, from accept on.
     pending: Arc<pending::PendingConnections>,
     /// Browser origins allowed to connect; replaced on SIGHUP when the configuration changed.
@@ -202,6 +205,12 @@ impl Reloader {
             *current = Arc::new(policy);
         }
         self.state.metrics.reloaded("origins", true);
+    }
+
+    /// The configuration no longer reads: the origins in force stay, and the failure is
+    /// counted like any other reload's.
+    pub fn origins_not_reloaded(&self) {
+        self.state.metrics.reloaded("origins", false);
     }
 
     /// Reloads everything; one line per item says what happened. Returns whether all of it
@@ -342,6 +351,10 @@ impl Server {
             ice,
             unfinished: guard::UnfinishedBudget::new(config.max_unfinished_bytes),
             proof_budget: rate::CostBudget::new(config.max_proof_checks, std::time::Instant::now()),
+            outbound: Arc::new(outbound_budget::OutboundBudget::new(
+                config.max_outbound_bytes,
+                metrics.outbound_cuts.clone(),
+            )),
             origins: std::sync::RwLock::new(Arc::new(access::OriginPolicy {
                 allowed: config.allow_origin.clone(),
                 require: config.require_origin,

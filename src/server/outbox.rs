@@ -16,10 +16,20 @@ use std::task::{Context, Poll, Waker};
 
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use super::outbound_budget::{HEAVY_BACKLOG, OutboundBudget};
 use crate::protocol::CloseCode;
 
 /// The close reason of a receiver whose queue overflowed; its backlog is not flushed.
 pub const TOO_SLOW: &str = "too slow to receive messages";
+/// The close reason of a receiver cut at the server's outbound ceiling (the slowest first,
+/// or the one a message did not fit for); its backlog is not flushed either.
+pub const OVER_BUDGET: &str = "the server's outbound memory is full";
+
+/// Whether a connection closed for `reason` goes without its backlog: a receiver closed for
+/// being slow would not read it anyway, and one cut for memory must give it back.
+pub fn drops_backlog(reason: &str) -> bool {
+    reason == TOO_SLOW || reason == OVER_BUDGET
+}
 
 /// One queued message; a relay remembers when its sender's frame was read, for the
 /// relay-time histogram.
@@ -49,12 +59,18 @@ pub struct Shared {
     reason: OnceLock<(CloseCode, &'static str)>,
     max_messages: usize,
     max_bytes: usize,
+    /// The server-wide ceiling every queued byte is charged to.
+    budget: Arc<OutboundBudget>,
 }
 
 #[derive(Debug, Default)]
 struct Queue {
     messages: VecDeque<Queued>,
+    /// Bytes queued and not yet on the socket: the messages here and the batch the writer
+    /// is sending; charged to the budget.
     bytes: usize,
+    /// Listed with the budget as one of the slow (backlog past `HEAVY_BACKLOG`).
+    listed: bool,
     /// A WebSocket ping is wanted (sent after the messages queued before it).
     ping: bool,
     /// The writer, while it waits for a message.
@@ -83,6 +99,29 @@ impl Shared {
 
     pub fn is_closing(&self) -> bool {
         self.reason.get().is_some()
+    }
+
+    /// Bytes queued and not yet written.
+    pub(super) fn backlog(&self) -> usize {
+        self.lock().bytes
+    }
+
+    /// No longer listed with the budget (it was dropped from the list).
+    pub(super) fn unlist(&self) {
+        self.lock().listed = false;
+    }
+
+    /// Cut at the server's ceiling: closed with 1013 and its queued messages given back now
+    /// (the batch being written goes back when the connection ends).
+    pub(super) fn cut_for_budget(&self) {
+        let mut queue = self.lock();
+        let dropped: usize = queue.messages.iter().map(|m| m.text.len()).sum();
+        queue.messages = VecDeque::new();
+        queue.bytes -= dropped;
+        queue.listed = false;
+        drop(queue);
+        self.budget.release(dropped);
+        self.close(CloseCode::OVERLOADED, OVER_BUDGET);
     }
 }
 
@@ -122,6 +161,16 @@ impl OutboxReceiver {
         self.shared.lock().pop()
     }
 
+    /// The socket has taken `bytes` of what was received from this queue: they no longer
+    /// count against either budget.
+    pub fn written(&self, bytes: usize) {
+        let mut queue = self.shared.lock();
+        let bytes = bytes.min(queue.bytes);
+        queue.bytes -= bytes;
+        drop(queue);
+        self.shared.budget.release(bytes);
+    }
+
     /// Ready once the connection is closing; otherwise the writer is woken when it does
     /// (for waits other than `recv`, such as a flush to a client that does not read).
     pub fn poll_closing(&mut self, cx: &mut Context<'_>) -> Poll<()> {
@@ -143,8 +192,10 @@ impl Drop for OutboxReceiver {
         let mut queue = self.shared.lock();
         queue.closed = true;
         queue.messages = VecDeque::new();
-        queue.bytes = 0;
+        let bytes = std::mem::take(&mut queue.bytes);
         queue.waiter = None;
+        drop(queue);
+        self.shared.budget.release(bytes);
     }
 }
 
@@ -166,20 +217,34 @@ impl Queue {
         }
     }
 
+    /// The next message; its bytes still count until the writer reports them written.
     fn pop(&mut self) -> Option<Queued> {
-        let queued = self.messages.pop_front()?;
-        self.bytes -= queued.text.len();
-        Some(queued)
+        self.messages.pop_front()
     }
 }
 
 impl Outbox {
+    /// A queue under no server-wide ceiling.
     pub fn new(max_messages: usize, max_bytes: usize) -> (Self, OutboxReceiver) {
+        Self::with_budget(
+            max_messages,
+            max_bytes,
+            Arc::new(OutboundBudget::unlimited()),
+        )
+    }
+
+    /// A queue whose bytes are also charged to the server's `budget`.
+    pub fn with_budget(
+        max_messages: usize,
+        max_bytes: usize,
+        budget: Arc<OutboundBudget>,
+    ) -> (Self, OutboxReceiver) {
         let shared = Arc::new(Shared {
             queue: Mutex::default(),
             reason: OnceLock::new(),
             max_messages,
             max_bytes,
+            budget,
         });
         let receiver = OutboxReceiver {
             shared: shared.clone(),
@@ -218,9 +283,29 @@ impl Outbox {
             shared.close(CloseCode::OVERLOADED, TOO_SLOW);
             return false;
         }
+        if !shared.budget.try_charge(len) {
+            // At the ceiling: the slowest go first, maybe this one. The lock is let go, as
+            // the budget locks the queues it looks at.
+            drop(queue);
+            if !shared.budget.make_room(len) {
+                shared.close(CloseCode::OVERLOADED, OVER_BUDGET);
+                return false;
+            }
+            queue = shared.lock();
+            if queue.closed || shared.is_closing() {
+                drop(queue);
+                shared.budget.release(len);
+                return false;
+            }
+        }
         queue.messages.push_back(queued);
         queue.bytes += len;
+        let newly_heavy = !queue.listed && queue.bytes >= HEAVY_BACKLOG;
+        queue.listed |= newly_heavy;
         wake_writer(queue);
+        if newly_heavy {
+            shared.budget.list_heavy(Arc::downgrade(&self.shared));
+        }
         true
     }
 
@@ -275,9 +360,59 @@ mod tests {
         let (outbox, mut receiver) = Outbox::new(100, 10);
         for _ in 0..3 {
             assert!(outbox.push("abcde".into()));
-            assert!(receiver.try_recv().is_some(), "draining frees the budget");
+            assert!(receiver.try_recv().is_some());
+            receiver.written(5);
         }
         assert!(!outbox.switch().is_closing());
+        assert!(outbox.push("abcde".into()));
+        assert!(outbox.push("abcde".into()));
+        assert!(receiver.try_recv().is_some());
+        assert!(
+            !outbox.push("a".into()),
+            "a message taken but not yet written still counts"
+        );
+    }
+
+    #[test]
+    fn at_the_server_ceiling_the_largest_backlog_is_cut_first() {
+        use super::super::outbound_budget::OutboundBudget;
+        let budget = Arc::new(OutboundBudget::new(
+            3 * HEAVY_BACKLOG,
+            prometheus_client::metrics::counter::Counter::default(),
+        ));
+        let queue =
+            |budget: &Arc<OutboundBudget>| Outbox::with_budget(100, 1 << 20, budget.clone());
+        let chunk = |n: usize| Utf8Bytes::from("x".repeat(n));
+        let (slowest, _slowest_rx) = queue(&budget);
+        let (slow, _slow_rx) = queue(&budget);
+        let (fast, mut fast_rx) = queue(&budget);
+        assert!(slowest.push(chunk(HEAVY_BACKLOG + 100)));
+        assert!(slow.push(chunk(HEAVY_BACKLOG)));
+        assert!(fast.push(chunk(1000)));
+        assert_eq!(budget.used(), 2 * HEAVY_BACKLOG + 1100);
+        // The fast receiver's next message does not fit: the slowest is cut for it.
+        assert!(fast.push(chunk(HEAVY_BACKLOG)));
+        assert_eq!(
+            slowest.switch().reason(),
+            Some((CloseCode::OVERLOADED, OVER_BUDGET))
+        );
+        assert!(!slow.switch().is_closing());
+        assert_eq!(budget.used(), 2 * HEAVY_BACKLOG + 1000);
+        // What is written is given back.
+        while fast_rx.try_recv().is_some() {}
+        fast_rx.written(HEAVY_BACKLOG + 1000);
+        assert_eq!(budget.used(), HEAVY_BACKLOG);
+        // With nobody slow left to cut, a message that cannot fit closes its receiver.
+        let (other, _other_rx) = queue(&budget);
+        assert!(!other.push(chunk(3 * HEAVY_BACKLOG + 1)));
+        assert!(slow.switch().is_closing(), "the slow one went first");
+        assert_eq!(
+            other.switch().reason(),
+            Some((CloseCode::OVERLOADED, OVER_BUDGET))
+        );
+        drop(_slow_rx);
+        drop(_slowest_rx);
+        assert_eq!(budget.used(), 0, "every byte is given back");
     }
 
     #[tokio::test]

@@ -76,9 +76,10 @@ pub fn run(
     let (mut sink, mut stream) = socket.split();
     let started = Instant::now();
     let sent = std::sync::atomic::AtomicU64::new(0);
-    let (outbox, mut queue) = Outbox::new(
+    let (outbox, mut queue) = Outbox::with_budget(
         state.config.outbound_queue as usize,
         state.config.outbound_queue_bytes,
+        state.outbound.clone(),
     );
     let nonce = match state.config.proof {
         ProofMode::Off => None,
@@ -168,12 +169,12 @@ async fn say_goodbye(
     backlog: Option<&mut OutboxReceiver>,
     state: &ServerState,
 ) {
+    let closed_for = backlog.as_ref().and_then(|queue| queue.switch().reason());
     let goodbye = async {
         match backlog.and_then(|queue| Some((queue.switch().reason()?, queue))) {
             Some(((code, reason), queue)) => {
                 state.metrics.closed(code);
-                // A receiver closed for being slow would not read its backlog anyway.
-                if reason != super::outbox::TOO_SLOW {
+                if !super::outbox::drops_backlog(reason) {
                     let mut frames = outgoing.lock();
                     while let Some(queued) = queue.try_recv() {
                         state.metrics.bytes_sent.inc_by(queued.text.len() as u64);
@@ -206,7 +207,15 @@ async fn say_goodbye(
     // unread input sends a reset, which can destroy the close frame before the client reads
     // it (a 1009 arrives as "connection reset").
     let stream = transport.stream_mut();
-    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+    // An idle upgrade evicted to make room has sent nothing and will most likely answer
+    // nothing: lingering for it would keep its place (and descriptor) taken for the whole
+    // grace, so a flood of idle upgrades could lock out new clients. Only what it has
+    // already sent is read, so the socket closes with FIN, not a reset.
+    let linger = match closed_for {
+        Some((_, super::pending::EVICTED)) => Duration::ZERO,
+        _ => CLOSE_GRACE,
+    };
+    let _ = tokio::time::timeout(linger, async {
         use tokio::io::AsyncReadExt as _;
         // On the heap, and only now: an array here would be part of every session's future,
         // 4 KiB held by each idle connection for its whole life. Read into spare capacity,
@@ -253,6 +262,9 @@ fn write_loop<'a>(
             if !flush_unless_closing(sink, queue).await {
                 return;
             }
+            // Counted against the budgets until the socket has taken them: a receiver that
+            // does not read holds its batch here, not only its queue.
+            queue.written(batch.bytes);
             if let Some(read) = batch.oldest_read {
                 state
                     .metrics

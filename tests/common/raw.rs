@@ -33,12 +33,21 @@ impl RawClient {
     /// Connects; with `early`, that text frame goes out in the same write as the request,
     /// before the server has answered (the server then reads it along with the request).
     pub async fn connect_sending_early(server: &Server, room: &str, early: Option<&str>) -> Self {
-        let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+        let tcp = TcpStream::connect(server.addr).await.unwrap();
+        Self::upgrade(tcp, room, early).await
+    }
+
+    /// Upgrades a TCP connection the caller made (with socket options of its own).
+    pub async fn over(tcp: TcpStream, room: &str) -> Self {
+        Self::upgrade(tcp, room, None).await
+    }
+
+    async fn upgrade(mut tcp: TcpStream, room: &str, early: Option<&str>) -> Self {
         let mut request = format!(
             "GET /room/{room}/websocket HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\n\
              Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-            server.addr
+            tcp.peer_addr().unwrap()
         )
         .into_bytes();
         if let Some(text) = early {
