@@ -108,6 +108,15 @@ async fn presence_and_relays_span_three_instances() {
         assert!(common::metric(&metrics, "rdv_cluster_messages_published_total") >= 50.0);
         assert!(common::metric(&metrics, "rdv_cluster_messages_received_total") >= 3.0);
         assert!(common::metric(&metrics, "rdv_cluster_resyncs_total") >= 1.0);
+        // A fresh instance took its first lease: no alert on lost leases at every deploy.
+        assert_eq!(
+            common::metric(
+                &metrics,
+                r#"rdv_cluster_lease_renewals_total{result="acquired"}"#
+            ),
+            1.0
+        );
+        assert!(!metrics.contains(r#"result="lost"} 1"#), "{metrics}");
     }
 
     // A departure reaches every instance once, after the arrival it follows.

@@ -271,3 +271,34 @@ fn half_a_tls_pair_is_an_error_from_every_source() {
         "{logged}"
     );
 }
+
+/// A value's whole error reaches the operator, even one that spans lines (a regex shows
+/// where it broke), and `--check-config --cluster` tries Redis itself.
+#[test]
+fn check_config_shows_whole_errors_and_tries_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("regex.toml"), "room-pattern = \"a(b\"\n").unwrap();
+    let output = rdv(
+        dir.path(),
+        &["serve", "--config", "regex.toml", "--check-config"],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("regex.toml:1: room-pattern"), "{stderr}");
+    assert!(stderr.contains("unclosed group"), "{stderr}");
+
+    // Nothing listens on this port: the check says so, naming the URL without its password.
+    let port = common::free_tcp_port();
+    let url = format!("redis://:hunter2@127.0.0.1:{port}");
+    let output = rdv(
+        dir.path(),
+        &["serve", "--cluster", &url, "--check-config"],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot reach Redis"), "{stderr}");
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}

@@ -6,7 +6,7 @@ mod common;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use common::{Server, metric};
+use common::{Server, eventually, metric};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -350,4 +350,18 @@ async fn sighup_reloads_the_allowed_origins_from_the_config_file() {
     let (status, _, _) =
         upgrade_from(&server, "127.0.0.1", "o", &["Origin: https://old.example"]).await;
     assert_eq!(status, 403);
+
+    // A file that no longer reads keeps the origins in force, and the failure is counted.
+    std::fs::write(&config, "allow-origin = [\"https://new.example\"\n").unwrap();
+    nix::sys::signal::kill(server.pid(), nix::sys::signal::Signal::SIGHUP).unwrap();
+    eventually("the failed reload is counted", || async {
+        let metrics = server.metrics().await;
+        metrics
+            .contains(r#"rdv_reloads_total{what="origins",result="failed"} 1"#)
+            .then_some(())
+    })
+    .await;
+    let (status, _, _) =
+        upgrade_from(&server, "127.0.0.1", "o", &["Origin: https://new.example"]).await;
+    assert_eq!(status, 101);
 }

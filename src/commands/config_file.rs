@@ -135,11 +135,14 @@ pub fn apply(
             );
             for text in &texts {
                 if let Err(error) = check.clone().try_get_matches_from(["--value", text]) {
+                    // Everything up to clap's blank line and its hint: a value parser's
+                    // message may span lines (a regex error shows where it broke).
                     let message = error.to_string();
                     let message = message
-                        .lines()
+                        .split("\n\n")
                         .next()
                         .unwrap_or("")
+                        .trim_end()
                         .trim_start_matches("error: ")
                         .replace(" for '--value <value>'", "");
                     problems.push(at(message));

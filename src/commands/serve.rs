@@ -17,8 +17,15 @@ pub fn check(
     file: &super::config_file::FileSettings,
 ) -> Exit {
     let mut report = super::config_file::describe(serve, matches, file);
-    let problems = config.problems();
-    for warning in config.warnings() {
+    let mut problems = config.problems();
+    let mut warnings = config.warnings();
+    if let Some(url) = &config.cluster {
+        match probe_redis(url, config) {
+            Ok(redis_warnings) => warnings.extend(redis_warnings),
+            Err(problem) => problems.push(problem),
+        }
+    }
+    for warning in warnings {
         report.push_str(&format!("warning: {warning}\n"));
     }
     if let Err(problem) = crate::files::write_stdout(report.as_bytes()) {
@@ -31,6 +38,31 @@ pub fn check(
         eprintln!("rdv: {problem}");
     }
     Exit::Failure
+}
+
+/// How long `--check-config` waits for Redis.
+const REDIS_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// `--check-config --cluster URL`: Redis answers (with the password file's password), and
+/// what in its configuration works against rdv.
+fn probe_redis(url: &str, config: &server::Config) -> Result<Vec<String>, String> {
+    let password = match config.cluster_password_file.as_deref() {
+        // Without its password Redis cannot be tried; `problems` already names the file.
+        Some(path) => match server::read_cluster_password(path) {
+            Ok(password) => Some(password),
+            Err(_) => return Ok(Vec::new()),
+        },
+        None => None,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime to reach Redis: {e}"))?;
+    runtime.block_on(server::probe_cluster(
+        url,
+        password.as_deref(),
+        REDIS_PROBE_TIMEOUT,
+    ))
 }
 
 /// Reads the configuration again (the `--config` file and the environment), for SIGHUP.
@@ -141,10 +173,13 @@ fn reload_on_hangup(reloader: server::Reloader, reread: Reread) {
                 reloader.reload();
                 match reread() {
                     Ok(fresh) => reloader.reload_origins(&fresh),
-                    Err(error) => tracing::error!(
-                        error = %error.message,
-                        "kept the allowed origins in force: the configuration does not read"
-                    ),
+                    Err(error) => {
+                        reloader.origins_not_reloaded();
+                        tracing::error!(
+                            error = %error.message,
+                            "kept the allowed origins in force: the configuration does not read"
+                        );
+                    }
                 }
             })
             .await;

@@ -235,12 +235,17 @@ impl Link {
             .expect("the epoch's lock is never poisoned")
             .replace(epoch.clone());
         let presume = previous
-            .is_some_and(|previous| previous != epoch)
+            .as_ref()
+            .is_some_and(|previous| *previous != epoch)
             .then(|| Instant::now() + self.lease);
         if presume.is_some() {
             tracing::warn!("cluster: Redis lost its data; every instance re-announces its members");
         }
-        self.renew(&mut commands).await?;
+        // A new instance has no lease yet: its first renewal takes one, which is no loss.
+        self.renew(&mut commands, previous.is_none()).await?;
+        for warning in super::redis_warnings(&mut commands).await {
+            tracing::warn!("cluster: {warning}");
+        }
         self.views.reset_for_resync();
         let rooms = self.views.rooms();
         for room in &rooms {
@@ -280,7 +285,7 @@ impl Link {
                         _ => LinkError::Closed,
                     });
                 }
-                _ = renew.tick() => self.renew(&mut commands).await.and_then(|known| {
+                _ = renew.tick() => self.renew(&mut commands, false).await.and_then(|known| {
                     if known { Ok(()) } else { Err(LinkError::LeaseLost) }
                 })?,
                 _ = reap.tick() => {
@@ -298,8 +303,13 @@ impl Link {
         }
     }
 
-    /// Extends the lease; false if Redis had none for this instance.
-    async fn renew(&self, commands: &mut MultiplexedConnection) -> Result<bool, LinkError> {
+    /// Extends the lease; false if Redis had none for this instance. `first`: this
+    /// instance never held one, so taking it is counted `acquired`, not `lost`.
+    async fn renew(
+        &self,
+        commands: &mut MultiplexedConnection,
+        first: bool,
+    ) -> Result<bool, LinkError> {
         let lease_ms = self.lease_written().as_millis() as u64;
         let result: Result<u8, LinkError> = self
             .call(
@@ -312,6 +322,7 @@ impl Link {
             .await;
         let outcome = match &result {
             Ok(1) => "ok",
+            Ok(_) if first => "acquired",
             Ok(_) => "lost",
             Err(_) => "failed",
         };

@@ -55,21 +55,7 @@ impl ClusterRegistry {
         options: ClusterOptions,
         metrics: Arc<Metrics>,
     ) -> Result<Self, ClusterError> {
-        let error = |source| ClusterError {
-            url: redact(&options.url),
-            source,
-        };
-        let mut info =
-            redis::IntoConnectionInfo::into_connection_info(options.url.as_str()).map_err(error)?;
-        if let Some(password) = &options.password {
-            let settings = info.redis_settings().clone().set_password(password);
-            info = info.set_redis_settings(settings);
-        }
-        if options.url.starts_with("rediss://") {
-            // rustls needs a process-wide provider; the server's own TLS uses ring too.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
-        let client = redis::Client::open(info).map_err(error)?;
+        let client = client(&options.url, options.password.as_deref())?;
         let instance: Arc<str> = new_instance_id().into();
         let views = Arc::new(Views::new(instance.clone(), metrics.clone()));
         let link = Arc::new(Link::new(
@@ -239,6 +225,74 @@ pub(crate) fn new_instance_id() -> String {
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).expect("the OS random source is available");
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A client for `url`, with the password from `--cluster-password-file` if any.
+fn client(url: &str, password: Option<&str>) -> Result<redis::Client, ClusterError> {
+    let error = |source| ClusterError {
+        url: redact(url),
+        source,
+    };
+    let mut info = redis::IntoConnectionInfo::into_connection_info(url).map_err(error)?;
+    if let Some(password) = password {
+        let settings = info.redis_settings().clone().set_password(password);
+        info = info.set_redis_settings(settings);
+    }
+    if url.starts_with("rediss://") {
+        // rustls needs a process-wide provider; the server's own TLS uses ring too.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    redis::Client::open(info).map_err(error)
+}
+
+/// `--check-config`: reaches Redis at `url` within `timeout` and asks it for PING. Returns
+/// the warnings about how it is configured (see [`redis_warnings`]), or why it cannot be
+/// reached, naming the URL without its password.
+pub async fn probe(
+    url: &str,
+    password: Option<&str>,
+    timeout: Duration,
+) -> Result<Vec<String>, String> {
+    let client = client(url, password).map_err(|e| e.to_string())?;
+    let unreachable = |problem: String| format!("--cluster {}: {problem}", redact(url));
+    let exchange = async {
+        let mut connection = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut connection)
+            .await?;
+        Ok::<_, redis::RedisError>(redis_warnings(&mut connection).await)
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Ok(Ok(warnings)) => Ok(warnings),
+        Ok(Err(error)) => Err(unreachable(format!("cannot reach Redis: {error}"))),
+        Err(_) => Err(unreachable(format!(
+            "Redis did not answer within {}",
+            humantime::format_duration(timeout)
+        ))),
+    }
+}
+
+/// What in Redis's configuration works against rdv: an eviction policy other than
+/// `noeviction` lets Redis drop members or leases under memory pressure. A server that
+/// refuses `CONFIG` (managed Redis often does) gets no warning.
+pub async fn redis_warnings(connection: &mut redis::aio::MultiplexedConnection) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let policy: Option<(String, String)> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("maxmemory-policy")
+        .query_async(connection)
+        .await
+        .ok();
+    if let Some((_, policy)) = policy
+        && policy != "noeviction"
+    {
+        warnings.push(format!(
+            "Redis's maxmemory-policy is {policy:?}: under memory pressure it may evict room \
+             members and leases, and peers would vanish or be duplicated; set \
+             maxmemory-policy noeviction (docs/cluster.md)"
+        ));
+    }
+    warnings
 }
 
 /// The URL without its password, for logs and errors.
