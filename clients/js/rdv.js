@@ -338,18 +338,30 @@ export class Room extends EventTarget {
     this._ws = ws;
     let registered = false;
     let challengeTimer = null;
-    const register = async (nonce) => {
-      if (registered || ws !== this._ws) return;
+    // The server's challenge, and whether a register on this socket carried a proof: a
+    // challenge that comes after `proof: "auto"` stopped waiting is answered when the server
+    // says `proof-required`, instead of giving up on a slow network.
+    let nonce = null;
+    let proved = false;
+    const register = async (challenge, again = false) => {
+      if ((registered && !again) || ws !== this._ws) return;
       registered = true;
       clearTimeout(challengeTimer);
       let proof = null;
       try {
-        if (nonce && this._options.proof !== false) proof = await signProof(this.identity.privateKey, nonce);
+        if (challenge && this._options.proof !== false) proof = await signProof(this.identity.privateKey, challenge);
       } catch (error) {
         return this._fail(error instanceof RdvError ? error : new RdvError(ErrorCode.UnsupportedKey, String(error)));
       }
+      proved ||= Boolean(proof);
       if (ws.readyState === 1) ws.send(registerMessage(this.identity.publicJwk, proof));
       this._log("debug", `register sent${proof ? " with a proof" : ""}`);
+    };
+    this._proveLate = () => {
+      if (ws !== this._ws || proved || !nonce || this._options.proof === false) return false;
+      this._log("info", "the challenge came late: registering again with a proof");
+      register(nonce, true);
+      return true;
     };
     ws.onopen = () => {
       const proof = this._options.proof ?? "auto";
@@ -360,7 +372,10 @@ export class Room extends EventTarget {
       if (ws !== this._ws) return;
       const message = parseServerMessage(event.data);
       if (!message) return this._log("warn", "ignoring a frame that is not a server message");
-      if (message.type === "challenge") return register(message.nonce);
+      if (message.type === "challenge") {
+        nonce = message.nonce;
+        return register(message.nonce);
+      }
       this._queue = this._queue
         .then(() => (ws === this._ws || message.type === "error" ? this._handle(message) : null))
         .catch((error) => this._error(error));
@@ -401,12 +416,15 @@ export class Room extends EventTarget {
         return;
       }
       case "peer-left": return this._left(message.peerId);
+      // Only an offer opens a connection: an answer or a candidate belongs to one that
+      // exists, and a stray one (late, replayed, or after a close) is dropped.
       case "offer":
-      case "answer":
         return this._connection(message.from, false)?._description(message.sdp);
+      case "answer":
+        return this._existing(message.from, message.type)?._description(message.sdp);
       case "ice-candidate":
         this._log("debug", `candidate from ${message.from.slice(0, 8)}`);
-        return this._connection(message.from, false)?._candidate(message.candidate);
+        return this._existing(message.from, message.type)?._candidate(message.candidate);
       case "ice-servers":
         if (this._fixedIce) return;
         this.iceServers = message.iceServers;
@@ -419,6 +437,7 @@ export class Room extends EventTarget {
           // reconnecting would take it back, and the other would do the same.
           return this._fail(error);
         }
+        if (message.code === ErrorCode.ProofRequired && this._proveLate?.()) return;
         if (message.code === ErrorCode.DuplicatePeer && this._welcomed && !this._welcomedOnThisSocket()) {
           // Reconnecting while our previous connection is still open on the server (it has
           // not noticed the network change yet): try again after a back-off until it times
@@ -519,6 +538,14 @@ export class Room extends EventTarget {
 
   _connectionLost(id) {
     if (this._meshing && this.peers.has(id) && !this._closed) this._meshTo(id);
+  }
+
+  /** The open connection to `id`, if there is one; else null, and `type` is dropped. */
+  _existing(id, type) {
+    const connection = this.connections.get(id);
+    if (connection && connection.pc.connectionState !== "closed") return connection;
+    this._log("debug", `dropping a stray ${type} from ${id.slice(0, 8)}: no connection to it`);
+    return null;
   }
 
   /** The connection to `id`, made on demand (by us, or when its first offer arrives). */

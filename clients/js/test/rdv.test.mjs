@@ -185,6 +185,48 @@ test("being replaced ends the room instead of taking the ID back", async () => {
   assert.equal(sockets.length, 1, "no reconnect");
 });
 
+test("only an offer opens a connection: a stray answer or candidate is dropped", async () => {
+  const identity = await generateIdentity();
+  const { Scripted, sockets } = scriptedWebSocket((socket, message) => {
+    if (message?.type === "register") {
+      socket.deliver({ type: "welcome", peerId: identity.peerId, peers: [{ id: other.fingerprint, publicKey: other.jwk }] });
+    }
+  });
+  class NeverMade {
+    constructor() { throw new Error("a stray message made a connection"); }
+  }
+  const room = await join("ws://server", "r", {
+    identity, WebSocket: Scripted, RTCPeerConnection: NeverMade, proof: false, reconnect: false,
+  });
+  const errors = [];
+  const connections = [];
+  room.on("error", (error) => errors.push(error));
+  room.on("connection", (connection) => connections.push(connection));
+  sockets[0].deliver({ type: "answer", from: other.fingerprint, sdp: { type: "answer", sdp: "v=0" } });
+  sockets[0].deliver({ type: "ice-candidate", from: other.fingerprint, candidate: { candidate: "" } });
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(room.connections.size, 0);
+  assert.deepEqual(connections, []);
+  assert.deepEqual(errors, []);
+  room.close();
+});
+
+test("a challenge that comes after auto stopped waiting is answered with a proof", async () => {
+  const identity = await generateIdentity();
+  const registers = [];
+  const { Scripted } = scriptedWebSocket((socket, message) => {
+    // A slow network: the challenge arrives after the library registered without a proof.
+    if (message === null) setTimeout(() => socket.deliver({ type: "challenge", nonce: "late-nonce" }), 400);
+    if (message?.type !== "register") return;
+    registers.push(message.proof ? "with a proof" : "without");
+    if (message.proof) socket.deliver({ type: "welcome", peerId: identity.peerId, peers: [] });
+    else setTimeout(() => socket.deliver({ type: "error", code: "proof-required", message: "prove it" }), 450);
+  });
+  const room = await join("ws://server", "r", { identity, WebSocket: Scripted, reconnect: false });
+  assert.deepEqual(registers, ["without", "with a proof"]);
+  room.close();
+});
+
 // --- Against a real rdv serve --------------------------------------------------------------
 
 const binary = process.env.RDV_BINARY ?? joinPath(repo, "target/debug/rdv");
