@@ -495,3 +495,77 @@ async fn the_shipped_haproxy_config_balances_one_room_and_skips_a_degraded_insta
     let _ = haproxy.kill();
     let _ = haproxy.wait();
 }
+
+/// Issue 27's reproduction: joins cut short by eviction (a flood of silent upgrades against
+/// `--max-unregistered` closes the oldest unregistered connection, which may be one whose
+/// join is on its way to Redis) must not leave members behind. Once every client is gone,
+/// Redis lists nobody and a new joiner's welcome is empty.
+#[tokio::test]
+#[ignore = "needs redis-server (apt install redis-server)"]
+async fn joins_cut_short_leave_no_ghost_members() {
+    let redis = redis();
+    let server = instance(&redis, "2s", &["--max-unregistered", "8"]);
+    let url = server.url("ghost");
+    let deadline = Instant::now() + Duration::from_secs(4);
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let url = url.clone();
+        // Silent upgrades: each evicts the oldest unregistered connection.
+        tasks.push(tokio::spawn(async move {
+            let mut held = std::collections::VecDeque::new();
+            while Instant::now() < deadline {
+                if let Ok(Ok((ws, _))) = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    tokio_tungstenite::connect_async(&url),
+                )
+                .await
+                {
+                    held.push_back(ws);
+                    if held.len() > 4 {
+                        held.pop_front();
+                    }
+                }
+            }
+        }));
+    }
+    for _ in 0..6 {
+        let url = url.clone();
+        // Joiners that register and go, whether or not they were welcomed.
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                let Ok(Ok((mut ws, _))) = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    tokio_tungstenite::connect_async(&url),
+                )
+                .await
+                else {
+                    continue;
+                };
+                let register = rdv::protocol::register(&TestKey::new().public_jwk, None);
+                if futures_util::SinkExt::send(&mut ws, register.into())
+                    .await
+                    .is_err()
+                {
+                    continue;
+                }
+                let _ = tokio::time::timeout(
+                    Duration::from_millis(50),
+                    futures_util::StreamExt::next(&mut ws),
+                )
+                .await;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    // Every client is gone: within a lease, Redis holds nobody and a joiner sees nobody.
+    common::eventually("the room empties in Redis", || async {
+        (redis.command(&["HLEN", "rdv:m:ghost"]).trim() == ":0").then_some(())
+    })
+    .await;
+    let newcomer = server.peer("ghost").await;
+    assert_eq!(ids(&newcomer.welcome), Vec::<String>::new());
+    let metrics = server.metrics().await;
+    assert!(common::metric(&metrics, "rdv_unregistered_evicted_total") > 0.0);
+}

@@ -235,12 +235,13 @@ fn a_missing_or_mismatched_pair_is_a_start_up_error_naming_the_files() {
     let swapped = serve(&first.key, &first.key);
     assert_eq!(swapped.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&swapped.stderr).contains("first.key"));
-    // --tls-cert alone is a usage error.
+    // --tls-cert alone is refused like half a pair from any other source (tests/config.rs).
     let alone = std::process::Command::new(common::rdv_binary())
         .args(["serve", "--tls-cert", first.cert.to_str().unwrap()])
         .output()
         .unwrap();
-    assert_eq!(alone.status.code(), Some(2));
+    assert_eq!(alone.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&alone.stderr).contains("but --tls-key is not"));
 }
 
 /// SIGHUP swaps in a new certificate for new handshakes; connections made before keep

@@ -6,6 +6,7 @@
 //! reads the close code before the socket goes.
 
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::future::OptionFuture;
@@ -102,6 +103,7 @@ pub fn run(
         read_at: std::time::Instant::now(),
         client_closed: false,
         proof_attempts: 0,
+        join_task: None,
     };
     // Listed so a shutdown closes it through its switch, like any other close.
     let entered = shared
@@ -118,6 +120,13 @@ pub fn run(
         }
         drop(entered);
 
+        // A join cut short by the session's end is waited for (it is bounded by the
+        // registry's own timeouts); if it added this connection, it leaves again.
+        if let Some(task) = session.join_task.take()
+            && let Ok((Ok(()), joined)) = task.await
+        {
+            session.peer = Some(joined);
+        }
         if let Some(peer) = &session.peer {
             shared
                 .registry
@@ -344,6 +353,8 @@ struct Session {
     client_closed: bool,
     /// Registers with a proof so far, bounded by `MAX_PROOF_ATTEMPTS`.
     proof_attempts: u8,
+    /// A join still on its way (its own task), if the session ends before it returns.
+    join_task: Option<tokio::task::JoinHandle<(Result<(), JoinError>, PeerId)>>,
 }
 
 impl Session {
@@ -541,7 +552,24 @@ impl Session {
 
     async fn join(&mut self, member: Member) {
         let id = member.id.clone();
-        let error = match self.state.registry.join(&self.room, member).await {
+        let registry = self.state.registry.clone();
+        let room = self.room.clone();
+        let joiner = id.clone();
+        let mut join = Box::pin(async move { (registry.join(&room, member).await, joiner) });
+        // A join that cannot finish at once (the cluster's, a Redis round trip) goes on in a
+        // task of its own: if this session ends meanwhile (evicted, a failed write), its
+        // outcome still arrives, and a member that was added is then removed (see `run`),
+        // instead of being dropped half way and left behind in Redis.
+        let outcome = match std::future::poll_fn(|cx| Poll::Ready(join.as_mut().poll(cx))).await {
+            Poll::Ready((outcome, _)) => outcome,
+            Poll::Pending => {
+                let task = self.join_task.insert(tokio::spawn(join));
+                let outcome = task.await;
+                self.join_task = None;
+                outcome.map_or(Err(JoinError::Unavailable), |(outcome, _)| outcome)
+            }
+        };
+        let error = match outcome {
             Ok(()) => {
                 // Debug formatting escapes whatever a client chose to put in its room's name.
                 tracing::debug!(room = ?self.room.as_str(), peer = %id.short(12), "registered");
