@@ -569,3 +569,48 @@ async fn joins_cut_short_leave_no_ghost_members() {
     let metrics = server.metrics().await;
     assert!(common::metric(&metrics, "rdv_unregistered_evicted_total") > 0.0);
 }
+
+/// What slips past a session's own leave (here: a member written into Redis for this
+/// instance on a connection it does not hold, as a join whose outcome never reached its
+/// session would leave) is removed by the instance's periodic reconciliation within a lease,
+/// and counted.
+#[tokio::test]
+#[ignore = "needs redis-server (apt install redis-server)"]
+async fn reconciliation_removes_members_the_instance_does_not_hold() {
+    let redis = redis();
+    let server = instance(&redis, "2s", &[]);
+    let mut alice = server.peer("leak").await;
+    // A copy of Alice's record under another peer ID and a connection nobody holds.
+    let record = redis.command(&["HGET", "rdv:m:leak", &alice.id]);
+    let record = record.lines().nth(1).expect("a bulk reply").to_owned();
+    let fields: Vec<&str> = record.split('\t').collect();
+    let instance_id = fields[2].to_owned();
+    let mut ghost_fields = fields.clone();
+    ghost_fields[3] = "999999";
+    let ghost = "e".repeat(64);
+    redis.command(&["HSET", "rdv:m:leak", &ghost, &ghost_fields.join("\t")]);
+    redis.command(&[
+        "HSET",
+        &format!("rdv:i:{instance_id}"),
+        &format!("leak\t{ghost}"),
+        "999999",
+    ]);
+    assert_eq!(redis.command(&["HLEN", "rdv:m:leak"]).trim(), ":2");
+    common::eventually("the leaked member is removed", || async {
+        (redis.command(&["HLEN", "rdv:m:leak"]).trim() == ":1").then_some(())
+    })
+    .await;
+    let metrics = server.metrics().await;
+    assert_eq!(common::metric(&metrics, "rdv_cluster_repairs_total"), 1.0);
+    // Alice, held, stays; the room goes on.
+    assert!(
+        alice
+            .client
+            .sync()
+            .await
+            .iter()
+            .all(|m| m["type"] != "peer-left")
+    );
+    let bob = server.peer("leak").await;
+    assert_eq!(ids(&bob.welcome), [alice.id.clone()]);
+}

@@ -58,6 +58,9 @@ pub struct ClusterMetrics {
     pub received: Counter,
     /// Times the instance (re)connected to Redis and re-announced its members.
     pub resyncs: Counter,
+    /// Members Redis listed for this instance that it did not hold, removed by the
+    /// periodic reconciliation.
+    pub repairs: Counter,
     lease_renewals: Family<ResultLabel, Counter>,
 }
 
@@ -71,6 +74,7 @@ impl ClusterMetrics {
             published: Counter::default(),
             received: Counter::default(),
             resyncs: Counter::default(),
+            repairs: Counter::default(),
             lease_renewals: Family::default(),
         }
     }
@@ -103,11 +107,16 @@ impl ClusterMetrics {
             self.resyncs.clone(),
         );
         registry.register(
+            "cluster_repairs",
+            "Members Redis listed for this instance that it did not hold, removed by reconciliation",
+            self.repairs.clone(),
+        );
+        registry.register(
             "cluster_lease_renewals",
             "Lease renewals, by result",
             self.lease_renewals.clone(),
         );
-        for result in ["ok", "lost", "failed"] {
+        for result in ["ok", "acquired", "lost", "failed"] {
             drop(self.lease_renewals.get_or_create(&ResultLabel { result }));
         }
     }

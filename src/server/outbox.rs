@@ -318,6 +318,11 @@ impl Outbox {
         }
     }
 
+    /// Whether the connection's writer is gone: nothing sent here will ever be read.
+    pub fn is_gone(&self) -> bool {
+        self.shared.lock().closed
+    }
+
     /// Whether a message of `len` bytes could ever be queued here.
     pub fn fits(&self, len: usize) -> bool {
         len <= self.shared.max_bytes

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::scripts;
 use super::view::Views;
 use super::wire;
+use crate::identity::PeerId;
 use crate::protocol::RoomName;
 use crate::server::metrics::Metrics;
 
@@ -273,7 +274,8 @@ impl Link {
         let mut renew = tokio::time::interval(self.lease / 4);
         let mut reap = tokio::time::interval(self.lease / 6);
         let mut sweep = tokio::time::interval(self.lease);
-        for timer in [&mut renew, &mut reap, &mut sweep] {
+        let mut reconcile = tokio::time::interval(self.lease);
+        for timer in [&mut renew, &mut reap, &mut sweep, &mut reconcile] {
             timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             timer.reset();
         }
@@ -299,6 +301,7 @@ impl Link {
                     }
                 }
                 _ = sweep.tick() => self.sweep(&connected).await?,
+                _ = reconcile.tick() => self.reconcile(&mut commands).await?,
             }
         }
     }
@@ -370,6 +373,57 @@ impl Link {
             invocation.arg(room);
         }
         let _: u8 = self.call(invocation.invoke_async(commands)).await?;
+        Ok(())
+    }
+
+    /// Removes the members Redis lists for this instance that it does not hold: whatever
+    /// slipped past a session's own leave (a join whose outcome came too late, a leave that
+    /// failed) is repaired within one lease. Each removal is an ordinary leave (`peer-left`
+    /// once), and the script removes a member only if that same connection still holds it,
+    /// so a peer that came back on a new connection meanwhile is left alone.
+    async fn reconcile(&self, commands: &mut MultiplexedConnection) -> Result<(), LinkError> {
+        let listed: Vec<(String, String)> = self
+            .call(
+                redis::cmd("HGETALL")
+                    .arg(wire::instance_key(&self.instance))
+                    .query_async(commands),
+            )
+            .await?;
+        let mut repaired = 0u64;
+        for (field, connection) in listed {
+            let Some((room, peer)) = field.rsplit_once('\t') else {
+                continue;
+            };
+            let (Ok(room), Ok(peer), Ok(connection)) = (
+                RoomName::new(room),
+                peer.parse::<PeerId>(),
+                connection.parse::<u64>(),
+            ) else {
+                continue;
+            };
+            if self.views.holds(&room, &peer, connection) {
+                continue;
+            }
+            let removed: u8 = self
+                .call(
+                    scripts::LEAVE
+                        .key(wire::members_key(&room))
+                        .arg(room.as_str())
+                        .arg(peer.as_str())
+                        .arg(&*self.instance)
+                        .arg(connection)
+                        .invoke_async(commands),
+                )
+                .await?;
+            repaired += u64::from(removed);
+        }
+        if repaired > 0 {
+            self.metrics.cluster.repairs.inc_by(repaired);
+            tracing::warn!(
+                repaired,
+                "cluster: removed members Redis listed for this instance that it did not hold"
+            );
+        }
         Ok(())
     }
 

@@ -385,6 +385,23 @@ impl Views {
         }
     }
 
+    /// Whether `connection` holds `peer` in `room` here: a member whose connection is still
+    /// open, or a join in flight. What Redis lists for this instance beyond that is a leak.
+    pub fn holds(&self, room: &RoomName, peer: &PeerId, connection: u64) -> bool {
+        let Some(view) = self.rooms.get(room) else {
+            return false;
+        };
+        let member = view.members.get(peer).is_some_and(|slot| {
+            matches!(&slot.place, Place::Here { connection: c, outbox, .. }
+                if c.get() == connection && !outbox.is_gone())
+        });
+        member
+            || view
+                .joining
+                .iter()
+                .any(|j| j.connection.get() == connection && &j.peer == peer)
+    }
+
     /// Routes a relay: queued here if the receiver is local, else the instance to publish
     /// it to.
     pub fn route(
