@@ -614,3 +614,51 @@ async fn reconciliation_removes_members_the_instance_does_not_hold() {
     let bob = server.peer("leak").await;
     assert_eq!(ids(&bob.welcome), [alice.id.clone()]);
 }
+
+/// Issue 27, item 6: after Redis lost its data, an unverified claimant of a verified peer's
+/// ID may get in before the holder's instance re-announces it. The re-announce takes the ID
+/// back: the verified incumbent stays, the claimant is the one replaced.
+#[tokio::test]
+#[ignore = "needs redis-server (apt install redis-server)"]
+async fn a_verified_holder_keeps_its_id_against_an_unverified_claimant_after_data_loss() {
+    use nix::sys::signal::{Signal, kill};
+    let redis = redis();
+    let holder_side = instance(&redis, "2s", &["--proof", "optional"]);
+    let claimant_side = instance(&redis, "2s", &["--proof", "optional"]);
+    let key = PrivateKey::generate(KeySpec::Ed25519).unwrap();
+    let id = key.public().peer_id().to_string();
+    let (mut holder, _) = proven(&holder_side, "keep", &key).await;
+    // The holder's instance sleeps through the loss; the other re-announces and lets the
+    // claimant in (proof is optional, and Redis no longer lists the ID).
+    kill(holder_side.pid(), Signal::SIGSTOP).unwrap();
+    redis.command(&["FLUSHALL"]);
+    let claimant = common::eventually("the claimant gets in", || async {
+        let mut client = Client::connect(&claimant_side.url("keep")).await;
+        client.expect("challenge").await;
+        client
+            .send(json!({"type": "register", "publicKey": key.public().to_public_json()}))
+            .await;
+        let reply = client.recv_json().await;
+        (reply["type"] == "welcome").then_some(client)
+    })
+    .await;
+    let mut claimant = claimant;
+    kill(holder_side.pid(), Signal::SIGCONT).unwrap();
+    // The claimant is replaced; the verified holder is never told anything of the kind.
+    claimant.expect_error("replaced").await;
+    assert_eq!(claimant.expect_close().await, 1000);
+    common::eventually("Redis lists the holder's connection again", || async {
+        let record = redis.command(&["HGET", "rdv:m:keep", &id]);
+        let record = record.lines().nth(1)?.to_owned();
+        (record.split('\t').nth(4) == Some("1")).then_some(())
+    })
+    .await;
+    for message in holder.sync().await {
+        assert_ne!(message["code"], "replaced", "{message}");
+    }
+    let observer_key = PrivateKey::generate(KeySpec::Ed25519).unwrap();
+    let (_observer, welcome) = proven(&holder_side, "keep", &observer_key).await;
+    let entry = &welcome["peers"][0];
+    assert_eq!(entry["id"], id.as_str());
+    assert_eq!(entry["verified"], true);
+}

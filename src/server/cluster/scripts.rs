@@ -24,6 +24,14 @@ local function left(room, peer, reason, instance, connection)
     redis.call('PEXPIRE', 'rdv:s:' .. room, 86400000)
   end
 end
+-- Whether a record (or a record tail, `instance \t connection \t verified \t key`) says
+-- its holder proved possession of the key.
+local function verified(record)
+  return string.find(record, '^%d+\t%d+\t[^\t]*\t[^\t]*\t1\t') ~= nil
+end
+local function tail_verified(tail)
+  return string.find(tail, '^[^\t]*\t[^\t]*\t1\t') ~= nil
+end
 local function now_ms()
   local now = redis.call('TIME')
   return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
@@ -142,8 +150,10 @@ return removed
 /// After a reconnect: makes Redis agree with what this instance holds in one room.
 /// KEYS: members, sequence. ARGV: room, instance, then (peer, connection, since or empty,
 /// record tail) for each local member. Removes this instance's members it no longer holds, adds the missing
-/// ones (past the room cap if need be: they are connected already). Returns
-/// `{peers held by another connection, sequence, snapshot}`.
+/// ones (past the room cap if need be: they are connected already). A verified member
+/// takes its ID back from an unverified holder that got in meanwhile (Redis lost its data,
+/// or this instance was cut off): a verified incumbent is never displaced by an unverified
+/// claimant (PROTOCOL §9). Returns `{peers held by another connection, sequence, snapshot}`.
 pub static ANNOUNCE: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
@@ -166,7 +176,16 @@ for i = 3, #ARGV, 4 do
   local record = redis.call('HGET', KEYS[1], peer)
   if record then
     local holder, held_by = owner(record)
-    if holder ~= instance or held_by ~= connection then
+    if (holder ~= instance or held_by ~= connection) and tail_verified(ARGV[i + 3])
+        and not verified(record) then
+      redis.call('HDEL', KEYS[1], peer)
+      redis.call('HDEL', 'rdv:i:' .. holder, room .. '\t' .. peer)
+      left(room, peer, 'replaced', holder, held_by)
+      local since = ARGV[i + 2]
+      if since == '' then since = now_ms() end
+      joined(room, peer, since, ARGV[i + 3])
+      redis.call('HSET', 'rdv:i:' .. instance, room .. '\t' .. peer, connection)
+    elseif holder ~= instance or held_by ~= connection then
       table.insert(conflicts, peer)
     else
       redis.call('HSET', 'rdv:i:' .. instance, room .. '\t' .. peer, connection)
