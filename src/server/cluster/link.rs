@@ -5,6 +5,7 @@
 //! On every (re)connect the instance renews its lease, subscribes, re-announces its members
 //! room by room and only then takes joins again: until then `/healthz` says `degraded`.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -39,6 +40,8 @@ pub enum LinkError {
     Timeout,
     #[error("Redis had no lease for this instance (it restarted, or the lease ran out)")]
     LeaseLost,
+    #[error("Redis came back with older data (a reloaded snapshot, or a lagging replica)")]
+    Restored,
     #[error("the connection to Redis closed")]
     Closed,
 }
@@ -67,6 +70,10 @@ pub struct Link {
     closing: CancellationToken,
     /// Redis's epoch when last connected (see `wire::EPOCH_KEY`).
     epoch: std::sync::Mutex<Option<String>>,
+    /// The highest generation Redis gave (see `wire::GENERATION_KEY`), 0 before the first.
+    generation: std::sync::atomic::AtomicU64,
+    /// Redis's generation went backwards: the next resync presumes, as after data loss.
+    restored: std::sync::atomic::AtomicBool,
     /// Becomes true once the first attempt to connect has ended, either way.
     first_attempt: tokio::sync::watch::Sender<bool>,
 }
@@ -92,6 +99,8 @@ impl Link {
             closing: CancellationToken::new(),
             first_attempt: tokio::sync::watch::Sender::new(false),
             epoch: std::sync::Mutex::new(None),
+            generation: std::sync::atomic::AtomicU64::new(0),
+            restored: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -198,7 +207,7 @@ impl Link {
     }
 
     /// One connection to Redis, from connecting to losing it.
-    async fn session(&self) -> Result<(), LinkError> {
+    async fn session(self: &Arc<Self>) -> Result<(), LinkError> {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(CALL_TIMEOUT))
             .set_response_timeout(Some(CALL_TIMEOUT));
@@ -235,15 +244,26 @@ impl Link {
             .lock()
             .expect("the epoch's lock is never poisoned")
             .replace(epoch.clone());
-        let presume = previous
-            .as_ref()
-            .is_some_and(|previous| *previous != epoch)
-            .then(|| Instant::now() + self.lease);
-        if presume.is_some() {
-            tracing::warn!("cluster: Redis lost its data; every instance re-announces its members");
-        }
         // A new instance has no lease yet: its first renewal takes one, which is no loss.
-        self.renew(&mut commands, previous.is_none()).await?;
+        let _ = self.renew(&mut commands, previous.is_none()).await?;
+        let lost = previous.as_ref().is_some_and(|previous| *previous != epoch);
+        let restored = self.restored.swap(false, Ordering::Relaxed);
+        let presume = (lost || restored).then(|| Instant::now() + self.lease);
+        if lost {
+            tracing::warn!("cluster: Redis lost its data; every instance re-announces its members");
+        } else if restored {
+            tracing::warn!(
+                "cluster: Redis came back with older data; every instance re-announces its members"
+            );
+        }
+        // Leases in older data are stale: an instance that renews in time is alive, so
+        // nobody is reaped until every live one has had a lease to renew.
+        let reap_after = presume.unwrap_or_else(Instant::now);
+        // The lease is renewed on its own schedule from here on, never behind the per-room
+        // round trips of a resync, however many rooms there are.
+        let renewing = self.clone();
+        let mut renew_commands = commands.clone();
+        tasks.spawn(async move { renewing.keep_renewing(&mut renew_commands).await });
         for warning in super::redis_warnings(&mut commands).await {
             tracing::warn!("cluster: {warning}");
         }
@@ -271,11 +291,10 @@ impl Link {
         self.first_attempt.send_replace(true);
         tracing::info!(instance = %self.instance, rooms = rooms.len(), "cluster: connected to Redis and in sync");
 
-        let mut renew = tokio::time::interval(self.lease / 4);
         let mut reap = tokio::time::interval(self.lease / 6);
         let mut sweep = tokio::time::interval(self.lease);
         let mut reconcile = tokio::time::interval(self.lease);
-        for timer in [&mut renew, &mut reap, &mut sweep, &mut reconcile] {
+        for timer in [&mut reap, &mut sweep, &mut reconcile] {
             timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             timer.reset();
         }
@@ -287,15 +306,21 @@ impl Link {
                         _ => LinkError::Closed,
                     });
                 }
-                _ = renew.tick() => self.renew(&mut commands, false).await.and_then(|known| {
-                    if known { Ok(()) } else { Err(LinkError::LeaseLost) }
-                })?,
                 _ = reap.tick() => {
                     self.views.expire_presumed(Instant::now());
-                    let removed: u64 = self.call(
-                        scripts::REAP.key(wire::INSTANCES_KEY).arg("").arg("lost")
+                    if Instant::now() < reap_after {
+                        continue;
+                    }
+                    let seen = self.generation.load(Ordering::Relaxed);
+                    let removed: i64 = self.call(
+                        scripts::REAP.key(wire::INSTANCES_KEY).key(wire::GENERATION_KEY)
+                            .arg("").arg("lost").arg(seen)
                             .invoke_async(&mut commands),
                     ).await?;
+                    if removed < 0 {
+                        self.restored.store(true, Ordering::Relaxed);
+                        return Err(LinkError::Restored);
+                    }
                     if removed > 0 {
                         tracing::warn!(removed, "cluster: removed the members of an instance whose lease ended");
                     }
@@ -306,31 +331,56 @@ impl Link {
         }
     }
 
+    /// Renews the lease every quarter of it until it is lost (or Redis is found to have come
+    /// back with older data), in a task of its own.
+    async fn keep_renewing(&self, commands: &mut MultiplexedConnection) -> LinkError {
+        let mut renew = tokio::time::interval(self.lease / 4);
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        renew.reset();
+        loop {
+            renew.tick().await;
+            match self.renew(commands, false).await {
+                Ok(_) if self.restored.load(Ordering::Relaxed) => return LinkError::Restored,
+                Ok(true) => {}
+                Ok(false) => return LinkError::LeaseLost,
+                Err(error) => return error,
+            }
+        }
+    }
+
     /// Extends the lease; false if Redis had none for this instance. `first`: this
-    /// instance never held one, so taking it is counted `acquired`, not `lost`.
+    /// instance never held one, so taking it is counted `acquired`, not `lost`. A
+    /// generation lower than one seen before means Redis came back with older data: the
+    /// next resync presumes (see `restored`).
     async fn renew(
         &self,
         commands: &mut MultiplexedConnection,
         first: bool,
     ) -> Result<bool, LinkError> {
         let lease_ms = self.lease_written().as_millis() as u64;
-        let result: Result<u8, LinkError> = self
+        let result: Result<(u8, u64), LinkError> = self
             .call(
                 scripts::RENEW
                     .key(wire::INSTANCES_KEY)
+                    .key(wire::GENERATION_KEY)
                     .arg(&*self.instance)
                     .arg(lease_ms)
                     .invoke_async(commands),
             )
             .await;
         let outcome = match &result {
-            Ok(1) => "ok",
+            Ok((1, _)) => "ok",
             Ok(_) if first => "acquired",
             Ok(_) => "lost",
             Err(_) => "failed",
         };
         self.metrics.cluster.renewed(outcome);
-        Ok(result? == 1)
+        let (known, generation) = result?;
+        let seen = self.generation.swap(generation, Ordering::Relaxed);
+        if generation <= seen {
+            self.restored.store(true, Ordering::Relaxed);
+        }
+        Ok(known == 1)
     }
 
     /// Makes Redis agree with what this instance holds, room by room, and brings each view
@@ -351,6 +401,7 @@ impl Link {
             invocation
                 .key(wire::members_key(room))
                 .key(wire::sequence_key(room))
+                .key(wire::INSTANCES_KEY)
                 .arg(room.as_str())
                 .arg(&*self.instance);
             for (peer, connection, since, tail) in &members {
@@ -448,8 +499,10 @@ impl Link {
                 .call(
                     scripts::REAP
                         .key(wire::INSTANCES_KEY)
+                        .key(wire::GENERATION_KEY)
                         .arg(&*self.instance)
                         .arg("left")
+                        .arg("")
                         .invoke_async(&mut connected.commands),
                 )
                 .await;

@@ -97,26 +97,31 @@ return 1
     )
 });
 
-/// KEYS: instances. ARGV: instance, lease in ms. Extends the lease (Redis's clock); returns
-/// 0 if the instance had none (new, reaped, or Redis lost its data): it must re-announce.
+/// KEYS: instances, generation. ARGV: instance, lease in ms. Extends the lease (Redis's
+/// clock) and advances the generation. Returns `{known, generation}`: known is 0 if the
+/// instance had no lease (new, reaped, or Redis lost its data): it must re-announce.
 pub static RENEW: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
 local until_ms = now_ms() + tonumber(ARGV[2])
 local known = redis.call('ZSCORE', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[1], until_ms, ARGV[1])
-if known then return 1 end
-return 0
+local generation = redis.call('INCR', KEYS[2])
+if known then return {1, generation} end
+return {0, generation}
 ",
     )
 });
 
-/// KEYS: instances. ARGV: an instance to remove (graceful shutdown), or empty for every
-/// instance whose lease has ended; the reason its members left (`left` or `lost`).
-/// Returns how many members were removed.
+/// KEYS: instances, generation. ARGV: an instance to remove (graceful shutdown), or empty
+/// for every instance whose lease has ended; the reason its members left (`left` or
+/// `lost`); the generation the caller last saw, or empty. Returns how many members were
+/// removed, or -1 without removing anything if the generation went backwards (Redis came
+/// back with older data, whose leases are stale: nobody is reaped on their word).
 pub static REAP: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
+if ARGV[3] ~= '' and redis.call('INCR', KEYS[2]) <= tonumber(ARGV[3]) then return -1 end
 local dead
 if ARGV[1] ~= '' then
   dead = {ARGV[1]}
@@ -148,8 +153,9 @@ return removed
 });
 
 /// After a reconnect: makes Redis agree with what this instance holds in one room.
-/// KEYS: members, sequence. ARGV: room, instance, then (peer, connection, since or empty,
-/// record tail) for each local member. Removes this instance's members it no longer holds, adds the missing
+/// KEYS: members, sequence, instances. ARGV: room, instance, then (peer, connection, since
+/// or empty, record tail) for each local member. Refused (an error) if the instance holds
+/// no lease. Removes this instance's members it no longer holds, adds the missing
 /// ones (past the room cap if need be: they are connected already). A verified member
 /// takes its ID back from an unverified holder that got in meanwhile (Redis lost its data,
 /// or this instance was cut off): a verified incumbent is never displaced by an unverified
@@ -158,6 +164,8 @@ pub static ANNOUNCE: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
 local room, instance = ARGV[1], ARGV[2]
+-- Members re-added for an instance without a lease would belong to nobody a reaper knows.
+if not redis.call('ZSCORE', KEYS[3], instance) then return redis.error_reply('rdv: no lease') end
 local listed = {}
 for i = 3, #ARGV, 4 do listed[ARGV[i]] = ARGV[i + 1] end
 local all = redis.call('HGETALL', KEYS[1])

@@ -36,6 +36,11 @@ pub fn instance_channel(instance: &str) -> String {
 /// persistence) and every instance is re-announcing its members.
 pub const EPOCH_KEY: &str = "rdv:epoch";
 
+/// A counter every renewal and reap advances: if it goes backwards, Redis came back with
+/// older data (a snapshot or AOF reloaded after a restart, a failover to a lagging replica),
+/// which the epoch cannot tell, since the snapshot holds the old epoch too.
+pub const GENERATION_KEY: &str = "rdv:generation";
+
 /// Sorted set of live instances, scored by when their lease ends (ms, Redis clock).
 pub const INSTANCES_KEY: &str = "rdv:instances";
 
