@@ -27,8 +27,16 @@ use crate::server::metrics::Metrics;
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// Relays queued for other instances before a sender is told `unavailable`.
 const PUBLISH_QUEUE: usize = 65_536;
-/// Most relays in one pipelined round trip (and so in one published message).
+/// Most bytes of relays waiting to be published; past it a relay to another instance gets
+/// `unavailable`, like one past the queue's count.
+const PUBLISH_QUEUE_BYTES: usize = 64 << 20;
+/// Most relays in one pipelined round trip.
 const PUBLISH_BATCH: usize = 512;
+/// Most bytes in one pipelined round trip.
+const PUBLISH_BATCH_BYTES: usize = 4 << 20;
+/// Most bytes in one published message: far below Redis's default pub/sub output-buffer
+/// limits (8 MiB soft, 32 MiB hard), past which Redis would drop the receiving instance.
+const PUBLISH_MESSAGE_BYTES: usize = 1 << 20;
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
@@ -42,9 +50,14 @@ pub enum LinkError {
     LeaseLost,
     #[error("Redis came back with older data (a reloaded snapshot, or a lagging replica)")]
     Restored,
+    #[error("presence events were missed; every room is resynced")]
+    OutOfStep,
     #[error("the connection to Redis closed")]
     Closed,
 }
+
+/// A leave to run once connected: room, peer, connection.
+pub type DeferredLeave = (RoomName, PeerId, u64);
 
 /// A relay waiting to be published: the receiver's instance channel and the payload.
 type Outgoing = (Arc<str>, String);
@@ -67,6 +80,16 @@ pub struct Link {
     connected: RwLock<Option<Connected>>,
     publish_tx: mpsc::Sender<Outgoing>,
     publish_rx: Arc<Mutex<mpsc::Receiver<Outgoing>>>,
+    /// Leaves that came while the link was down or resyncing, run once it is connected: a
+    /// room already re-announced in this resync would otherwise keep the member. Also what
+    /// makes "connected" and "deferred" one decision (see `connected_or_defer`).
+    deferred_leaves: std::sync::Mutex<Vec<DeferredLeave>>,
+    /// Bytes of relays in the publish queue.
+    publish_bytes: std::sync::atomic::AtomicUsize,
+    /// Relays queued so far, and (watched) relays published or dropped so far: a leave
+    /// waits for the relays queued before it, so none arrives after its `peer-left`.
+    enqueued: std::sync::atomic::AtomicU64,
+    published: tokio::sync::watch::Sender<u64>,
     closing: CancellationToken,
     /// Redis's epoch when last connected (see `wire::EPOCH_KEY`).
     epoch: std::sync::Mutex<Option<String>>,
@@ -96,6 +119,10 @@ impl Link {
             connected: RwLock::new(None),
             publish_tx,
             publish_rx: Arc::new(Mutex::new(publish_rx)),
+            deferred_leaves: std::sync::Mutex::default(),
+            publish_bytes: std::sync::atomic::AtomicUsize::new(0),
+            enqueued: std::sync::atomic::AtomicU64::new(0),
+            published: tokio::sync::watch::Sender::new(0),
             closing: CancellationToken::new(),
             first_attempt: tokio::sync::watch::Sender::new(false),
             epoch: std::sync::Mutex::new(None),
@@ -117,6 +144,22 @@ impl Link {
             .read()
             .expect("the link's lock is never poisoned")
             .clone()
+    }
+
+    /// The connection, if the link is up; otherwise the leave is kept for when it is.
+    pub fn connected_or_defer(&self, leave: DeferredLeave) -> Option<Connected> {
+        let mut deferred = self.lock_deferred();
+        let connected = self.connected();
+        if connected.is_none() {
+            deferred.push(leave);
+        }
+        connected
+    }
+
+    fn lock_deferred(&self) -> std::sync::MutexGuard<'_, Vec<DeferredLeave>> {
+        self.deferred_leaves
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn set_connected(&self, connected: Option<Connected>) {
@@ -172,7 +215,28 @@ impl Link {
     /// Queues a relay for the instance whose relay channel is `channel`; false if the queue
     /// is full or the link down.
     pub fn publish(&self, channel: Arc<str>, payload: String) -> bool {
-        self.connected().is_some() && self.publish_tx.try_send((channel, payload)).is_ok()
+        if self.connected().is_none() {
+            return false;
+        }
+        let len = payload.len();
+        if self.publish_bytes.fetch_add(len, Ordering::Relaxed) + len > PUBLISH_QUEUE_BYTES {
+            self.publish_bytes.fetch_sub(len, Ordering::Relaxed);
+            return false;
+        }
+        if self.publish_tx.try_send((channel, payload)).is_err() {
+            self.publish_bytes.fetch_sub(len, Ordering::Relaxed);
+            return false;
+        }
+        self.enqueued.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// Waits (at most a call's timeout) until every relay queued so far has been published,
+    /// so that what follows (a leave's `peer-left`) reaches Redis after them.
+    pub async fn relays_published(&self) {
+        let target = self.enqueued.load(Ordering::Relaxed);
+        let mut published = self.published.subscribe();
+        let _ = tokio::time::timeout(CALL_TIMEOUT, published.wait_for(|n| *n >= target)).await;
     }
 
     /// Connects, and reconnects with back-off, until [`Link::shutdown`].
@@ -226,10 +290,7 @@ impl Link {
         // Events are taken from the start: views buffer them until their new snapshot.
         let views = self.views.clone();
         let metrics = self.metrics.clone();
-        tasks.spawn(async move {
-            consume(stream, &views, &metrics).await;
-            LinkError::Closed
-        });
+        tasks.spawn(async move { consume(stream, &views, &metrics).await });
 
         let epoch: String = self
             .call(
@@ -276,18 +337,35 @@ impl Link {
         self.announce(&mut commands, &rooms, presume).await?;
         self.metrics.cluster.resyncs.inc();
 
-        let publisher = self.publish_rx.clone();
+        let publisher = self.clone();
         let mut publishing = commands.clone();
-        let metrics = self.metrics.clone();
         tasks.spawn(async move {
-            let mut queue = publisher.lock().await;
-            publish(&mut queue, &mut publishing, &metrics).await
+            let queue = publisher.publish_rx.clone();
+            let mut queue = queue.lock().await;
+            publisher.publish_queued(&mut queue, &mut publishing).await
         });
         let connected = Connected {
             commands: commands.clone(),
             subscriptions: Arc::new(Mutex::new(sink)),
         };
-        self.set_connected(Some(connected.clone()));
+        let deferred = {
+            let mut deferred = self.lock_deferred();
+            self.set_connected(Some(connected.clone()));
+            std::mem::take(&mut *deferred)
+        };
+        for (room, peer, connection) in deferred {
+            let _: u8 = self
+                .call(
+                    scripts::LEAVE
+                        .key(wire::members_key(&room))
+                        .arg(room.as_str())
+                        .arg(peer.as_str())
+                        .arg(&*self.instance)
+                        .arg(connection)
+                        .invoke_async(&mut commands),
+                )
+                .await?;
+        }
         self.first_attempt.send_replace(true);
         tracing::info!(instance = %self.instance, rooms = rooms.len(), "cluster: connected to Redis and in sync");
 
@@ -326,7 +404,12 @@ impl Link {
                     }
                 }
                 _ = sweep.tick() => self.sweep(&connected).await?,
-                _ = reconcile.tick() => self.reconcile(&mut commands).await?,
+                _ = reconcile.tick() => {
+                    if self.views.take_out_of_step() {
+                        return Err(LinkError::OutOfStep);
+                    }
+                    self.reconcile(&mut commands).await?;
+                }
             }
         }
     }
@@ -524,8 +607,15 @@ impl Connected {
 }
 
 /// Hands presence events and relays from the subscription to the views.
-async fn consume(mut stream: redis::aio::PubSubStream, views: &Views, metrics: &Metrics) {
+async fn consume(
+    mut stream: redis::aio::PubSubStream,
+    views: &Views,
+    metrics: &Metrics,
+) -> LinkError {
     while let Some(message) = stream.next().await {
+        if views.take_out_of_step() {
+            return LinkError::OutOfStep;
+        }
         metrics.cluster.received.inc();
         let Ok(payload) = std::str::from_utf8(message.get_payload_bytes()) else {
             continue;
@@ -541,37 +631,54 @@ async fn consume(mut stream: redis::aio::PubSubStream, views: &Views, metrics: &
             }
         }
     }
+    LinkError::Closed
 }
 
-/// Publishes queued relays in order, as many per round trip as are waiting.
-async fn publish(
-    queue: &mut mpsc::Receiver<Outgoing>,
-    commands: &mut MultiplexedConnection,
-    metrics: &Metrics,
-) -> LinkError {
-    let mut batch = Vec::with_capacity(PUBLISH_BATCH);
-    loop {
-        if queue.recv_many(&mut batch, PUBLISH_BATCH).await == 0 {
-            return LinkError::Closed;
-        }
-        // Consecutive relays for one instance travel as one message: fewer commands for
-        // Redis, fewer messages for the receiver to parse, and the order is kept.
-        let count = batch.len() as u64;
-        let mut pipe = redis::pipe();
-        let mut drained = batch.drain(..).peekable();
-        while let Some((channel, mut payload)) = drained.next() {
-            while let Some((_, more)) = drained.next_if(|(next, _)| *next == channel) {
-                payload.push_str(&more);
+impl Link {
+    /// Publishes queued relays in order, as many per round trip as are waiting (bounded in
+    /// count and bytes).
+    async fn publish_queued(
+        &self,
+        queue: &mut mpsc::Receiver<Outgoing>,
+        commands: &mut MultiplexedConnection,
+    ) -> LinkError {
+        let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+        loop {
+            let Some(first) = queue.recv().await else {
+                return LinkError::Closed;
+            };
+            let mut bytes = first.1.len();
+            batch.push(first);
+            while batch.len() < PUBLISH_BATCH && bytes < PUBLISH_BATCH_BYTES {
+                let Ok(next) = queue.try_recv() else { break };
+                bytes += next.1.len();
+                batch.push(next);
             }
-            pipe.cmd("PUBLISH").arg(&*channel).arg(payload).ignore();
-        }
-        let sent = tokio::time::timeout(CALL_TIMEOUT, pipe.query_async::<()>(commands)).await;
-        match sent {
-            Ok(Ok(())) => {
-                metrics.cluster.published.inc_by(count);
+            // Consecutive relays for one instance travel as one message, up to a size:
+            // fewer commands for Redis, fewer messages for the receiver to parse, and the
+            // order is kept.
+            let count = batch.len() as u64;
+            let mut pipe = redis::pipe();
+            let mut drained = batch.drain(..).peekable();
+            while let Some((channel, mut payload)) = drained.next() {
+                while let Some((_, more)) = drained.next_if(|(next, more)| {
+                    *next == channel && payload.len() + more.len() <= PUBLISH_MESSAGE_BYTES
+                }) {
+                    payload.push_str(&more);
+                }
+                pipe.cmd("PUBLISH").arg(&*channel).arg(payload).ignore();
             }
-            Ok(Err(error)) => return LinkError::Redis(error),
-            Err(_) => return LinkError::Timeout,
+            let sent = tokio::time::timeout(CALL_TIMEOUT, pipe.query_async::<()>(commands)).await;
+            // Sent or lost with the connection, these relays no longer wait.
+            self.publish_bytes.fetch_sub(bytes, Ordering::Relaxed);
+            self.published.send_modify(|published| *published += count);
+            match sent {
+                Ok(Ok(())) => {
+                    self.metrics.cluster.published.inc_by(count);
+                }
+                Ok(Err(error)) => return LinkError::Redis(error),
+                Err(_) => return LinkError::Timeout,
+            }
         }
     }
 }

@@ -145,10 +145,15 @@ impl ClusterRegistry {
 
     async fn leave_now(&self, room: &RoomName, peer: &PeerId, connection: ConnectionId) -> bool {
         self.views.detach(room, peer, connection);
-        let Some(connected) = self.link.connected() else {
-            // Redis will hear of it when the instance re-announces what it holds.
+        let Some(connected) =
+            self.link
+                .connected_or_defer((room.clone(), peer.clone(), connection.get()))
+        else {
+            // Run once the link is up again (a room re-announced before it would keep it).
             return false;
         };
+        // Its relays still queued for other instances go first: no relay after `peer-left`.
+        self.link.relays_published().await;
         let mut commands = connected.commands();
         let removed: Result<u8, _> = self
             .link

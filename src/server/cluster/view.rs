@@ -100,6 +100,8 @@ pub struct Views {
     rooms: DashMap<RoomName, View, FastHash>,
     instance: Arc<str>,
     metrics: Arc<Metrics>,
+    /// Presence events were missed (a gap in a room's numbering, or a buffer overflow).
+    out_of_step: std::sync::atomic::AtomicBool,
 }
 
 impl Views {
@@ -108,6 +110,7 @@ impl Views {
             rooms: DashMap::with_hasher(FastHash::default()),
             instance,
             metrics,
+            out_of_step: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -199,10 +202,16 @@ impl Views {
             None => {
                 if view.buffered.len() < MAX_BUFFERED {
                     view.buffered.push((event.seq(), text.to_owned()));
+                } else {
+                    // Events dropped: the snapshot to come cannot be brought up to date.
+                    self.lose_step();
                 }
             }
             Some(seq) if event.seq() <= seq => {}
-            Some(_) => self.apply_event(&mut view, event),
+            Some(seq) => {
+                self.check_step(seq, event.seq());
+                self.apply_event(&mut view, event);
+            }
         }
     }
 
@@ -210,11 +219,36 @@ impl Views {
         let buffered = std::mem::take(&mut view.buffered);
         for (_, text) in buffered {
             if let Some(event) = Event::parse(&text)
-                && view.seq.is_some_and(|seq| event.seq() > seq)
+                && let Some(seq) = view.seq
+                && event.seq() > seq
             {
+                self.check_step(seq, event.seq());
                 self.apply_event(view, event);
             }
         }
+    }
+
+    /// A room's events are numbered without gaps: one missing means this view no longer
+    /// matches Redis, and the link resyncs every room (see `out_of_step`).
+    fn check_step(&self, applied: u64, next: u64) {
+        if next > applied + 1 {
+            self.lose_step();
+        }
+    }
+
+    fn lose_step(&self) {
+        if !self
+            .out_of_step
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!("cluster: presence events were missed; resyncing every room");
+        }
+    }
+
+    /// Whether events were missed since the last resync; clears it. The link then resyncs.
+    pub fn take_out_of_step(&self) -> bool {
+        self.out_of_step
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
     }
 
     fn apply_event(&self, view: &mut View, event: Event<'_>) {
@@ -446,6 +480,8 @@ impl Views {
     /// lost them) and subscriptions, buffer events until each room's new snapshot, and drop
     /// views nobody here needs.
     pub fn reset_for_resync(&self) {
+        self.out_of_step
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         self.rooms.retain(|_, view| {
             view.seq = None;
             view.buffered.clear();
@@ -514,11 +550,15 @@ impl Views {
         };
         let view = &mut *view;
         let mut old = std::mem::take(&mut view.members);
+        // A local member whose ID another connection holds now is replaced: the room hears
+        // it leave before the new holder joins.
+        let mut replaced = Vec::new();
         for peer in conflicts {
-            if let Some(slot) = old.shift_remove(peer.as_str())
-                && let Place::Here { connection, .. } = &slot.place
-            {
-                self.evict(&slot.place, connection.get(), LeftReason::Replaced);
+            if let Some((_, id, slot)) = old.shift_remove_full(peer.as_str()) {
+                if let Place::Here { connection, .. } = &slot.place {
+                    self.evict(&slot.place, connection.get(), LeftReason::Replaced);
+                }
+                replaced.push(protocol::peer_left(&id).into());
             }
         }
         let mut members = self.members_from(snapshot, &mut old);
@@ -543,10 +583,13 @@ impl Views {
         }
         members.sort_by(|_, a, _, b| a.since.cmp(&b.since));
         // Those who were here before and are still in the room learn the difference.
-        let left: Vec<Utf8Bytes> = old
-            .keys()
-            .filter(|id| !members.contains_key(*id))
-            .map(|id| protocol::peer_left(id).into())
+        let left: Vec<Utf8Bytes> = replaced
+            .into_iter()
+            .chain(
+                old.keys()
+                    .filter(|id| !members.contains_key(*id))
+                    .map(|id| protocol::peer_left(id).into()),
+            )
             .collect();
         for (id, slot) in &members {
             if let Place::Here { outbox, .. } = &slot.place {
