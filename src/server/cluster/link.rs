@@ -91,6 +91,10 @@ pub struct Link {
     enqueued: std::sync::atomic::AtomicU64,
     published: tokio::sync::watch::Sender<u64>,
     closing: CancellationToken,
+    /// When the link was made: `lease_until_ms` counts from here.
+    born: Instant,
+    /// Until when (ms after `born`) the lease written at the last renewal runs.
+    lease_until_ms: std::sync::atomic::AtomicU64,
     /// Redis's epoch when last connected (see `wire::EPOCH_KEY`).
     epoch: std::sync::Mutex<Option<String>>,
     /// The highest generation Redis gave (see `wire::GENERATION_KEY`), 0 before the first.
@@ -126,6 +130,8 @@ impl Link {
             closing: CancellationToken::new(),
             first_attempt: tokio::sync::watch::Sender::new(false),
             epoch: std::sync::Mutex::new(None),
+            born: Instant::now(),
+            lease_until_ms: std::sync::atomic::AtomicU64::new(0),
             generation: std::sync::atomic::AtomicU64::new(0),
             restored: std::sync::atomic::AtomicBool::new(false),
         }
@@ -139,7 +145,15 @@ impl Link {
     }
 
     /// The live connection, if the instance is connected and in sync.
+    /// The connection, while the link is up and this instance's lease is still its own:
+    /// past the lease written at the last renewal (a stall, a SIGSTOP, a clock jump), the
+    /// other instances may have reaped its members, so it relays and joins nothing until the
+    /// next renewal says otherwise.
     pub fn connected(&self) -> Option<Connected> {
+        let lease_until = self.lease_until_ms.load(Ordering::Relaxed);
+        if self.born.elapsed().as_millis() as u64 >= lease_until {
+            return None;
+        }
         self.connected
             .read()
             .expect("the link's lock is never poisoned")
@@ -441,6 +455,8 @@ impl Link {
         first: bool,
     ) -> Result<bool, LinkError> {
         let lease_ms = self.lease_written().as_millis() as u64;
+        // The lease runs from when the renewal was sent, not from when its answer came.
+        let sent_ms = self.born.elapsed().as_millis() as u64;
         let result: Result<(u8, u64), LinkError> = self
             .call(
                 scripts::RENEW
@@ -459,6 +475,8 @@ impl Link {
         };
         self.metrics.cluster.renewed(outcome);
         let (known, generation) = result?;
+        self.lease_until_ms
+            .store(sent_ms + lease_ms, Ordering::Relaxed);
         let seen = self.generation.swap(generation, Ordering::Relaxed);
         if generation <= seen {
             self.restored.store(true, Ordering::Relaxed);
