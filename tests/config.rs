@@ -190,7 +190,9 @@ fn half_a_tls_pair_is_an_error_from_every_source() {
     .unwrap();
     std::fs::write(dir.path().join("key-only.toml"), "tls-key = \"key.pem\"\n").unwrap();
     let listen = ["--listen", "127.0.0.1:0"];
-    let cases: [(&[&str], &[(&str, &str)], &str); 4] = [
+    /// Arguments, environment, and the half the error names as missing.
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 4] = [
         (&["--config", "cert-only.toml"], &[], "--tls-key"),
         (&["--config", "key-only.toml"], &[], "--tls-cert"),
         (&[], &[("RDV_TLS_CERT", "cert.pem")], "--tls-key"),

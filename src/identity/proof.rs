@@ -110,7 +110,7 @@ pub fn check_proof_form<'a>(
         KeyKind::Ec(EcCurve::P256) | KeyKind::Okp(_) => 64,
         KeyKind::Ec(EcCurve::P384) => 96,
         KeyKind::Ec(EcCurve::P521) => 132,
-        KeyKind::Rsa { modulus_bits } => modulus_bits.div_ceil(8) as usize,
+        KeyKind::Rsa { modulus_bits } => modulus_bits.div_ceil(8),
     };
     if signature.len() != expected {
         return Err(ProofError::SignatureLength {

@@ -1,5 +1,6 @@
-//! A throwaway `redis-server` on a free loopback port, for the cluster tests. No persistence:
-//! a restart loses everything, the harshest case for the instances.
+//! A throwaway `redis-server` on a free loopback port, for the cluster tests. No automatic
+//! persistence: a restart loses everything (the harshest case for the instances), unless a
+//! test asked for a snapshot with `SAVE`, which the next `restart` reloads.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -62,7 +63,15 @@ impl RedisServer {
         }
     }
 
-    /// SIGKILL: no goodbye, no data kept.
+    /// Starts it again with no data at all: a snapshot saved earlier (`SAVE`) is removed
+    /// first, so the restart is data loss.
+    pub fn restart_empty(&mut self) {
+        let _ = std::fs::remove_file(self.dir.path().join("dump.rdb"));
+        self.restart();
+    }
+
+    /// SIGKILL: no goodbye, no data kept (but a snapshot saved earlier with `SAVE` is
+    /// reloaded by the next `restart`).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();

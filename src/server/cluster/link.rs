@@ -676,6 +676,13 @@ impl Link {
             // fewer commands for Redis, fewer messages for the receiver to parse, and the
             // order is kept.
             let count = batch.len() as u64;
+            // Counted as done however this ends, the task aborted with its session included:
+            // leaves wait for this count.
+            let _done = BatchDone {
+                link: self,
+                count,
+                bytes,
+            };
             let mut pipe = redis::pipe();
             let mut drained = batch.drain(..).peekable();
             while let Some((channel, mut payload)) = drained.next() {
@@ -687,9 +694,6 @@ impl Link {
                 pipe.cmd("PUBLISH").arg(&*channel).arg(payload).ignore();
             }
             let sent = tokio::time::timeout(CALL_TIMEOUT, pipe.query_async::<()>(commands)).await;
-            // Sent or lost with the connection, these relays no longer wait.
-            self.publish_bytes.fetch_sub(bytes, Ordering::Relaxed);
-            self.published.send_modify(|published| *published += count);
             match sent {
                 Ok(Ok(())) => {
                     self.metrics.cluster.published.inc_by(count);
@@ -698,6 +702,25 @@ impl Link {
                 Err(_) => return LinkError::Timeout,
             }
         }
+    }
+}
+
+/// A batch taken from the publish queue: once it is sent or lost (the session ended, its
+/// task aborted), its relays no longer wait, and no longer count against the queue's bytes.
+struct BatchDone<'a> {
+    link: &'a Link,
+    count: u64,
+    bytes: usize,
+}
+
+impl Drop for BatchDone<'_> {
+    fn drop(&mut self) {
+        self.link
+            .publish_bytes
+            .fetch_sub(self.bytes, Ordering::Relaxed);
+        self.link
+            .published
+            .send_modify(|published| *published += self.count);
     }
 }
 

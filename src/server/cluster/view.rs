@@ -76,13 +76,24 @@ struct Joining {
 struct View {
     /// The sequence number applied so far; `None` until a snapshot.
     seq: Option<u64>,
-    buffered: Vec<(u64, String)>,
+    /// Presence events and relays that came while the view waited for its snapshot, in
+    /// the order they came: a relay must not overtake the `peer-joined` of its sender.
+    buffered: Vec<Buffered>,
     /// Oldest first.
     members: IndexMap<PeerId, Slot, FastHash>,
     joining: Vec<Joining>,
     joins_in_flight: usize,
     /// Whether this instance is subscribed to the room's channel.
     subscribed: bool,
+}
+
+/// What waits, in order, for a view's snapshot.
+#[derive(Debug)]
+enum Buffered {
+    /// A presence event's text.
+    Event(String),
+    /// A relay from another instance: its receiver and text.
+    Relay { to: String, text: String },
 }
 
 /// What a relay's receiver turned out to be.
@@ -201,7 +212,7 @@ impl Views {
         match view.seq {
             None => {
                 if view.buffered.len() < MAX_BUFFERED {
-                    view.buffered.push((event.seq(), text.to_owned()));
+                    view.buffered.push(Buffered::Event(text.to_owned()));
                 } else {
                     // Events dropped: the snapshot to come cannot be brought up to date.
                     self.lose_step();
@@ -217,13 +228,24 @@ impl Views {
 
     fn apply_buffered(&self, view: &mut View) {
         let buffered = std::mem::take(&mut view.buffered);
-        for (_, text) in buffered {
-            if let Some(event) = Event::parse(&text)
-                && let Some(seq) = view.seq
-                && event.seq() > seq
-            {
-                self.check_step(seq, event.seq());
-                self.apply_event(view, event);
+        for waiting in buffered {
+            match waiting {
+                Buffered::Event(text) => {
+                    if let Some(event) = Event::parse(&text)
+                        && let Some(seq) = view.seq
+                        && event.seq() > seq
+                    {
+                        self.check_step(seq, event.seq());
+                        self.apply_event(view, event);
+                    }
+                }
+                Buffered::Relay { to, text } => {
+                    if let Some(Place::Here { outbox, .. }) =
+                        view.members.get(to.as_str()).map(|slot| &slot.place)
+                    {
+                        outbox.push_relay(Utf8Bytes::from(text), std::time::Instant::now());
+                    }
+                }
             }
         }
     }
@@ -464,9 +486,23 @@ impl Views {
         let Ok(room) = RoomName::new(room) else {
             return false;
         };
-        let Some(view) = self.rooms.get(&room) else {
+        let Some(mut view) = self.rooms.get_mut(&room) else {
             return false;
         };
+        if view.seq.is_none() {
+            // Its sender's `peer-joined`, or its receiver's own arrival (a room's first
+            // local joiner), may be among the events waiting for the snapshot: it waits
+            // behind them, and goes to its receiver if that is a local member by then.
+            if view.buffered.len() < MAX_BUFFERED {
+                view.buffered.push(Buffered::Relay {
+                    to: to.to_owned(),
+                    text: text.to_owned(),
+                });
+            } else {
+                self.lose_step();
+            }
+            return true;
+        }
         match view.members.get(to).map(|slot| &slot.place) {
             Some(Place::Here { outbox, .. }) => {
                 outbox.push_relay(Utf8Bytes::from(text.to_owned()), std::time::Instant::now());
@@ -484,7 +520,9 @@ impl Views {
             .store(false, std::sync::atomic::Ordering::Relaxed);
         self.rooms.retain(|_, view| {
             view.seq = None;
-            view.buffered.clear();
+            // The new snapshot covers the events; relays still go to their receivers.
+            view.buffered
+                .retain(|waiting| matches!(waiting, Buffered::Relay { .. }));
             view.subscribed = false;
             let keep = !is_idle(view);
             if !keep {
