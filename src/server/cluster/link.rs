@@ -399,7 +399,7 @@ impl Link {
                     });
                 }
                 _ = reap.tick() => {
-                    self.views.expire_presumed(Instant::now());
+                    self.views.expire_presumed(Instant::now(), self.lease);
                     if Instant::now() < reap_after {
                         continue;
                     }

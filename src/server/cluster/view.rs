@@ -83,6 +83,10 @@ struct View {
     members: IndexMap<PeerId, Slot, FastHash>,
     joining: Vec<Joining>,
     joins_in_flight: usize,
+    /// Relays from a sender this view does not list yet (after a resync, its instance may
+    /// re-announce it a moment later): they wait for its `peer-joined`, so no receiver hears
+    /// from a peer before it heard of it. Dropped after a lease if it never comes.
+    early: Vec<EarlyRelay>,
     /// Whether this instance is subscribed to the room's channel.
     subscribed: bool,
 }
@@ -94,6 +98,15 @@ enum Buffered {
     Event(String),
     /// A relay from another instance: its receiver and text.
     Relay { to: String, text: String },
+}
+
+/// A relay waiting for its sender's arrival: sender, receiver, text, when it came.
+#[derive(Debug)]
+struct EarlyRelay {
+    from: String,
+    to: String,
+    text: String,
+    came: Instant,
 }
 
 /// What a relay's receiver turned out to be.
@@ -240,11 +253,7 @@ impl Views {
                     }
                 }
                 Buffered::Relay { to, text } => {
-                    if let Some(Place::Here { outbox, .. }) =
-                        view.members.get(to.as_str()).map(|slot| &slot.place)
-                    {
-                        outbox.push_relay(Utf8Bytes::from(text), std::time::Instant::now());
-                    }
+                    deliver_in(view, &to, &text);
                 }
             }
         }
@@ -304,10 +313,11 @@ impl Views {
                         .position(|slot| slot.since > record.since),
                     _ => None,
                 };
-                let (index, _) = view.members.insert_full(peer, slot);
+                let (index, _) = view.members.insert_full(peer.clone(), slot);
                 if let Some(position) = position {
                     view.members.move_index(index, position);
                 }
+                deliver_early(view, &peer);
             }
             Event::Left {
                 peer,
@@ -331,8 +341,11 @@ impl Views {
     }
 
     /// Announces as gone the presumed members whose instance never re-announced them.
-    pub fn expire_presumed(&self, now: Instant) {
+    pub fn expire_presumed(&self, now: Instant, lease: std::time::Duration) {
         for mut view in self.rooms.iter_mut() {
+            // A sender that never arrived within a lease is not coming.
+            view.early
+                .retain(|early| now.duration_since(early.came) < lease);
             let expired: Vec<PeerId> = view
                 .members
                 .iter()
@@ -503,13 +516,7 @@ impl Views {
             }
             return true;
         }
-        match view.members.get(to).map(|slot| &slot.place) {
-            Some(Place::Here { outbox, .. }) => {
-                outbox.push_relay(Utf8Bytes::from(text.to_owned()), std::time::Instant::now());
-                true
-            }
-            _ => false,
-        }
+        deliver_in(&mut view, to, text)
     }
 
     /// Before a resync on a new Redis connection: forget sequence numbers (Redis may have
@@ -772,6 +779,48 @@ fn tell_local(view: &View, seq: u64, text: &Utf8Bytes) {
     }
 }
 
+/// A relay from another instance to `to`: queued for it if it is a local member, held back
+/// if this view does not list its sender yet. False if `to` is not a local member.
+fn deliver_in(view: &mut View, to: &str, text: &str) -> bool {
+    let Some(Place::Here { outbox, .. }) = view.members.get(to).map(|slot| &slot.place) else {
+        return false;
+    };
+    match super::wire::relay_sender(text) {
+        Some(from) if !view.members.contains_key(from) => {
+            if view.early.len() < MAX_BUFFERED {
+                view.early.push(EarlyRelay {
+                    from: from.to_owned(),
+                    to: to.to_owned(),
+                    text: text.to_owned(),
+                    came: Instant::now(),
+                });
+            }
+        }
+        _ => {
+            outbox.push_relay(Utf8Bytes::from(text.to_owned()), std::time::Instant::now());
+        }
+    }
+    true
+}
+
+/// Hands the relays that waited for `peer`'s arrival to their receivers, in order.
+fn deliver_early(view: &mut View, peer: &PeerId) {
+    if view.early.is_empty() {
+        return;
+    }
+    let (ready, waiting) = std::mem::take(&mut view.early)
+        .into_iter()
+        .partition(|early| early.from == peer.as_str());
+    view.early = waiting;
+    for early in ready {
+        if let Some(Place::Here { outbox, .. }) =
+            view.members.get(early.to.as_str()).map(|slot| &slot.place)
+        {
+            outbox.push_relay(Utf8Bytes::from(early.text), std::time::Instant::now());
+        }
+    }
+}
+
 fn is_idle(view: &View) -> bool {
     view.joins_in_flight == 0 && view.joining.is_empty() && is_idle_of_members(view)
 }
@@ -942,7 +991,7 @@ mod tests {
         // d comes back as it was: nobody hears anything. e never does: it leaves at the deadline.
         views.apply("r", &joined(3, 'd', "there", 1));
         assert!(drain(&mut a_rx).is_empty());
-        views.expire_presumed(until);
+        views.expire_presumed(until, std::time::Duration::from_secs(10));
         assert_eq!(drain(&mut a_rx), ["peer-left e"]);
 
         // Without data loss, the snapshot is the truth: who is missing left.

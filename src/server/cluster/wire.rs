@@ -200,9 +200,24 @@ pub fn relays(mut payload: &str) -> impl Iterator<Item = (&str, &str, &str)> {
     })
 }
 
+/// The sender of a relayed message: its text starts `{"type":"…","from":"<peer ID>"`
+/// (PROTOCOL §2's output order), so it is read without parsing the rest.
+pub fn relay_sender(text: &str) -> Option<&str> {
+    let (_, rest) = text.split_once(r#","from":""#)?;
+    rest.get(..64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_relays_sender_is_read_from_its_head() {
+        let id = "ab".repeat(32);
+        let text = format!(r#"{{"type":"offer","from":"{id}","sdp":{{"from":"x"}}}}"#);
+        assert_eq!(relay_sender(&text), Some(id.as_str()));
+        assert_eq!(relay_sender(r#"{"type":"offer"}"#), None);
+    }
 
     #[test]
     fn records_and_events_read_back_what_is_written() {
