@@ -368,17 +368,7 @@ impl Link {
             std::mem::take(&mut *deferred)
         };
         for (room, peer, connection) in deferred {
-            let _: u8 = self
-                .call(
-                    scripts::LEAVE
-                        .key(wire::members_key(&room))
-                        .arg(room.as_str())
-                        .arg(peer.as_str())
-                        .arg(&*self.instance)
-                        .arg(connection)
-                        .invoke_async(&mut commands),
-                )
-                .await?;
+            self.leave(&mut commands, &room, &peer, connection).await?;
         }
         self.first_attempt.send_replace(true);
         tracing::info!(instance = %self.instance, rooms = rooms.len(), "cluster: connected to Redis and in sync");
@@ -556,17 +546,7 @@ impl Link {
             if self.views.holds(&room, &peer, connection) {
                 continue;
             }
-            let removed: u8 = self
-                .call(
-                    scripts::LEAVE
-                        .key(wire::members_key(&room))
-                        .arg(room.as_str())
-                        .arg(peer.as_str())
-                        .arg(&*self.instance)
-                        .arg(connection)
-                        .invoke_async(commands),
-                )
-                .await?;
+            let removed = self.leave(commands, &room, &peer, connection).await?;
             repaired += u64::from(removed);
         }
         if repaired > 0 {
@@ -577,6 +557,29 @@ impl Link {
             );
         }
         Ok(())
+    }
+
+    /// Removes `peer` from `room` if `connection` of this instance still holds it (then the
+    /// room hears `peer-left` once); whether it did.
+    pub async fn leave(
+        &self,
+        commands: &mut MultiplexedConnection,
+        room: &RoomName,
+        peer: &PeerId,
+        connection: u64,
+    ) -> Result<bool, LinkError> {
+        let removed: u8 = self
+            .call(
+                scripts::LEAVE
+                    .key(wire::members_key(room))
+                    .arg(room.as_str())
+                    .arg(peer.as_str())
+                    .arg(&*self.instance)
+                    .arg(connection)
+                    .invoke_async(commands),
+            )
+            .await?;
+        Ok(removed == 1)
     }
 
     /// Leaves the channels of rooms with nobody here any more.

@@ -155,19 +155,10 @@ impl ClusterRegistry {
         // Its relays still queued for other instances go first: no relay after `peer-left`.
         self.link.relays_published().await;
         let mut commands = connected.commands();
-        let removed: Result<u8, _> = self
-            .link
-            .call(
-                scripts::LEAVE
-                    .key(wire::members_key(room))
-                    .arg(room.as_str())
-                    .arg(peer.as_str())
-                    .arg(&*self.link.instance)
-                    .arg(connection.get())
-                    .invoke_async(&mut commands),
-            )
-            .await;
-        removed.is_ok_and(|removed| removed == 1)
+        self.link
+            .leave(&mut commands, room, peer, connection.get())
+            .await
+            .unwrap_or(false)
     }
 }
 
