@@ -207,6 +207,7 @@ impl Views {
         }
         view.members = self.members_from(snapshot, &mut IndexMap::default());
         view.seq = Some(seq);
+        deliver_known_early(&mut view);
         self.apply_buffered(&mut view);
     }
 
@@ -684,6 +685,8 @@ impl Views {
             }
         }
         view.seq = Some(seq);
+        // Relays that waited for a sender the snapshot lists now go, before what came after.
+        deliver_known_early(view);
         self.apply_buffered(view);
     }
 
@@ -805,12 +808,27 @@ fn deliver_in(view: &mut View, to: &str, text: &str) -> bool {
 
 /// Hands the relays that waited for `peer`'s arrival to their receivers, in order.
 fn deliver_early(view: &mut View, peer: &PeerId) {
+    deliver_early_where(view, |early| early.from == peer.as_str());
+}
+
+/// After a snapshot: the relays whose sender it lists go to their receivers, in order.
+fn deliver_known_early(view: &mut View) {
+    let members: std::collections::HashSet<String> = view
+        .early
+        .iter()
+        .filter(|early| view.members.contains_key(early.from.as_str()))
+        .map(|early| early.from.clone())
+        .collect();
+    deliver_early_where(view, |early| members.contains(&early.from));
+}
+
+fn deliver_early_where(view: &mut View, ready: impl Fn(&EarlyRelay) -> bool) {
     if view.early.is_empty() {
         return;
     }
     let (ready, waiting) = std::mem::take(&mut view.early)
         .into_iter()
-        .partition(|early| early.from == peer.as_str());
+        .partition(|early| ready(early));
     view.early = waiting;
     for early in ready {
         if let Some(Place::Here { outbox, .. }) =
