@@ -207,7 +207,7 @@ impl Views {
         }
         view.members = self.members_from(snapshot, &mut IndexMap::default());
         view.seq = Some(seq);
-        deliver_known_early(&mut view);
+        deliver_early(&mut view);
         self.apply_buffered(&mut view);
     }
 
@@ -314,11 +314,11 @@ impl Views {
                         .position(|slot| slot.since > record.since),
                     _ => None,
                 };
-                let (index, _) = view.members.insert_full(peer.clone(), slot);
+                let (index, _) = view.members.insert_full(peer, slot);
                 if let Some(position) = position {
                     view.members.move_index(index, position);
                 }
-                deliver_early(view, &peer);
+                deliver_early(view);
             }
             Event::Left {
                 peer,
@@ -686,7 +686,7 @@ impl Views {
         }
         view.seq = Some(seq);
         // Relays that waited for a sender the snapshot lists now go, before what came after.
-        deliver_known_early(view);
+        deliver_early(view);
         self.apply_buffered(view);
     }
 
@@ -806,29 +806,16 @@ fn deliver_in(view: &mut View, to: &str, text: &str) -> bool {
     true
 }
 
-/// Hands the relays that waited for `peer`'s arrival to their receivers, in order.
-fn deliver_early(view: &mut View, peer: &PeerId) {
-    deliver_early_where(view, |early| early.from == peer.as_str());
-}
-
-/// After a snapshot: the relays whose sender it lists go to their receivers, in order.
-fn deliver_known_early(view: &mut View) {
-    let members: std::collections::HashSet<String> = view
-        .early
-        .iter()
-        .filter(|early| view.members.contains_key(early.from.as_str()))
-        .map(|early| early.from.clone())
-        .collect();
-    deliver_early_where(view, |early| members.contains(&early.from));
-}
-
-fn deliver_early_where(view: &mut View, ready: impl Fn(&EarlyRelay) -> bool) {
+/// Hands the relays whose sender the view now lists (its `J` event, or a snapshot) to their
+/// receivers, in order; the others keep waiting.
+fn deliver_early(view: &mut View) {
     if view.early.is_empty() {
         return;
     }
-    let (ready, waiting) = std::mem::take(&mut view.early)
+    let early = std::mem::take(&mut view.early);
+    let (ready, waiting): (Vec<EarlyRelay>, Vec<EarlyRelay>) = early
         .into_iter()
-        .partition(|early| ready(early));
+        .partition(|early| view.members.contains_key(early.from.as_str()));
     view.early = waiting;
     for early in ready {
         if let Some(Place::Here { outbox, .. }) =
