@@ -320,7 +320,7 @@ impl Link {
             .expect("the epoch's lock is never poisoned")
             .replace(epoch.clone());
         // A new instance has no lease yet: its first renewal takes one, which is no loss.
-        let _ = self.renew(&mut commands, previous.is_none()).await?;
+        let _ = self.renew(&mut commands).await?;
         let lost = previous.as_ref().is_some_and(|previous| *previous != epoch);
         let restored = self.restored.swap(false, Ordering::Relaxed);
         let presume = (lost || restored).then(|| Instant::now() + self.lease);
@@ -426,7 +426,7 @@ impl Link {
         renew.reset();
         loop {
             renew.tick().await;
-            match self.renew(commands, false).await {
+            match self.renew(commands).await {
                 Ok(_) if self.restored.load(Ordering::Relaxed) => return LinkError::Restored,
                 Ok(true) => {}
                 Ok(false) => return LinkError::LeaseLost,
@@ -435,15 +435,12 @@ impl Link {
         }
     }
 
-    /// Extends the lease; false if Redis had none for this instance. `first`: this
-    /// instance never held one, so taking it is counted `acquired`, not `lost`. A
-    /// generation lower than one seen before means Redis came back with older data: the
-    /// next resync presumes (see `restored`).
-    async fn renew(
-        &self,
-        commands: &mut MultiplexedConnection,
-        first: bool,
-    ) -> Result<bool, LinkError> {
+    /// Extends the lease; false if Redis had none for this instance. An instance that
+    /// never held one (no renewal has answered yet, whatever failed before) takes it: that
+    /// is counted `acquired`, not `lost`. A generation lower than one seen before means
+    /// Redis came back with older data: the next resync presumes (see `restored`).
+    async fn renew(&self, commands: &mut MultiplexedConnection) -> Result<bool, LinkError> {
+        let first = self.lease_until_ms.load(Ordering::Relaxed) == 0;
         let lease_ms = self.lease_written().as_millis() as u64;
         // The lease runs from when the renewal was sent, not from when its answer came.
         let sent_ms = self.born.elapsed().as_millis() as u64;
