@@ -114,6 +114,9 @@ pub(super) struct ErrorFrame<'a> {
     pub kind: &'static str,
     pub code: &'static str,
     pub message: &'a str,
+    /// The receiver of a relay dropped after it was accepted (PROTOCOL §11).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<&'a str>,
 }
 
 #[cfg(test)]

@@ -14,7 +14,8 @@ pub use client::{AnnouncedPeer, Proof, ServerMessage, register, room_url};
 pub use codes::{CloseCode, ErrorCode, ProtocolError};
 pub use inbound::{Inbound, Register, Relay, RelayKind, parse_inbound, truncate_chars};
 pub use outbound::{
-    PeerEntry, challenge, error_frame, ice_servers, peer_joined, peer_left, pong, welcome,
+    PeerEntry, challenge, error_frame, ice_servers, peer_joined, peer_left, pong, relay_dropped,
+    welcome,
 };
 pub use room::{RoomName, RoomNameError};
 

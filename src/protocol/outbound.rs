@@ -3,8 +3,8 @@
 //! Peer IDs are hex and public keys are raw JSON kept from the register frame, so these are
 //! assembled as text without a JSON tree.
 
-use super::ProtocolError;
 use super::codes::ErrorFrame;
+use super::{ErrorCode, ProtocolError};
 use crate::identity::PeerId;
 
 /// One entry of `welcome.peers`, serialized when the peer registers and reused for every
@@ -92,6 +92,20 @@ pub fn error_frame(error: &ProtocolError) -> String {
         kind: "error",
         code: error.code.as_str(),
         message: &error.message,
+        to: None,
+    })
+    .expect("an error frame serializes")
+}
+
+/// `unavailable` for a relay to `to` that was accepted but could not reach the receiver's
+/// instance (PROTOCOL §11): it names the receiver, since it arrives after later frames.
+pub fn relay_dropped(to: &str) -> String {
+    serde_json::to_string(&ErrorFrame {
+        kind: "error",
+        code: ErrorCode::Unavailable.as_str(),
+        message: "the peer's instance was not listening to the cluster (it is reconnecting to \
+                  Redis, or gone); the message was dropped",
+        to: Some(to),
     })
     .expect("an error frame serializes")
 }

@@ -61,6 +61,11 @@ pub struct ClusterMetrics {
     /// Members Redis listed for this instance that it did not hold, removed by the
     /// periodic reconciliation.
     pub repairs: Counter,
+    /// Relays published for an instance that was not listening; their senders were told
+    /// `unavailable`.
+    pub unheard: Counter,
+    /// Relays from another instance this one could not deliver, by reason.
+    relays_dropped: Family<ReasonLabel, Counter>,
     lease_renewals: Family<ResultLabel, Counter>,
 }
 
@@ -75,6 +80,8 @@ impl ClusterMetrics {
             received: Counter::default(),
             resyncs: Counter::default(),
             repairs: Counter::default(),
+            unheard: Counter::default(),
+            relays_dropped: Family::default(),
             lease_renewals: Family::default(),
         }
     }
@@ -112,6 +119,19 @@ impl ClusterMetrics {
             self.repairs.clone(),
         );
         registry.register(
+            "cluster_relays_unheard",
+            "Relays published for an instance that was not listening; each sender was told unavailable",
+            self.unheard.clone(),
+        );
+        registry.register(
+            "cluster_relays_dropped",
+            "Relays from another instance that could not be delivered here, by reason",
+            self.relays_dropped.clone(),
+        );
+        for reason in ["receiver-gone", "sender-never-seen", "overflow"] {
+            drop(self.relays_dropped.get_or_create(&ReasonLabel { reason }));
+        }
+        registry.register(
             "cluster_lease_renewals",
             "Lease renewals, by result",
             self.lease_renewals.clone(),
@@ -126,6 +146,15 @@ impl ClusterMetrics {
     pub fn renewed(&self, result: &'static str) {
         self.lease_renewals
             .get_or_create(&ResultLabel { result })
+            .inc();
+    }
+
+    /// A relay from another instance dropped here: `receiver-gone`, `sender-never-seen`
+    /// (its sender's arrival never reached this view within a lease) or `overflow`.
+    pub fn relay_dropped(&self, reason: &'static str) {
+        tracing::debug!(reason, "cluster: dropped a relay");
+        self.relays_dropped
+            .get_or_create(&ReasonLabel { reason })
             .inc();
     }
 }

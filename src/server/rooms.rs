@@ -105,13 +105,15 @@ pub trait RoomRegistry: Send + Sync + 'static {
         connection: ConnectionId,
     ) -> BoxFuture<'a, bool>;
 
-    /// Queues a relay for `to`; `read_at` is when the sender's frame was read.
+    /// Queues a relay for `to`; `read_at` is when the sender's frame was read. A relay
+    /// that leaves this process and is then dropped is reported to `sender` (a cluster).
     fn deliver(
         &self,
         room: &RoomName,
         to: &str,
         text: Utf8Bytes,
         read_at: std::time::Instant,
+        sender: &Outbox,
     ) -> Result<(), DeliverError>;
 
     fn health(&self) -> Health {
@@ -214,6 +216,7 @@ impl RoomRegistry for LocalRegistry {
         to: &str,
         text: Utf8Bytes,
         read_at: std::time::Instant,
+        _sender: &Outbox,
     ) -> Result<(), DeliverError> {
         let room = self.rooms.get(room).ok_or(DeliverError::UnknownPeer)?;
         let slot = room.members.get(to).ok_or(DeliverError::UnknownPeer)?;
@@ -366,7 +369,8 @@ mod tests {
                 &room,
                 peer('a').as_str(),
                 "x".into(),
-                std::time::Instant::now()
+                std::time::Instant::now(),
+                &Outbox::new(1, 64).0,
             ),
             Err(DeliverError::UnknownPeer)
         );

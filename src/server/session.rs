@@ -672,7 +672,13 @@ impl Session {
         let text = relay.forward_text(from);
         self.state
             .registry
-            .deliver(&self.room, &relay.to, text.into(), self.read_at)
+            .deliver(
+                &self.room,
+                &relay.to,
+                text.into(),
+                self.read_at,
+                &self.outbox,
+            )
             .map_err(|error| match error {
                 DeliverError::UnknownPeer => ProtocolError::new(
                     ErrorCode::UnknownPeer,

@@ -20,8 +20,9 @@ use super::scripts;
 use super::view::Views;
 use super::wire;
 use crate::identity::PeerId;
-use crate::protocol::RoomName;
+use crate::protocol::{self, ErrorCode, RoomName};
 use crate::server::metrics::Metrics;
+use crate::server::outbox::Outbox;
 
 /// Longest any one Redis call may take before the link counts as broken.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
@@ -59,8 +60,16 @@ pub enum LinkError {
 /// A leave to run once connected: room, peer, connection.
 pub type DeferredLeave = (RoomName, PeerId, u64);
 
-/// A relay waiting to be published: the receiver's instance channel and the payload.
-type Outgoing = (Arc<str>, String);
+/// A relay waiting to be published.
+pub struct Outgoing {
+    /// The receiver's instance channel.
+    pub channel: Arc<str>,
+    pub payload: String,
+    /// Told `unavailable` if no instance listens on `channel` when it is published: a
+    /// relay is delivered or refused, never silently lost.
+    pub sender: Outbox,
+    pub to: Box<str>,
+}
 
 /// What the instance needs while it is connected.
 #[derive(Clone)]
@@ -228,16 +237,16 @@ impl Link {
 
     /// Queues a relay for the instance whose relay channel is `channel`; false if the queue
     /// is full or the link down.
-    pub fn publish(&self, channel: Arc<str>, payload: String) -> bool {
+    pub fn publish(&self, relay: Outgoing) -> bool {
         if self.connected().is_none() {
             return false;
         }
-        let len = payload.len();
+        let len = relay.payload.len();
         if self.publish_bytes.fetch_add(len, Ordering::Relaxed) + len > PUBLISH_QUEUE_BYTES {
             self.publish_bytes.fetch_sub(len, Ordering::Relaxed);
             return false;
         }
-        if self.publish_tx.try_send((channel, payload)).is_err() {
+        if self.publish_tx.try_send(relay).is_err() {
             self.publish_bytes.fetch_sub(len, Ordering::Relaxed);
             return false;
         }
@@ -262,6 +271,11 @@ impl Link {
                 result = self.session() => result,
                 () = self.closing.cancelled() => Ok(()),
             };
+            let synced = self
+                .connected
+                .read()
+                .expect("the link's lock is never poisoned")
+                .is_some();
             self.set_connected(None);
             self.first_attempt.send_replace(true);
             if self.closing.is_cancelled() {
@@ -270,9 +284,11 @@ impl Link {
             if let Err(error) = result {
                 tracing::warn!(%error, retry_in = ?backoff, "cluster: lost Redis; local peers are still served, joins are refused");
             }
-            // A connection that lasted resets the back-off; jitter keeps a restarted Redis
-            // from being hit by every instance at the same instant.
-            if started.elapsed() > BACKOFF_MAX * 2 {
+            // A connection that got in sync, or lasted, resets the back-off (Redis was fine:
+            // a restart or a resync for missed events is no reason to wait longer each
+            // time); jitter keeps a restarted Redis from being hit by every instance at the
+            // same instant.
+            if synced || started.elapsed() > BACKOFF_MAX * 2 {
                 backoff = BACKOFF_FIRST;
             }
             let jitter = backoff.mul_f64(f64::from(random_percent()) / 200.0);
@@ -665,11 +681,11 @@ impl Link {
             let Some(first) = queue.recv().await else {
                 return LinkError::Closed;
             };
-            let mut bytes = first.1.len();
+            let mut bytes = first.payload.len();
             batch.push(first);
             while batch.len() < PUBLISH_BATCH && bytes < PUBLISH_BATCH_BYTES {
                 let Ok(next) = queue.try_recv() else { break };
-                bytes += next.1.len();
+                bytes += next.payload.len();
                 batch.push(next);
             }
             // Consecutive relays for one instance travel as one message, up to a size:
@@ -684,23 +700,48 @@ impl Link {
                 bytes,
             };
             let mut pipe = redis::pipe();
+            // Per PUBLISH, whom to tell if nobody was listening.
+            let mut senders: Vec<Vec<(Outbox, Box<str>)>> = Vec::new();
             let mut drained = batch.drain(..).peekable();
-            while let Some((channel, mut payload)) = drained.next() {
-                while let Some((_, more)) = drained.next_if(|(next, more)| {
-                    *next == channel && payload.len() + more.len() <= PUBLISH_MESSAGE_BYTES
+            while let Some(relay) = drained.next() {
+                let mut payload = relay.payload;
+                let mut told = vec![(relay.sender, relay.to)];
+                while let Some(more) = drained.next_if(|next| {
+                    next.channel == relay.channel
+                        && payload.len() + next.payload.len() <= PUBLISH_MESSAGE_BYTES
                 }) {
-                    payload.push_str(&more);
+                    payload.push_str(&more.payload);
+                    told.push((more.sender, more.to));
                 }
-                pipe.cmd("PUBLISH").arg(&*channel).arg(payload).ignore();
+                pipe.cmd("PUBLISH").arg(&*relay.channel).arg(payload);
+                senders.push(told);
             }
-            let sent = tokio::time::timeout(CALL_TIMEOUT, pipe.query_async::<()>(commands)).await;
+            let sent =
+                tokio::time::timeout(CALL_TIMEOUT, pipe.query_async::<Vec<u64>>(commands)).await;
             match sent {
-                Ok(Ok(())) => {
+                Ok(Ok(listeners)) => {
                     self.metrics.cluster.published.inc_by(count);
+                    for (listeners, told) in listeners.into_iter().zip(senders) {
+                        if listeners == 0 {
+                            self.bounce(told);
+                        }
+                    }
                 }
                 Ok(Err(error)) => return LinkError::Redis(error),
                 Err(_) => return LinkError::Timeout,
             }
+        }
+    }
+}
+
+impl Link {
+    /// Tells the senders of relays that no instance heard (the receiver's instance is
+    /// between two Redis connections, or gone) that they were dropped.
+    fn bounce(&self, told: Vec<(Outbox, Box<str>)>) {
+        for (sender, to) in told {
+            self.metrics.cluster.unheard.inc();
+            self.metrics.error(ErrorCode::Unavailable);
+            sender.push(protocol::relay_dropped(&to).into());
         }
     }
 }

@@ -18,9 +18,10 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use self::link::Link;
+use self::link::{Link, Outgoing};
 use self::view::{Route, Views};
 use super::metrics::Metrics;
+use super::outbox::Outbox;
 use super::rooms::{ConnectionId, DeliverError, Health, JoinError, Member, RoomRegistry};
 use crate::identity::PeerId;
 use crate::protocol::RoomName;
@@ -186,14 +187,17 @@ impl RoomRegistry for ClusterRegistry {
         to: &str,
         text: Utf8Bytes,
         read_at: std::time::Instant,
+        sender: &Outbox,
     ) -> Result<(), DeliverError> {
         match self.views.route(room, to, text, read_at)? {
             Route::Delivered => Ok(()),
             Route::Remote(channel, text) => {
-                if self
-                    .link
-                    .publish(channel, wire::relay(room, to, text.as_str()))
-                {
+                if self.link.publish(Outgoing {
+                    channel,
+                    payload: wire::relay(room, to, text.as_str()),
+                    sender: sender.clone(),
+                    to: to.into(),
+                }) {
                     Ok(())
                 } else {
                     Err(DeliverError::Unavailable)

@@ -207,6 +207,8 @@ impl Views {
         }
         view.members = self.members_from(snapshot, &mut IndexMap::default());
         view.seq = Some(seq);
+        // Another local join's snapshot may be handled first and list this one's too.
+        self.welcome_listed_joiners(&mut view, seq);
         deliver_early(&mut view);
         self.apply_buffered(&mut view);
     }
@@ -254,7 +256,9 @@ impl Views {
                     }
                 }
                 Buffered::Relay { to, text } => {
-                    deliver_in(view, &to, &text);
+                    if let Err(reason) = deliver_in(view, &to, &text) {
+                        self.metrics.cluster.relay_dropped(reason);
+                    }
                 }
             }
         }
@@ -345,8 +349,13 @@ impl Views {
     pub fn expire_presumed(&self, now: Instant, lease: std::time::Duration) {
         for mut view in self.rooms.iter_mut() {
             // A sender that never arrived within a lease is not coming.
-            view.early
-                .retain(|early| now.duration_since(early.came) < lease);
+            view.early.retain(|early| {
+                let waiting = now.duration_since(early.came) < lease;
+                if !waiting {
+                    self.metrics.cluster.relay_dropped("sender-never-seen");
+                }
+                waiting
+            });
             let expired: Vec<PeerId> = view
                 .members
                 .iter()
@@ -496,12 +505,13 @@ impl Views {
     }
 
     /// A relay from another instance for a peer here.
-    pub fn relay_in(&self, room: &str, to: &str, text: &str) -> bool {
-        let Ok(room) = RoomName::new(room) else {
-            return false;
-        };
-        let Some(mut view) = self.rooms.get_mut(&room) else {
-            return false;
+    pub fn relay_in(&self, room: &str, to: &str, text: &str) {
+        let Some(mut view) = RoomName::new(room)
+            .ok()
+            .and_then(|room| self.rooms.get_mut(&room))
+        else {
+            self.metrics.cluster.relay_dropped("receiver-gone");
+            return;
         };
         if view.seq.is_none() {
             // Its sender's `peer-joined`, or its receiver's own arrival (a room's first
@@ -515,9 +525,11 @@ impl Views {
             } else {
                 self.lose_step();
             }
-            return true;
+            return;
         }
-        deliver_in(&mut view, to, text)
+        if let Err(reason) = deliver_in(&mut view, to, text) {
+            self.metrics.cluster.relay_dropped(reason);
+        }
     }
 
     /// Before a resync on a new Redis connection: forget sequence numbers (Redis may have
@@ -656,14 +668,6 @@ impl Views {
                 self.evict(&slot.place, connection.get(), LeftReason::Lost);
             }
         }
-        // Accepted joiners that never got their event get their welcome from the snapshot.
-        let accepted: Vec<Joining> = {
-            let (accepted, waiting) = std::mem::take(&mut view.joining)
-                .into_iter()
-                .partition(|j| j.accepted);
-            view.joining = waiting;
-            accepted
-        };
         view.members = std::mem::take(&mut members);
         // Those here are now up to date with the snapshot, whatever Redis numbered before.
         for slot in view.members.values_mut() {
@@ -671,23 +675,32 @@ impl Views {
                 *seen = seq;
             }
         }
-        for joining in accepted {
-            let present = view
-                .members
-                .get(&joining.peer)
-                .is_some_and(|slot| slot.local && slot.connection == joining.connection.get());
-            if present {
-                let peer = joining.peer.clone();
-                let place = self.welcome(view, joining, seq);
-                if let Some(slot) = view.members.get_mut(&peer) {
-                    slot.place = place;
-                }
-            }
-        }
+        // Joiners whose event the snapshot covers get their welcome from it.
+        self.welcome_listed_joiners(view, seq);
         view.seq = Some(seq);
         // Relays that waited for a sender the snapshot lists now go, before what came after.
         deliver_early(view);
         self.apply_buffered(view);
+    }
+
+    /// Welcomes the local joiners a snapshot taken at `seq` lists: Redis took them, and their
+    /// own `J` event, covered by the snapshot, will be skipped.
+    fn welcome_listed_joiners(&self, view: &mut View, seq: u64) {
+        let (listed, waiting) = std::mem::take(&mut view.joining)
+            .into_iter()
+            .partition::<Vec<Joining>, _>(|joining| {
+                view.members
+                    .get(&joining.peer)
+                    .is_some_and(|slot| slot.local && slot.connection == joining.connection.get())
+            });
+        view.joining = waiting;
+        for joining in listed {
+            let peer = joining.peer.clone();
+            let place = self.welcome(view, joining, seq);
+            if let Some(slot) = view.members.get_mut(&peer) {
+                slot.place = place;
+            }
+        }
     }
 
     /// Members from a snapshot (`HGETALL`: peer, record, …), oldest first. Local ones keep
@@ -783,27 +796,28 @@ fn tell_local(view: &View, seq: u64, text: &Utf8Bytes) {
 }
 
 /// A relay from another instance to `to`: queued for it if it is a local member, held back
-/// if this view does not list its sender yet. False if `to` is not a local member.
-fn deliver_in(view: &mut View, to: &str, text: &str) -> bool {
+/// if this view does not list its sender yet. Else why it was dropped (a metric's label).
+fn deliver_in(view: &mut View, to: &str, text: &str) -> Result<(), &'static str> {
     let Some(Place::Here { outbox, .. }) = view.members.get(to).map(|slot| &slot.place) else {
-        return false;
+        return Err("receiver-gone");
     };
     match super::wire::relay_sender(text) {
         Some(from) if !view.members.contains_key(from) => {
-            if view.early.len() < MAX_BUFFERED {
-                view.early.push(EarlyRelay {
-                    from: from.to_owned(),
-                    to: to.to_owned(),
-                    text: text.to_owned(),
-                    came: Instant::now(),
-                });
+            if view.early.len() >= MAX_BUFFERED {
+                return Err("overflow");
             }
+            view.early.push(EarlyRelay {
+                from: from.to_owned(),
+                to: to.to_owned(),
+                text: text.to_owned(),
+                came: Instant::now(),
+            });
         }
         _ => {
             outbox.push_relay(Utf8Bytes::from(text.to_owned()), std::time::Instant::now());
         }
     }
-    true
+    Ok(())
 }
 
 /// Hands the relays whose sender the view now lists (its `J` event, or a snapshot) to their
@@ -1008,5 +1022,34 @@ mod tests {
         assert_eq!(heard, ["peer-left d", "peer-left f"]);
         views.apply("r", &left(10, 'a', "me", a_conn.get()));
         assert!(views.idle_rooms().contains(&room));
+    }
+
+    /// Two joins on this instance to a room it had no view of: the second's reply (its
+    /// snapshot lists the first) may be handled first. The first still gets its welcome,
+    /// from the snapshot, and relays to it are not dropped meanwhile.
+    #[test]
+    fn a_joiner_listed_in_a_later_joiners_snapshot_is_welcomed_from_it() {
+        let views = Views::new("me".into(), Arc::new(Metrics::new()));
+        let room = RoomName::new("r").unwrap();
+        let (a_conn, mut a_rx) = join_here(&views, &room, 'a');
+        let (b_conn, mut b_rx) = join_here(&views, &room, 'b');
+        views.apply("r", &joined(1, 'd', "there", 7));
+        views.apply("r", &joined(2, 'a', "me", a_conn.get()));
+        views.apply("r", &joined(3, 'b', "me", b_conn.get()));
+        let snapshot = [
+            peer('d').to_string(),
+            record(1, "there", 7),
+            peer('a').to_string(),
+            record(2, "me", a_conn.get()),
+        ];
+        views.init(&room, 2, &snapshot);
+        views.end_join(&room, b_conn, true);
+        views.init(&room, 1, &snapshot[..2]);
+        views.end_join(&room, a_conn, true);
+        assert_eq!(drain(&mut a_rx), ["welcome a d", "peer-joined b"]);
+        assert_eq!(drain(&mut b_rx), ["welcome b da"]);
+        let offer = format!(r#"{{"type":"offer","from":"{}"}}"#, peer('d'));
+        views.relay_in("r", peer('a').as_str(), &offer);
+        assert_eq!(drain(&mut a_rx), ["offer"]);
     }
 }
