@@ -135,7 +135,7 @@ set edit:completion:arg-completer[rdv] = {|@words|
             cand --only-buddies 'Refuse to send to peers that are not on --buddies'
             cand --insecure 'Accept any TLS certificate (for tests against self-signed servers)'
             cand --json 'Script mode even on a terminal'
-            cand --exit-on-eof 'Leave as soon as stdin ends and everything was sent'
+            cand --exit-on-eof 'Leave once stdin has ended, everything was sent and the server has answered it all (a ping after the last message, and its pong): a refusal still makes the exit code 10'
             cand --answer-offers 'Answer every offer, as a simulated callee (see --answer-template)'
             cand --reconnect 'On a dropped connection, back off and reconnect with the same key'
             cand --ice-check 'After the welcome, check every ICE server it lists — a STUN Binding request, a TURN Allocate with the minted credential (UDP) — report each (reachable, allocation, relayed or reflexive address, round trip; NDJSON `ice-check` lines in script mode) and leave: 0 if all answered, 1 if any failed or none could be tried (TLS and TCP URLs are listed as skipped)'

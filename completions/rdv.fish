@@ -144,7 +144,7 @@ never\t''"
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l only-buddies -d 'Refuse to send to peers that are not on --buddies'
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l insecure -d 'Accept any TLS certificate (for tests against self-signed servers)'
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l json -d 'Script mode even on a terminal'
-complete -c rdv -n "__fish_rdv_using_subcommand peer" -l exit-on-eof -d 'Leave as soon as stdin ends and everything was sent'
+complete -c rdv -n "__fish_rdv_using_subcommand peer" -l exit-on-eof -d 'Leave once stdin has ended, everything was sent and the server has answered it all (a ping after the last message, and its pong): a refusal still makes the exit code 10'
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l answer-offers -d 'Answer every offer, as a simulated callee (see --answer-template)'
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l reconnect -d 'On a dropped connection, back off and reconnect with the same key'
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l ice-check -d 'After the welcome, check every ICE server it lists — a STUN Binding request, a TURN Allocate with the minted credential (UDP) — report each (reachable, allocation, relayed or reflexive address, round trip; NDJSON `ice-check` lines in script mode) and leave: 0 if all answered, 1 if any failed or none could be tried (TLS and TCP URLs are listed as skipped)'

@@ -24,11 +24,9 @@ fn setting(listing: &str, name: &str) -> (String, String) {
         .lines()
         .find(|line| line.split_whitespace().next() == Some(name))
         .unwrap_or_else(|| panic!("no {name} in:\n{listing}"));
+    // `NAME SOURCE VALUE`: the source before the value, so long paths keep the columns.
     let words: Vec<&str> = line.split_whitespace().collect();
-    (
-        words[1..words.len() - 1].join(" "),
-        words[words.len() - 1].to_owned(),
-    )
+    (words[2..].join(" "), words[1].to_owned())
 }
 
 #[test]
@@ -50,6 +48,10 @@ fn flags_beat_variables_beat_the_file_beat_defaults() {
             "--check-config",
             "--rate-limit",
             "9",
+            "--max-message-size",
+            "64kb",
+            "--ping-interval",
+            "90s",
         ],
         &[("RDV_MAX_CONNECTIONS", "600")],
     );
@@ -61,6 +63,15 @@ fn flags_beat_variables_beat_the_file_beat_defaults() {
     );
     let listing = String::from_utf8(output.stdout).unwrap();
     assert_eq!(setting(&listing, "rate-limit"), ("9".into(), "flag".into()));
+    // Sizes and durations as the server reads them: `kb` is 1000 bytes, not 1024.
+    assert_eq!(
+        setting(&listing, "max-message-size"),
+        ("64kb (64000 bytes)".into(), "flag".into())
+    );
+    assert_eq!(
+        setting(&listing, "ping-interval"),
+        ("90s (1m 30s)".into(), "flag".into())
+    );
     assert_eq!(
         setting(&listing, "max-connections"),
         ("600".into(), "env".into())

@@ -679,8 +679,35 @@ fn interactive_mode_in_a_terminal() {
     session.exp_string("peer-left").unwrap();
     session.send_line("/nonsense").unwrap();
     session.exp_string("unknown command").unwrap();
+    // /help keeps one command per line, so a narrow terminal does not cut them off.
+    session.send_line("/help").unwrap();
+    session.exp_string("/offer PEER").unwrap();
+    session.exp_string("\n").unwrap();
+    session.exp_string("/quit").unwrap();
     session.send_line("/quit").unwrap();
     session.exp_eof().unwrap();
+}
+
+/// Ctrl-C clears the line; twice in a row leaves with 130, as the exit-code table says.
+#[test]
+fn ctrl_c_twice_leaves_with_130() {
+    let server = Server::start(&[]);
+    let command = format!(
+        "{} peer ws://{} talk --color never",
+        common::rdv_binary(),
+        server.addr
+    );
+    let mut session =
+        rexpect::spawn(&command, Some(WAIT.as_millis() as u64)).expect("spawn in a pty");
+    session.exp_string("rdv> ").unwrap();
+    session.send_control('c').unwrap();
+    session.exp_string("Ctrl-C again").unwrap();
+    session.send_control('c').unwrap();
+    session.exp_eof().unwrap();
+    match session.process().wait().unwrap() {
+        rexpect::process::WaitStatus::Exited(_, code) => assert_eq!(code, 130),
+        other => panic!("rdv peer ended with {other:?}"),
+    }
 }
 
 /// A condition is only met once the server has welcomed us: against `--proof required` with
@@ -845,6 +872,73 @@ fn a_message_the_server_refuses_makes_a_script_exit_10() {
         "",
     );
     assert_eq!(until.code, 0, "{}", until.stderr);
+}
+
+/// `--exit-on-eof` knows every verdict is in without a guessed `--linger`: it pings after the
+/// last message and leaves on the pong, which it keeps off stdout.
+#[test]
+fn exit_on_eof_waits_for_the_servers_verdict() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let url = base(&server);
+    let offer = json!({"type": "offer", "to": "0".repeat(64), "sdp": {}}).to_string();
+    let refused = run_peer(
+        dir.path(),
+        &[&url, "r", "--exit-on-eof"],
+        &format!("{offer}\n"),
+    );
+    assert_eq!(refused.code, 10, "{}", refused.stderr);
+    assert!(
+        refused
+            .messages()
+            .iter()
+            .any(|m| m["code"] == "unknown-peer"),
+        "{}",
+        refused.stdout
+    );
+    assert!(
+        !refused.messages().iter().any(|m| m["type"] == "pong"),
+        "{}",
+        refused.stdout
+    );
+    // Too large for the server: closed with 1009, which names the limit.
+    let big = json!({"type": "ping", "pad": "x".repeat(70_000)}).to_string();
+    let too_big = run_peer(
+        dir.path(),
+        &[&url, "r", "--exit-on-eof"],
+        &format!("{big}\n"),
+    );
+    assert_eq!(too_big.code, 6, "{}", too_big.stderr);
+    assert!(
+        too_big.stderr.contains("1009") && too_big.stderr.contains("--max-message-size"),
+        "{}",
+        too_big.stderr
+    );
+    // The user's own pings are answered on stdout as usual; ours is not.
+    let pinger = run_peer(
+        dir.path(),
+        &[&url, "r", "--exit-on-eof"],
+        "{\"type\":\"ping\"}\n{\"type\":\"ping\"}\n",
+    );
+    assert_eq!(pinger.code, 0, "{}", pinger.stderr);
+    let pongs = pinger
+        .messages()
+        .iter()
+        .filter(|m| m["type"] == "pong")
+        .count();
+    assert_eq!(pongs, 2, "{}", pinger.stdout);
+}
+
+/// What the user typed wrong is named with what to type instead.
+#[test]
+fn url_mistakes_say_what_to_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let spaced = run_peer(dir.path(), &["ws://127.0.0.1:9/room/my room/websocket"], "");
+    assert_eq!(spaced.code, 2, "{}", spaced.stderr);
+    assert!(spaced.stderr.contains("%20"), "{}", spaced.stderr);
+    let scheme = run_peer(dir.path(), &["ftp://127.0.0.1:9", "r"], "");
+    assert_eq!(scheme.code, 2, "{}", scheme.stderr);
+    assert!(scheme.stderr.contains("http://"), "{}", scheme.stderr);
 }
 
 #[test]

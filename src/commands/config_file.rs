@@ -171,6 +171,40 @@ pub fn apply(
     ))
 }
 
+/// A size or duration as written and as the server reads it (`64kb` is 64,000 bytes, not
+/// 64 KiB: worth seeing before it is in force).
+fn resolved(arg: &clap::Arg, written: &str) -> String {
+    let kind = arg
+        .get_value_names()
+        .and_then(|names| names.first())
+        .map(|name| name.as_str());
+    match kind {
+        Some("SIZE")
+            if !written
+                .trim_end_matches(['B', 'b'])
+                .bytes()
+                .all(|b| b.is_ascii_digit()) =>
+        {
+            match crate::units::parse_total_size(written) {
+                Ok(bytes) => format!("{written} ({bytes} bytes)"),
+                Err(_) => written.to_owned(),
+            }
+        }
+        Some("DURATION") => match crate::units::parse_duration(written) {
+            Ok(duration) => {
+                let canonical = humantime::format_duration(duration).to_string();
+                if canonical == written {
+                    canonical
+                } else {
+                    format!("{written} ({canonical})")
+                }
+            }
+            Err(_) => written.to_owned(),
+        },
+        _ => written.to_owned(),
+    }
+}
+
 /// `--check-config`'s listing: every serve setting, its effective value, and where it came
 /// from (flag, env, file or default).
 pub fn describe(serve: &clap::Command, matches: &clap::ArgMatches, file: &FileSettings) -> String {
@@ -195,10 +229,11 @@ pub fn describe(serve: &clap::Command, matches: &clap::ArgMatches, file: &FileSe
             [] => "(none)".to_owned(),
             // A password in the cluster URL is never printed.
             [one] if long == "cluster" => crate::server::redact_cluster_url(one),
-            [one] => one.clone(),
+            [one] => resolved(arg, one),
             many => format!("[{}]", many.join(", ")),
         };
-        out.push_str(&format!("{long:<26} {shown:<28} {source}\n"));
+        // The source before the value, so a long path does not push it out of its column.
+        out.push_str(&format!("{long:<26} {source:<8} {shown}\n"));
     }
     out
 }

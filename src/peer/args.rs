@@ -21,7 +21,7 @@ lost without a close frame (1006), 9 input or connection ended before the condit
 10 (script mode) the run ended well but a message it sent was refused: by the server (an
 `error` after registering, unless --expect error or --until on the error waits for one) or
 locally (a stdin line that is not JSON, --only-buddies),
-130 interrupted (Ctrl-C).
+130 interrupted (Ctrl-C; at the interactive prompt, twice in a row).
 
 Examples:
   rdv peer ws://localhost:8080 lobby
@@ -85,7 +85,8 @@ pub struct PeerArgs {
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,
 
-    /// Leave as soon as stdin ends and everything was sent.
+    /// Leave once stdin has ended, everything was sent and the server has answered it all (a
+    /// ping after the last message, and its pong): a refusal still makes the exit code 10.
     #[arg(long, conflicts_with = "linger")]
     pub exit_on_eof: bool,
 

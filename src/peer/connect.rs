@@ -174,5 +174,16 @@ fn explain(url: &str, error: &tokio_tungstenite::tungstenite::Error) -> String {
              try {plain}"
         );
     }
+    // A TLS server read as plain HTTP answers with a TLS alert, which is no HTTP at all.
+    if url.starts_with("ws://") && text.contains("invalid HTTP version") {
+        let secure = url.replacen("ws://", "wss://", 1);
+        return format!("{url}: the server did not answer in HTTP (is it TLS?); try {secure}");
+    }
+    if text.contains("UnknownIssuer") || text.contains("invalid peer certificate") {
+        return format!(
+            "{url}: {text}: the server's certificate is not signed by a CA this machine \
+             trusts; give its CA with --ca FILE, or --insecure to skip the check (tests only)"
+        );
+    }
     format!("{url}: {text}")
 }

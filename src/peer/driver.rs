@@ -16,13 +16,17 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsClos
 use super::PeerArgs;
 use super::conditions::Conditions;
 use super::connect::{self, ConnectError, Socket, TlsOptions};
-use super::io::{self, Input, Output};
+use super::input::{self, Input};
+use super::io::Output;
 use super::repl;
 use super::room::RoomView;
 use super::setup::Setup;
 use crate::exit::Exit;
 use crate::files;
 use crate::protocol::CloseCode;
+
+/// How long `--exit-on-eof` waits for the pong that says every verdict is in.
+const VERDICT_WAIT: Duration = Duration::from_secs(10);
 
 /// Runs the peer until its conditions are met, its input ends or the server ends it.
 pub async fn run(setup: &Setup, args: &PeerArgs, interactive: bool) -> Exit {
@@ -51,7 +55,7 @@ pub async fn run(setup: &Setup, args: &PeerArgs, interactive: bool) -> Exit {
     } else {
         eprintln!("rdv: {greeting}");
         let sanitize = std::io::stdout().is_terminal();
-        (io::stdin_lines(), Output::Script { sanitize })
+        (input::stdin_lines(), Output::Script { sanitize })
     };
     let mut driver = Driver {
         room: RoomView::new(me, setup.buddies.clone()),
@@ -71,6 +75,10 @@ pub async fn run(setup: &Setup, args: &PeerArgs, interactive: bool) -> Exit {
         nonce: None,
         register_proved: false,
         refused: 0,
+        pings_sent: 0,
+        pongs_seen: 0,
+        verdict_pong: None,
+        interrupted: false,
         stdin_lines: 0,
         pending: setup.outgoing.clone(),
         next_send: Instant::now(),
@@ -116,6 +124,13 @@ pub(super) struct Driver<'a> {
     pub(super) register_proved: bool,
     /// Messages of ours refused after registering (by the server or locally).
     pub(super) refused: u64,
+    /// Pings sent and pongs seen, so that the pong answering `--exit-on-eof`'s own ping
+    /// (which one it is: `verdict_pong`) is known among the user's.
+    pub(super) pings_sent: u64,
+    pub(super) pongs_seen: u64,
+    pub(super) verdict_pong: Option<u64>,
+    /// The last input was Ctrl-C at the prompt: one more leaves.
+    pub(super) interrupted: bool,
     /// Lines read from stdin so far, to name a bad one.
     pub(super) stdin_lines: u64,
     /// Messages waiting until sending is allowed: -x and --send-file (--delay apart), then
@@ -220,9 +235,21 @@ impl Driver<'_> {
 
     fn report_close(&mut self, code: Option<CloseCode>) {
         match code {
-            Some(code) => self
-                .output
-                .note(&format!("connection closed by the server: {}", code.0)),
+            Some(code) => {
+                let why = match code.0 {
+                    1008 => {
+                        " (policy: a limit, a timeout or a refusal; the reason above says which)"
+                    }
+                    1009 => {
+                        " (a message was larger than the server accepts; rdv's limit is \
+                         --max-message-size, 64 KiB by default)"
+                    }
+                    1013 => " (the server is over a capacity limit; try again later)",
+                    _ => "",
+                };
+                self.output
+                    .note(&format!("connection closed by the server: {}{why}", code.0))
+            }
             None => self
                 .output
                 .note("connection lost without a close frame (1006)"),
@@ -291,7 +318,15 @@ impl Driver<'_> {
                 }
                 line = recv_input(&mut self.input) => {
                     match line {
+                        Input::Interrupt if self.interrupted => {
+                            return self.finish(socket, Exit::Interrupted).await;
+                        }
+                        Input::Interrupt => {
+                            self.interrupted = true;
+                            self.output.note("Ctrl-C again (or /quit, Ctrl-D) leaves");
+                        }
                         Input::Line(line) => {
+                            self.interrupted = false;
                             if let Some(ended) = self.on_line(socket, line).await {
                                 return ended;
                             }
@@ -346,11 +381,21 @@ impl Driver<'_> {
             return None;
         }
         if self.args.exit_on_eof {
+            if self.verdict_pong.is_some() {
+                return None;
+            }
             if let Some(ended) = self.flush_outgoing(socket).await {
                 return Some(ended);
             }
-            let code = self.code_for_conditions();
-            return Some(self.finish(socket, code).await);
+            // The server answers a connection's messages in order: once the pong to a ping
+            // sent after the last message is in, every refusal of them is too.
+            if let Some(ended) = self.send_text(socket, r#"{"type":"ping"}"#.into()).await {
+                return Some(ended);
+            }
+            self.verdict_pong = Some(self.pings_sent);
+            // A server that never answers pings: do not wait forever.
+            self.linger_until = Some(Instant::now() + VERDICT_WAIT);
+            return None;
         }
         if let Some(linger) = self.args.linger
             && self.linger_until.is_none()

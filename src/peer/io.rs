@@ -5,34 +5,10 @@ use std::io::Write as _;
 
 use colored::Colorize as _;
 use serde_json::Value;
-use tokio::sync::mpsc;
 
 use super::render;
 use super::repl::Printer;
 use super::room::RoomView;
-
-/// A line typed or piped in, or the end of input.
-#[derive(Debug)]
-pub enum Input {
-    Line(String),
-    Eof,
-}
-
-/// Reads stdin line by line into a channel (script mode).
-pub fn stdin_lines() -> mpsc::Receiver<Input> {
-    let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(async move {
-        use tokio::io::AsyncBufReadExt as _;
-        let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            if tx.send(Input::Line(line)).await.is_err() {
-                return;
-            }
-        }
-        let _ = tx.send(Input::Eof).await;
-    });
-    rx
-}
 
 /// The stdout reader went away (`| head`): stop quietly.
 #[derive(Debug)]
@@ -85,13 +61,19 @@ impl Output {
 
     /// A diagnostic for people (stderr in script mode).
     pub fn note(&mut self, text: &str) {
+        // Each line sanitized on its own, so a multi-line note (the /help list) keeps its
+        // lines rather than running into one that the terminal cuts off.
+        let lines: Vec<String> = text.lines().map(render::sanitize).collect();
         match self {
-            Output::Script { .. } => eprintln!("rdv: {}", render::sanitize(text)),
-            Output::Interactive { printer, .. } => printer.print(format!(
-                "{} {}",
-                render::timestamp().dimmed(),
-                render::sanitize(text).dimmed()
-            )),
+            Output::Script { .. } => eprintln!("rdv: {}", lines.join("\nrdv: ")),
+            Output::Interactive { printer, .. } => {
+                let indent = " ".repeat(render::timestamp().chars().count() + 1);
+                printer.print(format!(
+                    "{} {}",
+                    render::timestamp().dimmed(),
+                    lines.join(&format!("\n{indent}")).dimmed()
+                ))
+            }
         }
     }
 

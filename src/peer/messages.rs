@@ -46,6 +46,14 @@ impl Driver<'_> {
 
     pub(super) async fn on_text(&mut self, socket: &mut Socket, text: &str) -> Option<Ended> {
         let parsed: Option<Value> = serde_json::from_str(text).ok();
+        if parsed.as_ref().and_then(|v| v.get("type")) == Some(&Value::from("pong")) {
+            self.pongs_seen += 1;
+            if self.verdict_pong == Some(self.pongs_seen) {
+                // Our own `--exit-on-eof` ping: not the user's to see.
+                let code = self.code_for_conditions();
+                return Some(self.finish(socket, code).await);
+            }
+        }
         let message = parsed
             .as_ref()
             .map(|value| ServerMessage::parse(value).unwrap_or(ServerMessage::Other));
@@ -285,8 +293,14 @@ impl Driver<'_> {
                 return None;
             }
         }
+        let ping = text.contains("ping")
+            && serde_json::from_str::<Value>(&text)
+                .is_ok_and(|v| v.get("type") == Some(&Value::from("ping")));
         match socket.send(Message::text(text)).await {
-            Ok(()) => None,
+            Ok(()) => {
+                self.pings_sent += u64::from(ping);
+                None
+            }
             Err(_) => Some(Ended::Dropped(None)),
         }
     }

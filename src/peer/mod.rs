@@ -15,6 +15,7 @@ mod conditions;
 mod connect;
 mod driver;
 mod ice_check;
+mod input;
 mod io;
 mod messages;
 mod render;

@@ -8,7 +8,7 @@ use rustyline::completion::Completer;
 use rustyline::error::ReadlineError;
 use tokio::sync::mpsc;
 
-use super::io::Input;
+use super::input::Input;
 
 const COMMANDS: [&str; 9] = [
     "/peers", "/offer", "/answer", "/ice", "/send", "/sdp", "/help", "/quit", "/exit",
@@ -86,8 +86,13 @@ pub fn start(peer_ids: PeerIds) -> Result<(mpsc::Receiver<Input>, Printer), Stri
                         return;
                     }
                 }
-                // Ctrl-C clears the line, as in a shell; Ctrl-D leaves.
-                Err(ReadlineError::Interrupted) => continue,
+                // Ctrl-C clears the line, as in a shell; twice in a row leaves (the driver
+                // decides); Ctrl-D leaves.
+                Err(ReadlineError::Interrupted) => {
+                    if tx.blocking_send(Input::Interrupt).is_err() {
+                        return;
+                    }
+                }
                 Err(_) => {
                     let _ = tx.blocking_send(Input::Eof);
                     return;

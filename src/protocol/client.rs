@@ -45,8 +45,16 @@ pub fn room_url(base: &str, room: Option<&str>) -> Result<String, String> {
     } else if base.starts_with("ws://") || base.starts_with("wss://") {
         base.to_owned()
     } else {
-        return Err(format!("{base:?} is not a ws:// or wss:// URL"));
+        return Err(format!(
+            "{base:?} is not a ws://, wss://, http:// or https:// URL"
+        ));
     };
+    if base.contains(char::is_whitespace) {
+        return Err(format!(
+            "{base:?} has a space in it: write it as %20 in a URL, or give the room as its own \
+             argument (rdv peer ws://HOST \"my room\")"
+        ));
+    }
     match room {
         Some(room) => {
             let room = RoomName::new(room).map_err(|e| e.to_string())?;

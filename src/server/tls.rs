@@ -68,7 +68,14 @@ impl TlsFiles {
             .map_err(|e| TlsError::Mismatch {
                 cert: shown(&self.cert),
                 key: shown(&self.key),
-                problem: e.to_string(),
+                problem: match e {
+                    rustls::Error::InconsistentKeys(_) => {
+                        "the private key is not the key of the certificate's first entry \
+                         (check that --tls-key is the key the certificate was issued for)"
+                            .into()
+                    }
+                    other => other.to_string(),
+                },
             })
     }
 }
