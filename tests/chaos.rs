@@ -632,7 +632,7 @@ async fn inject(harness: &Arc<Harness>, fault: Fault, rng: &mut Rng) {
         }
     }
     // The fault lasts until every instance is back in sync with Redis: until then a relay
-    // published for an instance that has not resubscribed is lost (docs/cluster.md).
+    // published for an instance that has not resubscribed is lost (docs/cluster-design.md).
     let addrs: Vec<std::net::SocketAddr> = lock(&harness.instances)
         .iter()
         .map(|instance| instance.server.addr)

@@ -135,9 +135,10 @@ fn generated_completions_and_man_pages_are_fresh() {
 }
 
 #[test]
-fn the_readme_documents_every_serve_flag() {
+fn the_production_guide_documents_every_serve_flag() {
     let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/production.md"))
+            .unwrap();
     let command = rdv::cli::command();
     let serve = command.find_subcommand("serve").unwrap();
     for arg in serve.get_arguments() {
@@ -147,12 +148,12 @@ fn the_readme_documents_every_serve_flag() {
         }
         assert!(
             readme.contains(&format!("`--{long}")),
-            "README lacks --{long}"
+            "docs/production.md lacks --{long}"
         );
         if let Some(variable) = arg.get_env() {
             assert!(
                 readme.contains(&*variable.to_string_lossy()),
-                "README lacks {variable:?}"
+                "docs/production.md lacks {variable:?}"
             );
         }
     }

@@ -5,7 +5,7 @@
 //! are async and can fail. Each instance keeps a view of the rooms it has members in
 //! (`view`), kept current from the rooms' presence channels: relays look up their receiver
 //! there, synchronously; a receiver on this instance is reached in-process, one elsewhere
-//! through its instance's channel. docs/cluster.md has the design and the failure cases.
+//! through its instance's channel. docs/cluster-design.md has the design and the failure cases.
 
 mod link;
 mod scripts;

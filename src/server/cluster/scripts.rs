@@ -1,9 +1,9 @@
 //! The Lua scripts that change cluster state. Each runs atomically in Redis, so a duplicate
 //! check, a capacity check and the sequence number they stamp can never interleave with
-//! another instance's (docs/cluster.md explains the keys and the order).
+//! another instance's (docs/cluster-design.md explains the keys and the order).
 //!
 //! Scripts that work on keys named inside them (the reaper) need a single Redis or Valkey,
-//! not Redis Cluster; docs/cluster.md says so.
+//! not Redis Cluster; docs/cluster-design.md says so.
 
 use std::sync::LazyLock;
 
