@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::{ErrorCode, ProtocolError, scan};
+use super::{ErrorCode, MAX_NESTING, ProtocolError, scan};
 use crate::identity::PeerId;
 
 /// The three relayed types.
@@ -121,11 +121,6 @@ fn push_json_string(out: &mut String, text: &str) {
         out.push_str(&serde_json::to_string(text).expect("a string serializes"));
     }
 }
-
-/// How deeply arrays and objects may nest in a message (the message object itself is level
-/// 1). Relayed messages go to other peers' parsers, some of which recurse and crash on
-/// deep input; 64 is far beyond any SDP or candidate object.
-pub const MAX_NESTING: usize = 64;
 
 /// Parses one text frame.
 pub fn parse_inbound(text: &str) -> Result<Inbound<'_>, ProtocolError> {

@@ -19,6 +19,12 @@ pub use outbound::{
 };
 pub use room::{RoomName, RoomNameError};
 
+/// How deeply arrays and objects may nest in a message (the message object itself is level
+/// 1). Relayed messages go to other peers' parsers, some of which recurse and crash on
+/// deep input; 64 is far beyond any SDP or candidate object. `inbound` refuses deeper input,
+/// and `scan` hands it to serde_json.
+pub const MAX_NESTING: usize = 64;
+
 /// The fast scanner, for the differential fuzz target only.
 #[doc(hidden)]
 pub fn scan_members_for_fuzzing(text: &str) -> Option<Vec<(std::borrow::Cow<'_, str>, &str)>> {

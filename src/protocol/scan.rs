@@ -14,9 +14,9 @@ use std::borrow::Cow;
 use memchr::memchr2;
 
 /// Deeper input falls back to serde_json, where `inbound` refuses nesting beyond
-/// [`super::inbound::MAX_NESTING`] (a receiver's parser should never have to recurse
-/// further than that).
-const MAX_DEPTH: usize = super::inbound::MAX_NESTING;
+/// [`super::MAX_NESTING`] (a receiver's parser should never have to recurse further than
+/// that).
+const MAX_DEPTH: usize = super::MAX_NESTING;
 
 /// `(name, raw value)` of each top-level member of `text`, in order, if `text` is a JSON
 /// object this scanner is sure about. (Names are always borrowed here; the type is the one
