@@ -158,3 +158,125 @@ fn dependencies_point_one_way() {
         broken.join("\n")
     );
 }
+
+/// `src/server/` in layers, lowest first: each folder imports only the ones before it.
+const SERVER_LAYERS: [&str; 6] = [
+    "operations",
+    "admission",
+    "rooms",
+    "config",
+    "connection",
+    "accept",
+];
+
+#[test]
+fn server_folders_import_only_lower_layers() {
+    let mut broken = Vec::new();
+    for (level, layer) in SERVER_LAYERS.iter().enumerate() {
+        for (path, text) in sources(&format!("server/{layer}")) {
+            for higher in &SERVER_LAYERS[level + 1..] {
+                let pattern = format!("crate::server::{higher}");
+                if text.contains(&format!("{pattern}::")) || text.contains(&format!("{pattern};")) {
+                    broken.push(format!("{path} (layer {layer}) uses {pattern}"));
+                }
+            }
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "server layers broken (CONTRIBUTING.md):\n{}",
+        broken.join("\n")
+    );
+}
+
+/// The module path of a folder under `src/`, as `crate::a::b`.
+fn module_path(dir: &Path) -> String {
+    let relative = dir
+        .strip_prefix(Path::new(env!("CARGO_MANIFEST_DIR")).join("src"))
+        .unwrap();
+    let mut path = String::from("crate");
+    for part in relative.components() {
+        path.push_str("::");
+        path.push_str(&part.as_os_str().to_string_lossy());
+    }
+    path
+}
+
+/// Which sibling modules `text` names: `super::NAME` (not `super::super::NAME`, which is a
+/// test module reaching past its file) or the sibling's full path.
+fn sibling_uses(text: &str, siblings: &[String], full: &str) -> Vec<String> {
+    siblings
+        .iter()
+        .filter(|name| {
+            let relative = format!("super::{name}");
+            let by_path = format!("{full}::{name}");
+            text.match_indices(&relative).any(|(at, _)| {
+                let before = &text[..at];
+                let after = text[at + relative.len()..].chars().next();
+                !before.ends_with("::")
+                    && !before.ends_with(|c: char| c.is_alphanumeric() || c == '_')
+                    && !after.is_some_and(|c| c.is_alphanumeric() || c == '_')
+            }) || text.match_indices(&by_path).any(|(at, _)| {
+                let after = text[at + by_path.len()..].chars().next();
+                !after.is_some_and(|c| c.is_alphanumeric() || c == '_')
+            })
+        })
+        .cloned()
+        .collect()
+}
+
+/// No two files of one folder import each other, directly or round a loop: a folder's files
+/// form layers too.
+#[test]
+fn no_import_cycles_between_sibling_files() {
+    let mut dirs = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+    let mut cycles = Vec::new();
+    while let Some(dir) = dirs.pop() {
+        let mut siblings = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if let Some(stem) = path.file_stem().map(|s| s.to_string_lossy().into_owned())
+                && path.extension().is_some_and(|e| e == "rs")
+                && !matches!(stem.as_str(), "mod" | "lib" | "main")
+            {
+                siblings.push(stem);
+            }
+        }
+        let full = module_path(&dir);
+        let uses: std::collections::HashMap<String, Vec<String>> = siblings
+            .iter()
+            .map(|name| {
+                let text = std::fs::read_to_string(dir.join(format!("{name}.rs"))).unwrap();
+                let others: Vec<String> = siblings.iter().filter(|s| *s != name).cloned().collect();
+                (name.clone(), sibling_uses(&text, &others, &full))
+            })
+            .collect();
+        // Depth-first search for a path back to where it started.
+        for start in &siblings {
+            let mut stack = vec![(start.clone(), vec![start.clone()])];
+            let mut seen = std::collections::HashSet::new();
+            while let Some((at, trail)) = stack.pop() {
+                for next in &uses[&at] {
+                    if next == start {
+                        let mut cycle = trail.clone();
+                        cycle.push(start.clone());
+                        cycles.push(format!("{}: {}", dir.display(), cycle.join(" -> ")));
+                    } else if seen.insert(next.clone()) {
+                        let mut longer = trail.clone();
+                        longer.push(next.clone());
+                        stack.push((next.clone(), longer));
+                    }
+                }
+            }
+        }
+    }
+    cycles.sort();
+    cycles.dedup();
+    assert!(
+        cycles.is_empty(),
+        "import cycles between files of one folder:\n{}",
+        cycles.join("\n")
+    );
+}

@@ -141,8 +141,8 @@ pub struct Config {
     /// or https://*.example.com for its subdomains. A browser upgrade from another origin
     /// gets 403. Without any, every origin is allowed.
     #[arg(long = "allow-origin", env = "RDV_ALLOW_ORIGIN", value_name = "ORIGIN",
-          value_delimiter = ',', value_parser = super::access::OriginPattern::parse)]
-    pub allow_origin: Vec<super::access::OriginPattern>,
+          value_delimiter = ',', value_parser = crate::server::admission::access::OriginPattern::parse)]
+    pub allow_origin: Vec<crate::server::admission::access::OriginPattern>,
 
     /// Refuse upgrades that send no Origin header (non-browser clients send none).
     #[arg(long, env = "RDV_REQUIRE_ORIGIN")]
@@ -174,8 +174,8 @@ pub struct Config {
     /// lines from the right, past trusted proxies, to the first address that is not one;
     /// every other forwarding header is ignored, so a client cannot choose its address.
     #[arg(long, env = "RDV_CLIENT_ADDRESS_HEADER", value_enum, value_name = "HEADER",
-          default_value_t = super::ClientAddressHeader::XForwardedFor)]
-    pub client_address_header: super::ClientAddressHeader,
+          default_value_t = crate::server::ClientAddressHeader::XForwardedFor)]
+    pub client_address_header: crate::server::ClientAddressHeader,
 
     /// Write room names into the connection log; otherwise each room is logged as a short
     /// keyed hash (the same room gives the same hash while the server runs).
@@ -200,8 +200,8 @@ pub struct Config {
     /// turn:HOST[:PORT][?transport=udp|tcp], turns:… (PROTOCOL §10). Without any, nothing
     /// changes on the wire.
     #[arg(long = "ice-server", env = "RDV_ICE_SERVER", value_name = "URL",
-          value_delimiter = ',', value_parser = super::ice::IceUrl::parse)]
-    pub ice_server: Vec<super::ice::IceUrl>,
+          value_delimiter = ',', value_parser = crate::server::operations::ice::IceUrl::parse)]
+    pub ice_server: Vec<crate::server::operations::ice::IceUrl>,
 
     /// coturn's static-auth-secret (the file's first line): TURN URLs get time-limited
     /// credentials for each peer, EXPIRY:PEER_ID and base64(HMAC-SHA1(secret, username)).
@@ -272,12 +272,12 @@ impl Config {
             Err(half) => problems.push(half.to_string()),
         }
         if let Some(path) = &self.allow_list
-            && let Err(error) = super::allow::load(path)
+            && let Err(error) = crate::server::admission::allow::load(path)
         {
             problems.push(error.to_string());
         }
         if let Some(path) = &self.turn_secret_file
-            && let Err(error) = super::ice::read_secret(path)
+            && let Err(error) = crate::server::operations::ice::read_secret(path)
         {
             problems.push(error.to_string());
         }
@@ -292,18 +292,23 @@ impl Config {
     /// The TLS certificate and key, if TLS is on. One without the other, from any source
     /// (flag, variable, file), is an error: an operator must never believe TLS is on while
     /// the server speaks plain text.
-    pub(crate) fn tls_files(&self) -> Result<Option<super::tls::TlsFiles>, super::tls::TlsError> {
+    pub(crate) fn tls_files(
+        &self,
+    ) -> Result<
+        Option<crate::server::admission::tls::TlsFiles>,
+        crate::server::admission::tls::TlsError,
+    > {
         match (&self.tls_cert, &self.tls_key) {
-            (Some(cert), Some(key)) => Ok(Some(super::tls::TlsFiles {
+            (Some(cert), Some(key)) => Ok(Some(crate::server::admission::tls::TlsFiles {
                 cert: cert.clone(),
                 key: key.clone(),
             })),
             (None, None) => Ok(None),
-            (Some(_), None) => Err(super::tls::TlsError::HalfPair {
+            (Some(_), None) => Err(crate::server::admission::tls::TlsError::HalfPair {
                 given: "--tls-cert",
                 missing: "--tls-key",
             }),
-            (None, Some(_)) => Err(super::tls::TlsError::HalfPair {
+            (None, Some(_)) => Err(crate::server::admission::tls::TlsError::HalfPair {
                 given: "--tls-key",
                 missing: "--tls-cert",
             }),
@@ -417,7 +422,7 @@ fn parse_cluster_url(text: &str) -> Result<String, String> {
     }
     redis::IntoConnectionInfo::into_connection_info(text)
         .map(|_| text.to_owned())
-        .map_err(|error| format!("{}: {error}", super::cluster::redact(text)))
+        .map_err(|error| format!("{}: {error}", crate::server::rooms::cluster::redact(text)))
 }
 
 fn parse_lease(text: &str) -> Result<Duration, String> {

@@ -5,28 +5,18 @@
 //! refused, `/healthz` says 503, every connection is closed with 1001, and `run` returns
 //! once they are gone or the drain timeout passes.
 
-mod access;
-mod allow;
-mod cluster;
+mod accept;
+mod admission;
 mod config;
-mod deadlines;
-mod guard;
-mod http;
-mod ice;
-mod listen;
-mod memory;
-mod metrics;
-mod open_sessions;
-mod outbound_budget;
-mod outbox;
-mod outgoing;
-mod pending;
-mod rate;
+mod connection;
+mod operations;
 mod rooms;
-mod session;
-mod tls;
-mod transport;
-mod upgrade;
+
+use accept::{http, listen};
+use admission::{access, allow, rate, tls};
+use connection::{guard, open_sessions, pending, upgrade};
+use operations::{ice, memory, metrics};
+use rooms::{cluster, outbound_budget};
 
 use std::collections::HashSet;
 use std::future::Future;

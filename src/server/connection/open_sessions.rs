@@ -9,9 +9,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use super::outbox::Outbox;
-use super::rooms::ConnectionId;
 use crate::protocol::CloseCode;
+use crate::server::rooms::ConnectionId;
+use crate::server::rooms::outbox::Outbox;
 
 #[derive(Debug, Default)]
 pub struct OpenSessions {

@@ -20,11 +20,11 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use self::link::{Link, Outgoing};
 use self::view::{Route, Views};
-use super::metrics::Metrics;
-use super::outbox::Outbox;
-use super::rooms::{ConnectionId, DeliverError, Health, JoinError, Member, RoomRegistry};
 use crate::identity::PeerId;
 use crate::protocol::RoomName;
+use crate::server::operations::metrics::Metrics;
+use crate::server::rooms::outbox::Outbox;
+use crate::server::rooms::{ConnectionId, DeliverError, Health, JoinError, Member, RoomRegistry};
 
 /// How to reach Redis and how long a silent instance keeps its members.
 #[derive(Debug, Clone)]

@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::pending::{self, PendingConnections};
+use crate::server::connection::pending::{self, PendingConnections};
 use prometheus_client::metrics::counter::Counter;
 
 /// How long requests still in flight may take once `stop` fires.

@@ -16,21 +16,21 @@ use tokio::time::{Instant, sleep_until};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
-use super::ServerState;
-use super::config::ProofMode;
 use super::deadlines::{Deadlines, Intervals};
 use super::guard::Abuse;
-use super::outbox::{Next, Outbox, OutboxReceiver, Queued};
 use super::outgoing::SharedOutgoing;
 use super::pending::Ticket;
-use super::rate::Verdict;
-use super::rooms::{ConnectionId, DeliverError, JoinError, Member};
 use super::transport::SharedGuard;
 use super::upgrade::Socket;
 use crate::identity::{JwkError, PeerId, PrivateMembers, PublicJwk};
 use crate::protocol::{
     self, CloseCode, ErrorCode, Inbound, ProtocolError, Register, Relay, RoomName,
 };
+use crate::server::ServerState;
+use crate::server::admission::rate::Verdict;
+use crate::server::config::ProofMode;
+use crate::server::rooms::outbox::{Next, Outbox, OutboxReceiver, Queued};
+use crate::server::rooms::{ConnectionId, DeliverError, JoinError, Member};
 
 /// How long the goodbye (queued messages, close frame, the client's reply) may take.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -53,7 +53,7 @@ pub struct Connection {
     /// the open-file limit is sized by.
     pub slot: tokio::sync::OwnedSemaphorePermit,
     /// Its place under the per-client limits, held until the goodbye is over.
-    pub client_slot: Option<super::access::ClientSlot>,
+    pub client_slot: Option<crate::server::admission::access::ClientSlot>,
 }
 
 /// Runs one connection until it ends, then logs one line about it.
@@ -183,7 +183,7 @@ async fn say_goodbye(
         match backlog.and_then(|queue| Some((queue.switch().reason()?, queue))) {
             Some(((code, reason), queue)) => {
                 state.metrics.closed(code);
-                if !super::outbox::drops_backlog(reason) {
+                if !crate::server::rooms::outbox::drops_backlog(reason) {
                     let mut frames = outgoing.lock();
                     while let Some(queued) = queue.try_recv() {
                         state.metrics.bytes_sent.inc_by(queued.text.len() as u64);

@@ -16,7 +16,16 @@ use std::sync::{Mutex, PoisonError, Weak};
 
 use prometheus_client::metrics::counter::Counter;
 
-use super::outbox::Shared;
+/// A connection's queue as the budget sees it (the outbox implements it), so the budget
+/// knows nothing of queues and the dependency points one way.
+pub trait Backlog: Send + Sync {
+    /// Bytes queued and not yet written.
+    fn backlog(&self) -> usize;
+    /// No longer listed with the budget (it was dropped from the list).
+    fn unlist(&self);
+    /// Cut at the ceiling: closed, its queued bytes given back.
+    fn cut_for_budget(&self);
+}
 
 /// A backlog from which a connection counts among the slow, to be cut first at the ceiling.
 /// Signaling messages are a few KiB; a receiver that keeps up never holds this much.
@@ -27,7 +36,7 @@ pub struct OutboundBudget {
     limit: usize,
     used: AtomicUsize,
     /// Connections that passed `HEAVY_BACKLOG` since they were last looked at.
-    heavy: Mutex<Vec<Weak<Shared>>>,
+    heavy: Mutex<Vec<Weak<dyn Backlog>>>,
     /// Connections cut to stay under the ceiling.
     cuts: Counter,
 }
@@ -70,7 +79,7 @@ impl OutboundBudget {
 
     /// Lists a connection whose backlog just passed `HEAVY_BACKLOG`. The caller holds no
     /// queue's lock: this lock is always taken before a queue's, never after.
-    pub fn list_heavy(&self, connection: Weak<Shared>) {
+    pub fn list_heavy(&self, connection: Weak<dyn Backlog>) {
         self.lock_heavy().push(connection);
     }
 
@@ -109,7 +118,7 @@ impl OutboundBudget {
         }
     }
 
-    fn lock_heavy(&self) -> std::sync::MutexGuard<'_, Vec<Weak<Shared>>> {
+    fn lock_heavy(&self) -> std::sync::MutexGuard<'_, Vec<Weak<dyn Backlog>>> {
         self.heavy.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -1,13 +1,17 @@
 //! The room registry: who is in which room, and delivery to them.
 //!
 //! [`RoomRegistry`] is the only shared state of the server and its one seam. Joining and
-//! leaving are async and may fail, because in a cluster (`super::cluster`) they go through
+//! leaving are async and may fail, because in a cluster (`crate::server::rooms::cluster`) they go through
 //! Redis; delivery is synchronous and never waits, because it is the hot path and a peer on
 //! this instance is always reached in-process. [`LocalRegistry`] keeps rooms in this process.
 //!
 //! Presence is consistent: `welcome` and `peer-joined`/`peer-left` are queued while the room
 //! is locked, so every member learns about every other exactly once and never hears of a
 //! departure before the arrival.
+
+pub(in crate::server) mod cluster;
+pub(in crate::server) mod outbound_budget;
+pub(in crate::server) mod outbox;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,10 +21,10 @@ use futures_util::future::BoxFuture;
 use indexmap::IndexMap;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use super::metrics::Metrics;
-use super::outbox::Outbox;
 use crate::identity::PeerId;
 use crate::protocol::{self, CloseCode, ErrorCode, PeerEntry, ProtocolError, RoomName};
+use crate::server::operations::metrics::Metrics;
+use crate::server::rooms::outbox::Outbox;
 
 /// Identifies one WebSocket connection, so a stale `leave` cannot remove a newer
 /// connection that registered the same peer ID.
@@ -312,7 +316,7 @@ impl LocalRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::outbox::OutboxReceiver;
+    use crate::server::rooms::outbox::OutboxReceiver;
 
     fn peer(c: char) -> PeerId {
         c.to_string().repeat(64).parse().unwrap()

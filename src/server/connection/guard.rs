@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use super::rate::{RateLimiter, Verdict};
+use crate::server::admission::rate::{RateLimiter, Verdict};
 
 /// Why a connection must be cut off; the transport turns it into an I/O error and the
 /// session into a close frame.

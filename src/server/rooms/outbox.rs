@@ -16,7 +16,7 @@ use std::task::{Context, Poll, Waker};
 
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use super::outbound_budget::{HEAVY_BACKLOG, OutboundBudget};
+use super::outbound_budget::{Backlog, HEAVY_BACKLOG, OutboundBudget};
 use crate::protocol::CloseCode;
 
 /// The close reason of a receiver whose queue overflowed; its backlog is not flushed.
@@ -100,20 +100,20 @@ impl Shared {
     pub fn is_closing(&self) -> bool {
         self.reason.get().is_some()
     }
+}
 
-    /// Bytes queued and not yet written.
-    pub(super) fn backlog(&self) -> usize {
+impl Backlog for Shared {
+    fn backlog(&self) -> usize {
         self.lock().bytes
     }
 
-    /// No longer listed with the budget (it was dropped from the list).
-    pub(super) fn unlist(&self) {
+    fn unlist(&self) {
         self.lock().listed = false;
     }
 
-    /// Cut at the server's ceiling: closed with 1013 and its queued messages given back now
-    /// (the batch being written goes back when the connection ends).
-    pub(super) fn cut_for_budget(&self) {
+    /// Closed with 1013 and its queued messages given back now (the batch being written
+    /// goes back when the connection ends).
+    fn cut_for_budget(&self) {
         let mut queue = self.lock();
         let dropped: usize = queue.messages.iter().map(|m| m.text.len()).sum();
         queue.messages = VecDeque::new();
@@ -304,7 +304,8 @@ impl Outbox {
         queue.listed |= newly_heavy;
         wake_writer(queue);
         if newly_heavy {
-            shared.budget.list_heavy(Arc::downgrade(&self.shared));
+            let listed: std::sync::Weak<dyn Backlog> = Arc::downgrade(&self.shared) as _;
+            shared.budget.list_heavy(listed);
         }
         true
     }

@@ -21,8 +21,8 @@ use super::view::Views;
 use super::wire;
 use crate::identity::PeerId;
 use crate::protocol::{self, ErrorCode, RoomName};
-use crate::server::metrics::Metrics;
-use crate::server::outbox::Outbox;
+use crate::server::operations::metrics::Metrics;
+use crate::server::rooms::outbox::Outbox;
 
 /// Longest any one Redis call may take before the link counts as broken.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);

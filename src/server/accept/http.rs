@@ -12,15 +12,15 @@ use futures_util::SinkExt as _;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 
-use super::ServerState;
-use super::access::{self, ClientKey};
-use super::guard::{GuardLimits, InboundGuard};
 use super::listen::SocketPeer;
-use super::metrics::Rejection;
-use super::outgoing::SharedOutgoing;
-use super::session;
-use super::upgrade::{Socket, Upgrade};
 use crate::protocol::{CloseCode, RoomName};
+use crate::server::ServerState;
+use crate::server::admission::access::{self, ClientKey};
+use crate::server::connection::guard::{GuardLimits, InboundGuard};
+use crate::server::connection::outgoing::SharedOutgoing;
+use crate::server::connection::session;
+use crate::server::connection::upgrade::{Socket, Upgrade};
+use crate::server::operations::metrics::Rejection;
 
 pub fn router(state: Arc<ServerState>) -> Router {
     Router::new()
@@ -33,7 +33,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
 async fn healthz(State(state): State<Arc<ServerState>>) -> Response {
     let (status, body) = if state.is_draining() {
         (StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#)
-    } else if state.registry.health() == super::rooms::Health::Degraded {
+    } else if state.registry.health() == crate::server::rooms::Health::Degraded {
         // Local peers are still served, but new joins would be refused: a load balancer
         // should send new clients elsewhere.
         (StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"degraded"}"#)
@@ -209,7 +209,7 @@ async fn room_or_not_found(
 }
 
 /// The client's address: the socket peer, or what the trusted proxies say it is.
-fn client_of(request: &Request, config: &super::Config) -> std::net::IpAddr {
+fn client_of(request: &Request, config: &crate::server::Config) -> std::net::IpAddr {
     let socket = request
         .extensions()
         .get::<SocketPeer>()

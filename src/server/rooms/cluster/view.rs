@@ -18,8 +18,8 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use super::wire::{Event, LeftReason, Record};
 use crate::identity::PeerId;
 use crate::protocol::{self, CloseCode, ErrorCode, PeerEntry, ProtocolError, RoomName};
-use crate::server::metrics::Metrics;
-use crate::server::outbox::Outbox;
+use crate::server::operations::metrics::Metrics;
+use crate::server::rooms::outbox::Outbox;
 use crate::server::rooms::{ConnectionId, DeliverError};
 
 /// Events buffered for a room waiting for its snapshot; past it the view is rebuilt.
@@ -855,7 +855,7 @@ fn is_idle_of_members(view: &View) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::outbox::OutboxReceiver;
+    use crate::server::rooms::outbox::OutboxReceiver;
 
     const KEY: &str = r#"{"kty":"test"}"#;
 

@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use prometheus_client::metrics::counter::Counter;
 use tokio_util::sync::CancellationToken;
 
-use super::outbox::Outbox;
 use crate::protocol::CloseCode;
+use crate::server::rooms::outbox::Outbox;
 
 #[derive(Debug)]
 pub struct PendingConnections {
