@@ -141,7 +141,9 @@ complete -c rdv -n "__fish_rdv_using_subcommand peer" -l challenge-wait -d 'How 
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l color -d 'When to use colour in output meant for people' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set'
 always\t''
 never\t''"
-complete -c rdv -n "__fish_rdv_using_subcommand peer" -l only-buddies -d 'Refuse to send to peers that are not on --buddies'
+complete -c rdv -n "__fish_rdv_using_subcommand peer" -l only-buddies -d 'Refuse to send to peers that are not on --buddies, and drop offers and answers from buddies that are not validly signed (PROTOCOL §12)'
+complete -c rdv -n "__fish_rdv_using_subcommand peer" -l require-signed -d 'Drop offers and answers whose signature is missing or invalid (PROTOCOL §12): reported on stderr, never printed, answered or counted by --expect and --until'
+complete -c rdv -n "__fish_rdv_using_subcommand peer" -l no-sign -d 'Do not sign the offers and answers this peer sends (they are signed with its key by default, PROTOCOL §12)'
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l insecure -d 'Accept any TLS certificate (for tests against self-signed servers)'
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l json -d 'Script mode even on a terminal'
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l exit-on-eof -d 'Leave once stdin has ended, everything was sent and the server has answered it all (a ping after the last message, and its pong): a refusal still makes the exit code 10'

@@ -954,3 +954,408 @@ fn wss_against_a_plain_server_says_it_does_not_speak_tls() {
         run.stderr
     );
 }
+
+/// A WebSocket relay between one client and `rdv serve` that rewrites what the client sends,
+/// as a dishonest signaling server could: each client text frame becomes what `tamper`
+/// returns (none, one changed, or several).
+type Tamper = std::sync::Arc<dyn Fn(String) -> Vec<String> + Send + Sync>;
+
+struct TamperingRelay {
+    addr: std::net::SocketAddr,
+}
+
+impl TamperingRelay {
+    fn start(upstream: std::net::SocketAddr, tamper: Tamper) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                while let Ok((tcp, _)) = listener.accept().await {
+                    tokio::spawn(relay_one(tcp, upstream, tamper.clone()));
+                }
+            });
+        });
+        Self {
+            addr: rx.recv_timeout(WAIT).unwrap(),
+        }
+    }
+}
+
+// tungstenite's handshake callback returns its own (large) error response type.
+#[allow(clippy::result_large_err)]
+async fn relay_one(tcp: tokio::net::TcpStream, upstream: std::net::SocketAddr, tamper: Tamper) {
+    use tokio_tungstenite::tungstenite::Message;
+    let path = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let seen = path.clone();
+    let Ok(client) = tokio_tungstenite::accept_hdr_async(
+        tcp,
+        move |request: &tokio_tungstenite::tungstenite::handshake::server::Request, response| {
+            *seen.lock().unwrap() = request.uri().path().to_owned();
+            Ok(response)
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let url = format!("ws://{upstream}{}", path.lock().unwrap());
+    let Ok((server, _)) = tokio_tungstenite::connect_async(url).await else {
+        return;
+    };
+    let (mut client_tx, mut client_rx) = client.split();
+    let (mut server_tx, mut server_rx) = server.split();
+    let up = async move {
+        while let Some(Ok(message)) = client_rx.next().await {
+            let out = match message {
+                Message::Text(text) => tamper(text.to_string())
+                    .into_iter()
+                    .map(Message::text)
+                    .collect(),
+                other => vec![other],
+            };
+            for message in out {
+                if server_tx.send(message).await.is_err() {
+                    return;
+                }
+            }
+        }
+    };
+    let down = async move {
+        while let Some(Ok(message)) = server_rx.next().await {
+            if client_tx.send(message).await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        () = up => {}
+        () = down => {}
+    }
+}
+
+/// Offers carry a signature by the sender's key (PROTOCOL §12): `rdv peer` signs what it
+/// sends and reports what it checked on each offer and answer it prints.
+#[test]
+fn offers_are_signed_and_checked_end_to_end() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let url = base(&server);
+    key(dir.path(), "alice.jwk");
+    let bob = key(dir.path(), "bob.jwk");
+    let offer = json!({"type": "offer", "to": bob, "sdp": {"type": "offer", "sdp": "v=0\r\na=fingerprint:sha-256 AA:BB\r\n"}}).to_string();
+    let receiver = spawn_peer(
+        dir.path(),
+        &[
+            &url,
+            "s",
+            "--key",
+            "bob.jwk",
+            "--require-signed",
+            "--until",
+            ".sdp.type=offer",
+            "--timeout",
+            "10s",
+        ],
+    );
+    let sender = run_peer(
+        dir.path(),
+        &[
+            &url,
+            "s",
+            "--key",
+            "alice.jwk",
+            "--send-after-peers",
+            "1",
+            "-x",
+            &offer,
+            "--exit-on-eof",
+        ],
+        "",
+    );
+    assert_eq!(sender.code, 0, "{}", sender.stderr);
+    let receiver = finish(receiver, "");
+    assert_eq!(receiver.code, 0, "{}", receiver.stderr);
+    let got = receiver.messages();
+    let offer_line = got.iter().find(|m| m["type"] == "offer").unwrap();
+    assert_eq!(
+        offer_line["signatureCheck"]["result"], "valid",
+        "{offer_line}"
+    );
+    assert_eq!(offer_line["signature"]["alg"], "EdDSA");
+
+    // Unsigned: printed as missing, or dropped when signatures are required.
+    let listener = spawn_peer(
+        dir.path(),
+        &[
+            &url,
+            "u",
+            "--key",
+            "bob.jwk",
+            "--until",
+            ".sdp.type=offer",
+            "--timeout",
+            "10s",
+        ],
+    );
+    let unsigned = run_peer(
+        dir.path(),
+        &[
+            &url,
+            "u",
+            "--key",
+            "alice.jwk",
+            "--no-sign",
+            "--send-after-peers",
+            "1",
+            "-x",
+            &offer,
+            "--exit-on-eof",
+        ],
+        "",
+    );
+    assert_eq!(unsigned.code, 0, "{}", unsigned.stderr);
+    let listener = finish(listener, "");
+    assert_eq!(listener.code, 0, "{}", listener.stderr);
+    let line = listener
+        .messages()
+        .into_iter()
+        .find(|m| m["type"] == "offer")
+        .unwrap();
+    assert_eq!(line["signatureCheck"]["result"], "missing");
+    assert!(line.get("signature").is_none());
+
+    let strict = spawn_peer(
+        dir.path(),
+        &[
+            &url,
+            "v",
+            "--key",
+            "bob.jwk",
+            "--require-signed",
+            "--until",
+            ".sdp.type=offer",
+            "--timeout",
+            "3s",
+        ],
+    );
+    let unsigned = run_peer(
+        dir.path(),
+        &[
+            &url,
+            "v",
+            "--key",
+            "alice.jwk",
+            "--no-sign",
+            "--send-after-peers",
+            "1",
+            "-x",
+            &offer,
+            "--exit-on-eof",
+        ],
+        "",
+    );
+    assert_eq!(unsigned.code, 0, "{}", unsigned.stderr);
+    let strict = finish(strict, "");
+    assert_eq!(
+        strict.code, 5,
+        "dropped, so the condition times out: {}",
+        strict.stderr
+    );
+    assert!(strict.stderr.contains("not signed"), "{}", strict.stderr);
+    assert!(!strict.messages().iter().any(|m| m["type"] == "offer"));
+}
+
+/// A signaling server that tampers with what it relays is caught: one byte of SDP, a
+/// swapped DTLS fingerprint, an offer retargeted to another peer, or one replayed are each
+/// refused by `rdv peer --require-signed`; an honest relay passes.
+#[test]
+fn a_tampering_relay_is_refused() {
+    fn rewrite_sdp(text: String) -> Vec<String> {
+        vec![text.replace("AA:BB", "AA:BC")]
+    }
+    fn swap_fingerprint(text: String) -> Vec<String> {
+        vec![text.replace("sha-256 AA:BB", "sha-256 66:66")]
+    }
+    fn replay(text: String) -> Vec<String> {
+        if text.contains("\"offer\"") {
+            vec![text.clone(), text]
+        } else {
+            vec![text]
+        }
+    }
+    fn honest(text: String) -> Vec<String> {
+        vec![text]
+    }
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    key(dir.path(), "alice.jwk");
+    let bob = key(dir.path(), "bob.jwk");
+    let offer = json!({"type": "offer", "to": bob, "sdp": {"type": "offer", "sdp": "v=0\r\na=fingerprint:sha-256 AA:BB\r\n"}}).to_string();
+    type Rewrite = fn(String) -> Vec<String>;
+    let cases: [(&str, Rewrite, i32, &str); 4] = [
+        ("honest", honest, 0, ""),
+        ("sdp", rewrite_sdp, 5, "bad-signature"),
+        ("fingerprint", swap_fingerprint, 5, "bad-signature"),
+        // The first copy is taken (and ends the run without --until); the second is refused.
+        ("replay", replay, 0, "replayed"),
+    ];
+    for (room, tamper, expected, reason) in cases {
+        let relay = TamperingRelay::start(server.addr, std::sync::Arc::new(tamper));
+        let mut args = vec![
+            base(&server),
+            room.into(),
+            "--key".into(),
+            "bob.jwk".into(),
+            "--require-signed".into(),
+            "--timeout".into(),
+            "3s".into(),
+        ];
+        if room != "replay" {
+            args.extend(["--until".into(), ".sdp.type=offer".into()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let receiver = spawn_peer(dir.path(), &args);
+        let sender = run_peer(
+            dir.path(),
+            &[
+                &format!("ws://{}", relay.addr),
+                room,
+                "--key",
+                "alice.jwk",
+                "--send-after-peers",
+                "1",
+                "-x",
+                &offer,
+                "--exit-on-eof",
+            ],
+            "",
+        );
+        assert_eq!(sender.code, 0, "{room}: {}", sender.stderr);
+        let receiver = finish(receiver, "");
+        assert_eq!(receiver.code, expected, "{room}: {}", receiver.stderr);
+        assert!(
+            receiver.stderr.contains(reason),
+            "{room}: {}",
+            receiver.stderr
+        );
+        let offers = receiver
+            .messages()
+            .into_iter()
+            .filter(|m| m["type"] == "offer")
+            .count();
+        assert_eq!(offers, usize::from(expected == 0), "{room}");
+    }
+
+    // Stale: an offer Alice really signed, ten minutes ago (sent as is, not signed again).
+    let alice_key: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("alice.jwk")).unwrap())
+            .unwrap();
+    let alice_key = rdv::identity::PrivateKey::from_jwk(&alice_key).unwrap();
+    let alice = alice_key.public().peer_id().to_string();
+    let mut old: Value = serde_json::from_str(&offer).unwrap();
+    let ten_minutes_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        - 600_000;
+    rdv::identity::sign_description(&mut old, &alice_key, &alice, ten_minutes_ago).unwrap();
+    let receiver = spawn_peer(
+        dir.path(),
+        &[
+            &base(&server),
+            "stale",
+            "--key",
+            "bob.jwk",
+            "--require-signed",
+            "--until",
+            ".sdp.type=offer",
+            "--timeout",
+            "3s",
+        ],
+    );
+    let sender = run_peer(
+        dir.path(),
+        &[
+            &base(&server),
+            "stale",
+            "--key",
+            "alice.jwk",
+            "--no-sign",
+            "--send-after-peers",
+            "1",
+            "-x",
+            &old.to_string(),
+            "--exit-on-eof",
+        ],
+        "",
+    );
+    assert_eq!(sender.code, 0, "{}", sender.stderr);
+    let receiver = finish(receiver, "");
+    assert_eq!(receiver.code, 5, "{}", receiver.stderr);
+    assert!(receiver.stderr.contains("stale"), "{}", receiver.stderr);
+
+    // Retargeted: the relay hands Alice's offer for Bob to Carol.
+    let carol = key(dir.path(), "carol.jwk");
+    let to_carol = move |text: String| match serde_json::from_str::<Value>(&text) {
+        Ok(mut message) if message["type"] == "offer" => {
+            message["to"] = carol.clone().into();
+            vec![message.to_string()]
+        }
+        _ => vec![text],
+    };
+    let relay = TamperingRelay::start(server.addr, std::sync::Arc::new(to_carol));
+    let receiver = spawn_peer(
+        dir.path(),
+        &[
+            &base(&server),
+            "retarget",
+            "--key",
+            "carol.jwk",
+            "--require-signed",
+            "--until",
+            ".sdp.type=offer",
+            "--timeout",
+            "3s",
+        ],
+    );
+    let bystander = spawn_peer(
+        dir.path(),
+        &[
+            &base(&server),
+            "retarget",
+            "--key",
+            "bob.jwk",
+            "--timeout",
+            "4s",
+        ],
+    );
+    let sender = run_peer(
+        dir.path(),
+        &[
+            &format!("ws://{}", relay.addr),
+            "retarget",
+            "--key",
+            "alice.jwk",
+            "--send-after-peers",
+            "2",
+            "-x",
+            &offer,
+            "--exit-on-eof",
+        ],
+        "",
+    );
+    assert_eq!(sender.code, 0, "{}", sender.stderr);
+    let receiver = finish(receiver, "");
+    let _ = finish(bystander, "");
+    assert_eq!(receiver.code, 5, "{}", receiver.stderr);
+    assert!(
+        receiver.stderr.contains("bad-signature"),
+        "{}",
+        receiver.stderr
+    );
+}

@@ -15,6 +15,7 @@ mod pem;
 pub use b64::{decode as base64url_decode, encode as base64url};
 mod private;
 mod proof;
+mod signed;
 
 pub use buddies::{Buddy, parse_buddies};
 pub use jwk::{
@@ -27,10 +28,16 @@ pub use private::{KeyError, KeySpec, PrivateKey};
 pub use proof::{
     ProofAlg, ProofError, ProofForm, check_proof_form, proof_cost, proof_message, verify_proof,
 };
+pub use signed::{
+    CONTEXT as SIGNED_DESCRIPTION_CONTEXT, Invalid as SignatureInvalid, MAX_SKEW_MS,
+    SeenSignatures, Verdict as SignatureVerdict, sign_description, signed_bytes,
+    verify_description,
+};
 
 /// Keys made by a browser's WebCrypto with the peer IDs it computed (`tests/data/README.md`
 /// says where they came from); compiled in so the unit tests read nothing at run time.
 #[cfg(test)]
 pub(crate) mod test_vectors {
     pub const WEBCRYPTO_KEYS: &str = include_str!("../../tests/data/webcrypto-keys.json");
+    pub const SIGNED_DESCRIPTIONS: &str = include_str!("../../tests/data/signed-descriptions.json");
 }

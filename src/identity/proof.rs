@@ -136,14 +136,19 @@ impl ProofForm<'_> {
 
     /// Whether the signature is the key's over the proof message for `nonce`.
     pub fn verify(&self, nonce: &str) -> Result<(), ProofError> {
-        let message = proof_message(nonce);
+        self.verify_message(&proof_message(nonce))
+    }
+
+    /// Whether the signature is the key's over `message` (any signed bytes: a proof's, or a
+    /// signed description's, PROTOCOL §12).
+    pub fn verify_message(&self, message: &[u8]) -> Result<(), ProofError> {
         let (key, signature) = (self.key, self.signature);
         let valid = match self.alg {
             ProofAlg::Es256 | ProofAlg::Es384 | ProofAlg::Es512 => {
-                verify_ecdsa(key, &message, signature)
+                verify_ecdsa(key, message, signature)
             }
-            ProofAlg::EdDsa => verify_ed25519(key, &message, signature),
-            ProofAlg::Rs256 | ProofAlg::Ps256 => verify_rsa(self.alg, key, &message, signature),
+            ProofAlg::EdDsa => verify_ed25519(key, message, signature),
+            ProofAlg::Rs256 | ProofAlg::Ps256 => verify_rsa(self.alg, key, message, signature),
         };
         if valid {
             Ok(())
@@ -269,6 +274,11 @@ impl PrivateKey {
 
     /// Signs the proof message for `nonce` with `alg` (which must fit this key).
     pub fn sign_proof(&self, alg: ProofAlg, nonce: &str) -> Result<Vec<u8>, ProofError> {
+        self.sign_message(alg, &proof_message(nonce))
+    }
+
+    /// Signs `message` with `alg` (which must fit this key), in the JOSE/WebCrypto form.
+    pub fn sign_message(&self, alg: ProofAlg, message: &[u8]) -> Result<Vec<u8>, ProofError> {
         let kind = self.public().kind();
         if !alg.fits(kind) {
             return Err(ProofError::WrongAlg {
@@ -276,31 +286,30 @@ impl PrivateKey {
                 kind,
             });
         }
-        let message = proof_message(nonce);
         Ok(match self {
             PrivateKey::P256(key) => {
                 let signature: p256::ecdsa::Signature =
-                    p256::ecdsa::SigningKey::from(key).sign(&message);
+                    p256::ecdsa::SigningKey::from(key).sign(message);
                 signature.to_bytes().to_vec()
             }
             PrivateKey::P384(key) => {
                 let signature: p384::ecdsa::Signature =
-                    p384::ecdsa::SigningKey::from(key).sign(&message);
+                    p384::ecdsa::SigningKey::from(key).sign(message);
                 signature.to_bytes().to_vec()
             }
             PrivateKey::P521(key) => {
                 let signature: p521::ecdsa::Signature =
-                    p521::ecdsa::SigningKey::from(key).sign(&message);
+                    p521::ecdsa::SigningKey::from(key).sign(message);
                 signature.to_bytes().to_vec()
             }
-            PrivateKey::Ed25519(key) => key.sign(&message).to_bytes().to_vec(),
+            PrivateKey::Ed25519(key) => key.sign(message).to_bytes().to_vec(),
             PrivateKey::Rsa(key) if alg == ProofAlg::Rs256 => {
                 rsa::pkcs1v15::SigningKey::<Sha256>::new((**key).clone())
-                    .sign(&message)
+                    .sign(message)
                     .to_vec()
             }
             PrivateKey::Rsa(key) => rsa::pss::SigningKey::<Sha256>::new((**key).clone())
-                .sign_with_rng(&mut rsa::rand_core::UnwrapErr(getrandom::SysRng), &message)
+                .sign_with_rng(&mut rsa::rand_core::UnwrapErr(getrandom::SysRng), message)
                 .to_vec(),
         })
     }

@@ -44,9 +44,20 @@ pub struct PeerArgs {
     #[arg(long, value_name = "FILE")]
     pub buddies: Option<PathBuf>,
 
-    /// Refuse to send to peers that are not on --buddies.
+    /// Refuse to send to peers that are not on --buddies, and drop offers and answers from
+    /// buddies that are not validly signed (PROTOCOL §12).
     #[arg(long, requires = "buddies")]
     pub only_buddies: bool,
+
+    /// Drop offers and answers whose signature is missing or invalid (PROTOCOL §12): reported
+    /// on stderr, never printed, answered or counted by --expect and --until.
+    #[arg(long)]
+    pub require_signed: bool,
+
+    /// Do not sign the offers and answers this peer sends (they are signed with its key by
+    /// default, PROTOCOL §12).
+    #[arg(long)]
+    pub no_sign: bool,
 
     /// Trust this CA (PEM) for wss:// instead of the system's roots.
     #[arg(long, value_name = "FILE")]

@@ -79,6 +79,7 @@ pub async fn run(setup: &Setup, args: &PeerArgs, interactive: bool) -> Exit {
         pongs_seen: 0,
         verdict_pong: None,
         interrupted: false,
+        seen_signatures: Default::default(),
         stdin_lines: 0,
         pending: setup.outgoing.clone(),
         next_send: Instant::now(),
@@ -131,6 +132,8 @@ pub(super) struct Driver<'a> {
     pub(super) verdict_pong: Option<u64>,
     /// The last input was Ctrl-C at the prompt: one more leaves.
     pub(super) interrupted: bool,
+    /// Signatures of descriptions accepted so far, so a replay is refused (PROTOCOL §12).
+    pub(super) seen_signatures: crate::identity::SeenSignatures,
     /// Lines read from stdin so far, to name a bad one.
     pub(super) stdin_lines: u64,
     /// Messages waiting until sending is allowed: -x and --send-file (--delay apart), then

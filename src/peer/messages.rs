@@ -11,7 +11,9 @@ use super::commands;
 use super::connect::Socket;
 use super::driver::{Driver, Ended};
 use super::setup;
+use super::signatures;
 use crate::exit::Exit;
+use crate::identity::SignatureVerdict;
 use crate::protocol::{self, ErrorCode, Proof, ServerMessage};
 
 impl Driver<'_> {
@@ -54,6 +56,37 @@ impl Driver<'_> {
                 return Some(self.finish(socket, code).await);
             }
         }
+        // Offers and answers: their signature checked, the result added for the reader.
+        let verdict = parsed.as_ref().and_then(|value| {
+            signatures::check_incoming(value, &self.room, &mut self.seen_signatures)
+        });
+        if let (Some(verdict), Some(value)) = (verdict, parsed.as_ref())
+            && verdict != SignatureVerdict::Valid
+            && self.requires_signature_from(value)
+        {
+            let from = value.get("from").and_then(Value::as_str).unwrap_or("?");
+            let kind = value.get("type").and_then(Value::as_str).unwrap_or("?");
+            let why = match verdict {
+                SignatureVerdict::Invalid(reason) => {
+                    format!("signature invalid ({})", reason.as_str())
+                }
+                _ => "not signed".to_owned(),
+            };
+            self.output.alarm(&format!(
+                "dropped an {kind} from {}: {why}",
+                self.room.name(from)
+            ));
+            return None;
+        }
+        let annotated = verdict.map(|verdict| signatures::annotate(text, verdict));
+        let (text, parsed) = match (&annotated, verdict) {
+            (Some(annotated), Some(verdict)) => {
+                let mut value = parsed.clone().unwrap_or_default();
+                value[signatures::MEMBER] = signatures::describe(verdict);
+                (annotated.as_str(), Some(value))
+            }
+            _ => (text, parsed),
+        };
         let message = parsed
             .as_ref()
             .map(|value| ServerMessage::parse(value).unwrap_or(ServerMessage::Other));
@@ -277,6 +310,17 @@ impl Driver<'_> {
     }
 
     /// Sends one message, unless --only-buddies forbids its target.
+    /// Whether this message's description must be validly signed to be taken: always with
+    /// `--require-signed`, and from buddies with `--only-buddies`.
+    fn requires_signature_from(&self, message: &Value) -> bool {
+        self.args.require_signed
+            || (self.args.only_buddies
+                && message
+                    .get("from")
+                    .and_then(Value::as_str)
+                    .is_some_and(|from| self.room.is_buddy(from)))
+    }
+
     pub(super) async fn send_text(&mut self, socket: &mut Socket, text: String) -> Option<Ended> {
         if self.args.only_buddies {
             let to = serde_json::from_str::<Value>(&text)
@@ -293,6 +337,11 @@ impl Driver<'_> {
                 return None;
             }
         }
+        let text = if self.args.no_sign {
+            text
+        } else {
+            signatures::sign_outgoing(text, &self.setup.key, self.room.me().as_str())
+        };
         let ping = text.contains("ping")
             && serde_json::from_str::<Value>(&text)
                 .is_ok_and(|v| v.get("type") == Some(&Value::from("ping")));

@@ -22,6 +22,7 @@ mod render;
 mod repl;
 mod room;
 mod setup;
+mod signatures;
 
 use std::io::IsTerminal as _;
 

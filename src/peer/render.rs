@@ -70,6 +70,23 @@ pub fn ice_summary(servers: &Value) -> String {
 pub type Namer<'a> = dyn Fn(&str) -> String + 'a;
 
 /// One line (or, with SDP shown, several) describing a received message.
+/// How a description's signature checked out (PROTOCOL §12), as the interactive view says it.
+fn signature_mark(message: &Value) -> String {
+    let check = message.get("signatureCheck");
+    match check.and_then(|c| c.get("result")).and_then(Value::as_str) {
+        Some("valid") => format!(", {}", "signed by its key".green()),
+        Some("missing") => format!(", {}", "unsigned".yellow()),
+        Some(_) => {
+            let reason = check
+                .and_then(|c| c.get("reason"))
+                .and_then(Value::as_str)
+                .unwrap_or("?");
+            format!(", {}", format!("SIGNATURE INVALID ({reason})").red().bold())
+        }
+        None => String::new(),
+    }
+}
+
 pub fn describe(message: &Value, name: &Namer<'_>, show_sdp: bool) -> String {
     let kind = message.get("type").and_then(Value::as_str).unwrap_or("?");
     let from = message.get("from").and_then(Value::as_str);
@@ -116,8 +133,9 @@ pub fn describe(message: &Value, name: &Namer<'_>, show_sdp: bool) -> String {
             let sdp = sdp_text(message);
             let lines = sdp.map_or(0, |s| s.lines().count());
             format!(
-                "from {} ({lines} SDP lines)",
-                from.map(name).unwrap_or_default()
+                "from {} ({lines} SDP lines){}",
+                from.map(name).unwrap_or_default(),
+                signature_mark(message)
             )
         }
         "ice-candidate" => {

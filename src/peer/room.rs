@@ -14,6 +14,8 @@ use crate::protocol::ServerMessage;
 pub struct KnownPeer {
     /// The announced ID is the fingerprint of the announced key.
     pub verified: bool,
+    /// That key, when it is (what signed descriptions are checked against, PROTOCOL §12).
+    pub key: Option<PublicJwk>,
 }
 
 /// A lie (or a bug) caught in what the server announced.
@@ -71,8 +73,12 @@ impl RoomView {
     }
 
     fn announce(&mut self, id: &str, key: Option<&Value>, mismatches: &mut Vec<Mismatch>) {
+        let mut known_key = None;
         let verified = match key.map(|k| PublicJwk::from_json(k, PrivateMembers::Refuse)) {
-            Some(Ok(key)) if key.peer_id().as_str() == id => true,
+            Some(Ok(key)) if key.peer_id().as_str() == id => {
+                known_key = Some(key);
+                true
+            }
             Some(Ok(key)) => {
                 mismatches.push(Mismatch(format!(
                     "the server announced peer {id} with a key whose ID is {}",
@@ -93,7 +99,13 @@ impl RoomView {
                 false
             }
         };
-        self.peers.insert(id.to_owned(), KnownPeer { verified });
+        self.peers.insert(
+            id.to_owned(),
+            KnownPeer {
+                verified,
+                key: known_key,
+            },
+        );
     }
 
     pub fn count(&self) -> usize {
@@ -106,6 +118,11 @@ impl RoomView {
 
     pub fn get(&self, id: &str) -> Option<&KnownPeer> {
         self.peers.get(id)
+    }
+
+    /// This peer's own ID.
+    pub fn me(&self) -> &PeerId {
+        &self.me
     }
 
     pub fn is_buddy(&self, id: &str) -> bool {
@@ -183,8 +200,13 @@ mod tests {
             .peer_id();
         let mut view = RoomView::new(me, None);
         for id in ["ab12", "ab34", "cd56"] {
-            view.peers
-                .insert(id.repeat(16), KnownPeer { verified: true });
+            view.peers.insert(
+                id.repeat(16),
+                KnownPeer {
+                    verified: true,
+                    key: None,
+                },
+            );
         }
         assert_eq!(view.resolve("c").unwrap(), "cd56".repeat(16));
         assert!(view.resolve("ab").unwrap_err().contains("2 peers"));
