@@ -164,14 +164,14 @@ fn browsers_connect_relay_only_through_coturn_with_minted_credentials() {
 /// page reloading.
 #[test]
 #[ignore = "needs chromium, node and playwright-core; cargo test -- --ignored runs it"]
-fn the_client_library_survives_glare_reloads_and_server_restarts() {
+fn the_client_library_survives_glare_reloads_restarts_and_tampering() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     common::outside::require(missing(root));
     let rdv = common::rdv_binary();
     let args = ["--rdv", &rdv, "--timeout-ms", "30000"];
     let summary = run_driver(root, "library.mjs", &args, "the library's scenarios failed");
     let scenarios = summary["scenarios"].as_object().unwrap();
-    assert_eq!(scenarios.len(), 3, "{summary:#}");
+    assert_eq!(scenarios.len(), 4, "{summary:#}");
     let glare = &summary["scenarios"]["glare"];
     assert_eq!(
         glare["offered"],
@@ -189,4 +189,11 @@ fn the_client_library_survives_glare_reloads_and_server_restarts() {
         reload["before"], reload["after"],
         "the reload kept the peer ID"
     );
+    // Signed descriptions (PROTOCOL §12): verified end to end, and a changed fingerprint
+    // refused before any channel opens.
+    let signed = &summary["scenarios"]["signed"];
+    assert_eq!(signed["opened"]["verified"], true, "{signed:#}");
+    assert_eq!(signed["other"]["verified"], true, "{signed:#}");
+    assert_eq!(signed["refused"]["reason"], "bad-signature", "{signed:#}");
+    assert_eq!(signed["after"]["connections"], 0, "{signed:#}");
 }

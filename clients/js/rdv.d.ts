@@ -22,6 +22,9 @@ export declare const ErrorCode: Readonly<{
   PeerMismatch: "peer-mismatch";
   Closed: "closed";
   UnsupportedKey: "unsupported-key";
+  SignatureInvalid: "signature-invalid";
+  SignatureMissing: "signature-missing";
+  NotABuddy: "not-a-buddy";
 }>;
 
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -29,7 +32,52 @@ export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
 export declare class RdvError extends Error {
   constructor(code: ErrorCodeValue | string, message?: string);
   readonly code: ErrorCodeValue | string;
+  /** For `signature-invalid`, `signature-missing`: the sender. */
+  readonly peerId?: string;
+  /** For `signature-invalid`: PROTOCOL §12's reason (`bad-signature`, `stale`, …). */
+  readonly reason?: SignatureReason | null;
 }
+
+/** Why a signature does not hold (PROTOCOL §12). */
+export type SignatureReason =
+  | "malformed"
+  | "unknown-sender"
+  | "wrong-algorithm"
+  | "stale"
+  | "bad-signature"
+  | "replayed";
+
+/** A description's signature check (PROTOCOL §12). */
+export type SignatureCheck =
+  | { result: "valid" }
+  | { result: "missing" }
+  | { result: "invalid"; reason: SignatureReason };
+
+/** The `signature` member of a signed offer or answer. */
+export interface DescriptionSignature {
+  alg: "ES256" | "ES384" | "ES512" | "EdDSA" | "RS256" | "PS256";
+  /** Milliseconds since the Unix epoch when it was signed. */
+  ts: number;
+  /** base64url. */
+  sig: string;
+}
+
+/** How far a signature's timestamp may be from the receiver's clock (5 minutes). */
+export declare const MAX_SKEW_MS: number;
+/** The bytes a description's signature covers (PROTOCOL §12), as a string. */
+export declare function signedBytes(from: string, to: string, type: string, ts: number, sdp: string): string;
+export declare function signDescription(
+  identity: Identity,
+  to: string,
+  description: RTCSessionDescriptionInit,
+  now?: number,
+): Promise<DescriptionSignature>;
+export declare function verifyDescription(
+  message: { type: string; from: string; sdp: RTCSessionDescriptionInit; signature?: DescriptionSignature },
+  senderJwk: PublicJwk | null | undefined,
+  receiver: string,
+  now?: number,
+): Promise<SignatureCheck>;
 
 /** A public JWK (EC, OKP or RSA). */
 export interface PublicJwk {
@@ -73,6 +121,7 @@ export declare function relayMessage(
   type: "offer" | "answer" | "ice-candidate",
   to: string,
   body: RTCSessionDescriptionInit | RTCIceCandidateInit,
+  signature?: DescriptionSignature,
 ): string;
 
 export type ServerMessage =
@@ -118,6 +167,15 @@ export interface JoinOptions {
   backoff?: { base?: number; max?: number };
   /** "auto" (default): sign when challenged; true: always wait for a challenge; false: never sign. */
   proof?: "auto" | boolean;
+  /** Sign our offers and answers with the identity (PROTOCOL §12). Default true. */
+  sign?: boolean;
+  /** Refuse offers and answers that are unsigned or whose signature does not hold. */
+  requireSignatures?: boolean;
+  /**
+   * Peer IDs to connect to and accept, and no others (`not-a-buddy`); their offers and
+   * answers must be validly signed.
+   */
+  buddies?: Iterable<string>;
   /** More RTCConfiguration for every connection, e.g. `{ iceTransportPolicy: "relay" }`. */
   rtc?: Omit<RTCConfiguration, "iceServers">;
   /** Nothing is logged without it. */
@@ -167,6 +225,12 @@ export declare class Connection extends EventTarget {
   readonly channel: RTCDataChannel;
   /** Resolves when the data channel opens; rejects if the connection closes first. */
   readonly opened: Promise<Connection>;
+  /**
+   * Whether the peer's last offer or answer was signed by its key for us (PROTOCOL §12), so
+   * the DTLS fingerprint in it is the peer's whatever the server did; `null` until one came.
+   */
+  readonly verified: boolean | null;
+  readonly signature: SignatureCheck | null;
   send(data: string | Blob | ArrayBuffer | ArrayBufferView): void;
   close(): void;
 }

@@ -37,6 +37,12 @@ export const ErrorCode = Object.freeze({
   Closed: "closed",
   /** The key cannot sign proofs (its algorithm is not one PROTOCOL §9 knows). */
   UnsupportedKey: "unsupported-key",
+  /** An offer or answer whose signature does not hold (PROTOCOL §12): refused. */
+  SignatureInvalid: "signature-invalid",
+  /** An unsigned offer or answer where signatures are required: refused. */
+  SignatureMissing: "signature-missing",
+  /** A peer that is not on the `buddies` list: not connected to, its offers refused. */
+  NotABuddy: "not-a-buddy",
 });
 
 /** Errors that retrying the same register cannot fix: `join` gives up on them. */
@@ -117,6 +123,78 @@ export async function signProof(privateKey, nonce) {
   return { alg, signature: base64url(signature) };
 }
 
+// ---------------------------------------------------------------------------------------
+// Signed offers and answers (PROTOCOL §12)
+
+/** How far a signature's timestamp may be from our clock, either way (PROTOCOL §12). */
+export const MAX_SKEW_MS = 5 * 60 * 1000;
+
+/** The bytes a description's signature covers, as a string (PROTOCOL §12). */
+export function signedBytes(from, to, type, ts, sdp) {
+  return `rdv-signed-description/1\n${from}\n${to}\n${type}\n${ts}\n${sdp}`;
+}
+
+/** The `signature` member for a description `{type, sdp}` we send to `to`. */
+export async function signDescription(identity, to, description, now = Date.now()) {
+  const { alg, params } = signing(identity.privateKey);
+  const data = encoder.encode(signedBytes(identity.peerId, to, description.type, now, description.sdp));
+  const signature = await crypto.subtle.sign(params, identity.privateKey, data);
+  return { alg, ts: now, sig: base64url(signature) };
+}
+
+/** WebCrypto's import and verify parameters for a §9 `alg` and a public JWK. */
+function verifying(alg, jwk) {
+  const curves = { ES256: ["P-256", "SHA-256"], ES384: ["P-384", "SHA-384"], ES512: ["P-521", "SHA-512"] };
+  if (curves[alg] && jwk.kty === "EC" && jwk.crv === curves[alg][0]) {
+    return { importAs: { name: "ECDSA", namedCurve: jwk.crv }, verifyAs: { name: "ECDSA", hash: curves[alg][1] } };
+  }
+  if (alg === "EdDSA" && jwk.kty === "OKP" && jwk.crv === "Ed25519") {
+    return { importAs: { name: "Ed25519" }, verifyAs: { name: "Ed25519" } };
+  }
+  if (alg === "RS256" && jwk.kty === "RSA") {
+    return { importAs: { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, verifyAs: { name: "RSASSA-PKCS1-v1_5" } };
+  }
+  if (alg === "PS256" && jwk.kty === "RSA") {
+    return { importAs: { name: "RSA-PSS", hash: "SHA-256" }, verifyAs: { name: "RSA-PSS", saltLength: 32 } };
+  }
+  return null;
+}
+
+function fromBase64url(text) {
+  if (typeof text !== "string" || !/^[A-Za-z0-9_-]*$/.test(text)) return null;
+  const binary = atob(text.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((text.length + 3) % 4));
+  return Uint8Array.from(binary, (c) => c.charCodeAt(0));
+}
+
+/**
+ * Checks a received offer or answer (with `from`, as the server forwards it) against its
+ * sender's public JWK, for `receiver` (our peer ID): `{result: "valid" | "missing" |
+ * "invalid", reason?}` with PROTOCOL §12's reasons. Replays are the caller's to track.
+ */
+export async function verifyDescription(message, senderJwk, receiver, now = Date.now()) {
+  const signature = message.signature;
+  if (signature === undefined) return { result: "missing" };
+  const invalid = (reason) => ({ result: "invalid", reason });
+  const description = message.sdp;
+  const sig = fromBase64url(signature?.sig);
+  if (typeof signature?.alg !== "string" || !Number.isSafeInteger(signature?.ts) || signature.ts < 0 || !sig
+    || typeof message.from !== "string" || typeof description?.sdp !== "string"
+    || description?.type !== message.type) {
+    return invalid("malformed");
+  }
+  if (!senderJwk) return invalid("unknown-sender");
+  if (Math.abs(now - signature.ts) > MAX_SKEW_MS) return invalid("stale");
+  const params = verifying(signature.alg, senderJwk);
+  if (!params) return invalid("wrong-algorithm");
+  try {
+    const key = await crypto.subtle.importKey("jwk", publicKeyOf(senderJwk), params.importAs, false, ["verify"]);
+    const data = encoder.encode(signedBytes(message.from, receiver, message.type, signature.ts, description.sdp));
+    return (await crypto.subtle.verify(params.verifyAs, key, sig, data)) ? { result: "valid" } : invalid("bad-signature");
+  } catch {
+    return invalid("bad-signature");
+  }
+}
+
 /**
  * An identity from a key pair (a `CryptoKeyPair`, or `{publicKey, privateKey}` with the
  * public half as a CryptoKey or a JWK).
@@ -194,9 +272,11 @@ export function registerMessage(publicJwk, proof) {
 }
 
 /** A relayed message for `to`: `offer`, `answer` (with `sdp`) or `ice-candidate`. */
-export function relayMessage(type, to, body) {
+export function relayMessage(type, to, body, signature) {
   if (type === "ice-candidate") return JSON.stringify({ type, to, candidate: body });
-  if (type === "offer" || type === "answer") return JSON.stringify({ type, to, sdp: body });
+  if (type === "offer" || type === "answer") {
+    return JSON.stringify(signature ? { type, to, sdp: body, signature } : { type, to, sdp: body });
+  }
   throw new TypeError(`not a relayed type: ${type}`);
 }
 
@@ -256,6 +336,9 @@ const FINAL_CLOSES = new Set([1008]);
  * stored one), `iceServers` (default: what the server hands out, else none), `signal`
  * (an AbortSignal that leaves the room), `reconnect` (default true), `proof` (`"auto"`:
  * sign when the server challenges, `true`: always wait for a challenge, `false`: never),
+ * `sign` (sign our offers and answers, PROTOCOL §12; default true), `requireSignatures`
+ * (refuse unsigned or invalid ones), `buddies` (peer IDs to connect to and accept, and
+ * whose signatures are required),
  * `rtc` (more RTCConfiguration, e.g. `{iceTransportPolicy: "relay"}`), `log`
  * (`(level, message) => void`; nothing is logged without it), `WebSocket` and
  * `RTCPeerConnection` (to run outside a browser).
@@ -308,6 +391,14 @@ export class Room extends EventTarget {
     // Messages are handled one at a time, in order: a peer's offer must not overtake the
     // `peer-joined` (whose key check is async) that announced it.
     this._queue = Promise.resolve();
+    // Relays are sent in order too: a candidate must not overtake its offer while the
+    // offer is being signed.
+    this._sending = Promise.resolve();
+    this._sign = options.sign ?? true;
+    this._buddies = options.buddies ? new Set(options.buddies) : null;
+    this._requireSignatures = Boolean(options.requireSignatures);
+    /** Signatures accepted within the skew window: sig → ts, so a replay is refused. */
+    this._seenSignatures = new Map();
     options.signal?.addEventListener("abort", () => this.close(), { once: true });
   }
 
@@ -419,9 +510,17 @@ export class Room extends EventTarget {
       // Only an offer opens a connection: an answer or a candidate belongs to one that
       // exists, and a stray one (late, replayed, or after a close) is dropped.
       case "offer":
-        return this._connection(message.from, false)?._description(message.sdp);
-      case "answer":
-        return this._existing(message.from, message.type)?._description(message.sdp);
+      case "answer": {
+        const check = await this._checkSignature(message);
+        if (!check) return;
+        const connection = message.type === "offer"
+          ? this._connection(message.from, false)
+          : this._existing(message.from, message.type);
+        if (!connection) return;
+        connection.signature = check;
+        connection.verified = check.result === "valid";
+        return connection._description(message.sdp);
+      }
       case "ice-candidate":
         this._log("debug", `candidate from ${message.from.slice(0, 8)}`);
         return this._existing(message.from, message.type)?._candidate(message.candidate);
@@ -452,6 +551,57 @@ export class Room extends EventTarget {
       }
       default:
     }
+  }
+
+  /**
+   * The signature check of an offer or answer (PROTOCOL §12), or null if it is refused: from
+   * a peer not on `buddies`, or not validly signed where signatures are required (always
+   * with `requireSignatures`, and from buddies).
+   */
+  async _checkSignature(message) {
+    const from = message.from;
+    if (this._buddies && !this._buddies.has(from)) {
+      this._error(new RdvError(ErrorCode.NotABuddy, `refused a ${message.type} from ${from}: not a buddy`));
+      return null;
+    }
+    const now = Date.now();
+    let check = await verifyDescription(message, this.peers.get(from)?.publicKey, this.id, now);
+    if (check.result === "valid") {
+      for (const [sig, ts] of this._seenSignatures) {
+        if (Math.abs(now - ts) > MAX_SKEW_MS) this._seenSignatures.delete(sig);
+      }
+      if (this._seenSignatures.has(message.signature.sig)) check = { result: "invalid", reason: "replayed" };
+      else this._seenSignatures.set(message.signature.sig, message.signature.ts);
+    }
+    const required = this._requireSignatures || Boolean(this._buddies);
+    if (required && check.result !== "valid") {
+      const code = check.result === "missing" ? ErrorCode.SignatureMissing : ErrorCode.SignatureInvalid;
+      const why = check.reason ? ` (${check.reason})` : "";
+      const error = new RdvError(code, `refused a ${message.type} from ${from}: signature ${check.result}${why}`);
+      error.peerId = from;
+      error.reason = check.reason ?? null;
+      this._error(error);
+      return null;
+    }
+    if (check.result !== "valid") {
+      this._log("debug", `${message.type} from ${from.slice(0, 8)}: signature ${check.result} ${check.reason ?? ""}`);
+    }
+    return check;
+  }
+
+  /** Sends a relayed message after those before it; offers and answers signed (§12). */
+  _relay(type, to, body) {
+    this._sending = this._sending.then(async () => {
+      let signature;
+      if (this._sign && (type === "offer" || type === "answer") && this.identity.privateKey) {
+        signature = await signDescription(this.identity, to, body).catch((error) => {
+          this._error(error);
+          return undefined;
+        });
+      }
+      this.send(relayMessage(type, to, body, signature));
+    });
+    return this._sending;
   }
 
   _welcomedOnThisSocket() {
@@ -570,6 +720,7 @@ export class Room extends EventTarget {
   async connect(id) {
     if (id === this.id) throw new RdvError(ErrorCode.UnknownPeer, "a peer cannot connect to itself");
     if (!this.peers.has(id)) throw new RdvError(ErrorCode.UnknownPeer, `no peer ${id} in this room`);
+    if (this._buddies && !this._buddies.has(id)) throw new RdvError(ErrorCode.NotABuddy, `${id} is not a buddy`);
     const existing = this.connections.has(id);
     const connection = this._connection(id);
     if (!existing && this._meshing) this._emit("connection", connection);
@@ -589,6 +740,7 @@ export class Room extends EventTarget {
   }
 
   _meshTo(id) {
+    if (this._buddies && !this._buddies.has(id)) return;
     const start = () => {
       if (this._closed || !this.peers.has(id)) return;
       this.connect(id).catch((error) => {
@@ -628,6 +780,13 @@ export class Connection extends EventTarget {
     this.room = room;
     this.peerId = peerId;
     this.polite = room.id > peerId;
+    /**
+     * Whether the peer's last offer or answer was signed by its key for us (PROTOCOL §12):
+     * the DTLS fingerprint it carries is the peer's, whatever the server did. `null` until
+     * one came; `signature` holds the check (`{result, reason}`).
+     */
+    this.verified = null;
+    this.signature = null;
     this._makingOffer = false;
     this._ignoreOffer = false;
     this._closed = false;
@@ -678,7 +837,7 @@ export class Connection extends EventTarget {
   }
 
   _signal(type, body) {
-    this.room.send(relayMessage(type, this.peerId, body));
+    this.room._relay(type, this.peerId, body);
   }
 
   async _description(description) {

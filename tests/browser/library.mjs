@@ -5,6 +5,9 @@
 //            return, and a new data channel opens
 //   restart  the server restarts under two connected pages; they reconnect on their own and
 //            their data channels are re-established
+//   signed   two pages that require signatures (PROTOCOL §12) connect, each verified end to
+//            end; when the offers' DTLS fingerprint is changed on the way, the receiver
+//            refuses them (signature-invalid) and no data channel opens
 // Usage: node library.mjs --rdv BIN [--chromium PATH] [--scenario NAME] [--timeout-ms 45000]
 // Prints one JSON line {ok, scenarios: {name: {ok, …}}}; exits 0 when every scenario passed.
 
@@ -186,7 +189,57 @@ const watchdog = setTimeout(() => {
 }, timeoutMs * 8);
 watchdog.unref();
 
-const scenarios = { glare, reload, restart };
+// --- signed ------------------------------------------------------------------------------
+async function signed() {
+  const server = await serve("127.0.0.1:0");
+  const url = `ws://${server.address}`;
+  const joinAs = (p, name, room, socket) => within(p.evaluate(async ({ url, name, room, socket }) => {
+    window.errors = [];
+    const identity = await window.rdvlib.loadIdentity(name);
+    window.room = await window.rdvlib.join(url, room, {
+      identity, requireSignatures: true, WebSocket: window[socket] ?? WebSocket,
+    });
+    window.room.on("error", (error) => window.errors.push({ code: error.code, reason: error.reason }));
+    window.room.on("connection", (connection) => {
+      connection.channel.addEventListener("message", (e) => { window.received = e.data; });
+    });
+    return window.room.id;
+  }, { url, name, room, socket }), `${name} to join`);
+  try {
+    // Honest: both sides verify the other's description; the channel carries a message.
+    const honest = [await page(`${origin}/tests/browser/harness.html`, "signed a"), await page(`${origin}/tests/browser/harness.html`, "signed b")];
+    for (const p of honest) await until(p, "the library", () => window.harnessReady);
+    const ids = [await joinAs(honest[0], "signed-a", "signed"), await joinAs(honest[1], "signed-b", "signed")];
+    await until(honest[0], "the other peer", () => window.room.peers.size === 1);
+    const opened = await within(honest[0].evaluate(async (other) => {
+      const connection = await window.room.connect(other);
+      connection.send("signed hello");
+      return { verified: connection.verified };
+    }, ids[1]), "the signed connection");
+    await until(honest[1], "the message", () => window.received === "signed hello");
+    const other = await honest[1].evaluate((id) => ({ verified: window.room.connections.get(id)?.verified }), ids[0]);
+
+    // Tampered: page c's offers reach d with another fingerprint.
+    const tampered = [await page(`${origin}/tests/browser/harness.html`, "signed c"), await page(`${origin}/tests/browser/harness.html`, "signed d")];
+    for (const p of tampered) await until(p, "the library", () => window.harnessReady);
+    await joinAs(tampered[0], "signed-c", "tampered", "TamperingWebSocket");
+    const d = await joinAs(tampered[1], "signed-d", "tampered");
+    await until(tampered[0], "the other peer", () => window.room.peers.size === 1);
+    await tampered[0].evaluate((other) => { window.attempt = window.room.connect(other).then(() => "opened", (e) => e.code); }, d);
+    const refused = await until(tampered[1], "the refusal", () => window.errors.find((e) => e.code === "signature-invalid"));
+    // Give a connection every chance to open anyway: it must not.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const after = await tampered[1].evaluate(() => ({ connections: window.room.connections.size, received: window.received ?? null }));
+    const cState = await tampered[0].evaluate(() => Promise.race([window.attempt, new Promise((r) => setTimeout(() => r("pending"), 100))]));
+    const ok = opened.verified === true && other.verified === true && refused.reason === "bad-signature" &&
+      after.connections === 0 && after.received === null && cState !== "opened";
+    return { ok, opened, other, refused, after, cState };
+  } finally {
+    await stop(server);
+  }
+}
+
+const scenarios = { glare, reload, restart, signed };
 const chosen = args.scenario ? [args.scenario] : Object.keys(scenarios);
 const results = {};
 for (const name of chosen) {

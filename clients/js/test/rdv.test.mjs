@@ -12,12 +12,14 @@ import { fileURLToPath } from "node:url";
 import { dirname, join as joinPath } from "node:path";
 
 import {
-  ErrorCode, RdvError, backoff, generateIdentity, identityFrom, join, parseServerMessage,
-  peerId, registerMessage, relayMessage, roomUrl, signProof,
+  ErrorCode, MAX_SKEW_MS, RdvError, backoff, generateIdentity, identityFrom, join,
+  parseServerMessage, peerId, registerMessage, relayMessage, roomUrl, signDescription,
+  signProof, signedBytes, verifyDescription,
 } from "../rdv.js";
 
 const repo = joinPath(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 const vectors = JSON.parse(readFileSync(joinPath(repo, "tests/data/webcrypto-keys.json"), "utf8"));
+const signedVectors = JSON.parse(readFileSync(joinPath(repo, "tests/data/signed-descriptions.json"), "utf8")).vectors;
 
 test("peer IDs match every WebCrypto vector", async () => {
   assert.ok(vectors.length >= 8);
@@ -69,6 +71,128 @@ test("back-off grows exponentially to its cap, with full jitter", () => {
     const delay = backoff(n % 10, { base: 100, max: 3000 });
     assert.ok(delay >= 0 && delay <= Math.min(3000, 100 * 2 ** (n % 10)));
   }
+});
+
+// --- Signed offers and answers (PROTOCOL §12) ---------------------------------------------
+
+test("PROTOCOL §12's vectors: the signed bytes, every signature, and Ed25519's exactly", async () => {
+  for (const vector of signedVectors) {
+    const { from, to, type, ts, sdp } = vector.input;
+    assert.equal(signedBytes(from, to, type, ts, sdp), vector.signedBytes);
+    assert.equal(await peerId(vector.publicKey), from);
+    assert.deepEqual(await verifyDescription(vector.message, vector.publicKey, to, ts), { result: "valid" }, vector.name);
+    if (vector.privateKey) {
+      const privateKey = await crypto.subtle.importKey("jwk", vector.privateKey, { name: "Ed25519" }, false, ["sign"]);
+      const identity = { peerId: from, privateKey, publicJwk: vector.publicKey };
+      const signature = await signDescription(identity, to, { type, sdp }, ts);
+      assert.deepEqual(signature, vector.message.signature);
+    }
+  }
+});
+
+test("a changed SDP, another receiver, a relabelled sender or an old one do not verify", async () => {
+  const alice = await generateIdentity();
+  const bob = "b".repeat(64);
+  const description = { type: "offer", sdp: "v=0\r\na=fingerprint:sha-256 AA:BB\r\n" };
+  const now = Date.now();
+  const message = { type: "offer", from: alice.peerId, sdp: description, signature: await signDescription(alice, bob, description, now) };
+  assert.deepEqual(await verifyDescription(message, alice.publicJwk, bob, now), { result: "valid" });
+  const bad = { result: "invalid", reason: "bad-signature" };
+  assert.deepEqual(await verifyDescription(message, alice.publicJwk, "c".repeat(64), now), bad);
+  assert.deepEqual(await verifyDescription({ ...message, sdp: { ...description, sdp: description.sdp.replace("AA:BB", "AA:BC") } }, alice.publicJwk, bob, now), bad);
+  assert.deepEqual(await verifyDescription({ ...message, from: "c".repeat(64) }, alice.publicJwk, bob, now), bad);
+  assert.deepEqual(await verifyDescription(message, alice.publicJwk, bob, now + MAX_SKEW_MS + 1), { result: "invalid", reason: "stale" });
+  assert.deepEqual(await verifyDescription(message, null, bob, now), { result: "invalid", reason: "unknown-sender" });
+  assert.deepEqual(await verifyDescription({ ...message, signature: { ...message.signature, alg: "EdDSA" } }, alice.publicJwk, bob, now), { result: "invalid", reason: "wrong-algorithm" });
+  assert.deepEqual(await verifyDescription({ ...message, signature: undefined }, alice.publicJwk, bob, now), { result: "missing" });
+  assert.deepEqual(await verifyDescription({ ...message, signature: { alg: "ES256" } }, alice.publicJwk, bob, now), { result: "invalid", reason: "malformed" });
+});
+
+/** Enough of an RTCPeerConnection for the signaling logic: descriptions, no network. */
+class FakePeerConnection {
+  constructor() {
+    this.signalingState = "stable";
+    this.connectionState = "new";
+    this.remote = [];
+    this.localDescription = null;
+  }
+  createDataChannel() {
+    const channel = new EventTarget();
+    channel.close = () => {};
+    return channel;
+  }
+  async setRemoteDescription(description) {
+    this.remote.push(description);
+    this.signalingState = description.type === "offer" ? "have-remote-offer" : "stable";
+  }
+  async setLocalDescription() {
+    this.localDescription = { type: "answer", sdp: "v=0\r\n", toJSON() { return { type: this.type, sdp: this.sdp }; } };
+    this.signalingState = "stable";
+  }
+  addIceCandidate() {}
+  restartIce() {}
+  close() { this.connectionState = "closed"; }
+}
+
+test("requireSignatures refuses an unsigned offer; a signed one makes a verified connection", async () => {
+  const identity = await generateIdentity();
+  const alice = await generateIdentity();
+  const { Scripted, sockets } = scriptedWebSocket((socket, message) => {
+    if (message?.type === "register") {
+      socket.deliver({ type: "welcome", peerId: identity.peerId, peers: [{ id: alice.peerId, publicKey: alice.publicJwk }] });
+    }
+  });
+  const room = await join("ws://server", "r", {
+    identity, WebSocket: Scripted, RTCPeerConnection: FakePeerConnection, proof: false, reconnect: false,
+    requireSignatures: true,
+  });
+  const errors = [];
+  room.on("error", (error) => errors.push(error));
+  const description = { type: "offer", sdp: "v=0\r\n" };
+  sockets[0].deliver({ type: "offer", from: alice.peerId, sdp: description });
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(room.connections.size, 0);
+  assert.equal(errors[0]?.code, ErrorCode.SignatureMissing);
+  const signature = await signDescription(alice, identity.peerId, description);
+  const signed = { type: "offer", from: alice.peerId, sdp: description, signature };
+  sockets[0].deliver(signed);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  const connection = room.connections.get(alice.peerId);
+  assert.equal(connection?.verified, true);
+  assert.deepEqual(connection.pc.remote, [description]);
+  // Our answer went out signed by us, for Alice.
+  const answer = sockets[0].sent.find((m) => m.type === "answer");
+  assert.deepEqual(await verifyDescription({ ...answer, from: identity.peerId }, identity.publicJwk, alice.peerId), { result: "valid" });
+  // The same signed offer again is a replay.
+  sockets[0].deliver(signed);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(errors.at(-1)?.code, ErrorCode.SignatureInvalid);
+  assert.equal(errors.at(-1)?.reason, "replayed");
+  room.close();
+});
+
+test("buddies: a stranger's offer is refused and connect() to a stranger throws", async () => {
+  const identity = await generateIdentity();
+  const stranger = await generateIdentity();
+  const { Scripted, sockets } = scriptedWebSocket((socket, message) => {
+    if (message?.type === "register") {
+      socket.deliver({ type: "welcome", peerId: identity.peerId, peers: [{ id: stranger.peerId, publicKey: stranger.publicJwk }] });
+    }
+  });
+  const room = await join("ws://server", "r", {
+    identity, WebSocket: Scripted, RTCPeerConnection: FakePeerConnection, proof: false, reconnect: false,
+    buddies: ["a".repeat(64)],
+  });
+  const errors = [];
+  room.on("error", (error) => errors.push(error));
+  const description = { type: "offer", sdp: "v=0\r\n" };
+  const signature = await signDescription(stranger, identity.peerId, description);
+  sockets[0].deliver({ type: "offer", from: stranger.peerId, sdp: description, signature });
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(room.connections.size, 0);
+  assert.equal(errors[0]?.code, ErrorCode.NotABuddy);
+  await assert.rejects(room.connect(stranger.peerId), (error) => error.code === ErrorCode.NotABuddy);
+  room.close();
 });
 
 // --- The room against a scripted WebSocket ------------------------------------------------
@@ -289,6 +413,71 @@ test("rdv verifies the library's proofs for every key type it signs with", { ski
     assert.deepEqual(replies, ["challenge", "proof-invalid"]);
   } finally {
     for (const room of rooms) room.close();
+    server.stop();
+  }
+});
+
+/** `rdv peer ARGS` in script mode; resolves with its exit code, stdout and stderr. */
+function peerProcess(args) {
+  const child = spawn(binary, ["peer", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk) => { stdout += chunk; });
+  child.stderr.on("data", (chunk) => { stderr += chunk; });
+  const peerIdLine = new Promise((resolve) => {
+    child.stderr.on("data", () => {
+      const match = /peer ID ([0-9a-f]{64})/.exec(stderr);
+      if (match) resolve(match[1]);
+    });
+  });
+  const done = new Promise((resolve) => child.on("exit", (code) => resolve({ code, stdout, stderr })));
+  return { peerIdLine, done };
+}
+
+test("interop: rdv peer verifies what rdv.js signs, for every key type, and rdv.js what rdv peer signs", { skip: serverAvailable ? false : `needs ${binary} and --experimental-websocket` }, async () => {
+  const server = await serve([]);
+  try {
+    const keyPairs = [
+      await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign", "verify"]),
+      await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-384" }, false, ["sign", "verify"]),
+      await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-521" }, false, ["sign", "verify"]),
+      await crypto.subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]),
+      await crypto.subtle.generateKey(
+        { name: "RSASSA-PKCS1-v1_5", modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" },
+        false, ["sign", "verify"],
+      ),
+      await crypto.subtle.generateKey(
+        { name: "RSA-PSS", modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" },
+        false, ["sign", "verify"],
+      ),
+    ];
+    for (const [n, keys] of keyPairs.entries()) {
+      const roomName = `interop-${n}`;
+      const receiver = peerProcess([server.url, roomName, "--require-signed", "--until", ".sdp.type=offer", "--timeout", "10s"]);
+      const receiverId = await receiver.peerIdLine;
+      const identity = await identityFrom(keys);
+      const room = await join(server.url, roomName, { identity, reconnect: false, RTCPeerConnection: FakePeerConnection });
+      await room._relay("offer", receiverId, { type: "offer", sdp: "v=0\r\na=fingerprint:sha-256 AA:BB\r\n" });
+      const result = await receiver.done;
+      room.close();
+      assert.equal(result.code, 0, `${keys.privateKey.algorithm.name}: ${result.stderr}`);
+      const offer = result.stdout.split("\n").filter(Boolean).map((line) => JSON.parse(line)).find((m) => m.type === "offer");
+      assert.deepEqual(offer.signatureCheck, { result: "valid" });
+    }
+    // The other way: rdv peer (an Ed25519 key of its own) signs, rdv.js requires it.
+    const identity = await generateIdentity();
+    const room = await join(server.url, "interop-back", {
+      identity, reconnect: false, RTCPeerConnection: FakePeerConnection, requireSignatures: true,
+    });
+    const connected = new Promise((resolve) => room.on("connection", resolve));
+    const offer = JSON.stringify({ type: "offer", to: identity.peerId, sdp: { type: "offer", sdp: "v=0\r\n" } });
+    const sender = peerProcess([server.url, "interop-back", "--send-after-peers", "1", "-x", offer, "--exit-on-eof"]);
+    const connection = await connected;
+    assert.equal((await sender.done).code, 0);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(connection.verified, true);
+    room.close();
+  } finally {
     server.stop();
   }
 });

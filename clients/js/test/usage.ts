@@ -2,7 +2,7 @@
 // usage and every public name, as an application would write them.
 import {
   ErrorCode, RdvError, join, loadIdentity, identityFrom, peerId, backoff, parseServerMessage,
-  type Connection, type Peer, type Room,
+  type Connection, type Peer, type Room, type SignatureCheck,
 } from "../rdv.js";
 
 export async function app(): Promise<void> {
@@ -12,6 +12,9 @@ export async function app(): Promise<void> {
     identity,
     signal: controller.signal,
     rtc: { iceTransportPolicy: "relay" },
+    requireSignatures: true,
+    buddies: ["ab".repeat(32)],
+    sign: true,
     log: (level, message) => console.log(level, message),
   });
   room.on("peer-joined", (peer: Peer) => console.log(peer.id, peer.verified === null));
@@ -21,6 +24,7 @@ export async function app(): Promise<void> {
   });
   room.on("error", (error: RdvError) => {
     if (error.code === ErrorCode.Unavailable) console.log("the cluster is down");
+    if (error.code === ErrorCode.SignatureInvalid) console.log(error.peerId, error.reason);
   });
   room.on("reconnecting", ({ attempt, delay }) => console.log(attempt, delay));
   room.mesh();
@@ -28,6 +32,8 @@ export async function app(): Promise<void> {
   if (!first.done) {
     const conn = await room.connect(first.value);
     conn.pc.addEventListener("connectionstatechange", () => console.log(conn.pc.connectionState));
+    const check: SignatureCheck | null = conn.signature;
+    console.log(conn.verified === true, check?.result);
   }
   const keys = await crypto.subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]) as CryptoKeyPair;
   const other = await identityFrom(keys);
