@@ -700,3 +700,40 @@ async fn a_redis_restored_from_a_snapshot_does_not_flap_presence() {
     assert_eq!(listed, expected);
     drop((b, e));
 }
+
+/// A relay published while its receiver's instance is not listening (between Redis
+/// connections, or stopped) is not lost silently: PUBLISH says nobody heard it, and the
+/// sender gets `unavailable` naming the receiver (PROTOCOL §11).
+#[tokio::test]
+#[ignore = "needs redis-server (apt install redis-server)"]
+async fn a_relay_nobody_heard_comes_back_as_unavailable() {
+    use nix::sys::signal::{Signal, kill};
+    let redis = redis();
+    let sender_side = instance(&redis, "10s", &[]);
+    let receiver_side = instance(&redis, "10s", &[]);
+    let mut alice = sender_side.peer("unheard").await;
+    let bob = receiver_side.peer("unheard").await;
+    let bob_id = bob.id.clone();
+    expect_presence(&mut alice.client, "peer-joined", &bob_id).await;
+    // Bob's instance stops, and Redis drops its subscription; its lease (10 s) keeps Bob in
+    // the room meanwhile. The sender's instance loses its connections too, and comes back.
+    let resyncs = common::metric(&sender_side.metrics().await, "rdv_cluster_resyncs_total");
+    kill(receiver_side.pid(), Signal::SIGSTOP).unwrap();
+    redis.command(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    sender_side
+        .wait_for_metric("rdv_cluster_resyncs_total", |v| v > resyncs)
+        .await;
+    sender_side
+        .wait_for_metric("rdv_cluster_connected", |v| v == 1.0)
+        .await;
+    alice.client.send(relay(&bob_id, 1)).await;
+    let error = alice.client.expect("error").await;
+    kill(receiver_side.pid(), Signal::SIGCONT).unwrap();
+    assert_eq!(error["code"], "unavailable", "{error}");
+    assert_eq!(error["to"], bob_id.as_str(), "{error}");
+    let metrics = sender_side.metrics().await;
+    assert_eq!(
+        common::metric(&metrics, "rdv_cluster_relays_unheard_total"),
+        1.0
+    );
+}

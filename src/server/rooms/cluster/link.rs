@@ -66,9 +66,9 @@ pub struct Outgoing {
     pub channel: Arc<str>,
     pub payload: String,
     /// Told `unavailable` if no instance listens on `channel` when it is published: a
-    /// relay is delivered or refused, never silently lost.
+    /// relay is delivered or refused, never silently lost. (The receiver is read back from
+    /// the payload then.)
     pub sender: Outbox,
-    pub to: Box<str>,
 }
 
 /// What the instance needs while it is connected.
@@ -700,30 +700,38 @@ impl Link {
                 bytes,
             };
             let mut pipe = redis::pipe();
-            // Per PUBLISH, whom to tell if nobody was listening.
-            let mut senders: Vec<Vec<(Outbox, Box<str>)>> = Vec::new();
+            // Each PUBLISH's payload and how many relays it carries, and every relay's sender
+            // in order: those nobody heard are told.
+            let mut published: Vec<(String, usize)> = Vec::new();
+            let mut senders: Vec<Outbox> = Vec::with_capacity(batch.len());
             let mut drained = batch.drain(..).peekable();
             while let Some(relay) = drained.next() {
                 let mut payload = relay.payload;
-                let mut told = vec![(relay.sender, relay.to)];
+                senders.push(relay.sender);
+                let mut carried = 1;
                 while let Some(more) = drained.next_if(|next| {
                     next.channel == relay.channel
                         && payload.len() + next.payload.len() <= PUBLISH_MESSAGE_BYTES
                 }) {
                     payload.push_str(&more.payload);
-                    told.push((more.sender, more.to));
+                    senders.push(more.sender);
+                    carried += 1;
                 }
-                pipe.cmd("PUBLISH").arg(&*relay.channel).arg(payload);
-                senders.push(told);
+                pipe.cmd("PUBLISH").arg(&*relay.channel).arg(&payload);
+                published.push((payload, carried));
             }
             let sent =
                 tokio::time::timeout(CALL_TIMEOUT, pipe.query_async::<Vec<u64>>(commands)).await;
             match sent {
                 Ok(Ok(listeners)) => {
                     self.metrics.cluster.published.inc_by(count);
-                    for (listeners, told) in listeners.into_iter().zip(senders) {
+                    let mut senders = senders.into_iter();
+                    for (listeners, (payload, carried)) in listeners.into_iter().zip(&published) {
+                        let told = senders.by_ref().take(*carried);
                         if listeners == 0 {
-                            self.bounce(told);
+                            self.bounce(payload, told);
+                        } else {
+                            told.for_each(drop);
                         }
                     }
                 }
@@ -737,11 +745,11 @@ impl Link {
 impl Link {
     /// Tells the senders of relays that no instance heard (the receiver's instance is
     /// between two Redis connections, or gone) that they were dropped.
-    fn bounce(&self, told: Vec<(Outbox, Box<str>)>) {
-        for (sender, to) in told {
+    fn bounce(&self, payload: &str, senders: impl Iterator<Item = Outbox>) {
+        for (sender, (_, to, _)) in senders.zip(wire::relays(payload)) {
             self.metrics.cluster.unheard.inc();
             self.metrics.error(ErrorCode::Unavailable);
-            sender.push(protocol::relay_dropped(&to).into());
+            sender.push(protocol::relay_dropped(to).into());
         }
     }
 }

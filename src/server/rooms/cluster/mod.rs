@@ -196,7 +196,6 @@ impl RoomRegistry for ClusterRegistry {
                     channel,
                     payload: wire::relay(room, to, text.as_str()),
                     sender: sender.clone(),
-                    to: to.into(),
                 }) {
                     Ok(())
                 } else {
