@@ -160,6 +160,16 @@ function verifying(alg, jwk) {
   return null;
 }
 
+/** Imported keys by JWK object and alg: a peer's key is imported once, not per description. */
+const imported = new WeakMap();
+
+async function importedForVerifying(jwk, alg, importAs) {
+  let byAlg = imported.get(jwk);
+  if (!byAlg) imported.set(jwk, (byAlg = new Map()));
+  if (!byAlg.has(alg)) byAlg.set(alg, crypto.subtle.importKey("jwk", publicKeyOf(jwk), importAs, false, ["verify"]));
+  return byAlg.get(alg);
+}
+
 function fromBase64url(text) {
   if (typeof text !== "string" || !/^[A-Za-z0-9_-]*$/.test(text)) return null;
   const binary = atob(text.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((text.length + 3) % 4));
@@ -187,7 +197,7 @@ export async function verifyDescription(message, senderJwk, receiver, now = Date
   const params = verifying(signature.alg, senderJwk);
   if (!params) return invalid("wrong-algorithm");
   try {
-    const key = await crypto.subtle.importKey("jwk", publicKeyOf(senderJwk), params.importAs, false, ["verify"]);
+    const key = await importedForVerifying(senderJwk, signature.alg, params.importAs);
     const data = encoder.encode(signedBytes(message.from, receiver, message.type, signature.ts, description.sdp));
     return (await crypto.subtle.verify(params.verifyAs, key, sig, data)) ? { result: "valid" } : invalid("bad-signature");
   } catch {
