@@ -61,6 +61,33 @@ fn run_peer(dir: &Path, args: &[&str], stdin: &str) -> Finished {
     finish(spawn_peer(dir, args), stdin)
 }
 
+/// `rdv peer URL ROOM --key KEY --send-after-peers N -x MESSAGE --exit-on-eof EXTRA…`, which
+/// must succeed: one message sent once N others are in the room.
+fn send_once(
+    dir: &Path,
+    url: &str,
+    room: &str,
+    key: &str,
+    peers: &str,
+    message: &str,
+    extra: &[&str],
+) {
+    let mut args = vec![
+        url,
+        room,
+        "--key",
+        key,
+        "--send-after-peers",
+        peers,
+        "-x",
+        message,
+        "--exit-on-eof",
+    ];
+    args.extend_from_slice(extra);
+    let sender = run_peer(dir, &args, "");
+    assert_eq!(sender.code, 0, "{room}: {}", sender.stderr);
+}
+
 /// A key file in `dir` and its peer ID.
 fn key(dir: &Path, name: &str) -> String {
     let output = Command::new(common::rdv_binary())
@@ -134,8 +161,18 @@ fn two_script_peers_exchange_offer_answer_and_ice() {
         .iter()
         .filter(|m| m["from"] == alice_id.as_str())
         .collect();
+    // Signed by Alice's key (PROTOCOL §12), checked by Bob's rdv peer, otherwise as sent.
+    let mut received = relayed[0].clone();
+    let check = received.as_object_mut().unwrap().remove("signatureCheck");
+    assert_eq!(check, Some(json!({"result": "valid"})));
+    let signature = received
+        .as_object_mut()
+        .unwrap()
+        .remove("signature")
+        .unwrap();
+    assert_eq!(signature["alg"], "EdDSA");
     assert_eq!(
-        *relayed[0],
+        received,
         json!({"type": "offer", "from": alice_id, "sdp": offer["sdp"]})
     );
     assert_eq!(
@@ -1063,22 +1100,7 @@ fn offers_are_signed_and_checked_end_to_end() {
             "10s",
         ],
     );
-    let sender = run_peer(
-        dir.path(),
-        &[
-            &url,
-            "s",
-            "--key",
-            "alice.jwk",
-            "--send-after-peers",
-            "1",
-            "-x",
-            &offer,
-            "--exit-on-eof",
-        ],
-        "",
-    );
-    assert_eq!(sender.code, 0, "{}", sender.stderr);
+    send_once(dir.path(), &url, "s", "alice.jwk", "1", &offer, &[]);
     let receiver = finish(receiver, "");
     assert_eq!(receiver.code, 0, "{}", receiver.stderr);
     let got = receiver.messages();
@@ -1103,23 +1125,15 @@ fn offers_are_signed_and_checked_end_to_end() {
             "10s",
         ],
     );
-    let unsigned = run_peer(
+    send_once(
         dir.path(),
-        &[
-            &url,
-            "u",
-            "--key",
-            "alice.jwk",
-            "--no-sign",
-            "--send-after-peers",
-            "1",
-            "-x",
-            &offer,
-            "--exit-on-eof",
-        ],
-        "",
+        &url,
+        "u",
+        "alice.jwk",
+        "1",
+        &offer,
+        &["--no-sign"],
     );
-    assert_eq!(unsigned.code, 0, "{}", unsigned.stderr);
     let listener = finish(listener, "");
     assert_eq!(listener.code, 0, "{}", listener.stderr);
     let line = listener
@@ -1144,23 +1158,15 @@ fn offers_are_signed_and_checked_end_to_end() {
             "3s",
         ],
     );
-    let unsigned = run_peer(
+    send_once(
         dir.path(),
-        &[
-            &url,
-            "v",
-            "--key",
-            "alice.jwk",
-            "--no-sign",
-            "--send-after-peers",
-            "1",
-            "-x",
-            &offer,
-            "--exit-on-eof",
-        ],
-        "",
+        &url,
+        "v",
+        "alice.jwk",
+        "1",
+        &offer,
+        &["--no-sign"],
     );
-    assert_eq!(unsigned.code, 0, "{}", unsigned.stderr);
     let strict = finish(strict, "");
     assert_eq!(
         strict.code, 5,
@@ -1221,22 +1227,15 @@ fn a_tampering_relay_is_refused() {
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let receiver = spawn_peer(dir.path(), &args);
-        let sender = run_peer(
+        send_once(
             dir.path(),
-            &[
-                &format!("ws://{}", relay.addr),
-                room,
-                "--key",
-                "alice.jwk",
-                "--send-after-peers",
-                "1",
-                "-x",
-                &offer,
-                "--exit-on-eof",
-            ],
-            "",
+            &format!("ws://{}", relay.addr),
+            room,
+            "alice.jwk",
+            "1",
+            &offer,
+            &[],
         );
-        assert_eq!(sender.code, 0, "{room}: {}", sender.stderr);
         let receiver = finish(receiver, "");
         assert_eq!(receiver.code, expected, "{room}: {}", receiver.stderr);
         assert!(
@@ -1279,23 +1278,15 @@ fn a_tampering_relay_is_refused() {
             "3s",
         ],
     );
-    let sender = run_peer(
+    send_once(
         dir.path(),
-        &[
-            &base(&server),
-            "stale",
-            "--key",
-            "alice.jwk",
-            "--no-sign",
-            "--send-after-peers",
-            "1",
-            "-x",
-            &old.to_string(),
-            "--exit-on-eof",
-        ],
-        "",
+        &base(&server),
+        "stale",
+        "alice.jwk",
+        "1",
+        &old.to_string(),
+        &["--no-sign"],
     );
-    assert_eq!(sender.code, 0, "{}", sender.stderr);
     let receiver = finish(receiver, "");
     assert_eq!(receiver.code, 5, "{}", receiver.stderr);
     assert!(receiver.stderr.contains("stale"), "{}", receiver.stderr);
@@ -1335,22 +1326,15 @@ fn a_tampering_relay_is_refused() {
             "4s",
         ],
     );
-    let sender = run_peer(
+    send_once(
         dir.path(),
-        &[
-            &format!("ws://{}", relay.addr),
-            "retarget",
-            "--key",
-            "alice.jwk",
-            "--send-after-peers",
-            "2",
-            "-x",
-            &offer,
-            "--exit-on-eof",
-        ],
-        "",
+        &format!("ws://{}", relay.addr),
+        "retarget",
+        "alice.jwk",
+        "2",
+        &offer,
+        &[],
     );
-    assert_eq!(sender.code, 0, "{}", sender.stderr);
     let receiver = finish(receiver, "");
     let _ = finish(bystander, "");
     assert_eq!(receiver.code, 5, "{}", receiver.stderr);
