@@ -38,6 +38,22 @@ const PUBLISH_BATCH_BYTES: usize = 4 << 20;
 /// Most bytes in one published message: far below Redis's default pub/sub output-buffer
 /// limits (8 MiB soft, 32 MiB hard), past which Redis would drop the receiving instance.
 const PUBLISH_MESSAGE_BYTES: usize = 1 << 20;
+/// One room's ANNOUNCE in flight during a resync: the room and the script's reply.
+type AnnounceReply<'a> = std::pin::Pin<
+    Box<
+        dyn Future<
+                Output = (
+                    &'a RoomName,
+                    Result<(Vec<String>, u64, Vec<String>), LinkError>,
+                ),
+            > + Send
+            + 'a,
+    >,
+>;
+
+/// Rooms subscribed per SUBSCRIBE, and ANNOUNCE scripts in flight, during a resync.
+const RESYNC_SUBSCRIBE_CHUNK: usize = 512;
+const RESYNC_IN_FLIGHT: usize = 64;
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
@@ -360,9 +376,14 @@ impl Link {
         }
         self.views.reset_for_resync();
         let rooms = self.views.rooms();
-        for room in &rooms {
-            self.call(sink.subscribe(wire::room_channel(room))).await?;
-            self.views.mark_subscribed(room);
+        // Many channels per SUBSCRIBE (it waits for every confirmation): a resync of
+        // thousands of rooms costs a few round trips, not one per room.
+        for chunk in rooms.chunks(RESYNC_SUBSCRIBE_CHUNK) {
+            let channels: Vec<String> = chunk.iter().map(wire::room_channel).collect();
+            self.call(sink.subscribe(&channels)).await?;
+            for room in chunk {
+                self.views.mark_subscribed(room);
+            }
         }
         self.announce(&mut commands, &rooms, presume).await?;
         self.metrics.cluster.resyncs.inc();
@@ -496,6 +517,7 @@ impl Link {
         presume: Option<Instant>,
     ) -> Result<(), LinkError> {
         let mut kept = Vec::with_capacity(rooms.len());
+        let mut invocations = Vec::with_capacity(rooms.len());
         for room in rooms {
             let members = self.views.local_members(room);
             if !members.is_empty() {
@@ -516,8 +538,28 @@ impl Link {
                     .arg(since)
                     .arg(&**tail);
             }
-            let (conflicts, seq, snapshot): (Vec<String>, u64, Vec<String>) =
-                self.call(invocation.invoke_async(commands)).await?;
+            invocations.push((room, invocation));
+        }
+        // Pipelined: the multiplexed connection sends the next scripts without waiting for
+        // the replies, which come back (and are applied) in order, room by room.
+        let mut in_flight = futures_util::stream::FuturesOrdered::new();
+        let mut waiting = invocations.iter();
+        loop {
+            while in_flight.len() < RESYNC_IN_FLIGHT {
+                let Some((room, invocation)) = waiting.next() else {
+                    break;
+                };
+                let mut commands = commands.clone();
+                let announced: AnnounceReply<'_> = Box::pin(async move {
+                    let reply = self.call(invocation.invoke_async(&mut commands)).await;
+                    (*room, reply)
+                });
+                in_flight.push_back(announced);
+            }
+            let Some((room, reply)) = in_flight.next().await else {
+                break;
+            };
+            let (conflicts, seq, snapshot) = reply?;
             self.views.resync(room, seq, &snapshot, &conflicts, presume);
         }
         let mut invocation = scripts::PRUNE.prepare_invoke();
