@@ -223,6 +223,10 @@ fn every_flag_the_docs_show_exists() {
                     commands.extend(line.match_indices(&pattern).map(|(at, _)| (at, *command)));
                 }
             }
+            // Flags after another program's name are that program's.
+            for program in ["node ", "redis-server ", "redis-cli ", "npm ", "python3 "] {
+                commands.extend(line.match_indices(program).map(|(at, _)| (at, "")));
+            }
             for (at, flag) in flags_in(line) {
                 let owner = commands
                     .iter()
@@ -230,6 +234,7 @@ fn every_flag_the_docs_show_exists() {
                     .max_by_key(|(start, _)| *start);
                 let known = outside.contains(&flag.as_str())
                     || match owner {
+                        Some((_, "")) => true,
                         Some((_, command)) => by_command[command].contains(&flag),
                         None => every.contains(&flag),
                     };

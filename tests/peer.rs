@@ -693,6 +693,7 @@ fn interactive_mode_in_a_terminal() {
             "talk",
             "--key",
             "bob.jwk",
+            "--answer-offers",
             "--expect",
             "offer",
             "--timeout",
@@ -711,6 +712,8 @@ fn interactive_mode_in_a_terminal() {
     session
         .exp_string(&format!("sent offer to {}", &bob_id[..8]))
         .unwrap();
+    // Bob's answer is signed by his key, and the view says so (PROTOCOL §12).
+    session.exp_string("signed by its key").unwrap();
     let bob = finish(bob, "");
     assert_eq!(bob.code, 0, "{}", bob.stderr);
     session.exp_string("peer-left").unwrap();

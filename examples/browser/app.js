@@ -43,13 +43,18 @@ function showPeers(room) {
   $("peers").replaceChildren(...[...room.peers.values()].map((peer) => {
     const li = document.createElement("li");
     const state = demo.peers[peer.id];
-    const flag = peer.verified === null ? "" : peer.verified ? " ✔ verified" : " unverified";
+    const flag = peer.verified === null ? "" : peer.verified ? " · key proven to the server" : " · key not proven";
+    // End to end: its offer or answer was signed by its key for us (PROTOCOL §12).
+    const signed = state?.signed === undefined ? "" : state.signed ? " · ✔ signed end to end" : " · unsigned";
     li.innerHTML = `<code></code> <span class="dim"></span>`;
     li.firstChild.textContent = peer.id.slice(0, 16);
-    li.lastChild.textContent = `${state?.channelOpen ? "connected" : "connecting…"}${flag}`;
+    li.lastChild.textContent = `${state?.channelOpen ? "connected" : "connecting…"}${flag}${signed}`;
     return li;
   }));
+  if (room === currentRoom) status(`joined, ${room.peers.size} other peer(s)`);
 }
+
+let currentRoom = null;
 
 const short = (id) => id.slice(0, 8);
 
@@ -69,6 +74,7 @@ try {
   throw error;
 }
 demo.joined = true;
+currentRoom = room;
 status(`joined, ${room.peers.size} other peer(s)`);
 
 const track = (id) => (demo.peers[id] ??= { present: true, channelOpen: false, sent: false, received: false });
@@ -104,7 +110,7 @@ room.on("connection", (connection) => {
   const peer = track(id);
   Object.assign(peer, { channelOpen: false, sent: false, received: false });
   connection.channel.addEventListener("open", async () => {
-    Object.assign(peer, { channelOpen: true });
+    Object.assign(peer, { channelOpen: true, signed: connection.verified === true });
     connection.send(`hello from ${room.id}`);
     peer.sent = true;
     showPeers(room);

@@ -2,6 +2,7 @@
 // clients/js/rdv.js) against a running rdv serve.
 // Usage: node e2e.mjs --server ws://127.0.0.1:PORT --room ROOM --pages N
 //                     [--timeout-ms 45000] [--screenshots DIR] [--chromium PATH] [--relay 1]
+//                     [--capture FILE]  (a screenshot of the first page once all connected: docs/img/)
 // Prints one JSON summary line on stdout; exits 0 when every pair's data channel carried a
 // message both ways, 1 otherwise (with a screenshot of every page in --screenshots).
 
@@ -40,6 +41,11 @@ try {
   }
   summary = { ok: current.every((s) => s.done), pages: current };
   code = summary.ok ? 0 : 1;
+  if (summary.ok && args.capture) {
+    await opened[0].setViewportSize({ width: 900, height: 560 });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await opened[0].screenshot({ path: args.capture });
+  }
 } catch (error) {
   summary = { ok: false, error: String(error) };
 } finally {
