@@ -88,6 +88,25 @@ fn send_once(
     assert_eq!(sender.code, 0, "{room}: {}", sender.stderr);
 }
 
+/// `rdv peer URL ROOM --key KEY --require-signed --until .sdp.type=offer --timeout LIMIT`: a
+/// receiver that exits 0 only once a validly signed offer came.
+fn strict_receiver(dir: &Path, url: &str, room: &str, key: &str, limit: &str) -> Child {
+    spawn_peer(
+        dir,
+        &[
+            url,
+            room,
+            "--key",
+            key,
+            "--require-signed",
+            "--until",
+            ".sdp.type=offer",
+            "--timeout",
+            limit,
+        ],
+    )
+}
+
 /// A key file in `dir` and its peer ID.
 fn key(dir: &Path, name: &str) -> String {
     let output = Command::new(common::rdv_binary())
@@ -1089,20 +1108,7 @@ fn offers_are_signed_and_checked_end_to_end() {
     key(dir.path(), "alice.jwk");
     let bob = key(dir.path(), "bob.jwk");
     let offer = json!({"type": "offer", "to": bob, "sdp": {"type": "offer", "sdp": "v=0\r\na=fingerprint:sha-256 AA:BB\r\n"}}).to_string();
-    let receiver = spawn_peer(
-        dir.path(),
-        &[
-            &url,
-            "s",
-            "--key",
-            "bob.jwk",
-            "--require-signed",
-            "--until",
-            ".sdp.type=offer",
-            "--timeout",
-            "10s",
-        ],
-    );
+    let receiver = strict_receiver(dir.path(), &url, "s", "bob.jwk", "10s");
     send_once(dir.path(), &url, "s", "alice.jwk", "1", &offer, &[]);
     let receiver = finish(receiver, "");
     assert_eq!(receiver.code, 0, "{}", receiver.stderr);
@@ -1147,20 +1153,7 @@ fn offers_are_signed_and_checked_end_to_end() {
     assert_eq!(line["signatureCheck"]["result"], "missing");
     assert!(line.get("signature").is_none());
 
-    let strict = spawn_peer(
-        dir.path(),
-        &[
-            &url,
-            "v",
-            "--key",
-            "bob.jwk",
-            "--require-signed",
-            "--until",
-            ".sdp.type=offer",
-            "--timeout",
-            "3s",
-        ],
-    );
+    let strict = strict_receiver(dir.path(), &url, "v", "bob.jwk", "3s");
     send_once(
         dir.path(),
         &url,
@@ -1267,20 +1260,7 @@ fn a_tampering_relay_is_refused() {
         .as_millis() as u64
         - 600_000;
     rdv::identity::sign_description(&mut old, &alice_key, &alice, ten_minutes_ago).unwrap();
-    let receiver = spawn_peer(
-        dir.path(),
-        &[
-            &base(&server),
-            "stale",
-            "--key",
-            "bob.jwk",
-            "--require-signed",
-            "--until",
-            ".sdp.type=offer",
-            "--timeout",
-            "3s",
-        ],
-    );
+    let receiver = strict_receiver(dir.path(), &base(&server), "stale", "bob.jwk", "3s");
     send_once(
         dir.path(),
         &base(&server),
@@ -1304,20 +1284,7 @@ fn a_tampering_relay_is_refused() {
         _ => vec![text],
     };
     let relay = TamperingRelay::start(server.addr, std::sync::Arc::new(to_carol));
-    let receiver = spawn_peer(
-        dir.path(),
-        &[
-            &base(&server),
-            "retarget",
-            "--key",
-            "carol.jwk",
-            "--require-signed",
-            "--until",
-            ".sdp.type=offer",
-            "--timeout",
-            "3s",
-        ],
-    );
+    let receiver = strict_receiver(dir.path(), &base(&server), "retarget", "carol.jwk", "3s");
     let bystander = spawn_peer(
         dir.path(),
         &[

@@ -134,20 +134,25 @@ class FakePeerConnection {
   close() { this.connectionState = "closed"; }
 }
 
-test("requireSignatures refuses an unsigned offer; a signed one makes a verified connection", async () => {
+/** A room joined through a scripted server that welcomes us with `other` already there. */
+async function joinedWith(other, options) {
   const identity = await generateIdentity();
-  const alice = await generateIdentity();
   const { Scripted, sockets } = scriptedWebSocket((socket, message) => {
     if (message?.type === "register") {
-      socket.deliver({ type: "welcome", peerId: identity.peerId, peers: [{ id: alice.peerId, publicKey: alice.publicJwk }] });
+      socket.deliver({ type: "welcome", peerId: identity.peerId, peers: [{ id: other.peerId, publicKey: other.publicJwk }] });
     }
   });
   const room = await join("ws://server", "r", {
-    identity, WebSocket: Scripted, RTCPeerConnection: FakePeerConnection, proof: false, reconnect: false,
-    requireSignatures: true,
+    identity, WebSocket: Scripted, RTCPeerConnection: FakePeerConnection, proof: false, reconnect: false, ...options,
   });
   const errors = [];
   room.on("error", (error) => errors.push(error));
+  return { identity, room, sockets, errors };
+}
+
+test("requireSignatures refuses an unsigned offer; a signed one makes a verified connection", async () => {
+  const alice = await generateIdentity();
+  const { identity, room, sockets, errors } = await joinedWith(alice, { requireSignatures: true });
   const description = { type: "offer", sdp: "v=0\r\n" };
   sockets[0].deliver({ type: "offer", from: alice.peerId, sdp: description });
   await new Promise((resolve) => setTimeout(resolve, 20));
@@ -172,19 +177,8 @@ test("requireSignatures refuses an unsigned offer; a signed one makes a verified
 });
 
 test("buddies: a stranger's offer is refused and connect() to a stranger throws", async () => {
-  const identity = await generateIdentity();
   const stranger = await generateIdentity();
-  const { Scripted, sockets } = scriptedWebSocket((socket, message) => {
-    if (message?.type === "register") {
-      socket.deliver({ type: "welcome", peerId: identity.peerId, peers: [{ id: stranger.peerId, publicKey: stranger.publicJwk }] });
-    }
-  });
-  const room = await join("ws://server", "r", {
-    identity, WebSocket: Scripted, RTCPeerConnection: FakePeerConnection, proof: false, reconnect: false,
-    buddies: ["a".repeat(64)],
-  });
-  const errors = [];
-  room.on("error", (error) => errors.push(error));
+  const { identity, room, sockets, errors } = await joinedWith(stranger, { buddies: ["a".repeat(64)] });
   const description = { type: "offer", sdp: "v=0\r\n" };
   const signature = await signDescription(stranger, identity.peerId, description);
   sockets[0].deliver({ type: "offer", from: stranger.peerId, sdp: description, signature });
