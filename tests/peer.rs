@@ -1314,3 +1314,39 @@ fn a_tampering_relay_is_refused() {
         receiver.stderr
     );
 }
+
+/// With `--only-buddies`, a buddy's offers must be validly signed: an unsigned one is dropped,
+/// a signed one is taken.
+#[test]
+fn only_buddies_requires_their_signatures() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let url = base(&server);
+    let friend = key(dir.path(), "friend.jwk");
+    let me = key(dir.path(), "me.jwk");
+    std::fs::write(dir.path().join("buddies.txt"), format!("{friend} friend\n")).unwrap();
+    let offer =
+        json!({"type": "offer", "to": me, "sdp": {"type": "offer", "sdp": "v=0\r\n"}}).to_string();
+    for (room, sign, expected) in [("unsigned", false, 5), ("signed", true, 0)] {
+        let receiver = spawn_peer(
+            dir.path(),
+            &[
+                &url,
+                room,
+                "--key",
+                "me.jwk",
+                "--buddies",
+                "buddies.txt",
+                "--only-buddies",
+                "--until",
+                ".sdp.type=offer",
+                "--timeout",
+                "3s",
+            ],
+        );
+        let extra: &[&str] = if sign { &[] } else { &["--no-sign"] };
+        send_once(dir.path(), &url, room, "friend.jwk", "1", &offer, extra);
+        let receiver = finish(receiver, "");
+        assert_eq!(receiver.code, expected, "{room}: {}", receiver.stderr);
+    }
+}
