@@ -47,7 +47,7 @@ impl Driver<'_> {
     }
 
     pub(super) async fn on_text(&mut self, socket: &mut Socket, text: &str) -> Option<Ended> {
-        let parsed: Option<Value> = serde_json::from_str(text).ok();
+        let mut parsed: Option<Value> = serde_json::from_str(text).ok();
         if parsed.as_ref().and_then(|v| v.get("type")) == Some(&Value::from("pong")) {
             self.pongs_seen += 1;
             if self.verdict_pong == Some(self.pongs_seen) {
@@ -78,14 +78,16 @@ impl Driver<'_> {
             ));
             return None;
         }
-        let annotated = verdict.map(|verdict| signatures::annotate(text, verdict));
-        let (text, parsed) = match (&annotated, verdict) {
-            (Some(annotated), Some(verdict)) => {
-                let mut value = parsed.clone().unwrap_or_default();
-                value[signatures::MEMBER] = signatures::describe(verdict);
-                (annotated.as_str(), Some(value))
+        let annotated;
+        let text = match verdict {
+            Some(verdict) => {
+                if let Some(value) = parsed.as_mut() {
+                    value[signatures::MEMBER] = signatures::describe(verdict);
+                }
+                annotated = signatures::annotate(text, verdict);
+                annotated.as_str()
             }
-            _ => (text, parsed),
+            None => text,
         };
         let message = parsed
             .as_ref()
@@ -322,29 +324,35 @@ impl Driver<'_> {
     }
 
     pub(super) async fn send_text(&mut self, socket: &mut Socket, text: String) -> Option<Ended> {
+        // Parsed once for everything below; text that is not JSON goes as is (the server
+        // will say so).
+        let mut message = serde_json::from_str::<Value>(&text).ok();
         if self.args.only_buddies {
-            let to = serde_json::from_str::<Value>(&text)
-                .ok()
-                .and_then(|v| v.get("to").and_then(Value::as_str).map(str::to_owned));
+            let to = message
+                .as_ref()
+                .and_then(|v| v.get("to").and_then(Value::as_str));
             if let Some(to) = to
-                && !self.room.is_buddy(&to)
+                && !self.room.is_buddy(to)
             {
                 self.refused += 1;
                 self.output.note(&format!(
                     "not sent: {} is not on the buddy list (--only-buddies)",
-                    self.room.name(&to)
+                    self.room.name(to)
                 ));
                 return None;
             }
         }
-        let text = if self.args.no_sign {
-            text
-        } else {
-            signatures::sign_outgoing(text, &self.setup.key, self.room.me().as_str())
+        let ping = message
+            .as_ref()
+            .is_some_and(|v| v.get("type") == Some(&Value::from("ping")));
+        let signed = !self.args.no_sign
+            && message.as_mut().is_some_and(|message| {
+                signatures::sign_outgoing(message, &self.setup.key, self.room.me().as_str())
+            });
+        let text = match message {
+            Some(message) if signed => message.to_string(),
+            _ => text,
         };
-        let ping = text.contains("ping")
-            && serde_json::from_str::<Value>(&text)
-                .is_ok_and(|v| v.get("type") == Some(&Value::from("ping")));
         match socket.send(Message::text(text)).await {
             Ok(()) => {
                 self.pings_sent += u64::from(ping);

@@ -19,19 +19,9 @@ pub fn now_ms() -> u64 {
         .map_or(0, |since| since.as_millis() as u64)
 }
 
-/// `text` with a signature added if it is an offer or answer with a `to`; unchanged
-/// otherwise (and if it is not JSON: the server will say so).
-pub fn sign_outgoing(text: String, key: &PrivateKey, me: &str) -> String {
-    if !(text.contains("offer") || text.contains("answer")) {
-        return text;
-    }
-    let Ok(mut message) = serde_json::from_str::<Value>(&text) else {
-        return text;
-    };
-    match sign_description(&mut message, key, me, now_ms()) {
-        Ok(true) => message.to_string(),
-        _ => text,
-    }
+/// Adds a signature to `message` if it is an offer or answer with a `to`; whether it did.
+pub fn sign_outgoing(message: &mut Value, key: &PrivateKey, me: &str) -> bool {
+    matches!(sign_description(message, key, me, now_ms()), Ok(true))
 }
 
 /// The verdict on a received offer or answer; `None` for any other message.
