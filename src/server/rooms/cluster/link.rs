@@ -3,7 +3,7 @@
 //! the rooms it has members in), the lease, the reaper, and reconnecting.
 //!
 //! On every (re)connect the instance renews its lease, subscribes, re-announces its members
-//! room by room and only then takes joins again: until then `/healthz` says `degraded`.
+//! (pipelined, applied room by room) and only then takes joins again: until then `/healthz` says `degraded`.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
@@ -38,6 +38,12 @@ const PUBLISH_BATCH_BYTES: usize = 4 << 20;
 /// Most bytes in one published message: far below Redis's default pub/sub output-buffer
 /// limits (8 MiB soft, 32 MiB hard), past which Redis would drop the receiving instance.
 const PUBLISH_MESSAGE_BYTES: usize = 1 << 20;
+/// Rooms subscribed per SUBSCRIBE, and ANNOUNCE scripts in flight, during a resync.
+const RESYNC_SUBSCRIBE_CHUNK: usize = 512;
+const RESYNC_IN_FLIGHT: usize = 64;
+const BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
 /// One room's ANNOUNCE in flight during a resync: the room and the script's reply.
 type AnnounceReply<'a> = std::pin::Pin<
     Box<
@@ -50,12 +56,6 @@ type AnnounceReply<'a> = std::pin::Pin<
             + 'a,
     >,
 >;
-
-/// Rooms subscribed per SUBSCRIBE, and ANNOUNCE scripts in flight, during a resync.
-const RESYNC_SUBSCRIBE_CHUNK: usize = 512;
-const RESYNC_IN_FLIGHT: usize = 64;
-const BACKOFF_FIRST: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
@@ -81,9 +81,8 @@ pub struct Outgoing {
     /// The receiver's instance channel.
     pub channel: Arc<str>,
     pub payload: String,
-    /// Told `unavailable` if no instance listens on `channel` when it is published: a
-    /// relay is delivered or refused, never silently lost. (The receiver is read back from
-    /// the payload then.)
+    /// Told `unavailable` if no instance listens on `channel` when it is published, rather
+    /// than the relay vanishing silently. (The receiver is read back from the payload then.)
     pub sender: Outbox,
 }
 
@@ -169,7 +168,6 @@ impl Link {
         let _ = tokio::time::timeout(CALL_TIMEOUT * 2, attempted.wait_for(|done| *done)).await;
     }
 
-    /// The live connection, if the instance is connected and in sync.
     /// The connection, while the link is up and this instance's lease is still its own:
     /// past the lease written at the last renewal (a stall, a SIGSTOP, a clock jump), the
     /// other instances may have reaped its members, so it relays and joins nothing until the
