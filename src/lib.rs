@@ -20,6 +20,7 @@ pub mod units;
 
 pub mod identity;
 pub mod protocol;
+pub mod token;
 
 pub mod server;
 

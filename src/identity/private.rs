@@ -180,6 +180,18 @@ impl PrivateKey {
         pem.expect("encoding a valid key cannot fail").to_string()
     }
 
+    /// The DER a signer of this key type is built from: PKCS#8 for EC and Ed25519, PKCS#1
+    /// (`RSAPrivateKey`) for RSA — the forms the JWT library takes (`token::keys`).
+    pub fn signing_der(&self) -> zeroize::Zeroizing<Vec<u8>> {
+        use rsa::pkcs1::EncodeRsaPrivateKey as _;
+        let der: Vec<u8> = with_ec!(self, key => key.to_pkcs8_der().expect("a valid key encodes").as_bytes().to_vec(), other => match other {
+            PrivateKey::Ed25519(key) => return ed25519_pkcs8_v1_der(key),
+            PrivateKey::Rsa(key) => key.to_pkcs1_der().expect("a valid key encodes").as_bytes().to_vec(),
+            _ => unreachable!(),
+        });
+        zeroize::Zeroizing::new(der)
+    }
+
     /// SPKI PEM of the public half (`BEGIN PUBLIC KEY`).
     pub fn public_pem(&self) -> String {
         let pem = with_ec!(self, key => key.public_key().to_public_key_pem(LineEnding::LF), other => match other {
@@ -310,6 +322,13 @@ impl PrivateKey {
 /// PKCS#8 v1 for Ed25519 (RFC 8410 §7), as OpenSSL writes it. ed25519-dalek writes v2 with
 /// the public key attached, which OpenSSL 3.0 refuses to read.
 fn ed25519_pkcs8_v1_pem(key: &ed25519_dalek::SigningKey) -> String {
+    let der = ed25519_pkcs8_v1_der(key);
+    pkcs8::der::pem::encode_string("PRIVATE KEY", LineEnding::LF, &der)
+        .expect("PEM encoding cannot fail")
+}
+
+/// The PKCS#8 v1 DER of an Ed25519 key (RFC 8410: the seed only).
+fn ed25519_pkcs8_v1_der(key: &ed25519_dalek::SigningKey) -> zeroize::Zeroizing<Vec<u8>> {
     use pkcs8::der::Encode as _;
     // CurvePrivateKey ::= OCTET STRING, itself inside the PrivateKeyInfo's OCTET STRING.
     let mut curve_private_key = [0u8; 34];
@@ -324,12 +343,8 @@ fn ed25519_pkcs8_v1_pem(key: &ed25519_dalek::SigningKey) -> String {
     let der = pkcs8::PrivateKeyInfoRef::new(algorithm, octets)
         .to_der()
         .expect("a fixed-size structure encodes");
-    let pem = pkcs8::der::pem::encode_string("PRIVATE KEY", LineEnding::LF, &der)
-        .expect("PEM encoding cannot fail");
-    let mut der = der;
     zeroize::Zeroize::zeroize(&mut curve_private_key);
-    zeroize::Zeroize::zeroize(&mut der);
-    pem
+    zeroize::Zeroizing::new(der)
 }
 
 fn private_member(
