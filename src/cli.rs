@@ -9,6 +9,7 @@ use crate::bench::BenchArgs;
 use crate::color::ColorWhen;
 use crate::commands::fingerprint::FingerprintArgs;
 use crate::commands::keygen::KeygenArgs;
+use crate::commands::token::TokenArgs;
 use crate::peer::PeerArgs;
 use crate::server;
 
@@ -46,9 +47,9 @@ pub enum Command {
         after_help = "Where a setting comes from, first match wins: the flag, its RDV_* variable, the \
             --config file (TOML, each setting under its flag's name without the dashes), the \
             built-in default. `rdv serve --check-config` shows the result.\n\n\
-            SIGHUP reloads the TLS certificate and key, the allow list, the TURN secret and the \
-            allowed origins (from the --config file and the environment, read again) without \
-            dropping a connection.\n\n\
+            SIGHUP reloads the TLS certificate and key, the allow list, the TURN secret, the \
+            access-token keys and the allowed origins (from the --config file and the \
+            environment, read again) without dropping a connection.\n\n\
             Logs go to stderr; set their level with RDV_LOG (e.g. RDV_LOG=debug)."
     )]
     Serve(Box<server::Config>),
@@ -58,6 +59,9 @@ pub enum Command {
 
     /// Print the peer IDs of keys, check them against a buddy list, or build one.
     Fingerprint(FingerprintArgs),
+
+    /// Make an access token for a server started with --auth-key, or check one.
+    Token(TokenArgs),
 
     /// Join a room from the terminal: see and send every signaling message.
     Peer(Box<PeerArgs>),

@@ -28,7 +28,7 @@ impl BenchKey {
         let public = key.public();
         Self {
             id: public.peer_id().to_string(),
-            register: protocol::register(&public.to_public_json(), None),
+            register: protocol::register(&public.to_public_json(), None, None),
         }
     }
 }

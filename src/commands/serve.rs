@@ -155,7 +155,7 @@ fn init_logging(format: LogFormat, color: ColorWhen) {
 }
 
 /// SIGHUP reloads the TLS certificate, the allow list, the TURN secret and — from the
-/// configuration read again — the allowed origins (files are read off the runtime's worker
+/// configuration read again — the allowed origins and the access-token keys (files are read off the runtime's worker
 /// threads).
 fn reload_on_hangup(reloader: server::Reloader, reread: Reread) {
     let reread = std::sync::Arc::new(reread);
@@ -171,8 +171,9 @@ fn reload_on_hangup(reloader: server::Reloader, reread: Reread) {
             let reread = reread.clone();
             let _ = tokio::task::spawn_blocking(move || {
                 reloader.reload();
-                match reread() {
-                    Ok(fresh) => reloader.reload_origins(&fresh),
+                let fresh = reread();
+                match &fresh {
+                    Ok(fresh) => reloader.reload_origins(fresh),
                     Err(error) => {
                         reloader.origins_not_reloaded();
                         tracing::error!(
@@ -181,6 +182,7 @@ fn reload_on_hangup(reloader: server::Reloader, reread: Reread) {
                         );
                     }
                 }
+                reloader.reload_tokens(fresh.as_ref().ok());
             })
             .await;
         }

@@ -84,11 +84,15 @@ pub struct Proof<'a> {
     pub signature: &'a str,
 }
 
-/// The `register` message (PROTOCOL §2, §9) for a public JWK.
-pub fn register(public_key: &Value, proof: Option<Proof<'_>>) -> String {
+/// The `register` message (PROTOCOL §2, §9, §13) for a public JWK, with a proof of
+/// possession and an access token when given.
+pub fn register(public_key: &Value, proof: Option<Proof<'_>>, token: Option<&str>) -> String {
     let mut message = json!({"type": "register", "publicKey": public_key});
     if let Some(proof) = proof {
         message["proof"] = json!({"alg": proof.alg, "signature": proof.signature});
+    }
+    if let Some(token) = token {
+        message["token"] = json!(token);
     }
     message.to_string()
 }
@@ -214,17 +218,19 @@ mod tests {
     #[test]
     fn register_messages() {
         let key = json!({"kty": "OKP", "crv": "Ed25519", "x": "abc"});
-        let plain: Value = serde_json::from_str(&register(&key, None)).unwrap();
+        let plain: Value = serde_json::from_str(&register(&key, None, None)).unwrap();
         assert_eq!(plain, json!({"type": "register", "publicKey": key}));
         let proof = Proof {
             alg: "EdDSA",
             signature: "c2ln",
         };
-        let proved: Value = serde_json::from_str(&register(&key, Some(proof))).unwrap();
+        let proved: Value =
+            serde_json::from_str(&register(&key, Some(proof), Some("a.b.c"))).unwrap();
         assert_eq!(
             proved["proof"],
             json!({"alg": "EdDSA", "signature": "c2ln"})
         );
+        assert_eq!(proved["token"], "a.b.c");
     }
 
     #[test]

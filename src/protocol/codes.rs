@@ -82,6 +82,11 @@ error_codes! {
     ProofInvalid => "proof-invalid", "the proof of possession is not valid", None;
     Replaced => "replaced", "the same peer registered again on another connection", Some(CloseCode::NORMAL);
     Unavailable => "unavailable", "the cluster is unavailable; retry later", None;
+    TokenRequired => "token-required", "this server requires an access token with register", Some(CloseCode::POLICY);
+    TokenInvalid => "token-invalid", "the access token is not valid", Some(CloseCode::POLICY);
+    TokenExpired => "token-expired", "the access token has expired", Some(CloseCode::POLICY);
+    RoomForbidden => "room-forbidden", "the access token does not grant this room", Some(CloseCode::POLICY);
+    TokenPeerMismatch => "token-peer-mismatch", "the access token was issued to another peer", Some(CloseCode::POLICY);
 }
 
 /// An error to report to the client: its code and a message for people.

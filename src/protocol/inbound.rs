@@ -42,12 +42,14 @@ pub enum Inbound<'a> {
     Ping,
 }
 
-/// `register`: the key exactly as sent, so it is forwarded unchanged, and the optional
-/// proof of possession (PROTOCOL §9), left raw for the server to check.
+/// `register`: the key exactly as sent, so it is forwarded unchanged, the optional proof of
+/// possession (PROTOCOL §9), left raw for the server to check, and the optional access token
+/// (§13).
 #[derive(Debug)]
 pub struct Register<'a> {
     pub public_key: &'a str,
     pub proof: Option<&'a str>,
+    pub token: Option<Cow<'a, str>>,
 }
 
 /// `offer` / `answer` / `ice-candidate`, with its members kept in their original order.
@@ -165,9 +167,17 @@ pub fn parse_inbound(text: &str) -> Result<Inbound<'_>, ProtocolError> {
                 ));
             }
             let proof = unique_member(&members, "proof")?;
+            let token = unique_member(&members, "token")?
+                .map(|token| {
+                    raw_string(token).ok_or_else(|| {
+                        ProtocolError::new(ErrorCode::InvalidMessage, "token must be a string")
+                    })
+                })
+                .transpose()?;
             return Ok(Inbound::Register(Register {
                 public_key: key,
                 proof,
+                token,
             }));
         }
         "ping" => return Ok(Inbound::Ping),

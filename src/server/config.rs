@@ -196,6 +196,36 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_proof_checks: u32,
 
+    /// Require an access token (a JWT) with every register (PROTOCOL §13), signed by a key
+    /// in this file (repeatable): a public JWK, a JWK Set, PEM public keys (ES256, ES384,
+    /// EdDSA, RS256/PS256…), an `oct` JWK, or a secret on the first line (HS256). The
+    /// algorithm comes from the key, never from the token. Reloaded on SIGHUP.
+    #[arg(
+        long = "auth-key",
+        env = "RDV_AUTH_KEY",
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
+    pub auth_key: Vec<PathBuf>,
+
+    /// With --auth-key: tokens must name one of these audiences in `aud` (repeatable).
+    #[arg(
+        long = "auth-audience",
+        env = "RDV_AUTH_AUDIENCE",
+        value_name = "AUD",
+        value_delimiter = ','
+    )]
+    pub auth_audience: Vec<String>,
+
+    /// With --auth-key: tokens must come from one of these issuers (`iss`, repeatable).
+    #[arg(
+        long = "auth-issuer",
+        env = "RDV_AUTH_ISSUER",
+        value_name = "ISS",
+        value_delimiter = ','
+    )]
+    pub auth_issuer: Vec<String>,
+
     /// STUN or TURN server to hand peers in `welcome` (repeatable): stun:HOST[:PORT],
     /// turn:HOST[:PORT][?transport=udp|tcp], turns:… (PROTOCOL §10). Without any, nothing
     /// changes on the wire.
@@ -286,7 +316,23 @@ impl Config {
         {
             problems.push(error);
         }
+        if let Err(error) = self.token_verifier() {
+            problems.push(error);
+        }
         problems
+    }
+
+    /// The access-token keys and checks, read from the `--auth-key` files; `None` when
+    /// tokens are off.
+    pub(crate) fn token_verifier(&self) -> Result<Option<crate::token::Verifier>, String> {
+        if self.auth_key.is_empty() {
+            return Ok(None);
+        }
+        let options = crate::token::VerifierOptions {
+            audience: self.auth_audience.clone(),
+            issuer: self.auth_issuer.clone(),
+        };
+        crate::server::admission::tokens::load(&self.auth_key, options).map(Some)
     }
 
     /// The TLS certificate and key, if TLS is on. One without the other, from any source
@@ -345,6 +391,18 @@ impl Config {
                  receiver can fill the whole server's outbound memory",
                 self.outbound_queue_bytes, self.max_outbound_bytes
             ));
+        }
+        if !self.auth_key.is_empty() && self.proof != ProofMode::Required {
+            warnings.push(
+                "--auth-key without --proof required: a token bound to a peer (sub) can be \
+                 used by anyone who has that peer's public key, and keys are public"
+                    .into(),
+            );
+        }
+        if self.auth_key.is_empty()
+            && !(self.auth_audience.is_empty() && self.auth_issuer.is_empty())
+        {
+            warnings.push("--auth-audience and --auth-issuer do nothing without --auth-key".into());
         }
         if self.max_unregistered >= self.max_connections {
             warnings.push(format!(

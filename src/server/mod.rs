@@ -13,7 +13,7 @@ mod operations;
 mod rooms;
 
 use accept::{http, listen};
-use admission::{access, allow, rate, tls};
+use admission::{access, allow, rate, tls, tokens};
 use connection::{guard, open_sessions, pending, upgrade};
 use operations::{ice, memory, metrics};
 use rooms::{cluster, outbound_budget};
@@ -131,6 +131,8 @@ pub struct ServerState {
     outbound: Arc<outbound_budget::OutboundBudget>,
     /// Connections not registered yet, from accept on.
     pending: Arc<pending::PendingConnections>,
+    /// The access-token check (`--auth-key`); its keys are replaced on SIGHUP.
+    tokens: Option<tokens::TokenGate>,
     /// Browser origins allowed to connect; replaced on SIGHUP when the configuration changed.
     origins: std::sync::RwLock<Arc<access::OriginPolicy>>,
     /// Open connections and connection attempts per client address.
@@ -195,6 +197,40 @@ impl Reloader {
             *current = Arc::new(policy);
         }
         self.state.metrics.reloaded("origins", true);
+    }
+
+    /// Reads the `--auth-key` files again — those `fresh` names, or the running ones when
+    /// the configuration no longer reads — and puts their keys in force. Tokens are turned
+    /// on or off only by a restart: a reload that would do either keeps what is in force.
+    pub fn reload_tokens(&self, fresh: Option<&Config>) {
+        let Some(gate) = &self.state.tokens else {
+            if fresh.is_some_and(|fresh| !fresh.auth_key.is_empty()) {
+                self.state.metrics.reloaded("auth-keys", false);
+                tracing::error!(
+                    "--auth-key was added: tokens are turned on by a restart, not a reload"
+                );
+            }
+            return;
+        };
+        let source = fresh.unwrap_or(&self.state.config);
+        match source.token_verifier() {
+            Ok(Some(verifier)) => {
+                let keys = gate.replace(verifier);
+                self.state.metrics.reloaded("auth-keys", true);
+                tracing::info!(keys, "reloaded the access-token keys");
+            }
+            Ok(None) => {
+                self.state.metrics.reloaded("auth-keys", false);
+                tracing::error!(
+                    "kept the access-token keys in force: --auth-key was removed, and tokens \
+                     are turned off by a restart, not a reload"
+                );
+            }
+            Err(error) => {
+                self.state.metrics.reloaded("auth-keys", false);
+                tracing::error!(%error, "kept the access-token keys in force: a file does not load");
+            }
+        }
     }
 
     /// The configuration no longer reads: the origins in force stay, and the failure is
@@ -272,6 +308,8 @@ pub enum ServeError {
     #[error(transparent)]
     TurnSecret(#[from] ice::SecretError),
     #[error("{0}")]
+    Tokens(String),
+    #[error("{0}")]
     Cluster(String),
     #[error("the server stopped: {0}")]
     Io(#[from] std::io::Error),
@@ -311,6 +349,10 @@ impl Server {
             config.turn_secret_file.as_deref(),
             config.turn_ttl,
         )?;
+        let tokens = config
+            .token_verifier()
+            .map_err(ServeError::Tokens)?
+            .map(tokens::TokenGate::new);
         let metrics = Arc::new(Metrics::with_cluster(config.cluster.is_some()));
         let registry: Arc<dyn RoomRegistry> = match &config.cluster {
             None => Arc::new(LocalRegistry::new(
@@ -339,6 +381,7 @@ impl Server {
         };
         let state = Arc::new(ServerState {
             ice,
+            tokens,
             unfinished: guard::UnfinishedBudget::new(config.max_unfinished_bytes),
             proof_budget: rate::CostBudget::new(config.max_proof_checks, std::time::Instant::now()),
             outbound: Arc::new(outbound_budget::OutboundBudget::new(

@@ -158,6 +158,10 @@ async fn room_or_not_found(
     } else {
         None
     };
+    let bearer = match bearer_grant(&request, &room, &state) {
+        Ok(grant) => grant,
+        Err(refused) => return *refused,
+    };
     let upgrade = match Upgrade::from_request(&mut request) {
         Ok(upgrade) => upgrade,
         Err(refused) => return refused.into_response(),
@@ -197,6 +201,7 @@ async fn room_or_not_found(
                     outgoing,
                     slot: permit,
                     client_slot,
+                    bearer,
                 };
                 // A task of its own, so the upgrade's state is freed now rather than carried
                 // beside the session for the life of the connection.
@@ -206,6 +211,60 @@ async fn room_or_not_found(
         }
     }));
     response
+}
+
+/// An `Authorization: Bearer` token on the upgrade (PROTOCOL §13), for native clients: checked
+/// for this room before the upgrade, and refused with 401 there. Without `--auth-key`, or
+/// with another scheme (a proxy's own Basic auth), the header is not read.
+fn bearer_grant(
+    request: &Request,
+    room: &RoomName,
+    state: &ServerState,
+) -> Result<Option<Box<crate::token::Grant>>, Box<Response>> {
+    let Some(gate) = &state.tokens else {
+        return Ok(None);
+    };
+    let Some(value) = request.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let token = match value.to_str().ok().and_then(|v| v.trim().split_once(' ')) {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+        _ => return Ok(None),
+    };
+    if !state.proof_budget.try_take(1, std::time::Instant::now()) {
+        let mut response = plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is checking too many tokens; retry later",
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(1));
+        return Err(Box::new(response));
+    }
+    match gate.check(token, room.as_str()) {
+        // Counted as accepted once the register it serves passes (the peer check is
+        // still to come).
+        Ok(grant) => Ok(Some(Box::new(grant))),
+        Err(error) => {
+            state.metrics.token_checked("header", error.code());
+            state.metrics.rejected(Rejection::Token);
+            // RFC 6750 §3: the scheme, and the refusal's code for clients that read it.
+            let challenge = format!(
+                "Bearer error=\"invalid_token\", error_description=\"{}\"",
+                error.code()
+            );
+            let mut response = plain(
+                StatusCode::UNAUTHORIZED,
+                format!("{}: {error}", error.code()),
+            );
+            if let Ok(value) = header::HeaderValue::from_str(&challenge) {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, value);
+            }
+            Err(Box::new(response))
+        }
+    }
 }
 
 /// The client's address: the socket peer, or what the trusted proxies say it is.

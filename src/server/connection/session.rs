@@ -28,9 +28,11 @@ use crate::protocol::{
 };
 use crate::server::ServerState;
 use crate::server::admission::rate::Verdict;
+use crate::server::admission::tokens;
 use crate::server::config::ProofMode;
 use crate::server::rooms::outbox::{Next, Outbox, OutboxReceiver, Queued};
 use crate::server::rooms::{ConnectionId, DeliverError, JoinError, Member};
+use crate::token::{Grant, TokenError};
 
 /// How long the goodbye (queued messages, close frame, the client's reply) may take.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -54,6 +56,9 @@ pub struct Connection {
     pub slot: tokio::sync::OwnedSemaphorePermit,
     /// Its place under the per-client limits, held until the goodbye is over.
     pub client_slot: Option<crate::server::admission::access::ClientSlot>,
+    /// What the upgrade's `Authorization: Bearer` token granted, already checked for this
+    /// room (PROTOCOL §13); a register without a token of its own uses it.
+    pub bearer: Option<Box<Grant>>,
 }
 
 /// Runs one connection until it ends, then logs one line about it.
@@ -73,6 +78,7 @@ pub fn run(
         outgoing,
         slot,
         client_slot,
+        bearer,
     } = connection;
     let (mut sink, mut stream) = socket.split();
     let started = Instant::now();
@@ -104,6 +110,7 @@ pub fn run(
         client_closed: false,
         proof_attempts: 0,
         join_task: None,
+        bearer,
     };
     // Listed so a shutdown closes it through its switch, like any other close.
     let entered = shared
@@ -355,6 +362,8 @@ struct Session {
     proof_attempts: u8,
     /// A join still on its way (its own task), if the session ends before it returns.
     join_task: Option<tokio::task::JoinHandle<(Result<(), JoinError>, PeerId)>>,
+    /// The upgrade's bearer grant, until the peer registers.
+    bearer: Option<Box<Grant>>,
 }
 
 impl Session {
@@ -538,6 +547,7 @@ impl Session {
         if !self.state.is_allowed(&id) {
             return Err(ErrorCode::Forbidden.into());
         }
+        let room_cap = self.check_token(register.token.as_deref(), &id)?;
         let verified = self.check_proof(&key, register.proof)?;
         let ice_servers = self.ice_servers_for(&id);
         Ok(Member {
@@ -547,7 +557,48 @@ impl Session {
             public_key: announced.into(),
             verified,
             ice_servers,
+            room_cap,
         })
+    }
+
+    /// PROTOCOL §13. With `--auth-key`, the register's `token` — or, without one, the
+    /// upgrade's bearer token — must grant this room, and this peer if it names one. Returns
+    /// the room size the token sets for a room its holder opens.
+    fn check_token(
+        &mut self,
+        token: Option<&str>,
+        id: &PeerId,
+    ) -> Result<Option<u32>, ProtocolError> {
+        let Some(gate) = &self.state.tokens else {
+            return Ok(None);
+        };
+        let (checked, via) = match (token, &self.bearer) {
+            (Some(token), _) => {
+                // Charged like a proof: a flood of tokens cannot take the CPU either.
+                if !self
+                    .state
+                    .proof_budget
+                    .try_take(1, std::time::Instant::now())
+                {
+                    self.close(CloseCode::OVERLOADED, "too many signatures to check");
+                    return Err(ProtocolError::new(
+                        ErrorCode::Unavailable,
+                        "the server is checking too many tokens; retry later",
+                    ));
+                }
+                let checked = gate
+                    .check(token, self.room.as_str())
+                    .and_then(|grant| grant.check_peer(id).map(|()| grant.max_peers));
+                (checked, "register")
+            }
+            (None, Some(grant)) => (grant.check_peer(id).map(|()| grant.max_peers), "header"),
+            (None, None) => (Err(TokenError::Required), "register"),
+        };
+        let result = checked
+            .as_ref()
+            .map_or_else(TokenError::code, |_| "accepted");
+        self.state.metrics.token_checked(via, result);
+        checked.map_err(|error| ProtocolError::new(tokens::error_code(&error), error.to_string()))
     }
 
     async fn join(&mut self, member: Member) {
@@ -575,6 +626,7 @@ impl Session {
                 tracing::debug!(room = ?self.room.as_str(), peer = %id.short(12), "registered");
                 self.peer = Some(id);
                 self.waiting = None;
+                self.bearer = None;
                 // The challenge is answered once; nothing reads it again.
                 self.nonce = None;
                 return;

@@ -40,6 +40,12 @@ struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenLabel {
+    via: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabel {
     result: &'static str,
 }
@@ -168,16 +174,19 @@ pub enum Rejection {
     PerIp,
     Rate,
     RoomPattern,
+    /// An `Authorization: Bearer` token that did not pass (401).
+    Token,
 }
 
 impl Rejection {
-    const ALL: [Rejection; 6] = [
+    const ALL: [Rejection; 7] = [
         Rejection::Capacity,
         Rejection::Draining,
         Rejection::Origin,
         Rejection::PerIp,
         Rejection::Rate,
         Rejection::RoomPattern,
+        Rejection::Token,
     ];
 
     fn label(self) -> ReasonLabel {
@@ -188,10 +197,21 @@ impl Rejection {
             Rejection::PerIp => "per-ip",
             Rejection::Rate => "rate",
             Rejection::RoomPattern => "room-pattern",
+            Rejection::Token => "token",
         };
         ReasonLabel { reason }
     }
 }
+
+/// Every result label of `rdv_token_checks_total`.
+const TOKEN_RESULTS: [&str; 6] = [
+    "accepted",
+    "token-required",
+    "token-invalid",
+    "token-expired",
+    "room-forbidden",
+    "token-peer-mismatch",
+];
 
 pub struct Metrics {
     registry: Registry,
@@ -222,6 +242,7 @@ pub struct Metrics {
     /// TURN credentials minted for peers (in `welcome` and `ice-servers`).
     pub turn_credentials: Counter,
     reloads: Family<ReloadLabel, Counter>,
+    token_checks: Family<TokenLabel, Counter>,
     relayed: [Counter; RelayKind::ALL.len()],
     errors: Vec<Counter>,
     closes: Family<CloseLabel, Counter>,
@@ -332,9 +353,21 @@ impl Metrics {
             "SIGHUP reloads, by what was reloaded and whether it worked",
             reloads.clone(),
         );
-        for what in ["tls", "allow-list", "turn-secret", "origins"] {
+        for what in ["tls", "allow-list", "turn-secret", "origins", "auth-keys"] {
             for result in ["ok", "failed"] {
                 drop(reloads.get_or_create(&ReloadLabel { what, result }));
+            }
+        }
+        let token_checks = Family::<TokenLabel, Counter>::default();
+        registry.register(
+            "token_checks",
+            "Access tokens checked (--auth-key), by where they came from (register or the \
+             upgrade's Authorization header) and the result: accepted or the refusal's code",
+            token_checks.clone(),
+        );
+        for via in ["register", "header"] {
+            for result in TOKEN_RESULTS {
+                drop(token_checks.get_or_create(&TokenLabel { via, result }));
             }
         }
         let unregistered_evicted = Counter::default();
@@ -418,6 +451,7 @@ impl Metrics {
             tls_handshake_failures,
             turn_credentials,
             reloads,
+            token_checks,
             relayed,
             errors,
             closes,
@@ -447,6 +481,14 @@ impl Metrics {
         let result = if ok { "ok" } else { "failed" };
         self.reloads
             .get_or_create(&ReloadLabel { what, result })
+            .inc();
+    }
+
+    /// One access token checked: `via` is `register` or `header`, `result` `accepted` or
+    /// the refusal's error code.
+    pub fn token_checked(&self, via: &'static str, result: &'static str) {
+        self.token_checks
+            .get_or_create(&TokenLabel { via, result })
             .inc();
     }
 

@@ -55,6 +55,9 @@ pub struct Member {
     pub verified: Option<bool>,
     /// The `iceServers` array for this peer's `welcome`, when the server hands them out.
     pub ice_servers: Option<String>,
+    /// The room's size if this join opens it (an access token's `max_peers`, PROTOCOL
+    /// §13); the server's own limit still applies.
+    pub room_cap: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -151,6 +154,9 @@ type FastHash = foldhash::fast::RandomState;
 struct Room {
     /// Insertion order is join order, which `welcome` reports oldest first.
     members: IndexMap<PeerId, Slot, FastHash>,
+    /// Set by the join that opened the room, from its token's `max_peers`; lasts until the
+    /// room is empty.
+    cap: Option<u32>,
 }
 
 impl Room {
@@ -249,7 +255,13 @@ impl LocalRegistry {
             }
             self.replace(&mut room, &member.id);
         }
-        if room.members.len() >= self.max_peers_per_room {
+        if room.members.is_empty() {
+            room.cap = member.room_cap;
+        }
+        let cap = room.cap.map_or(self.max_peers_per_room, |cap| {
+            (cap as usize).min(self.max_peers_per_room)
+        });
+        if room.members.len() >= cap {
             return Err(JoinError::RoomFull);
         }
         let welcome = protocol::welcome(
@@ -331,6 +343,7 @@ mod tests {
             public_key: r#"{"kty":"test"}"#.into(),
             ice_servers: None,
             verified: None,
+            room_cap: None,
         };
         (member, receiver)
     }
@@ -379,5 +392,41 @@ mod tests {
             Err(DeliverError::UnknownPeer)
         );
         assert_eq!(metrics.rooms.get(), 1);
+    }
+
+    #[test]
+    fn the_joiner_that_opens_a_room_sets_its_size_until_it_empties() {
+        let registry = LocalRegistry::new(3, Arc::new(Metrics::new()));
+        let room = RoomName::new("r").unwrap();
+        let (mut a, _a_rx) = member(peer('a'));
+        a.room_cap = Some(2);
+        let a_conn = a.connection;
+        registry.join_now(&room, a).unwrap();
+        // A later joiner's own cap changes nothing: the opener's stands.
+        let (mut b, _b_rx) = member(peer('b'));
+        b.room_cap = Some(10);
+        registry.join_now(&room, b).unwrap();
+        let (c, _) = member(peer('c'));
+        assert_eq!(registry.join_now(&room, c), Err(JoinError::RoomFull));
+        assert!(registry.leave_now(&room, &peer('a'), a_conn));
+        let (c, _c_rx) = member(peer('c'));
+        registry.join_now(&room, c).unwrap();
+        // Emptied and opened again without a cap: the server's limit (3) applies.
+        let fresh = RoomName::new("s").unwrap();
+        let (mut d, _d_rx) = member(peer('d'));
+        d.room_cap = Some(50);
+        registry.join_now(&fresh, d).unwrap();
+        let mut receivers = Vec::new();
+        for id in ['e', 'f'] {
+            let (m, rx) = member(peer(id));
+            registry.join_now(&fresh, m).unwrap();
+            receivers.push(rx);
+        }
+        let (g, _) = member(peer('g'));
+        assert_eq!(
+            registry.join_now(&fresh, g),
+            Err(JoinError::RoomFull),
+            "capped by the server"
+        );
     }
 }

@@ -108,6 +108,7 @@ impl ClusterRegistry {
                         .key(wire::members_key(room))
                         .key(wire::sequence_key(room))
                         .key(wire::INSTANCES_KEY)
+                        .key(wire::size_key(room))
                         .arg(room.as_str())
                         .arg(member.id.as_str())
                         .arg(&*self.link.instance)
@@ -116,6 +117,12 @@ impl ClusterRegistry {
                         .arg(verified)
                         .arg(self.max_peers_per_room)
                         .arg(if needs_snapshot { "1" } else { "0" })
+                        .arg(
+                            member
+                                .room_cap
+                                .map(|cap| cap.to_string())
+                                .unwrap_or_default(),
+                        )
                         .invoke_async(&mut commands),
                 )
                 .await?;

@@ -22,6 +22,8 @@ local function left(room, peer, reason, instance, connection)
   if redis.call('HLEN', 'rdv:m:' .. room) == 0 then
     -- An empty room's counter outlives any instance's view of it, then goes.
     redis.call('PEXPIRE', 'rdv:s:' .. room, 86400000)
+    -- The size its opener's token set ends with it.
+    redis.call('DEL', 'rdv:cap:' .. room)
   end
 end
 -- Whether a record (or a record tail, `instance \t connection \t verified \t key`) says
@@ -50,8 +52,9 @@ fn script(body: &str) -> Script {
     Script::new(&format!("{OWNER}\n{body}"))
 }
 
-/// KEYS: members, sequence, instances. ARGV: room, peer, instance, connection, record tail,
-/// verified (`1` replaces a live holder of the ID), max peers, `1` for a snapshot.
+/// KEYS: members, sequence, instances, the room's size. ARGV: room, peer, instance,
+/// connection, record tail, verified (`1` replaces a live holder of the ID), max peers, `1`
+/// for a snapshot, the room's size if this join opens it (a token's `max_peers`) or empty.
 /// Returns `{status, seq before the join, snapshot}`; status `ok`, `duplicate`, `full` or
 /// `lost` (this instance has no lease: it must re-announce first).
 pub static JOIN: LazyLock<Script> = LazyLock::new(|| {
@@ -71,7 +74,14 @@ local before = tonumber(redis.call('GET', KEYS[2]) or '0')
 local snapshot = {}
 if ARGV[8] == '1' then snapshot = redis.call('HGETALL', KEYS[1]) end
 if existing then return {'duplicate', before, snapshot} end
-if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[7]) then return {'full', before, snapshot} end
+local count = redis.call('HLEN', KEYS[1])
+if count == 0 then
+  if ARGV[9] ~= '' then redis.call('SET', KEYS[4], ARGV[9]) else redis.call('DEL', KEYS[4]) end
+end
+local limit = tonumber(ARGV[7])
+local size = tonumber(redis.call('GET', KEYS[4]) or '0')
+if size > 0 and size < limit then limit = size end
+if count >= limit then return {'full', before, snapshot} end
 joined(room, peer, now_ms(), ARGV[5])
 redis.call('HSET', 'rdv:i:' .. instance, room .. '\t' .. peer, connection)
 return {'ok', before, snapshot}

@@ -17,6 +17,12 @@ pub fn sequence_key(room: &RoomName) -> String {
     format!("rdv:s:{}", room.as_str())
 }
 
+/// Redis key of the size a room's opener set with its token (`max_peers`); deleted when the
+/// room empties.
+pub fn size_key(room: &RoomName) -> String {
+    format!("rdv:cap:{}", room.as_str())
+}
+
 /// Channel of a room's presence events.
 pub fn room_channel(room: &RoomName) -> String {
     format!("rdv:r:{}", room.as_str())
