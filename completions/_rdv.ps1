@@ -29,6 +29,7 @@ Register-ArgumentCompleter -Native -CommandName 'rdv' -ScriptBlock {
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the signaling server')
             [CompletionResult]::new('keygen', 'keygen', [CompletionResultType]::ParameterValue, 'Make key pairs (EC, Ed25519 or RSA) as JWK or PEM')
             [CompletionResult]::new('fingerprint', 'fingerprint', [CompletionResultType]::ParameterValue, 'Print the peer IDs of keys, check them against a buddy list, or build one')
+            [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Make an access token for a server started with --auth-key, or check one')
             [CompletionResult]::new('peer', 'peer', [CompletionResultType]::ParameterValue, 'Join a room from the terminal: see and send every signaling message')
             [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Load-test a signaling server, or compare rdv with a raw relay floor')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
@@ -64,6 +65,9 @@ Register-ArgumentCompleter -Native -CommandName 'rdv' -ScriptBlock {
             [CompletionResult]::new('--client-address-header', '--client-address-header', [CompletionResultType]::ParameterName, 'The one header your trusted proxy names the client in. It is read across all its lines from the right, past trusted proxies, to the first address that is not one; every other forwarding header is ignored, so a client cannot choose its address')
             [CompletionResult]::new('--proof', '--proof', [CompletionResultType]::ParameterName, 'Proof of possession (PROTOCOL §9): `off` keeps the original protocol byte for byte; `optional` and `required` send a challenge and mark peers verified or not')
             [CompletionResult]::new('--max-proof-checks', '--max-proof-checks', [CompletionResultType]::ParameterName, 'Proof-of-possession checks the whole server does per second, in units of one P-256, Ed25519 or RSA-2048 check (RSA-4096 counts 4, RSA-8192 16, and up to 4 times that for an exponent above 65537). Only proofs that pass every free check are charged. Past it, a register with a proof is closed with 1013 to retry later, so a flood of proofs cannot take the CPU')
+            [CompletionResult]::new('--auth-key', '--auth-key', [CompletionResultType]::ParameterName, 'Require an access token (a JWT) with every register (PROTOCOL §13), signed by a key in this file (repeatable): a public JWK, a JWK Set, PEM public keys (ES256, ES384, EdDSA, RS256/PS256…), an `oct` JWK, or a secret on the first line (HS256). The algorithm comes from the key, never from the token. Reloaded on SIGHUP')
+            [CompletionResult]::new('--auth-audience', '--auth-audience', [CompletionResultType]::ParameterName, 'With --auth-key: tokens must name one of these audiences in `aud` (repeatable)')
+            [CompletionResult]::new('--auth-issuer', '--auth-issuer', [CompletionResultType]::ParameterName, 'With --auth-key: tokens must come from one of these issuers (`iss`, repeatable)')
             [CompletionResult]::new('--ice-server', '--ice-server', [CompletionResultType]::ParameterName, 'STUN or TURN server to hand peers in `welcome` (repeatable): stun:HOST[:PORT], turn:HOST[:PORT][?transport=udp|tcp], turns:… (PROTOCOL §10). Without any, nothing changes on the wire')
             [CompletionResult]::new('--turn-secret-file', '--turn-secret-file', [CompletionResultType]::ParameterName, 'coturn''s static-auth-secret (the file''s first line): TURN URLs get time-limited credentials for each peer, EXPIRY:PEER_ID and base64(HMAC-SHA1(secret, username)). Read at start and on SIGHUP; never logged')
             [CompletionResult]::new('--turn-ttl', '--turn-ttl', [CompletionResultType]::ParameterName, 'How long TURN credentials are valid; peers get fresh ones (an `ice-servers` message) at 80 % of it')
@@ -119,6 +123,25 @@ Register-ArgumentCompleter -Native -CommandName 'rdv' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'rdv;token' {
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'The signing key (or, with --verify, the key or keys to check with)')
+            [CompletionResult]::new('--room', '--room', [CompletionResultType]::ParameterName, 'A room the token grants (repeatable): an exact name, or a prefix ending in `*` (`game-*`; `*` alone grants every room). With --verify: check the token for it')
+            [CompletionResult]::new('--peer', '--peer', [CompletionResultType]::ParameterName, 'Bind the token to this peer ID (`sub`): only that key may use it')
+            [CompletionResult]::new('--for', '--for', [CompletionResultType]::ParameterName, 'Bind the token to the peer ID of the key in this file (public or private)')
+            [CompletionResult]::new('--ttl', '--ttl', [CompletionResultType]::ParameterName, 'How long the token is valid')
+            [CompletionResult]::new('--aud', '--aud', [CompletionResultType]::ParameterName, 'The audience (`aud`); with --verify, the one required')
+            [CompletionResult]::new('--iss', '--iss', [CompletionResultType]::ParameterName, 'The issuer (`iss`); with --verify, the one required')
+            [CompletionResult]::new('--max-peers', '--max-peers', [CompletionResultType]::ParameterName, 'The room''s size when the token''s holder is the first to join it (`max_peers`)')
+            [CompletionResult]::new('--alg', '--alg', [CompletionResultType]::ParameterName, 'The signing algorithm, when the key allows several (RSA: RS256 by default, or PS256…; a secret: HS256, HS384 or HS512)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour in output meant for people')
+            [CompletionResult]::new('--verify', '--verify', [CompletionResultType]::ParameterName, 'Check TOKEN instead of making one')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'With --verify: print JSON instead of lines')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'rdv;peer' {
             [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'Private key to register with (JWK or PEM, e.g. from `rdv keygen`); without it an ephemeral P-256 key is made and its peer ID printed')
             [CompletionResult]::new('--buddies', '--buddies', [CompletionResultType]::ParameterName, 'Buddy list (JSON or one ID per line): peers are shown as buddies or unknown')
@@ -137,6 +160,7 @@ Register-ArgumentCompleter -Native -CommandName 'rdv' -ScriptBlock {
             [CompletionResult]::new('--send-after-peers', '--send-after-peers', [CompletionResultType]::ParameterName, 'Hold every outgoing message (-x, --send-file, stdin) until at least N other peers are in the room, so an offer is not sent before its callee has arrived')
             [CompletionResult]::new('--delay', '--delay', [CompletionResultType]::ParameterName, 'Pause between the messages of -x and --send-file')
             [CompletionResult]::new('--answer-template', '--answer-template', [CompletionResultType]::ParameterName, 'JSON (or @FILE) merged into each automatic answer; `to` and `type` are filled in [default: a placeholder SDP]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Access token to register with, for a server started with --auth-key (PROTOCOL §13; `rdv token` makes one). Prefer RDV_TOKEN: a flag''s value shows in the process list')
             [CompletionResult]::new('--challenge-wait', '--challenge-wait', [CompletionResultType]::ParameterName, 'How long to wait for a server''s challenge before registering without one')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour in output meant for people')
             [CompletionResult]::new('--only-buddies', '--only-buddies', [CompletionResultType]::ParameterName, 'Refuse to send to peers that are not on --buddies, and drop offers and answers from buddies that are not validly signed (PROTOCOL §12)')
@@ -330,6 +354,7 @@ Register-ArgumentCompleter -Native -CommandName 'rdv' -ScriptBlock {
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the signaling server')
             [CompletionResult]::new('keygen', 'keygen', [CompletionResultType]::ParameterValue, 'Make key pairs (EC, Ed25519 or RSA) as JWK or PEM')
             [CompletionResult]::new('fingerprint', 'fingerprint', [CompletionResultType]::ParameterValue, 'Print the peer IDs of keys, check them against a buddy list, or build one')
+            [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Make an access token for a server started with --auth-key, or check one')
             [CompletionResult]::new('peer', 'peer', [CompletionResultType]::ParameterValue, 'Join a room from the terminal: see and send every signaling message')
             [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Load-test a signaling server, or compare rdv with a raw relay floor')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
@@ -343,6 +368,9 @@ Register-ArgumentCompleter -Native -CommandName 'rdv' -ScriptBlock {
             break
         }
         'rdv;help;fingerprint' {
+            break
+        }
+        'rdv;help;token' {
             break
         }
         'rdv;help;peer' {

@@ -37,6 +37,9 @@ _rdv() {
             rdv,serve)
                 cmd="rdv__subcmd__serve"
                 ;;
+            rdv,token)
+                cmd="rdv__subcmd__token"
+                ;;
             rdv__subcmd__bench,churn)
                 cmd="rdv__subcmd__bench__subcmd__churn"
                 ;;
@@ -106,6 +109,9 @@ _rdv() {
             rdv__subcmd__help,serve)
                 cmd="rdv__subcmd__help__subcmd__serve"
                 ;;
+            rdv__subcmd__help,token)
+                cmd="rdv__subcmd__help__subcmd__token"
+                ;;
             rdv__subcmd__help__subcmd__bench,churn)
                 cmd="rdv__subcmd__help__subcmd__bench__subcmd__churn"
                 ;;
@@ -134,7 +140,7 @@ _rdv() {
 
     case "${cmd}" in
         rdv)
-            opts="-h -V --color --help --version serve keygen fingerprint peer bench completions help"
+            opts="-h -V --color --help --version serve keygen fingerprint token peer bench completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -654,7 +660,7 @@ _rdv() {
             return 0
             ;;
         rdv__subcmd__help)
-            opts="serve keygen fingerprint peer bench completions help"
+            opts="serve keygen fingerprint token peer bench completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -863,6 +869,20 @@ _rdv() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        rdv__subcmd__help__subcmd__token)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         rdv__subcmd__keygen)
             opts="-t -o -q -h -V --type --curve --bits --format --out --public-out --name --json --force --count --out-dir --quiet --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -926,7 +946,7 @@ _rdv() {
             return 0
             ;;
         rdv__subcmd__peer)
-            opts="-H -x -h -V --key --buddies --only-buddies --require-signed --no-sign --ca --insecure --header --json --timeout --wait-peers --expect --until --count --exit-on-eof --linger --send --send-file --send-after-peers --delay --answer-offers --answer-template --reconnect --ice-check --no-proof --challenge-wait --color --help --version"
+            opts="-H -x -h -V --key --buddies --only-buddies --require-signed --no-sign --ca --insecure --header --json --timeout --wait-peers --expect --until --count --exit-on-eof --linger --send --send-file --send-after-peers --delay --answer-offers --answer-template --reconnect --ice-check --token --no-proof --challenge-wait --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1000,6 +1020,10 @@ _rdv() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --challenge-wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1016,7 +1040,7 @@ _rdv() {
             return 0
             ;;
         rdv__subcmd__serve)
-            opts="-h -V --config --check-config --listen --tls-cert --tls-key --max-message-size --read-buffer --ping-interval --register-timeout --max-unregistered --message-timeout --max-unfinished-bytes --outbound-queue --outbound-queue-bytes --max-outbound-bytes --max-connections --max-peers-per-room --rate-limit --rate-burst --drain-timeout --allow-list --allow-origin --require-origin --room-pattern --max-connections-per-ip --connect-rate-per-ip --trusted-proxy --client-address-header --log-room-names --proof --max-proof-checks --ice-server --turn-secret-file --turn-ttl --cluster --cluster-password-file --cluster-lease --log-format --color --help --version"
+            opts="-h -V --config --check-config --listen --tls-cert --tls-key --max-message-size --read-buffer --ping-interval --register-timeout --max-unregistered --message-timeout --max-unfinished-bytes --outbound-queue --outbound-queue-bytes --max-outbound-bytes --max-connections --max-peers-per-room --rate-limit --rate-burst --drain-timeout --allow-list --allow-origin --require-origin --room-pattern --max-connections-per-ip --connect-rate-per-ip --trusted-proxy --client-address-header --log-room-names --proof --max-proof-checks --auth-key --auth-audience --auth-issuer --ice-server --turn-secret-file --turn-ttl --cluster --cluster-password-file --cluster-lease --log-format --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1134,6 +1158,18 @@ _rdv() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --auth-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --auth-audience)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --auth-issuer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --ice-server)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1160,6 +1196,60 @@ _rdv() {
                     ;;
                 --log-format)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rdv__subcmd__token)
+            opts="-h -V --key --room --peer --for --ttl --aud --iss --max-peers --alg --verify --json --color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --room)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --peer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --for)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ttl)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --aud)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --iss)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-peers)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --alg)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --color)

@@ -26,6 +26,7 @@ set edit:completion:arg-completer[rdv] = {|@words|
             cand serve 'Run the signaling server'
             cand keygen 'Make key pairs (EC, Ed25519 or RSA) as JWK or PEM'
             cand fingerprint 'Print the peer IDs of keys, check them against a buddy list, or build one'
+            cand token 'Make an access token for a server started with --auth-key, or check one'
             cand peer 'Join a room from the terminal: see and send every signaling message'
             cand bench 'Load-test a signaling server, or compare rdv with a raw relay floor'
             cand completions 'Print a shell completion script to stdout'
@@ -60,6 +61,9 @@ set edit:completion:arg-completer[rdv] = {|@words|
             cand --client-address-header 'The one header your trusted proxy names the client in. It is read across all its lines from the right, past trusted proxies, to the first address that is not one; every other forwarding header is ignored, so a client cannot choose its address'
             cand --proof 'Proof of possession (PROTOCOL §9): `off` keeps the original protocol byte for byte; `optional` and `required` send a challenge and mark peers verified or not'
             cand --max-proof-checks 'Proof-of-possession checks the whole server does per second, in units of one P-256, Ed25519 or RSA-2048 check (RSA-4096 counts 4, RSA-8192 16, and up to 4 times that for an exponent above 65537). Only proofs that pass every free check are charged. Past it, a register with a proof is closed with 1013 to retry later, so a flood of proofs cannot take the CPU'
+            cand --auth-key 'Require an access token (a JWT) with every register (PROTOCOL §13), signed by a key in this file (repeatable): a public JWK, a JWK Set, PEM public keys (ES256, ES384, EdDSA, RS256/PS256…), an `oct` JWK, or a secret on the first line (HS256). The algorithm comes from the key, never from the token. Reloaded on SIGHUP'
+            cand --auth-audience 'With --auth-key: tokens must name one of these audiences in `aud` (repeatable)'
+            cand --auth-issuer 'With --auth-key: tokens must come from one of these issuers (`iss`, repeatable)'
             cand --ice-server 'STUN or TURN server to hand peers in `welcome` (repeatable): stun:HOST[:PORT], turn:HOST[:PORT][?transport=udp|tcp], turns:… (PROTOCOL §10). Without any, nothing changes on the wire'
             cand --turn-secret-file 'coturn''s static-auth-secret (the file''s first line): TURN URLs get time-limited credentials for each peer, EXPIRY:PEER_ID and base64(HMAC-SHA1(secret, username)). Read at start and on SIGHUP; never logged'
             cand --turn-ttl 'How long TURN credentials are valid; peers get fresh ones (an `ice-servers` message) at 80 % of it'
@@ -112,6 +116,24 @@ set edit:completion:arg-completer[rdv] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'rdv;token'= {
+            cand --key 'The signing key (or, with --verify, the key or keys to check with)'
+            cand --room 'A room the token grants (repeatable): an exact name, or a prefix ending in `*` (`game-*`; `*` alone grants every room). With --verify: check the token for it'
+            cand --peer 'Bind the token to this peer ID (`sub`): only that key may use it'
+            cand --for 'Bind the token to the peer ID of the key in this file (public or private)'
+            cand --ttl 'How long the token is valid'
+            cand --aud 'The audience (`aud`); with --verify, the one required'
+            cand --iss 'The issuer (`iss`); with --verify, the one required'
+            cand --max-peers 'The room''s size when the token''s holder is the first to join it (`max_peers`)'
+            cand --alg 'The signing algorithm, when the key allows several (RSA: RS256 by default, or PS256…; a secret: HS256, HS384 or HS512)'
+            cand --color 'When to use colour in output meant for people'
+            cand --verify 'Check TOKEN instead of making one'
+            cand --json 'With --verify: print JSON instead of lines'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'rdv;peer'= {
             cand --key 'Private key to register with (JWK or PEM, e.g. from `rdv keygen`); without it an ephemeral P-256 key is made and its peer ID printed'
             cand --buddies 'Buddy list (JSON or one ID per line): peers are shown as buddies or unknown'
@@ -130,6 +152,7 @@ set edit:completion:arg-completer[rdv] = {|@words|
             cand --send-after-peers 'Hold every outgoing message (-x, --send-file, stdin) until at least N other peers are in the room, so an offer is not sent before its callee has arrived'
             cand --delay 'Pause between the messages of -x and --send-file'
             cand --answer-template 'JSON (or @FILE) merged into each automatic answer; `to` and `type` are filled in [default: a placeholder SDP]'
+            cand --token 'Access token to register with, for a server started with --auth-key (PROTOCOL §13; `rdv token` makes one). Prefer RDV_TOKEN: a flag''s value shows in the process list'
             cand --challenge-wait 'How long to wait for a server''s challenge before registering without one'
             cand --color 'When to use colour in output meant for people'
             cand --only-buddies 'Refuse to send to peers that are not on --buddies, and drop offers and answers from buddies that are not validly signed (PROTOCOL §12)'
@@ -304,6 +327,7 @@ set edit:completion:arg-completer[rdv] = {|@words|
             cand serve 'Run the signaling server'
             cand keygen 'Make key pairs (EC, Ed25519 or RSA) as JWK or PEM'
             cand fingerprint 'Print the peer IDs of keys, check them against a buddy list, or build one'
+            cand token 'Make an access token for a server started with --auth-key, or check one'
             cand peer 'Join a room from the terminal: see and send every signaling message'
             cand bench 'Load-test a signaling server, or compare rdv with a raw relay floor'
             cand completions 'Print a shell completion script to stdout'
@@ -314,6 +338,8 @@ set edit:completion:arg-completer[rdv] = {|@words|
         &'rdv;help;keygen'= {
         }
         &'rdv;help;fingerprint'= {
+        }
+        &'rdv;help;token'= {
         }
         &'rdv;help;peer'= {
         }

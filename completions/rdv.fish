@@ -32,6 +32,7 @@ complete -c rdv -n "__fish_rdv_needs_command" -s V -l version -d 'Print version'
 complete -c rdv -n "__fish_rdv_needs_command" -f -a "serve" -d 'Run the signaling server'
 complete -c rdv -n "__fish_rdv_needs_command" -f -a "keygen" -d 'Make key pairs (EC, Ed25519 or RSA) as JWK or PEM'
 complete -c rdv -n "__fish_rdv_needs_command" -f -a "fingerprint" -d 'Print the peer IDs of keys, check them against a buddy list, or build one'
+complete -c rdv -n "__fish_rdv_needs_command" -f -a "token" -d 'Make an access token for a server started with --auth-key, or check one'
 complete -c rdv -n "__fish_rdv_needs_command" -f -a "peer" -d 'Join a room from the terminal: see and send every signaling message'
 complete -c rdv -n "__fish_rdv_needs_command" -f -a "bench" -d 'Load-test a signaling server, or compare rdv with a raw relay floor'
 complete -c rdv -n "__fish_rdv_needs_command" -f -a "completions" -d 'Print a shell completion script to stdout'
@@ -68,6 +69,9 @@ complete -c rdv -n "__fish_rdv_using_subcommand serve" -l proof -d 'Proof of pos
 optional\t'A proof, when given, must be valid; peers without one are unverified'
 required\t'Every `register` must carry a valid proof'"
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l max-proof-checks -d 'Proof-of-possession checks the whole server does per second, in units of one P-256, Ed25519 or RSA-2048 check (RSA-4096 counts 4, RSA-8192 16, and up to 4 times that for an exponent above 65537). Only proofs that pass every free check are charged. Past it, a register with a proof is closed with 1013 to retry later, so a flood of proofs cannot take the CPU' -r
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l auth-key -d 'Require an access token (a JWT) with every register (PROTOCOL §13), signed by a key in this file (repeatable): a public JWK, a JWK Set, PEM public keys (ES256, ES384, EdDSA, RS256/PS256…), an `oct` JWK, or a secret on the first line (HS256). The algorithm comes from the key, never from the token. Reloaded on SIGHUP' -r -F
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l auth-audience -d 'With --auth-key: tokens must name one of these audiences in `aud` (repeatable)' -r
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l auth-issuer -d 'With --auth-key: tokens must come from one of these issuers (`iss`, repeatable)' -r
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l ice-server -d 'STUN or TURN server to hand peers in `welcome` (repeatable): stun:HOST[:PORT], turn:HOST[:PORT][?transport=udp|tcp], turns:… (PROTOCOL §10). Without any, nothing changes on the wire' -r
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l turn-secret-file -d 'coturn\'s static-auth-secret (the file\'s first line): TURN URLs get time-limited credentials for each peer, EXPIRY:PEER_ID and base64(HMAC-SHA1(secret, username)). Read at start and on SIGHUP; never logged' -r -F
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l turn-ttl -d 'How long TURN credentials are valid; peers get fresh ones (an `ice-servers` message) at 80 % of it' -r
@@ -122,6 +126,22 @@ complete -c rdv -n "__fish_rdv_using_subcommand fingerprint" -l explain -d 'Prin
 complete -c rdv -n "__fish_rdv_using_subcommand fingerprint" -l buddy-list -d 'Print a JSON buddy list [{"id", "name", "publicKey"}]; the name is the key\'s kid (unless the kid is just the peer ID, as `rdv keygen` sets it without --name), else the file stem'
 complete -c rdv -n "__fish_rdv_using_subcommand fingerprint" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rdv -n "__fish_rdv_using_subcommand fingerprint" -s V -l version -d 'Print version'
+complete -c rdv -n "__fish_rdv_using_subcommand token" -l key -d 'The signing key (or, with --verify, the key or keys to check with)' -r -F
+complete -c rdv -n "__fish_rdv_using_subcommand token" -l room -d 'A room the token grants (repeatable): an exact name, or a prefix ending in `*` (`game-*`; `*` alone grants every room). With --verify: check the token for it' -r
+complete -c rdv -n "__fish_rdv_using_subcommand token" -l peer -d 'Bind the token to this peer ID (`sub`): only that key may use it' -r
+complete -c rdv -n "__fish_rdv_using_subcommand token" -l for -d 'Bind the token to the peer ID of the key in this file (public or private)' -r -F
+complete -c rdv -n "__fish_rdv_using_subcommand token" -l ttl -d 'How long the token is valid' -r
+complete -c rdv -n "__fish_rdv_using_subcommand token" -l aud -d 'The audience (`aud`); with --verify, the one required' -r
+complete -c rdv -n "__fish_rdv_using_subcommand token" -l iss -d 'The issuer (`iss`); with --verify, the one required' -r
+complete -c rdv -n "__fish_rdv_using_subcommand token" -l max-peers -d 'The room\'s size when the token\'s holder is the first to join it (`max_peers`)' -r
+complete -c rdv -n "__fish_rdv_using_subcommand token" -l alg -d 'The signing algorithm, when the key allows several (RSA: RS256 by default, or PS256…; a secret: HS256, HS384 or HS512)' -r
+complete -c rdv -n "__fish_rdv_using_subcommand token" -l color -d 'When to use colour in output meant for people' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set'
+always\t''
+never\t''"
+complete -c rdv -n "__fish_rdv_using_subcommand token" -l verify -d 'Check TOKEN instead of making one'
+complete -c rdv -n "__fish_rdv_using_subcommand token" -l json -d 'With --verify: print JSON instead of lines'
+complete -c rdv -n "__fish_rdv_using_subcommand token" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rdv -n "__fish_rdv_using_subcommand token" -s V -l version -d 'Print version'
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l key -d 'Private key to register with (JWK or PEM, e.g. from `rdv keygen`); without it an ephemeral P-256 key is made and its peer ID printed' -r -F
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l buddies -d 'Buddy list (JSON or one ID per line): peers are shown as buddies or unknown' -r -F
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l ca -d 'Trust this CA (PEM) for wss:// instead of the system\'s roots' -r -F
@@ -137,6 +157,7 @@ complete -c rdv -n "__fish_rdv_using_subcommand peer" -l send-file -d 'Send each
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l send-after-peers -d 'Hold every outgoing message (-x, --send-file, stdin) until at least N other peers are in the room, so an offer is not sent before its callee has arrived' -r
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l delay -d 'Pause between the messages of -x and --send-file' -r
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l answer-template -d 'JSON (or @FILE) merged into each automatic answer; `to` and `type` are filled in [default: a placeholder SDP]' -r
+complete -c rdv -n "__fish_rdv_using_subcommand peer" -l token -d 'Access token to register with, for a server started with --auth-key (PROTOCOL §13; `rdv token` makes one). Prefer RDV_TOKEN: a flag\'s value shows in the process list' -r
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l challenge-wait -d 'How long to wait for a server\'s challenge before registering without one' -r
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l color -d 'When to use colour in output meant for people' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set'
 always\t''
@@ -270,13 +291,14 @@ always\t''
 never\t''"
 complete -c rdv -n "__fish_rdv_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rdv -n "__fish_rdv_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint peer bench completions help" -f -a "serve" -d 'Run the signaling server'
-complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint peer bench completions help" -f -a "keygen" -d 'Make key pairs (EC, Ed25519 or RSA) as JWK or PEM'
-complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint peer bench completions help" -f -a "fingerprint" -d 'Print the peer IDs of keys, check them against a buddy list, or build one'
-complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint peer bench completions help" -f -a "peer" -d 'Join a room from the terminal: see and send every signaling message'
-complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint peer bench completions help" -f -a "bench" -d 'Load-test a signaling server, or compare rdv with a raw relay floor'
-complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint peer bench completions help" -f -a "completions" -d 'Print a shell completion script to stdout'
-complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint peer bench completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint token peer bench completions help" -f -a "serve" -d 'Run the signaling server'
+complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint token peer bench completions help" -f -a "keygen" -d 'Make key pairs (EC, Ed25519 or RSA) as JWK or PEM'
+complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint token peer bench completions help" -f -a "fingerprint" -d 'Print the peer IDs of keys, check them against a buddy list, or build one'
+complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint token peer bench completions help" -f -a "token" -d 'Make an access token for a server started with --auth-key, or check one'
+complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint token peer bench completions help" -f -a "peer" -d 'Join a room from the terminal: see and send every signaling message'
+complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint token peer bench completions help" -f -a "bench" -d 'Load-test a signaling server, or compare rdv with a raw relay floor'
+complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint token peer bench completions help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c rdv -n "__fish_rdv_using_subcommand help; and not __fish_seen_subcommand_from serve keygen fingerprint token peer bench completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c rdv -n "__fish_rdv_using_subcommand help; and __fish_seen_subcommand_from bench" -f -a "relay" -d 'Pairs relaying ~1 KiB offers and answers: messages/s, one-way latency, loss'
 complete -c rdv -n "__fish_rdv_using_subcommand help; and __fish_seen_subcommand_from bench" -f -a "join" -d 'N peers register over R rooms: joins/s, register→welcome latency, server memory'
 complete -c rdv -n "__fish_rdv_using_subcommand help; and __fish_seen_subcommand_from bench" -f -a "fanout" -d 'K peers join one room in turn: peer-joined events/s and when the last join is seen'

@@ -72,6 +72,7 @@ fn main() -> ExitCode {
         Command::Serve(config) => commands::serve::run(*config, cli.color, Box::new(reread(args))),
         Command::Keygen(args) => commands::keygen::run(&args),
         Command::Fingerprint(args) => commands::fingerprint::run(&args),
+        Command::Token(args) => commands::token::run(&args, cli.color),
         Command::Peer(args) => rdv::peer::run(&args, cli.color),
         Command::Bench(args) => rdv::bench::run(&args),
         Command::Completions(args) => {

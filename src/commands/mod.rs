@@ -1,4 +1,4 @@
-//! The subcommands that are one file each: key generation, fingerprints, shell completions
+//! The subcommands that are one file each: key generation, fingerprints, access tokens, shell completions
 //! and man pages, and the process around `rdv serve` (runtime, logging, signals). The larger
 //! ones, [`crate::peer`] and [`crate::bench`], have modules of their own.
 
@@ -7,3 +7,4 @@ pub mod config_file;
 pub mod fingerprint;
 pub mod keygen;
 pub mod serve;
+pub mod token;

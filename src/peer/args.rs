@@ -143,6 +143,11 @@ pub struct PeerArgs {
     #[arg(long)]
     pub ice_check: bool,
 
+    /// Access token to register with, for a server started with --auth-key (PROTOCOL §13;
+    /// `rdv token` makes one). Prefer RDV_TOKEN: a flag's value shows in the process list.
+    #[arg(long, env = "RDV_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
     /// Never answer a proof-of-possession challenge (to test a server's `required` mode).
     #[arg(long)]
     pub no_proof: bool,

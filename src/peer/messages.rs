@@ -21,6 +21,7 @@ impl Driver<'_> {
     /// also whether it carries one.
     fn register_message(&self) -> (String, bool) {
         let public_key = self.setup.key.public().to_public_json();
+        let token = self.args.token.as_deref();
         match self.nonce.as_deref().filter(|_| !self.args.no_proof) {
             Some(nonce) => {
                 let key = &self.setup.key;
@@ -31,9 +32,9 @@ impl Driver<'_> {
                     alg: alg.name(),
                     signature: &signature,
                 };
-                (protocol::register(&public_key, Some(proof)), true)
+                (protocol::register(&public_key, Some(proof), token), true)
             }
-            None => (protocol::register(&public_key, None), false),
+            None => (protocol::register(&public_key, None, token), false),
         }
     }
 
@@ -136,6 +137,9 @@ impl Driver<'_> {
                     return self.send_register(socket).await;
                 }
                 self.output.note(&format!("registration refused ({code})"));
+                if let Some(hint) = message.error_code().and_then(refusal_hint) {
+                    self.output.note(hint);
+                }
                 return Some(self.finish(socket, Exit::ServerError).await);
             }
             ServerMessage::Error { code, message }
@@ -361,4 +365,23 @@ impl Driver<'_> {
             Err(_) => Some(Ended::Dropped(None)),
         }
     }
+}
+
+/// What to do about a refused registration, when rdv can say.
+fn refusal_hint(code: ErrorCode) -> Option<&'static str> {
+    Some(match code {
+        ErrorCode::TokenRequired => {
+            "this server wants an access token: pass one with --token (or RDV_TOKEN); \
+             `rdv token --key FILE --room NAME` makes one"
+        }
+        ErrorCode::TokenPeerMismatch => {
+            "the token names another peer (sub): register with that key (--key), or get a \
+             token for this one (`rdv token --for KEYFILE`)"
+        }
+        ErrorCode::TokenExpired => "get a fresh token; `rdv token --verify` shows its times",
+        ErrorCode::TokenInvalid | ErrorCode::RoomForbidden => {
+            "`rdv token --verify --key KEYFILE --room NAME TOKEN` shows what the token says"
+        }
+        _ => return None,
+    })
 }
