@@ -410,7 +410,7 @@ async fn joiners_that_stop_reading_cannot_pin_memory() {
     for _ in 0..150 {
         let mut raw = RawClient::connect(&server, "amplify").await;
         let key = common::TestKey::new();
-        raw.send_text(&rdv::protocol::register(&key.public_jwk, None))
+        raw.send_text(&rdv::protocol::register(&key.public_jwk, None, None))
             .await;
         stalled.push(raw);
     }
@@ -470,7 +470,7 @@ async fn a_room_of_slow_readers_stays_under_the_outbound_ceiling() {
         let tcp = socket.connect(server.addr).await.unwrap();
         let mut raw = RawClient::over(tcp, "slow-room").await;
         let key = common::TestKey::new();
-        raw.send_text(&rdv::protocol::register(&key.public_jwk, None))
+        raw.send_text(&rdv::protocol::register(&key.public_jwk, None, None))
             .await;
         let (welcome, _) = raw.message().await;
         assert_eq!(welcome["type"], "welcome");

@@ -718,6 +718,7 @@ async fn check_welcomes(harness: &Harness) -> Option<String> {
         ws.send(Message::text(rdv::protocol::register(
             &key.public_jwk,
             None,
+            None,
         )))
         .await
         .ok()?;

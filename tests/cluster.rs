@@ -136,7 +136,7 @@ async fn duplicates_and_a_full_room_are_decided_cluster_wide() {
     let servers = three(&redis, &["--max-peers-per-room", "3"]);
     let a = servers[0].peer("dup").await;
     let mut twin = Client::connect(&servers[1].url("dup")).await;
-    twin.send_text(&rdv::protocol::register(&a.key.public_jwk, None))
+    twin.send_text(&rdv::protocol::register(&a.key.public_jwk, None, None))
         .await;
     twin.expect_error("duplicate-peer").await;
 
@@ -150,7 +150,7 @@ async fn duplicates_and_a_full_room_are_decided_cluster_wide() {
             racers.push(Client::connect(&server.url(&room)).await);
         }
         let registers = [TestKey::new(), TestKey::new()]
-            .map(|key| rdv::protocol::register(&key.public_jwk, None));
+            .map(|key| rdv::protocol::register(&key.public_jwk, None, None));
         let (left, right) = racers.split_at_mut(1);
         tokio::join!(
             left[0].send_text(&registers[0]),
@@ -167,6 +167,84 @@ async fn duplicates_and_a_full_room_are_decided_cluster_wide() {
         }
         outcomes.sort();
         assert_eq!(outcomes, ["room-full", "welcome"], "round {round}");
+    }
+}
+
+/// PROTOCOL §13 under `--cluster`: each instance checks tokens itself, and the size a token
+/// sets for the room it opens holds on every instance until the room empties.
+#[tokio::test]
+#[ignore = "needs redis-server (apt install redis-server)"]
+async fn access_tokens_and_the_room_size_they_set_hold_across_instances() {
+    use rdv::token::{MintRequest, mint, now_seconds, parse_signing_key};
+    let redis = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let signer = PrivateKey::generate(KeySpec::Ed25519).unwrap();
+    let public = dir.path().join("app.pub.pem");
+    std::fs::write(&public, signer.public_pem()).unwrap();
+    let key = parse_signing_key(&signer.to_pkcs8_pem(), None).unwrap();
+    let token = |max_peers: Option<u32>| {
+        let request = MintRequest {
+            rooms: vec!["sized".into()],
+            peer: None,
+            ttl: Duration::from_secs(600),
+            audience: None,
+            issuer: None,
+            max_peers,
+        };
+        mint(&key, &request, now_seconds()).unwrap()
+    };
+    let servers = [(); 2].map(|()| {
+        instance(
+            &redis,
+            "2s",
+            &[
+                "--auth-key",
+                public.to_str().unwrap(),
+                "--max-peers-per-room",
+                "5",
+            ],
+        )
+    });
+    let join = |server: usize, token: Option<String>| {
+        let url = servers[server].url("sized");
+        async move {
+            let mut client = Client::connect(&url).await;
+            let register =
+                rdv::protocol::register(&TestKey::new().public_jwk, None, token.as_deref());
+            client.send_text(&register).await;
+            let first = client.recv_json().await;
+            (client, first)
+        }
+    };
+    let (mut host, welcome) = join(0, Some(token(Some(2)))).await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    let (guest, welcome) = join(1, Some(token(None))).await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    host.expect("peer-joined").await;
+    let (_third, refusal) = join(0, Some(token(None))).await;
+    assert_eq!(refusal["code"], "room-full", "{refusal}");
+    let (_fourth, refusal) = join(1, Some(token(Some(5)))).await;
+    assert_eq!(
+        refusal["code"], "room-full",
+        "the opener's size holds on the other instance"
+    );
+    let (mut nobody, refusal) = join(1, None).await;
+    assert_eq!(refusal["code"], "token-required", "{refusal}");
+    assert_eq!(nobody.expect_close().await, 1008);
+
+    // Emptied, the room forgets the size: opened again without one, five fit.
+    host.close().await;
+    guest.close().await;
+    for server in &servers {
+        server
+            .wait_for_metric("rdv_peers", |peers| peers == 0.0)
+            .await;
+    }
+    let mut members = Vec::new();
+    for n in 0..5 {
+        let (client, welcome) = join(n % 2, Some(token(None))).await;
+        assert_eq!(welcome["type"], "welcome", "member {n}: {welcome}");
+        members.push(client);
     }
 }
 
@@ -296,8 +374,12 @@ async fn redis_lost_and_back_keeps_local_relays_and_converges() {
     a.client.expect_error("unavailable").await;
     // A join that needs Redis is refused, and told to come back later.
     let mut late = Client::connect(&one.url("storm")).await;
-    late.send_text(&rdv::protocol::register(&TestKey::new().public_jwk, None))
-        .await;
+    late.send_text(&rdv::protocol::register(
+        &TestKey::new().public_jwk,
+        None,
+        None,
+    ))
+    .await;
     late.expect_error("unavailable").await;
     assert_eq!(late.expect_close().await, 1013);
     // b leaves during the outage; a hears of it once Redis is back.
@@ -395,7 +477,11 @@ async fn without_redis_the_instance_is_degraded_and_refuses_joins() {
     assert_eq!((status, body.as_str()), (503, r#"{"status":"degraded"}"#));
     let mut client = Client::connect(&server.url("r")).await;
     client
-        .send_text(&rdv::protocol::register(&TestKey::new().public_jwk, None))
+        .send_text(&rdv::protocol::register(
+            &TestKey::new().public_jwk,
+            None,
+            None,
+        ))
         .await;
     client.expect_error("unavailable").await;
     assert_eq!(client.expect_close().await, 1013);
@@ -449,7 +535,7 @@ async fn the_shipped_haproxy_config_balances_one_room_and_skips_a_degraded_insta
         || async {
             for _ in 0..6 {
                 let (mut ws, _) = tokio_tungstenite::connect_async(&probes).await.ok()?;
-                let register = rdv::protocol::register(&TestKey::new().public_jwk, None);
+                let register = rdv::protocol::register(&TestKey::new().public_jwk, None, None);
                 futures_util::SinkExt::send(&mut ws, register.into())
                     .await
                     .ok()?;
@@ -541,7 +627,7 @@ async fn joins_cut_short_leave_no_ghost_members() {
                 else {
                     continue;
                 };
-                let register = rdv::protocol::register(&TestKey::new().public_jwk, None);
+                let register = rdv::protocol::register(&TestKey::new().public_jwk, None, None);
                 if futures_util::SinkExt::send(&mut ws, register.into())
                     .await
                     .is_err()

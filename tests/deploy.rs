@@ -123,6 +123,7 @@ async fn join_from(source: &str, nginx: &Nginx, room: &str) -> (Ws, common::Test
     ws.send(Message::text(rdv::protocol::register(
         &key.public_jwk,
         None,
+        None,
     )))
     .await
     .unwrap();

@@ -169,7 +169,14 @@ fn help_flags(args: &[&str]) -> BTreeSet<String> {
 #[test]
 fn every_flag_the_docs_show_exists() {
     let mut by_command: HashMap<&str, BTreeSet<String>> = HashMap::new();
-    for command in ["serve", "keygen", "fingerprint", "peer", "completions"] {
+    for command in [
+        "serve",
+        "keygen",
+        "fingerprint",
+        "peer",
+        "token",
+        "completions",
+    ] {
         by_command.insert(command, help_flags(&[command]));
     }
     let mut bench = help_flags(&["bench"]);

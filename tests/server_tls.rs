@@ -88,6 +88,7 @@ async fn register(ws: &mut Wss) -> (TestKey, Value) {
     ws.send(Message::text(rdv::protocol::register(
         &key.public_jwk,
         None,
+        None,
     )))
     .await
     .unwrap();
@@ -312,7 +313,7 @@ async fn sighup_reloads_the_allow_list() {
     let server = Server::start(&["--allow-list", list.to_str().unwrap()]);
     let mut refused = Client::connect(&server.url("a")).await;
     refused
-        .send_text(&rdv::protocol::register(&key.public_jwk, None))
+        .send_text(&rdv::protocol::register(&key.public_jwk, None, None))
         .await;
     refused.expect_error("forbidden").await;
     std::fs::write(&list, format!("{}\n", key.peer_id())).unwrap();
@@ -340,7 +341,7 @@ fn an_openssl_client_registers_over_wss() {
     let pair = make_pair(dir.path(), "server");
     let server = start_tls(&pair, &[]);
     let key = TestKey::new();
-    let register = rdv::protocol::register(&key.public_jwk, None);
+    let register = rdv::protocol::register(&key.public_jwk, None, None);
     let script = r#"
 import json, os, socket, ssl, struct, sys
 port, ca, register = int(sys.argv[1]), sys.argv[2], sys.argv[3].encode()

@@ -460,7 +460,7 @@ impl Client {
     }
 
     pub async fn register(&mut self, key: &TestKey) -> Value {
-        self.send_text(&rdv::protocol::register(&key.public_jwk, None))
+        self.send_text(&rdv::protocol::register(&key.public_jwk, None, None))
             .await;
         let welcome = self.expect("welcome").await;
         assert_eq!(welcome["peerId"], key.peer_id());
