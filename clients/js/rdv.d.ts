@@ -18,6 +18,11 @@ export declare const ErrorCode: Readonly<{
   ProofInvalid: "proof-invalid";
   Replaced: "replaced";
   Unavailable: "unavailable";
+  TokenRequired: "token-required";
+  TokenInvalid: "token-invalid";
+  TokenExpired: "token-expired";
+  RoomForbidden: "room-forbidden";
+  TokenPeerMismatch: "token-peer-mismatch";
   ServerMismatch: "server-mismatch";
   PeerMismatch: "peer-mismatch";
   Closed: "closed";
@@ -116,6 +121,7 @@ export declare function loadIdentity(name?: string): Promise<Identity>;
 export declare function registerMessage(
   publicJwk: PublicJwk,
   proof?: { alg: string; signature: string } | null,
+  token?: string | null,
 ): string;
 export declare function relayMessage(
   type: "offer" | "answer" | "ice-candidate",
@@ -167,6 +173,11 @@ export interface JoinOptions {
   backoff?: { base?: number; max?: number };
   /** "auto" (default): sign when challenged; true: always wait for a challenge; false: never sign. */
   proof?: "auto" | boolean;
+  /**
+   * An access token for a server started with `--auth-key` (PROTOCOL §13), or a function
+   * (sync or async) called before every connect and reconnect for a fresh one.
+   */
+  token?: string | (() => string | Promise<string>);
   /** Sign our offers and answers with the identity (PROTOCOL §12). Default true. */
   sign?: boolean;
   /** Refuse offers and answers that are unsigned or whose signature does not hold. */

@@ -28,6 +28,11 @@ export const ErrorCode = Object.freeze({
   ProofInvalid: "proof-invalid",
   Replaced: "replaced",
   Unavailable: "unavailable",
+  TokenRequired: "token-required",
+  TokenInvalid: "token-invalid",
+  TokenExpired: "token-expired",
+  RoomForbidden: "room-forbidden",
+  TokenPeerMismatch: "token-peer-mismatch",
   // Raised by the library, never sent by a server:
   /** The server's `welcome` names another peer ID than ours: it is not to be trusted. */
   ServerMismatch: "server-mismatch",
@@ -49,7 +54,18 @@ export const ErrorCode = Object.freeze({
 const FINAL = new Set([
   ErrorCode.InvalidKey, ErrorCode.PrivateKey, ErrorCode.Forbidden, ErrorCode.ProofRequired,
   ErrorCode.ProofInvalid, ErrorCode.ServerMismatch, ErrorCode.UnsupportedKey,
+  ErrorCode.TokenRequired, ErrorCode.TokenInvalid, ErrorCode.TokenExpired,
+  ErrorCode.RoomForbidden, ErrorCode.TokenPeerMismatch,
 ]);
+
+/** The server's access-token refusals (PROTOCOL §13); each closes the connection. */
+const TOKEN_REFUSALS = new Set([
+  ErrorCode.TokenRequired, ErrorCode.TokenInvalid, ErrorCode.TokenExpired,
+  ErrorCode.RoomForbidden, ErrorCode.TokenPeerMismatch,
+]);
+
+/** Token refusals a fresh token from a `token` function can fix on a reconnect. */
+const STALE_TOKEN = new Set([ErrorCode.TokenExpired, ErrorCode.TokenInvalid]);
 
 /** An error from the server (its `code` is one of {@link ErrorCode}) or from the library. */
 export class RdvError extends Error {
@@ -274,10 +290,11 @@ export async function loadIdentity(name = "default") {
 // ---------------------------------------------------------------------------------------
 // Messages (PROTOCOL §2, §3)
 
-/** `register`, with a proof when the server sent a challenge. */
-export function registerMessage(publicJwk, proof) {
+/** `register`, with a proof when the server sent a challenge and an access token (§13) when given. */
+export function registerMessage(publicJwk, proof, token) {
   const message = { type: "register", publicKey: publicKeyOf(publicJwk) };
   if (proof) message.proof = proof;
+  if (token) message.token = token;
   return JSON.stringify(message);
 }
 
@@ -348,7 +365,9 @@ const FINAL_CLOSES = new Set([1008]);
  * sign when the server challenges, `true`: always wait for a challenge, `false`: never),
  * `sign` (sign our offers and answers, PROTOCOL §12; default true), `requireSignatures`
  * (refuse unsigned or invalid ones), `buddies` (peer IDs to connect to and accept, and
- * whose signatures are required),
+ * whose signatures are required), `token` (an access token for a server started with
+ * `--auth-key`, PROTOCOL §13: a string, or a function, sync or async, called before every
+ * connect and reconnect so each gets a fresh one),
  * `rtc` (more RTCConfiguration, e.g. `{iceTransportPolicy: "relay"}`), `log`
  * (`(level, message) => void`; nothing is logged without it), `WebSocket` and
  * `RTCPeerConnection` (to run outside a browser).
@@ -444,6 +463,9 @@ export class Room extends EventTarget {
     // says `proof-required`, instead of giving up on a slow network.
     let nonce = null;
     let proved = false;
+    // Fetched while the socket opens; a failure is reported when register needs it.
+    const token = this._fetchToken();
+    token.catch(() => {});
     const register = async (challenge, again = false) => {
       if ((registered && !again) || ws !== this._ws) return;
       registered = true;
@@ -454,8 +476,14 @@ export class Room extends EventTarget {
       } catch (error) {
         return this._fail(error instanceof RdvError ? error : new RdvError(ErrorCode.UnsupportedKey, String(error)));
       }
+      let accessToken;
+      try {
+        accessToken = await token;
+      } catch (error) {
+        return this._tokenFailed(ws, error);
+      }
       proved ||= Boolean(proof);
-      if (ws.readyState === 1) ws.send(registerMessage(this.identity.publicJwk, proof));
+      if (ws.readyState === 1) ws.send(registerMessage(this.identity.publicJwk, proof, accessToken));
       this._log("debug", `register sent${proof ? " with a proof" : ""}`);
     };
     this._proveLate = () => {
@@ -492,6 +520,23 @@ export class Room extends EventTarget {
       }
       this._retry();
     };
+  }
+
+  /** The `token` option's value for this connect: null without one. */
+  async _fetchToken() {
+    const source = this._options.token;
+    if (source === undefined || source === null) return null;
+    const value = typeof source === "function" ? await source() : source;
+    if (typeof value !== "string" || value === "") throw new TypeError("the token option gave no token");
+    return value;
+  }
+
+  /** The token function threw: the first join fails with it; a reconnect tries again later. */
+  _tokenFailed(ws, error) {
+    const wrapped = new RdvError(ErrorCode.TokenRequired, `could not get an access token: ${error?.message ?? error}`);
+    if (!this._welcomed) return this._fail(wrapped);
+    this._error(wrapped);
+    if (ws === this._ws) ws.close();
   }
 
   _retry() {
@@ -547,6 +592,12 @@ export class Room extends EventTarget {
           return this._fail(error);
         }
         if (message.code === ErrorCode.ProofRequired && this._proveLate?.()) return;
+        if (TOKEN_REFUSALS.has(message.code) && this._welcomed) {
+          // A reconnect whose token went stale: the server closes (1008) and the next
+          // attempt asks the function for a fresh one. Anything else would be refused again.
+          if (STALE_TOKEN.has(message.code) && typeof this._options.token === "function") return this._error(error);
+          return this._fail(error);
+        }
         if (message.code === ErrorCode.DuplicatePeer && this._welcomed && !this._welcomedOnThisSocket()) {
           // Reconnecting while our previous connection is still open on the server (it has
           // not noticed the network change yet): try again after a back-off until it times

@@ -475,3 +475,64 @@ test("interop: rdv peer verifies what rdv.js signs, for every key type, and rdv.
     server.stop();
   }
 });
+
+test("a token function is asked before every connect, and a throwing one fails the join", async () => {
+  const identity = await generateIdentity();
+  let asked = 0;
+  const { Scripted, sockets } = scriptedWebSocket((socket, message) => {
+    if (message?.type === "register") socket.deliver({ type: "welcome", peerId: identity.peerId, peers: [] });
+  });
+  const room = await join("ws://server", "r", {
+    identity, WebSocket: Scripted, proof: false, backoff: { base: 5, max: 20 },
+    token: async () => `token-${++asked}`,
+  });
+  assert.equal(sockets[0].sent[0].token, "token-1");
+  const reopened = new Promise((resolve) => room.on("open", resolve));
+  sockets[0].close(1006, "gone");
+  await reopened;
+  assert.equal(sockets[1].sent[0].token, "token-2", "a reconnect gets a fresh token");
+  room.close();
+  assert.equal(JSON.parse(registerMessage(identity.publicJwk, null, "t")).token, "t");
+
+  await assert.rejects(
+    join("ws://server", "r", {
+      identity, WebSocket: Scripted, proof: false, token: () => { throw new Error("backend down"); },
+    }),
+    (e) => e instanceof RdvError && e.code === ErrorCode.TokenRequired && /backend down/.test(e.message),
+  );
+});
+
+test("a real rdv serve --auth-key admits a token rdv token made, and refuses the rest with their codes", { skip: serverAvailable ? false : `needs ${binary} and --experimental-websocket` }, async () => {
+  const { mkdtempSync, writeFileSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { execFileSync } = await import("node:child_process");
+  const dir = mkdtempSync(joinPath(tmpdir(), "rdv-token-"));
+  const secret = joinPath(dir, "secret.txt");
+  writeFileSync(secret, "a secret shared by the backend and rdv serve, 48+\n");
+  const mint = (...args) => execFileSync(binary, ["token", "--key", secret, ...args]).toString().trim();
+  const server = await serve(["--auth-key", secret]);
+  try {
+    const identity = await generateIdentity();
+    let fetches = 0;
+    const room = await join(server.url, "game-7", {
+      identity, reconnect: false, token: async () => { fetches += 1; return mint("--room", "game-*", "--peer", identity.peerId); },
+    });
+    assert.equal(room.id, identity.peerId);
+    assert.equal(fetches, 1);
+    room.close();
+    for (const [token, code] of [
+      [undefined, ErrorCode.TokenRequired],
+      [mint("--room", "other"), ErrorCode.RoomForbidden],
+      [mint("--room", "game-7", "--peer", "ab".repeat(32)), ErrorCode.TokenPeerMismatch],
+      ["not.a.token", ErrorCode.TokenInvalid],
+    ]) {
+      await assert.rejects(
+        join(server.url, "game-7", { identity: await generateIdentity(), reconnect: false, token }),
+        (e) => e instanceof RdvError && e.code === code,
+        code,
+      );
+    }
+  } finally {
+    server.stop();
+  }
+});

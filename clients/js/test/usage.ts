@@ -15,6 +15,7 @@ export async function app(): Promise<void> {
     requireSignatures: true,
     buddies: ["ab".repeat(32)],
     sign: true,
+    token: async () => (await fetch("/rdv-token")).text(),
     log: (level, message) => console.log(level, message),
   });
   room.on("peer-joined", (peer: Peer) => console.log(peer.id, peer.verified === null));
@@ -24,6 +25,7 @@ export async function app(): Promise<void> {
   });
   room.on("error", (error: RdvError) => {
     if (error.code === ErrorCode.Unavailable) console.log("the cluster is down");
+    if (error.code === ErrorCode.TokenExpired) console.log("the backend's tokens are too short-lived");
     if (error.code === ErrorCode.SignatureInvalid) console.log(error.peerId, error.reason);
   });
   room.on("reconnecting", ({ attempt, delay }) => console.log(attempt, delay));
