@@ -3,52 +3,11 @@
 
 mod common;
 
-use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use common::{Server, eventually, metric};
+use common::{Server, eventually, metric, upgrade_from};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-
-/// An upgrade request from `source` with `headers`: the status code and the response head.
-/// The connection is returned open, so it keeps counting against per-client limits.
-async fn upgrade_from(
-    server: &Server,
-    source: &str,
-    room: &str,
-    headers: &[&str],
-) -> (u16, String, tokio::net::TcpStream) {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    let source: IpAddr = source.parse().unwrap();
-    socket.bind(SocketAddr::new(source, 0)).unwrap();
-    let mut tcp = socket.connect(server.addr).await.unwrap();
-    let mut request = format!(
-        "GET /room/{room}/websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
-         Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-    );
-    for header in headers {
-        request.push_str(header);
-        request.push_str("\r\n");
-    }
-    request.push_str("\r\n");
-    tcp.write_all(request.as_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    tokio::time::timeout(common::WAIT, async {
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            if tcp.read(&mut byte).await.unwrap() == 0 {
-                break;
-            }
-            head.push(byte[0]);
-        }
-    })
-    .await
-    .expect("an answer in time");
-    let head = String::from_utf8_lossy(&head).into_owned();
-    let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    (status, head, tcp)
-}
+use tokio::io::AsyncReadExt as _;
 
 /// The body of a refused (non-101) answer, as long as its head's Content-Length says.
 async fn body(tcp: &mut tokio::net::TcpStream, head: &str) -> String {

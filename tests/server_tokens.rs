@@ -7,13 +7,12 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Client, Server, TestKey, WAIT, eventually};
+use common::{Client, Server, TestKey, eventually, rdv_output, upgrade_from};
 use futures_util::SinkExt as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rdv::identity::{EcCurve, KeySpec, PrivateKey, base64url};
 use rdv::token::{MintRequest, SigningKey, mint, now_seconds, parse_signing_key};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// The app's backend: a signing key, its public half in a file the server reads.
 struct Issuer {
@@ -300,42 +299,6 @@ async fn patterns_bindings_audience_and_issuer() {
     .await;
 }
 
-/// Sends an upgrade request with `headers`; returns the status and the raw head.
-async fn upgrade(
-    server: &Server,
-    room: &str,
-    headers: &[String],
-) -> (u16, String, tokio::net::TcpStream) {
-    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let mut request = format!(
-        "GET /room/{room}/websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
-         Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-    );
-    for header in headers {
-        request.push_str(header);
-        request.push_str("\r\n");
-    }
-    request.push_str("\r\n");
-    // A server may answer (or close) before reading a huge head whole.
-    let _ = tcp.write_all(request.as_bytes()).await;
-    let mut head = Vec::new();
-    tokio::time::timeout(WAIT, async {
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            match tcp.read(&mut byte).await {
-                Ok(1) => head.push(byte[0]),
-                _ => break,
-            }
-        }
-    })
-    .await
-    .expect("an answer in time");
-    let head = String::from_utf8_lossy(&head).into_owned();
-    let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    (status, head, tcp)
-}
-
 #[tokio::test]
 async fn native_clients_send_the_token_as_a_bearer_header() {
     let dir = tempfile::tempdir().unwrap();
@@ -366,10 +329,11 @@ async fn native_clients_send_the_token_as_a_bearer_header() {
         ),
         ("not.a.token".to_owned(), "token-invalid"),
     ] {
-        let (status, head, _) = upgrade(
+        let (status, head, _) = upgrade_from(
             &server,
+            "127.0.0.1",
             "lobby",
-            &[format!("Authorization: Bearer {token}")],
+            &[&format!("Authorization: Bearer {token}")],
         )
         .await;
         assert_eq!(status, 401, "{head}");
@@ -383,13 +347,20 @@ async fn native_clients_send_the_token_as_a_bearer_header() {
         );
     }
     // Another scheme is not a token: the upgrade goes on and register must carry one.
-    let (status, head, _) = upgrade(&server, "lobby", &["Authorization: Basic dTpw".into()]).await;
+    let (status, head, _) = upgrade_from(
+        &server,
+        "127.0.0.1",
+        "lobby",
+        &["Authorization: Basic dTpw"],
+    )
+    .await;
     assert_eq!(status, 101, "{head}");
     // A 1 MiB header never reaches the token check: past 8 KiB a request head gets 431.
-    let (status, head, _) = upgrade(
+    let (status, head, _) = upgrade_from(
         &server,
+        "127.0.0.1",
         "lobby",
-        &[format!("Authorization: Bearer {}", "A".repeat(1 << 20))],
+        &[&format!("Authorization: Bearer {}", "A".repeat(1 << 20))],
     )
     .await;
     assert_eq!(status, 431, "{head}");
@@ -416,10 +387,11 @@ async fn native_clients_send_the_token_as_a_bearer_header() {
         issuer: None,
         max_peers: None,
     });
-    let (status, _, tcp) = upgrade(
+    let (status, _, tcp) = upgrade_from(
         &server,
+        "127.0.0.1",
         "lobby",
-        &[format!("Authorization: Bearer {bound}")],
+        &[&format!("Authorization: Bearer {bound}")],
     )
     .await;
     assert_eq!(status, 101);
@@ -568,13 +540,12 @@ fn a_bad_key_file_stops_the_server_naming_the_file() {
     )
     .unwrap();
     for (file, words) in [(&short, "at least 32 bytes"), (&p521, "P-521")] {
-        let output = std::process::Command::new(common::rdv_binary())
-            .args(["serve", "--listen", "127.0.0.1:0", "--auth-key"])
-            .arg(file)
-            .output()
-            .unwrap();
-        assert_eq!(output.status.code(), Some(1));
-        let stderr = String::from_utf8_lossy(&output.stderr);
+        let file_arg = file.to_str().unwrap();
+        let (code, _, stderr) = rdv_output(
+            dir.path(),
+            &["serve", "--listen", "127.0.0.1:0", "--auth-key", file_arg],
+        );
+        assert_eq!(code, Some(1));
         assert!(
             stderr.contains(&file.display().to_string()) && stderr.contains(words),
             "{stderr}"
@@ -586,19 +557,7 @@ fn a_bad_key_file_stops_the_server_naming_the_file() {
 #[tokio::test]
 async fn rdv_token_mints_what_rdv_peer_presents() {
     let dir = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| {
-        let output = std::process::Command::new(common::rdv_binary())
-            .args(args)
-            .current_dir(dir.path())
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap();
-        (
-            output.status.code(),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
-    };
+    let run = |args: &[&str]| rdv_output(dir.path(), args);
     assert_eq!(
         run(&[
             "keygen",
@@ -779,13 +738,14 @@ async fn tokens_minted_by_pyjwt_are_accepted_for_every_algorithm() {
         assert_eq!(welcome["type"], "welcome", "{}: {welcome}", vector["alg"]);
         client.close().await;
         // And `rdv token --verify` reads it the same way.
-        let output = std::process::Command::new(common::rdv_binary())
-            .args(["token", "--verify", "--json", "--room", &room, "--key"])
-            .arg(dir.path().join(format!("key-{index}")))
-            .arg(token)
-            .output()
-            .unwrap();
-        let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let key = format!("key-{index}");
+        let (_, stdout, _) = rdv_output(
+            dir.path(),
+            &[
+                "token", "--verify", "--json", "--room", &room, "--key", &key, token,
+            ],
+        );
+        let report: Value = serde_json::from_str(&stdout).unwrap();
         assert_eq!(report["valid"], true, "{}: {report}", vector["alg"]);
         assert_eq!(report["claims"], vector["claims"]);
     }
@@ -820,17 +780,9 @@ async fn pyjwt_and_rdv_token_verify_each_other() {
     let python = python.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let rdv = |args: &[&str]| {
-        let output = std::process::Command::new(common::rdv_binary())
-            .args(args)
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "rdv {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
+        let (code, stdout, stderr) = rdv_output(dir.path(), args);
+        assert_eq!(code, Some(0), "rdv {args:?}: {stderr}");
+        stdout
     };
     let keys = [
         ("ES256", vec!["-t", "ec", "--curve", "P-256"]),

@@ -9,7 +9,7 @@ pub mod raw;
 pub mod redis;
 
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -17,6 +17,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -42,6 +43,22 @@ pub fn spawn_rdv(dir: &std::path::Path, args: &[&str]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn rdv")
+}
+
+/// Runs `rdv ARGS` in `dir` to the end, colour off: its exit code, stdout and stderr.
+pub fn rdv_output(dir: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let output = Command::new(rdv_binary())
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run rdv");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 /// A loopback TCP port nothing listens on right now, for a server a test starts itself.
@@ -286,6 +303,47 @@ pub fn metric(exposition: &str, series: &str) -> f64 {
         .trim()
         .parse()
         .unwrap()
+}
+
+/// An upgrade request from `source` with `headers`: the status code and the response head.
+/// The connection is returned open, so it keeps counting against per-client limits.
+pub async fn upgrade_from(
+    server: &Server,
+    source: &str,
+    room: &str,
+    headers: &[&str],
+) -> (u16, String, tokio::net::TcpStream) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    let source: IpAddr = source.parse().unwrap();
+    socket.bind(SocketAddr::new(source, 0)).unwrap();
+    let mut tcp = socket.connect(server.addr).await.unwrap();
+    let mut request = format!(
+        "GET /room/{room}/websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    );
+    for header in headers {
+        request.push_str(header);
+        request.push_str("\r\n");
+    }
+    request.push_str("\r\n");
+    // A server may answer (or close) before reading a huge head whole.
+    let _ = tcp.write_all(request.as_bytes()).await;
+    let mut head = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            match tcp.read(&mut byte).await {
+                Ok(1) => head.push(byte[0]),
+                _ => break,
+            }
+        }
+    })
+    .await
+    .expect("an answer in time");
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, head, tcp)
 }
 
 /// An Ed25519 key pair made for one test, with its peer ID computed independently of rdv.
