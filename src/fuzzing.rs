@@ -141,3 +141,37 @@ pub fn peer_input(text: &str) {
         }
     }
 }
+
+/// An access token against every kind of key a server takes, and the key files themselves:
+/// never a panic, and never valid (the fuzzer cannot forge signatures, and the secret is
+/// random per run).
+pub fn token(text: &str) {
+    use crate::identity::{EcCurve, KeySpec, PrivateKey, base64url};
+    use crate::token::{Verifier, VerifierOptions, parse_verifying_keys};
+    use std::sync::OnceLock;
+    static VERIFIER: OnceLock<Verifier> = OnceLock::new();
+    let verifier = VERIFIER.get_or_init(|| {
+        let mut keys = Vec::new();
+        for spec in [
+            KeySpec::Ec(EcCurve::P256),
+            KeySpec::Ec(EcCurve::P384),
+            KeySpec::Ed25519,
+            KeySpec::Rsa { bits: 2048 },
+        ] {
+            let public = PrivateKey::generate(spec)
+                .expect("keys generate")
+                .public_pem();
+            keys.extend(parse_verifying_keys(&public).expect("a public key reads"));
+        }
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).expect("the OS has randomness");
+        let oct = serde_json::json!({"kty": "oct", "k": base64url(&secret)}).to_string();
+        keys.extend(parse_verifying_keys(&oct).expect("an oct key reads"));
+        Verifier::new(keys, VerifierOptions::default())
+    });
+    let verdict = verifier.verify(text, Some("room"));
+    assert!(verdict.is_err(), "a fuzzed token verified: {text:?}");
+    let _ = crate::token::unverified_parts(text);
+    let _ = parse_verifying_keys(text);
+    let _ = crate::token::parse_signing_key(text, None);
+}
