@@ -39,7 +39,8 @@ async fn peer_left_once_on_close_frame() {
 
 #[tokio::test]
 async fn peer_left_once_on_abrupt_tcp_drop() {
-    let server = Server::start(&[]);
+    // Without a resume grace, as the original protocol has it (tests/resume.rs: with one).
+    let server = Server::start(&["--resume-grace", "0"]);
     let (mut observer, leaver) = pair(&server, "drop").await;
     let id = leaver.id.clone();
     drop(leaver); // FIN without a close frame
@@ -59,7 +60,7 @@ async fn peer_left_once_on_abrupt_tcp_drop() {
 
 #[tokio::test]
 async fn peer_left_once_on_keepalive_timeout() {
-    let server = Server::start(&["--ping-interval", "200ms"]);
+    let server = Server::start(&["--ping-interval", "200ms", "--resume-grace", "0"]);
     let (mut observer, silent) = pair(&server, "silent").await;
     // `silent` is never polled again, so it never answers the server's pings.
     let left = observer.client.expect("peer-left").await;

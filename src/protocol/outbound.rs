@@ -28,15 +28,23 @@ impl PeerEntry {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether the peer proved possession of its key (PROTOCOL §9).
+    pub fn is_verified(&self) -> bool {
+        self.0.ends_with(r#","verified":true}"#)
+    }
 }
 
 /// `ice_servers` is the serialized `iceServers` array (PROTOCOL §10), present only when the
 /// server hands out ICE servers, so without them the message stays as the original protocol
 /// has it.
+/// `resumed` marks the welcome of a peer that took its place back within the grace
+/// (PROTOCOL §14); a fresh join's welcome has no such member.
 pub fn welcome<'a>(
     peer_id: &PeerId,
     peers: impl IntoIterator<Item = &'a PeerEntry>,
     ice_servers: Option<&str>,
+    resumed: bool,
 ) -> String {
     let mut out = format!(r#"{{"type":"welcome","peerId":"{peer_id}","peers":["#);
     for (index, entry) in peers.into_iter().enumerate() {
@@ -49,6 +57,9 @@ pub fn welcome<'a>(
     if let Some(ice_servers) = ice_servers {
         out.push_str(r#","iceServers":"#);
         out.push_str(ice_servers);
+    }
+    if resumed {
+        out.push_str(r#","resumed":true"#);
     }
     out.push('}');
     out
@@ -127,13 +138,21 @@ mod tests {
             PeerEntry::new(&id('b'), key, None),
             PeerEntry::new(&id('c'), key, Some(true)),
         ];
-        let welcome: Value = serde_json::from_str(&welcome(&id('a'), &entries, None)).unwrap();
+        let welcome: Value =
+            serde_json::from_str(&welcome(&id('a'), &entries, None, false)).unwrap();
         assert_eq!(welcome["type"], "welcome");
         assert_eq!(welcome["peerId"], id('a').as_str());
         assert_eq!(welcome["peers"][1]["id"], id('c').as_str());
         assert_eq!(welcome["peers"][0]["publicKey"]["crv"], "Ed25519");
-        let empty: Value = serde_json::from_str(&super::welcome(&id('a'), &[], None)).unwrap();
+        let empty: Value =
+            serde_json::from_str(&super::welcome(&id('a'), &[], None, true)).unwrap();
         assert_eq!(empty["peers"], json!([]));
+        assert_eq!(empty["resumed"], true);
+        assert!(
+            welcome.get("resumed").is_none(),
+            "a fresh join's welcome has no resumed"
+        );
+        assert!(entries[1].is_verified() && !entries[0].is_verified());
 
         assert!(welcome["peers"][0].get("verified").is_none());
         assert!(welcome.get("iceServers").is_none());
@@ -141,6 +160,7 @@ mod tests {
             &id('a'),
             &[],
             Some(r#"[{"urls":["stun:s"]}]"#),
+            false,
         ))
         .unwrap();
         assert_eq!(with_ice["iceServers"][0]["urls"][0], "stun:s");

@@ -127,6 +127,14 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_burst: u32,
 
+    /// How long a registered peer whose connection dropped without a close frame (a reset,
+    /// a lost network, a keepalive timeout) keeps its place in the room: a `register` of the
+    /// same peer ID within it resumes, unseen by the room, and gets the relays sent to it
+    /// meanwhile (PROTOCOL §14). 0 turns it off: the room hears `peer-left` at once.
+    #[arg(long, env = "RDV_RESUME_GRACE", default_value = "10s", value_name = "DURATION",
+          value_parser = parse_grace)]
+    pub resume_grace: Duration,
+
     /// Longest wait for connections to close on SIGINT/SIGTERM before exiting anyway.
     #[arg(long, env = "RDV_DRAIN_TIMEOUT", default_value = "10s", value_name = "DURATION",
           value_parser = parse_duration)]
@@ -481,6 +489,14 @@ fn parse_cluster_url(text: &str) -> Result<String, String> {
     redis::IntoConnectionInfo::into_connection_info(text)
         .map(|_| text.to_owned())
         .map_err(|error| format!("{}: {error}", crate::server::rooms::cluster::redact(text)))
+}
+
+/// A duration, or 0 for "off".
+fn parse_grace(text: &str) -> Result<Duration, String> {
+    if text.trim().trim_end_matches(['s', 'm']).trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(text)
 }
 
 fn parse_lease(text: &str) -> Result<Duration, String> {

@@ -144,6 +144,8 @@ pub struct ServerState {
     /// Their outboxes, for the shutdown to close.
     open_sessions: Arc<open_sessions::OpenSessions>,
     draining: AtomicBool,
+    /// Cancelled when shutdown begins: peers held for a resume leave at once.
+    stopping: CancellationToken,
 }
 
 impl ServerState {
@@ -409,6 +411,7 @@ impl Server {
             sessions: TaskTracker::new(),
             open_sessions: Arc::default(),
             draining: AtomicBool::new(false),
+            stopping: CancellationToken::new(),
         });
         Ok(Self {
             listener,
@@ -468,6 +471,7 @@ impl Server {
             "shutting down: closing connections with 1001"
         );
         state.draining.store(true, Ordering::Relaxed);
+        state.stopping.cancel();
         // A cluster instance takes its members out of every room at once, before their
         // connections close, rather than leaving the rest of the cluster to wait a lease.
         state.registry.shutdown().await;

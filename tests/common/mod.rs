@@ -530,3 +530,54 @@ impl Client {
         let _ = tokio::time::timeout(WAIT, async { while self.ws.next().await.is_some() {} }).await;
     }
 }
+
+/// A TCP proxy to a server whose connections can all be cut at once with a reset, as a lost
+/// network looks to both ends; it keeps accepting new ones.
+pub struct CutProxy {
+    pub addr: SocketAddr,
+    connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl CutProxy {
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let held = connections.clone();
+        let listener = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let Ok(mut upstream) = TcpStream::connect(target).await else {
+                    continue;
+                };
+                // Dropped with a zero linger, each side sees a reset, not a goodbye.
+                for socket in [&client, &upstream] {
+                    let _ = socket2::SockRef::from(socket).set_linger(Some(Duration::ZERO));
+                }
+                let task = tokio::spawn(async move {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                });
+                held.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        Self {
+            addr,
+            connections,
+            listener,
+        }
+    }
+
+    /// Resets every connection open now.
+    pub fn cut(&self) {
+        for task in self.connections.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for CutProxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.listener.abort();
+    }
+}

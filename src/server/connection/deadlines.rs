@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+/// The close reason of a connection that showed no sign of life for two ping intervals:
+/// its peer may come back (PROTOCOL §14).
+pub const KEEPALIVE_TIMEOUT: &str = "keepalive timeout";
+
 /// When each connection's duties fall due; only the instants, since the intervals are the
 /// same for every connection (see [`Intervals`]).
 #[derive(Debug)]
@@ -81,7 +85,7 @@ impl Deadlines {
             return Err("register timeout");
         }
         if now >= last_seen + intervals.idle_limit() {
-            return Err("keepalive timeout");
+            return Err(KEEPALIVE_TIMEOUT);
         }
         let mut chores = Chores::default();
         if now >= self.next_ping {

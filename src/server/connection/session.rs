@@ -31,7 +31,7 @@ use crate::server::admission::rate::Verdict;
 use crate::server::admission::tokens;
 use crate::server::config::ProofMode;
 use crate::server::rooms::outbox::{Next, Outbox, OutboxReceiver, Queued};
-use crate::server::rooms::{ConnectionId, DeliverError, JoinError, Member};
+use crate::server::rooms::{ConnectionId, DeliverError, JoinError, Member, Parking};
 use crate::token::{Grant, TokenError};
 
 /// How long the goodbye (queued messages, close frame, the client's reply) may take.
@@ -134,7 +134,15 @@ pub fn run(
         {
             session.peer = Some(joined);
         }
-        if let Some(peer) = &session.peer {
+        // Dropped without a goodbye: the peer keeps its place for a while (PROTOCOL §14),
+        // with what was queued and not written. Otherwise it leaves now.
+        let parking = match &session.peer {
+            Some(peer) if session.may_resume(&queue) => {
+                Box::pin(session.park(peer, &mut queue)).await
+            }
+            _ => None,
+        };
+        if let (Some(peer), None) = (&session.peer, &parking) {
             shared
                 .registry
                 .leave(&session.room, peer, session.connection)
@@ -157,6 +165,7 @@ pub fn run(
             .observe(started.elapsed().as_secs_f64());
         let (close_code, close_reason) = match queue.switch().reason() {
             Some((code, reason)) => (code.0, reason),
+            None if parking.is_some() => (0, "connection lost; held for a resume"),
             None => (0, "closed by the client"),
         };
         // One line per connection. Never payloads or keys; the room, chosen by clients, is a
@@ -175,6 +184,37 @@ pub fn run(
             "connection closed"
         );
         drop(client_slot);
+        if let (Some(peer), Some(parking)) = (&session.peer, parking) {
+            Box::pin(end_grace(
+                &shared,
+                &session.room,
+                peer,
+                session.connection,
+                parking,
+            ))
+            .await;
+        }
+    }
+}
+
+/// Waits out a dropped peer's grace — it resumes, its queue overflows, or the server stops —
+/// and then takes it out of the room unless it resumed (`leave` is a no-op then: another
+/// connection holds the ID).
+async fn end_grace(
+    state: &ServerState,
+    room: &RoomName,
+    peer: &PeerId,
+    connection: ConnectionId,
+    parking: Outbox,
+) {
+    tokio::select! {
+        () = tokio::time::sleep(state.config.resume_grace) => {}
+        () = parking.closed() => {}
+        () = state.stopping.cancelled() => {}
+    }
+    drop(parking);
+    if state.registry.leave(room, peer, connection).await {
+        state.metrics.grace_expiries.inc();
     }
 }
 
@@ -470,6 +510,40 @@ impl Session {
         }
     }
 
+    /// Whether this registered connection ended without a goodbye from the client — a
+    /// reset, a FIN without a close frame, a failed write, a keepalive timeout — so its peer
+    /// may come back. A close frame, a refusal, a slow or abusive client, a replacement and
+    /// a shutdown all leave at once.
+    fn may_resume(&self, queue: &OutboxReceiver) -> bool {
+        !self.state.config.resume_grace.is_zero()
+            && !self.client_closed
+            && !self.state.is_draining()
+            && matches!(
+                queue.switch().reason(),
+                None | Some((_, super::deadlines::KEEPALIVE_TIMEOUT))
+            )
+    }
+
+    /// Hands the peer's place to the registry for the grace, with a queue of its own that
+    /// starts with what this connection had not written; the queue's sender if it worked.
+    async fn park(&self, peer: &PeerId, queue: &mut OutboxReceiver) -> Option<Outbox> {
+        let config = &self.state.config;
+        let (outbox, receiver) = Outbox::with_budget(
+            config.outbound_queue as usize,
+            config.outbound_queue_bytes,
+            self.state.outbound.clone(),
+        );
+        let parking = Parking {
+            outbox: outbox.clone(),
+            receiver,
+        };
+        self.state
+            .registry
+            .park(&self.room, peer, self.connection, parking, queue)
+            .await
+            .then_some(outbox)
+    }
+
     fn intervals(&self) -> Intervals {
         Intervals {
             ping_every: self.state.config.ping_interval,
@@ -635,6 +709,9 @@ impl Session {
             Err(JoinError::RoomFull) => ErrorCode::RoomFull.into(),
             Err(error @ JoinError::WelcomeTooLarge) => {
                 ProtocolError::new(ErrorCode::RoomFull, error.to_string())
+            }
+            Err(error @ JoinError::HeldForResume) => {
+                ProtocolError::new(ErrorCode::DuplicatePeer, error.to_string())
             }
             Err(JoinError::Unavailable) => {
                 self.send_error(ErrorCode::Unavailable.into());
@@ -809,6 +886,8 @@ fn close_for(error: &tungstenite::Error) -> Option<(CloseCode, &'static str)> {
             Some((CloseCode::TOO_BIG, "message too big"))
         }
         Error::Capacity(_) => Some((CloseCode::TOO_BIG, "frame too big")),
+        // The connection ended without a close frame (a FIN): nobody is left to tell.
+        Error::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => None,
         Error::Protocol(_) => Some((CloseCode::PROTOCOL_ERROR, "protocol error")),
         Error::Utf8(_) => Some((CloseCode::INVALID_DATA, "text is not UTF-8")),
         Error::Io(io) => {

@@ -241,6 +241,12 @@ pub struct Metrics {
     pub tls_handshake_failures: Counter,
     /// TURN credentials minted for peers (in `welcome` and `ice-servers`).
     pub turn_credentials: Counter,
+    /// Peers whose connection dropped, held in their room for a resume (`--resume-grace`).
+    pub peers_in_grace: Gauge,
+    /// Peers that came back within the grace and resumed their place.
+    pub resumes: Counter,
+    /// Peers whose grace ended without a resume: the room heard `peer-left`.
+    pub grace_expiries: Counter,
     reloads: Family<ReloadLabel, Counter>,
     token_checks: Family<TokenLabel, Counter>,
     relayed: [Counter; RelayKind::ALL.len()],
@@ -370,6 +376,24 @@ impl Metrics {
                 drop(token_checks.get_or_create(&TokenLabel { via, result }));
             }
         }
+        let peers_in_grace = Gauge::default();
+        registry.register(
+            "peers_in_grace",
+            "Peers whose connection dropped, held in their room for a resume (--resume-grace)",
+            peers_in_grace.clone(),
+        );
+        let resumes = Counter::default();
+        registry.register(
+            "resumes",
+            "Peers that came back within the grace and resumed their place, unseen by the room",
+            resumes.clone(),
+        );
+        let grace_expiries = Counter::default();
+        registry.register(
+            "grace_expiries",
+            "Peers whose grace ended without a resume (the room then heard peer-left)",
+            grace_expiries.clone(),
+        );
         let unregistered_evicted = Counter::default();
         registry.register(
             "unregistered_evicted",
@@ -450,6 +474,9 @@ impl Metrics {
             relay_seconds,
             tls_handshake_failures,
             turn_credentials,
+            peers_in_grace,
+            resumes,
+            grace_expiries,
             reloads,
             token_checks,
             relayed,

@@ -72,6 +72,30 @@ pub enum JoinError {
     /// The room's `welcome` is larger than the joiner's outbound byte budget.
     #[error("the room is too large to welcome a peer within --outbound-queue-bytes")]
     WelcomeTooLarge,
+    /// The ID is held for a resume by a peer that proved possession, and this register
+    /// did not (PROTOCOL §14).
+    #[error(
+        "that peer ID is held for a resume by a peer that proved its key; register with a \
+         proof to resume"
+    )]
+    HeldForResume,
+}
+
+/// The queue of a peer held for a resume: relays to it wait here until it comes back.
+#[derive(Debug)]
+pub struct Parking {
+    pub outbox: Outbox,
+    pub receiver: outbox::OutboxReceiver,
+}
+
+impl Parking {
+    /// Moves what the dropped connection had queued and not written into this queue, in
+    /// order. Called under the room's lock, so nothing sent meanwhile lands in between.
+    fn carry_over(&self, dropped: &mut outbox::OutboxReceiver) {
+        while let Some(queued) = dropped.try_recv() {
+            self.outbox.push_again(queued);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -123,6 +147,23 @@ pub trait RoomRegistry: Send + Sync + 'static {
         sender: &Outbox,
     ) -> Result<(), DeliverError>;
 
+    /// Keeps `peer`'s place after its connection dropped without a goodbye (PROTOCOL §14):
+    /// the room sees nothing, what `dropped` had not written and every relay from now on
+    /// queue in `parking`, and a `join` of the same ID resumes it. Returns false if
+    /// `connection` no longer holds it (or the registry cannot hold peers): the caller then
+    /// leaves as usual. The caller ends the grace with `leave`.
+    fn park<'a>(
+        &'a self,
+        room: &'a RoomName,
+        peer: &'a PeerId,
+        connection: ConnectionId,
+        parking: Parking,
+        dropped: &'a mut outbox::OutboxReceiver,
+    ) -> BoxFuture<'a, bool> {
+        let _ = (room, peer, connection, parking, dropped);
+        Box::pin(std::future::ready(false))
+    }
+
     fn health(&self) -> Health {
         Health::Ok
     }
@@ -143,6 +184,8 @@ struct Slot {
     outbox: Outbox,
     /// This peer's `welcome.peers` entry, serialized once at join.
     entry: PeerEntry,
+    /// Set while the peer is held for a resume: what reads its queue meanwhile.
+    parked: Option<Box<outbox::OutboxReceiver>>,
 }
 
 /// Peer IDs and room names are hashed on every relay; foldhash is several times faster
@@ -220,6 +263,19 @@ impl RoomRegistry for LocalRegistry {
         Box::pin(std::future::ready(self.leave_now(room, peer, connection)))
     }
 
+    fn park<'a>(
+        &'a self,
+        room: &'a RoomName,
+        peer: &'a PeerId,
+        connection: ConnectionId,
+        parking: Parking,
+        dropped: &'a mut outbox::OutboxReceiver,
+    ) -> BoxFuture<'a, bool> {
+        Box::pin(std::future::ready(
+            self.park_now(room, peer, connection, parking, dropped),
+        ))
+    }
+
     fn deliver(
         &self,
         room: &RoomName,
@@ -248,6 +304,13 @@ impl LocalRegistry {
             created = true;
             Room::default()
         });
+        if room
+            .members
+            .get(&member.id)
+            .is_some_and(|slot| slot.parked.is_some())
+        {
+            return self.resume(&mut room, member);
+        }
         // Neither refusal can happen in a room just created, so no empty room is left behind.
         if room.members.contains_key(&member.id) {
             if member.verified != Some(true) {
@@ -268,6 +331,7 @@ impl LocalRegistry {
             &member.id,
             room.members.values().map(|s| &s.entry),
             member.ice_servers.as_deref(),
+            false,
         );
         if !member.outbox.fits(welcome.len()) {
             // Only possible with an absurdly small budget in a room just created: do not
@@ -290,6 +354,7 @@ impl LocalRegistry {
                 connection: member.connection,
                 outbox: member.outbox,
                 entry,
+                parked: None,
             },
         );
         if created {
@@ -297,6 +362,65 @@ impl LocalRegistry {
         }
         self.metrics.peers.inc();
         Ok(())
+    }
+
+    /// A register of an ID held for a resume takes its place back: a `welcome` marked as a
+    /// resume (the room as it is now), then the relays queued meanwhile, in order; the rest
+    /// of the room sees nothing. A verified holder is resumed only by a verified register.
+    fn resume(&self, room: &mut Room, member: Member) -> Result<(), JoinError> {
+        let slot = room.members.get(&member.id).expect("checked by the caller");
+        if slot.entry.is_verified() && member.verified != Some(true) {
+            return Err(JoinError::HeldForResume);
+        }
+        let welcome = protocol::welcome(
+            &member.id,
+            room.members
+                .iter()
+                .filter(|(id, _)| **id != member.id)
+                .map(|(_, s)| &s.entry),
+            member.ice_servers.as_deref(),
+            true,
+        );
+        if !member.outbox.fits(welcome.len()) {
+            return Err(JoinError::WelcomeTooLarge);
+        }
+        let slot = room.members.get_mut(&member.id).expect("checked above");
+        let mut parked = slot.parked.take().expect("checked by the caller");
+        member.outbox.push(welcome.into());
+        // Under the room's lock: no relay to this peer can come between.
+        while let Some(queued) = parked.try_recv() {
+            if queued.survives_resume() {
+                member.outbox.push_again(queued);
+            }
+        }
+        slot.connection = member.connection;
+        slot.outbox = member.outbox;
+        self.metrics.resumes.inc();
+        self.metrics.peers_in_grace.dec();
+        Ok(())
+    }
+
+    fn park_now(
+        &self,
+        room_name: &RoomName,
+        peer: &PeerId,
+        connection: ConnectionId,
+        parking: Parking,
+        dropped: &mut outbox::OutboxReceiver,
+    ) -> bool {
+        let Some(mut room) = self.rooms.get_mut(room_name) else {
+            return false;
+        };
+        match room.members.get_mut(peer) {
+            Some(slot) if slot.connection == connection && slot.parked.is_none() => {
+                parking.carry_over(dropped);
+                slot.outbox = parking.outbox;
+                slot.parked = Some(Box::new(parking.receiver));
+                self.metrics.peers_in_grace.inc();
+                true
+            }
+            _ => false,
+        }
     }
 
     fn leave_now(&self, room_name: &RoomName, peer: &PeerId, connection: ConnectionId) -> bool {
@@ -307,7 +431,11 @@ impl LocalRegistry {
             Some(slot) if slot.connection == connection => {}
             _ => return false,
         }
-        room.members.shift_remove(peer);
+        if let Some(slot) = room.members.shift_remove(peer)
+            && slot.parked.is_some()
+        {
+            self.metrics.peers_in_grace.dec();
+        }
         self.metrics.peers.dec();
         room.queue_for_all(None, &protocol::peer_left(peer).into());
         let now_empty = room.members.is_empty();
@@ -417,12 +545,12 @@ mod tests {
         d.room_cap = Some(50);
         registry.join_now(&fresh, d).unwrap();
         let mut receivers = Vec::new();
-        for id in ['e', 'f'] {
+        for id in ['e', '1'] {
             let (m, rx) = member(peer(id));
             registry.join_now(&fresh, m).unwrap();
             receivers.push(rx);
         }
-        let (g, _) = member(peer('g'));
+        let (g, _) = member(peer('2'));
         assert_eq!(
             registry.join_now(&fresh, g),
             Err(JoinError::RoomFull),

@@ -39,6 +39,15 @@ pub struct Queued {
     pub read_at: Option<std::time::Instant>,
 }
 
+impl Queued {
+    /// Whether a peer that resumes (PROTOCOL §14) still gets this: relays and errors, in
+    /// order. Presence and ICE servers are not carried over: the resume's `welcome` tells
+    /// the room as it is now.
+    pub fn survives_resume(&self) -> bool {
+        self.read_at.is_some() || self.text.as_str().starts_with(r#"{"type":"error""#)
+    }
+}
+
 /// The sending half of a connection's queue, bounded in messages and in bytes.
 #[derive(Debug, Clone)]
 pub struct Outbox {
@@ -193,9 +202,13 @@ impl Drop for OutboxReceiver {
         queue.closed = true;
         queue.messages = VecDeque::new();
         let bytes = std::mem::take(&mut queue.bytes);
-        queue.waiter = None;
+        // Whoever waits on `Outbox::closed` learns that nothing more will be read.
+        let waiter = queue.waiter.take();
         drop(queue);
         self.shared.budget.release(bytes);
+        if let Some(waiter) = waiter {
+            waiter.wake();
+        }
     }
 }
 
@@ -267,6 +280,25 @@ impl Outbox {
             text,
             read_at: Some(read_at),
         })
+    }
+
+    /// Queues a message taken from another queue (a resume's carried-over relays), as it was.
+    pub fn push_again(&self, queued: Queued) -> bool {
+        self.push_queued(queued)
+    }
+
+    /// Completes once the connection is closing (its queue overflowed, or it was cut for
+    /// memory) or its receiver is gone: what a peer held for a resume waits on.
+    pub async fn closed(&self) {
+        std::future::poll_fn(|cx| {
+            let mut queue = self.shared.lock();
+            if queue.closed || self.shared.is_closing() {
+                return Poll::Ready(());
+            }
+            queue.wait(cx);
+            Poll::Pending
+        })
+        .await;
     }
 
     fn push_queued(&self, queued: Queued) -> bool {

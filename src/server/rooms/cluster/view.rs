@@ -394,6 +394,7 @@ impl Views {
                 .filter(|(id, _)| **id != joining.peer)
                 .map(|(_, slot)| &slot.entry),
             joining.ice_servers.as_deref(),
+            false,
         );
         if !joining.outbox.fits(welcome.len()) {
             let error = ProtocolError::new(
