@@ -946,7 +946,7 @@ _rdv() {
             return 0
             ;;
         rdv__subcmd__peer)
-            opts="-H -x -h -V --key --buddies --only-buddies --require-signed --no-sign --ca --insecure --header --json --timeout --wait-peers --expect --until --count --exit-on-eof --linger --send --send-file --send-after-peers --delay --answer-offers --answer-template --reconnect --ice-check --token --no-proof --challenge-wait --color --help --version"
+            opts="-H -x -h -V --key --buddies --only-buddies --require-signed --no-sign --ca --insecure --header --json --timeout --wait-peers --expect --until --count --exit-on-eof --linger --send --send-file --send-after-peers --delay --answer-offers --answer-template --reconnect --no-reconnect --ice-check --token --no-proof --challenge-wait --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1040,7 +1040,7 @@ _rdv() {
             return 0
             ;;
         rdv__subcmd__serve)
-            opts="-h -V --config --check-config --listen --tls-cert --tls-key --max-message-size --read-buffer --ping-interval --register-timeout --max-unregistered --message-timeout --max-unfinished-bytes --outbound-queue --outbound-queue-bytes --max-outbound-bytes --max-connections --max-peers-per-room --rate-limit --rate-burst --drain-timeout --allow-list --allow-origin --require-origin --room-pattern --max-connections-per-ip --connect-rate-per-ip --trusted-proxy --client-address-header --log-room-names --proof --max-proof-checks --auth-key --auth-audience --auth-issuer --ice-server --turn-secret-file --turn-ttl --cluster --cluster-password-file --cluster-lease --log-format --color --help --version"
+            opts="-h -V --config --check-config --listen --tls-cert --tls-key --max-message-size --read-buffer --ping-interval --register-timeout --max-unregistered --message-timeout --max-unfinished-bytes --outbound-queue --outbound-queue-bytes --max-outbound-bytes --max-connections --max-peers-per-room --rate-limit --rate-burst --resume-grace --drain-timeout --allow-list --allow-origin --require-origin --room-pattern --max-connections-per-ip --connect-rate-per-ip --trusted-proxy --client-address-header --log-room-names --proof --max-proof-checks --auth-key --auth-audience --auth-issuer --ice-server --turn-secret-file --turn-ttl --cluster --cluster-password-file --cluster-lease --log-format --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1115,6 +1115,10 @@ _rdv() {
                     return 0
                     ;;
                 --rate-burst)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --resume-grace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

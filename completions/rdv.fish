@@ -55,6 +55,7 @@ complete -c rdv -n "__fish_rdv_using_subcommand serve" -l max-connections -d 'Op
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l max-peers-per-room -d 'Registered peers allowed in one room; more get `room-full`' -r
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l rate-limit -d 'Messages per second one connection may send on average' -r
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l rate-burst -d 'Messages one connection may send in a burst above the rate; a connection that keeps sending after a whole burst has been dropped is closed with 1008' -r
+complete -c rdv -n "__fish_rdv_using_subcommand serve" -l resume-grace -d 'How long a registered peer whose connection dropped without a close frame (a reset, a lost network, a keepalive timeout) keeps its place in the room: a `register` of the same peer ID within it resumes, unseen by the room, and gets the relays sent to it meanwhile (PROTOCOL §14). 0 turns it off: the room hears `peer-left` at once' -r
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l drain-timeout -d 'Longest wait for connections to close on SIGINT/SIGTERM before exiting anyway' -r
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l allow-list -d 'Only these peer IDs may register (a file of IDs, one per line, `#` comments; or a JSON buddy list `[{"id": …}]`). Others get `forbidden` and are closed with 1008' -r -F
 complete -c rdv -n "__fish_rdv_using_subcommand serve" -l allow-origin -d 'Browser origins allowed to connect (repeatable): exact, like https://app.example.com, or https://*.example.com for its subdomains. A browser upgrade from another origin gets 403. Without any, every origin is allowed' -r
@@ -169,7 +170,8 @@ complete -c rdv -n "__fish_rdv_using_subcommand peer" -l insecure -d 'Accept any
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l json -d 'Script mode even on a terminal'
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l exit-on-eof -d 'Leave once stdin has ended, everything was sent and the server has answered it all (a ping after the last message, and its pong): a refusal still makes the exit code 10'
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l answer-offers -d 'Answer every offer, as a simulated callee (see --answer-template)'
-complete -c rdv -n "__fish_rdv_using_subcommand peer" -l reconnect -d 'On a dropped connection, back off and reconnect with the same key'
+complete -c rdv -n "__fish_rdv_using_subcommand peer" -l reconnect -d 'On a dropped connection, back off and reconnect with the same key (within the server\'s --resume-grace the room does not see us go). On by default interactively; in script mode a drop exits 8 unless this is given'
+complete -c rdv -n "__fish_rdv_using_subcommand peer" -l no-reconnect -d 'Never reconnect: a dropped connection ends the run (exit 8), interactive or not'
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l ice-check -d 'After the welcome, check every ICE server it lists — a STUN Binding request, a TURN Allocate with the minted credential (UDP) — report each (reachable, allocation, relayed or reflexive address, round trip; NDJSON `ice-check` lines in script mode) and leave: 0 if all answered, 1 if any failed or none could be tried (TLS and TCP URLs are listed as skipped)'
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l no-proof -d 'Never answer a proof-of-possession challenge (to test a server\'s `required` mode)'
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -s h -l help -d 'Print help (see more with \'--help\')'

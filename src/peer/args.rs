@@ -131,9 +131,15 @@ pub struct PeerArgs {
     #[arg(long, value_name = "JSON|@FILE", requires = "answer_offers")]
     pub answer_template: Option<String>,
 
-    /// On a dropped connection, back off and reconnect with the same key.
-    #[arg(long)]
+    /// On a dropped connection, back off and reconnect with the same key (within the
+    /// server's --resume-grace the room does not see us go). On by default interactively;
+    /// in script mode a drop exits 8 unless this is given.
+    #[arg(long, conflicts_with = "no_reconnect")]
     pub reconnect: bool,
+
+    /// Never reconnect: a dropped connection ends the run (exit 8), interactive or not.
+    #[arg(long)]
+    pub no_reconnect: bool,
 
     /// After the welcome, check every ICE server it lists — a STUN Binding request, a TURN
     /// Allocate with the minted credential (UDP) — report each (reachable, allocation,

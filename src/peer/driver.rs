@@ -72,6 +72,7 @@ pub async fn run(setup: &Setup, args: &PeerArgs, interactive: bool) -> Exit {
         linger_until: None,
         input_ended: false,
         registered: false,
+        ever_registered: false,
         nonce: None,
         register_proved: false,
         refused: 0,
@@ -119,6 +120,8 @@ pub(super) struct Driver<'a> {
     pub(super) linger_until: Option<Instant>,
     pub(super) input_ended: bool,
     pub(super) registered: bool,
+    /// Registered on an earlier connection of this run: a welcome now is a rejoin.
+    pub(super) ever_registered: bool,
     /// This connection's challenge, if the server sent one.
     pub(super) nonce: Option<String>,
     /// The last `register` carried a proof.
@@ -168,7 +171,7 @@ impl Driver<'_> {
                 }
                 Ok(Err(ConnectError::Failed(message))) => {
                     self.output.note(&format!("cannot connect: {message}"));
-                    if !self.args.reconnect {
+                    if !self.reconnects() {
                         return Exit::ConnectFailed;
                     }
                     None
@@ -187,7 +190,7 @@ impl Driver<'_> {
             };
             if let Some(code) = dropped {
                 self.report_close(code);
-                let retry = self.args.reconnect
+                let retry = self.reconnects()
                     && matches!(
                         code,
                         None | Some(
@@ -215,6 +218,12 @@ impl Driver<'_> {
             }
             tokio::time::sleep_until(wake).await;
         }
+    }
+
+    /// Whether a dropped connection is retried: `--reconnect`, or interactively unless
+    /// `--no-reconnect` (a script's drop keeps its documented exit code).
+    fn reconnects(&self) -> bool {
+        self.args.reconnect || (self.output.is_interactive() && !self.args.no_reconnect)
     }
 
     async fn connect(&self) -> Result<Socket, ConnectError> {

@@ -119,7 +119,16 @@ impl Driver<'_> {
         let (value, message) = (parsed?, message?);
         match &message {
             ServerMessage::Welcome { .. } => {
+                if self.ever_registered
+                    && value.get("resumed").and_then(Value::as_bool) == Some(true)
+                {
+                    self.output.note(
+                        "resumed our place in the room: nobody saw us go, and what was sent \
+                         to us meanwhile follows",
+                    );
+                }
                 self.registered = true;
+                self.ever_registered = true;
                 self.next_send = Instant::now();
                 if self.args.ice_check {
                     let exit = self.check_ice_servers(&value).await;
