@@ -161,7 +161,7 @@ fn browsers_connect_relay_only_through_coturn_with_minted_credentials() {
 /// and restarts `rdv serve` itself): two pages calling `connect()` at the same instant get one
 /// connection each through perfect negotiation, under `--proof required`; a reloaded page
 /// keeps its peer ID and its channel comes back; a server restart is survived without any
-/// page reloading.
+/// page reloading; a page whose signaling is cut resumes with its data channel open.
 #[test]
 #[ignore = "needs chromium, node and playwright-core; cargo test -- --ignored runs it"]
 fn the_client_library_survives_glare_reloads_restarts_and_tampering() {
@@ -171,7 +171,7 @@ fn the_client_library_survives_glare_reloads_restarts_and_tampering() {
     let args = ["--rdv", &rdv, "--timeout-ms", "30000"];
     let summary = run_driver(root, "library.mjs", &args, "the library's scenarios failed");
     let scenarios = summary["scenarios"].as_object().unwrap();
-    assert_eq!(scenarios.len(), 4, "{summary:#}");
+    assert_eq!(scenarios.len(), 5, "{summary:#}");
     let glare = &summary["scenarios"]["glare"];
     assert_eq!(
         glare["offered"],
@@ -184,6 +184,16 @@ fn the_client_library_survives_glare_reloads_restarts_and_tampering() {
             "proof required: each saw the other verified"
         );
     }
+    // Resume (PROTOCOL §14): the cut page came back in its place, its channel open all along.
+    let resume = &summary["scenarios"]["resume"];
+    assert_eq!(resume["channelOpen"], "open", "{resume:#}");
+    assert!(
+        resume["a"]["events"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("resumed")),
+        "{resume:#}"
+    );
     let reload = &summary["scenarios"]["reload"];
     assert_eq!(
         reload["before"], reload["after"],

@@ -201,7 +201,8 @@ export interface RoomEvents {
   connection: Connection;
   error: RdvError;
   reconnecting: { attempt: number; delay: number };
-  open: { peers: Peer[] };
+  /** Welcomed again after a reconnect; `resumed` when the server kept our place (PROTOCOL §14). */
+  open: { peers: Peer[]; resumed: boolean };
   "ice-servers": RTCIceServer[];
   closed: Record<string, never>;
 }

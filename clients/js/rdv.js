@@ -385,6 +385,9 @@ const GATHER_WAIT_MS = 2000;
 /** How long the larger ID of a pair waits for the other's offer in a mesh before offering. */
 const MESH_WAIT_MS = 3000;
 
+/** Relays kept while signaling is down (PROTOCOL §14); more are dropped. */
+const MAX_UNSENT = 256;
+
 /** How long `proof: "auto"` waits for a challenge before registering without a proof. */
 const CHALLENGE_WAIT_MS = 250;
 
@@ -392,7 +395,8 @@ const CHALLENGE_WAIT_MS = 250;
  * A joined room. Events (`room.on(name, handler)` or `addEventListener`, the payload in
  * `event.detail`): `peer-joined` and `peer-left` ({id, publicKey, verified}), `connection`
  * (a {@link Connection} a peer opened to us, or one `mesh` opened), `error` (an
- * {@link RdvError}), `reconnecting` ({attempt, delay}), `open` (welcomed again after a
+ * {@link RdvError}), `reconnecting` ({attempt, delay}: signaling dropped), `open` ({peers,
+ * resumed}: welcomed again after a
  * reconnect), `ice-servers` (the new list), `closed` (for good).
  */
 export class Room extends EventTarget {
@@ -423,6 +427,8 @@ export class Room extends EventTarget {
     // Relays are sent in order too: a candidate must not overtake its offer while the
     // offer is being signed.
     this._sending = Promise.resolve();
+    // Relays made while signaling was down, for a resume to deliver.
+    this._unsent = [];
     this._sign = options.sign ?? true;
     this._buddies = options.buddies ? new Set(options.buddies) : null;
     this._requireSignatures = Boolean(options.requireSignatures);
@@ -660,7 +666,11 @@ export class Room extends EventTarget {
           return undefined;
         });
       }
-      this.send(relayMessage(type, to, body, signature));
+      const text = relayMessage(type, to, body, signature);
+      if (this._welcomedOnThisSocket() && this.send(text)) return;
+      // Signaling is down: kept for a resume, which delivers it (PROTOCOL §14); dropped if
+      // the server welcomes us afresh instead.
+      if (this._unsent.length < MAX_UNSENT) this._unsent.push(text);
     });
     return this._sending;
   }
@@ -687,16 +697,25 @@ export class Room extends EventTarget {
     this._welcomed = true;
     this._welcomedSocket = this._ws;
     this._attempt = 0;
+    const unsent = this._unsent;
+    this._unsent = [];
     if (again) {
-      // Signaling sent while we were away was lost: a connection still negotiating would
-      // wait forever, so it starts over.
-      for (const connection of [...this.connections.values()]) {
-        if (connection.channel.readyState !== "open") connection.close();
+      if (message.resumed) {
+        // The server kept our place (PROTOCOL §14): what peers sent meanwhile follows this
+        // welcome, and what we could not send goes now, in order. Connections carry on.
+        for (const text of unsent) this.send(text);
+      } else {
+        // Signaling sent while we were away was lost: a connection still negotiating would
+        // wait forever, so it starts over.
+        for (const connection of [...this.connections.values()]) {
+          if (connection.channel.readyState !== "open") connection.close();
+        }
       }
-      // After a reconnect: tell the difference, as if we had never been away.
+      // After a reconnect: tell the difference, as if we had never been away (after a
+      // resume, what changed in the room meanwhile).
       for (const id of before.keys()) if (!now.has(id)) this._left(id, before.get(id));
       for (const [id, peer] of now) if (!before.has(id)) this._emit("peer-joined", peer);
-      this._emit("open", { peers: [...now.values()] });
+      this._emit("open", { peers: [...now.values()], resumed: Boolean(message.resumed) });
     } else {
       this._firstWelcome?.resolve();
       this._firstWelcome = null;

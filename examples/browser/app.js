@@ -15,7 +15,10 @@ const demo = {
   joined: false,
   peers: {}, // id -> { verified, channelOpen, sent, received, localType, remoteType }
   errors: [],
-  // "joined ID", "left ID", "open" (welcomed again after a reconnect), for the tests.
+  // Connections made so far (a resume makes none).
+  connections: 0,
+  // "joined ID", "left ID", "open" (welcomed again after a reconnect), "resumed" (welcomed
+  // back in our old place), for the tests.
   events: [],
   // Every other peer's channel carried a message both ways.
   done(expectedPeers) {
@@ -74,6 +77,7 @@ try {
   throw error;
 }
 demo.joined = true;
+demo.room = room; // for the tests
 currentRoom = room;
 status(`joined, ${room.peers.size} other peer(s)`);
 
@@ -99,14 +103,16 @@ room.on("error", (error) => {
   say(`error ${error.code}: ${error.message}`, "bad");
 });
 room.on("reconnecting", ({ delay }) => status(`reconnecting in ${delay} ms`, false));
-room.on("open", () => {
-  demo.events.push("open");
-  status(`joined again, ${room.peers.size} other peer(s)`);
+room.on("open", ({ resumed }) => {
+  // Resumed: the server kept our place, nobody saw us go, and the connections carried on.
+  demo.events.push(resumed ? "resumed" : "open");
+  status(`${resumed ? "back" : "joined again"}, ${room.peers.size} other peer(s)`);
 });
 room.on("closed", () => status("left the room", false));
 
 room.on("connection", (connection) => {
   const id = connection.peerId;
+  demo.connections += 1;
   const peer = track(id);
   Object.assign(peer, { channelOpen: false, sent: false, received: false });
   connection.channel.addEventListener("open", async () => {

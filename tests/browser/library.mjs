@@ -5,6 +5,10 @@
 //            return, and a new data channel opens
 //   restart  the server restarts under two connected pages; they reconnect on their own and
 //            their data channels are re-established
+//   resume   one page's signaling socket is cut (reset, through a proxy) under an open data
+//            channel; it comes back within the grace (PROTOCOL §14): the channel stays open
+//            and carries a message after, no new connection is made, and the other page
+//            never sees it leave
 //   signed   two pages that require signatures (PROTOCOL §12) connect, each verified end to
 //            end; when the offers' DTLS fingerprint is changed on the way, the receiver
 //            refuses them (signature-invalid) and no data channel opens
@@ -12,6 +16,7 @@
 // Prints one JSON line {ok, scenarios: {name: {ok, …}}}; exits 0 when every scenario passed.
 
 import { spawn } from "node:child_process";
+import net from "node:net";
 import { createInterface } from "node:readline";
 import { args, launchChromium, openPage, serveFiles } from "./driver.mjs";
 
@@ -43,6 +48,32 @@ function stop(server) {
     server.child.once("exit", resolve);
     server.child.kill("SIGTERM");
   });
+}
+
+/**
+ * A TCP proxy to `target` (HOST:PORT) whose connections can all be cut at once with a reset,
+ * as a lost network looks to both ends; it keeps accepting new ones.
+ */
+function cuttableProxy(target) {
+  const [host, port] = [target.slice(0, target.lastIndexOf(":")), Number(target.slice(target.lastIndexOf(":") + 1))];
+  const sockets = new Set();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(port, host);
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on("error", () => {});
+      socket.on("close", () => sockets.delete(socket));
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.on("close", () => upstream.destroy());
+    upstream.on("close", () => client.destroy());
+  });
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve({
+    address: `127.0.0.1:${server.address().port}`,
+    cut: () => { for (const socket of sockets) socket.resetAndDestroy(); },
+    close: () => server.close(),
+  })));
 }
 
 const browser = await launchChromium();
@@ -239,7 +270,47 @@ async function signed() {
   }
 }
 
-const scenarios = { glare, reload, restart, signed };
+// --- resume ------------------------------------------------------------------------------
+async function resume() {
+  const server = await serve("127.0.0.1:0", ["--resume-grace", "20s"]);
+  const proxy = await cuttableProxy(server.address);
+  const demo = (name, address) => `${origin}/examples/browser/index.html?server=${encodeURIComponent(`ws://${address}`)}&room=resume&identity=${name}`;
+  try {
+    const a = await page(demo("resume-a", proxy.address), "resume a");
+    const b = await page(demo("resume-b", server.address), "resume b");
+    await until(a, "a's channel", demoDone);
+    await until(b, "b's channel", demoDone);
+    const [aId, bId] = await Promise.all([a, b].map((p) => p.evaluate(() => window.demo.id)));
+    const connectionsBefore = await a.evaluate(() => window.demo.connections);
+    // b listens for what a sends over the channel that is open now.
+    await b.evaluate((aId) => {
+      window.got = [];
+      window.demo.room.connections.get(aId).channel.addEventListener("message", (e) => window.got.push(e.data));
+    }, aId);
+    proxy.cut();
+    const state = () => Promise.all([a, b].map((p) => p.evaluate(() => ({
+      events: window.demo.events, errors: window.demo.errors, connections: window.demo.connections,
+    }))));
+    try {
+      await until(a, "a's resume", () => window.demo.events.includes("resumed"));
+      await a.evaluate((bId) => window.demo.room.connections.get(bId).send("after the cut"), bId);
+      await until(b, "the message after the cut", () => window.got.includes("after the cut"));
+    } catch (error) {
+      return { ok: false, error: String(error), states: await state() };
+    }
+    const [stateA, stateB] = await state();
+    const channelOpen = await a.evaluate((bId) => window.demo.room.connections.get(bId).channel.readyState, bId);
+    const ok = channelOpen === "open" && stateA.connections === connectionsBefore &&
+      !stateB.events.includes(`left ${aId}`) && !stateA.events.includes(`left ${bId}`) &&
+      stateA.errors.length === 0 && stateB.errors.length === 0;
+    return { ok, channelOpen, connectionsBefore, a: stateA, b: stateB };
+  } finally {
+    proxy.close();
+    await stop(server);
+  }
+}
+
+const scenarios = { glare, reload, restart, resume, signed };
 const chosen = args.scenario ? [args.scenario] : Object.keys(scenarios);
 const results = {};
 for (const name of chosen) {

@@ -536,3 +536,33 @@ test("a real rdv serve --auth-key admits a token rdv token made, and refuses the
     server.stop();
   }
 });
+
+test("a resumed welcome keeps what we relayed while signaling was down; a fresh one drops it", async () => {
+  for (const resumed of [true, false]) {
+    const identity = await generateIdentity();
+    let connection = 0;
+    const { Scripted, sockets } = scriptedWebSocket((socket, message) => {
+      if (message?.type !== "register") return;
+      connection += 1;
+      const welcome = { type: "welcome", peerId: identity.peerId, peers: [{ id: other.fingerprint, publicKey: other.jwk }] };
+      if (connection > 1 && resumed) welcome.resumed = true;
+      socket.deliver(welcome);
+    });
+    const room = await join("ws://server", "r", {
+      identity, WebSocket: Scripted, proof: false, sign: false, backoff: { base: 50, max: 50 },
+    });
+    const events = [];
+    room.on("peer-left", () => events.push("left"));
+    const reopened = new Promise((resolve) => room.on("open", resolve));
+    sockets[0].close(1006, "gone");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await room._relay("ice-candidate", other.fingerprint, { candidate: "c1" });
+    await room._relay("ice-candidate", other.fingerprint, { candidate: "c2" });
+    const opened = await reopened;
+    assert.equal(opened.resumed, resumed);
+    const sent = sockets[1].sent.map((m) => m.type === "ice-candidate" ? m.candidate.candidate : m.type);
+    assert.deepEqual(sent, resumed ? ["register", "c1", "c2"] : ["register"]);
+    assert.deepEqual(events, [], "the peer is still there either way");
+    room.close();
+  }
+});

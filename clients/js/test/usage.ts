@@ -29,6 +29,7 @@ export async function app(): Promise<void> {
     if (error.code === ErrorCode.SignatureInvalid) console.log(error.peerId, error.reason);
   });
   room.on("reconnecting", ({ attempt, delay }) => console.log(attempt, delay));
+  room.on("open", ({ peers, resumed }) => console.log(peers.length, resumed));
   room.mesh();
   const first = room.peers.keys().next();
   if (!first.done) {
