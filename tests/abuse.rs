@@ -380,7 +380,9 @@ fn rss_bytes(server: &Server) -> u64 {
 /// megabytes; and a joiner that stops reading is cut off (1013) at its byte budget.
 #[tokio::test]
 async fn joiners_that_stop_reading_cannot_pin_memory() {
-    let server = Server::start(&["--outbound-queue-bytes", "256KiB"]);
+    // Stalled joiners that vanish are held for a resume first (PROTOCOL §14): a short grace
+    // keeps the wait for their departure well within the test's.
+    let server = Server::start(&["--outbound-queue-bytes", "256KiB", "--resume-grace", "1s"]);
     let junk = "j".repeat(60_000);
     let mut members = Vec::new();
     for _ in 0..30 {

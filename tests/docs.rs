@@ -196,6 +196,7 @@ fn every_flag_the_docs_show_exists() {
     // Flags of the other programs the docs show (cargo, Redis, curl, npm…).
     let outside = [
         "--release",
+        "--bench",
         "--test",
         "--ignored",
         "--nocapture",
