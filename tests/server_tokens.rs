@@ -588,35 +588,29 @@ async fn rdv_token_mints_what_rdv_peer_presents() {
     let token = token.trim().to_owned();
     assert_eq!(token.split('.').count(), 3);
 
-    let (code, out, _) = run(&[
-        "token",
-        "--verify",
-        "--key",
-        "signer.pub.jwk",
-        "--room",
-        "lobby",
-        "--json",
-        &token,
-    ]);
+    // `rdv token --verify --json` for one room: its exit code and its report.
+    let verify_for = |room: &str| {
+        let (code, out, _) = run(&[
+            "token",
+            "--verify",
+            "--key",
+            "signer.pub.jwk",
+            "--room",
+            room,
+            "--json",
+            &token,
+        ]);
+        (code, serde_json::from_str::<Value>(&out).unwrap())
+    };
+    let (code, report) = verify_for("lobby");
     assert_eq!(code, Some(0));
-    let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["valid"], true);
     assert_eq!(report["header"]["alg"], "EdDSA");
     assert_eq!(report["claims"]["room"], "lobby");
     let exp = report["claims"]["exp"].as_u64().unwrap();
     assert!((295..=305).contains(&(exp - report["claims"]["iat"].as_u64().unwrap())));
-    let (code, out, _) = run(&[
-        "token",
-        "--verify",
-        "--key",
-        "signer.pub.jwk",
-        "--room",
-        "other",
-        "--json",
-        &token,
-    ]);
+    let (code, report) = verify_for("other");
     assert_eq!(code, Some(1));
-    let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
         (report["valid"].clone(), report["code"].clone()),
         (json!(false), json!("room-forbidden"))
