@@ -26,12 +26,17 @@ fn parse_size_up_to(text: &str, most: u64, most_text: &str) -> Result<usize, Str
 }
 
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let duration = humantime::parse_duration(text)
-        .map_err(|e| format!("{text:?} is not a duration (try 500ms, 30s or 2m): {e}"))?;
+    let duration = parse_duration_or_zero(text)?;
     if duration.is_zero() {
         return Err("the duration must be more than 0".into());
     }
     Ok(duration)
+}
+
+/// A duration where 0 means "off" (`0`, `0s`, `0ms`…).
+pub fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?} is not a duration (try 500ms, 30s or 2m): {e}"))
 }
 
 #[cfg(test)]
@@ -48,5 +53,10 @@ mod tests {
         assert!(parse_total_size("2TiB").is_err());
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("0s").is_err());
+        for off in ["0", "0s", "0ms"] {
+            assert_eq!(parse_duration_or_zero(off), Ok(Duration::ZERO), "{off}");
+        }
+        assert_eq!(parse_duration_or_zero("10s"), Ok(Duration::from_secs(10)));
+        assert!(parse_duration_or_zero("soon").is_err());
     }
 }

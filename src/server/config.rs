@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use crate::units::{parse_duration, parse_size, parse_total_size};
+use crate::units::{parse_duration, parse_duration_or_zero, parse_size, parse_total_size};
 
 /// Limits and timings of the signaling server (PROTOCOL §6).
 #[derive(Debug, Clone, Args)]
@@ -132,7 +132,7 @@ pub struct Config {
     /// same peer ID within it resumes, unseen by the room, and gets the relays sent to it
     /// meanwhile (PROTOCOL §14). 0 turns it off: the room hears `peer-left` at once.
     #[arg(long, env = "RDV_RESUME_GRACE", default_value = "10s", value_name = "DURATION",
-          value_parser = parse_grace)]
+          value_parser = parse_duration_or_zero)]
     pub resume_grace: Duration,
 
     /// Longest wait for connections to close on SIGINT/SIGTERM before exiting anyway.
@@ -489,14 +489,6 @@ fn parse_cluster_url(text: &str) -> Result<String, String> {
     redis::IntoConnectionInfo::into_connection_info(text)
         .map(|_| text.to_owned())
         .map_err(|error| format!("{}: {error}", crate::server::rooms::cluster::redact(text)))
-}
-
-/// A duration, or 0 for "off".
-fn parse_grace(text: &str) -> Result<Duration, String> {
-    if text.trim().trim_end_matches(['s', 'm']).trim() == "0" {
-        return Ok(Duration::ZERO);
-    }
-    parse_duration(text)
 }
 
 fn parse_lease(text: &str) -> Result<Duration, String> {
