@@ -172,7 +172,7 @@ fn verify(args: &TokenArgs, color: ColorWhen) -> Result<Exit, CommandError> {
     let report = if args.json {
         let (code, message) = match &verdict {
             Ok(_) => (Value::Null, Value::Null),
-            Err(e) => (json!(e.code()), json!(e.to_string())),
+            Err(e) => (json!(e.code().as_str()), json!(e.to_string())),
         };
         let document = json!({
             "valid": verdict.is_ok(),
@@ -228,7 +228,7 @@ fn describe(
             let _ = writeln!(
                 out,
                 "{}",
-                paint(format!("{}: {error}", error.code()), false)
+                paint(format!("{}: {error}", error.code().as_str()), false)
             );
         }
     }

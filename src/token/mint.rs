@@ -19,6 +19,20 @@ pub struct MintRequest {
     pub max_peers: Option<u32>,
 }
 
+impl MintRequest {
+    /// A token for `rooms`, valid for `ttl`, bound to no peer and carrying no other claim.
+    pub fn new(rooms: Vec<String>, ttl: Duration) -> Self {
+        Self {
+            rooms,
+            peer: None,
+            ttl,
+            audience: None,
+            issuer: None,
+            max_peers: None,
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct MintedClaims<'a> {
     room: RoomGrant,

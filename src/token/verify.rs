@@ -8,7 +8,7 @@ use jsonwebtoken::{Validation, decode, decode_header};
 use super::claims::{Claims, MAX_PEERS_CLAIM, RoomGrant};
 use super::keys::{VerifyingKey, names};
 use crate::identity::PeerId;
-use crate::protocol::truncate_chars;
+use crate::protocol::{ErrorCode, truncate_chars};
 
 /// Clock skew tolerated on `exp`, `nbf` and `iat`, either way.
 pub const LEEWAY_SECONDS: u64 = 60;
@@ -31,14 +31,15 @@ pub enum TokenError {
 }
 
 impl TokenError {
-    /// The error code on the wire, also the label of the refusal counter.
-    pub fn code(&self) -> &'static str {
+    /// The `error` code it is reported with (PROTOCOL §5), also the label of the refusal
+    /// counter.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Required => "token-required",
-            Self::Invalid(_) => "token-invalid",
-            Self::Expired => "token-expired",
-            Self::RoomForbidden(_) => "room-forbidden",
-            Self::PeerMismatch => "token-peer-mismatch",
+            Self::Required => ErrorCode::TokenRequired,
+            Self::Invalid(_) => ErrorCode::TokenInvalid,
+            Self::Expired => ErrorCode::TokenExpired,
+            Self::RoomForbidden(_) => ErrorCode::RoomForbidden,
+            Self::PeerMismatch => ErrorCode::TokenPeerMismatch,
         }
     }
 }
@@ -252,14 +253,7 @@ mod tests {
     use std::time::Duration;
 
     fn request(room: &str) -> MintRequest {
-        MintRequest {
-            rooms: vec![room.into()],
-            peer: None,
-            ttl: Duration::from_secs(600),
-            audience: None,
-            issuer: None,
-            max_peers: None,
-        }
+        MintRequest::new(vec![room.into()], Duration::from_secs(600))
     }
 
     fn pair(spec: KeySpec) -> (super::super::SigningKey, Verifier) {

@@ -158,13 +158,14 @@ async fn room_or_not_found(
     } else {
         None
     };
-    let bearer = match bearer_grant(&request, &room, &state) {
-        Ok(grant) => grant,
-        Err(refused) => return *refused,
-    };
     let upgrade = match Upgrade::from_request(&mut request) {
         Ok(upgrade) => upgrade,
         Err(refused) => return refused.into_response(),
+    };
+    // After the handshake's free checks: a request that is no upgrade costs no signature.
+    let bearer = match bearer_grant(&request, &room, &state) {
+        Ok(grant) => grant,
+        Err(refused) => return *refused,
     };
     let config = &state.config;
     // Signaling messages are small; tungstenite's 128 KiB defaults would cost gigabytes at
@@ -231,7 +232,7 @@ fn bearer_grant(
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
         _ => return Ok(None),
     };
-    if !state.proof_budget.try_take(1, std::time::Instant::now()) {
+    let Some(checked) = gate.check(&state.proof_budget, token, room.as_str()) else {
         let mut response = plain(
             StatusCode::SERVICE_UNAVAILABLE,
             "the server is checking too many tokens; retry later",
@@ -240,22 +241,23 @@ fn bearer_grant(
             .headers_mut()
             .insert(header::RETRY_AFTER, header::HeaderValue::from(1));
         return Err(Box::new(response));
-    }
-    match gate.check(token, room.as_str()) {
+    };
+    match checked {
         // Counted as accepted once the register it serves passes (the peer check is
         // still to come).
         Ok(grant) => Ok(Some(Box::new(grant))),
         Err(error) => {
-            state.metrics.token_checked("header", error.code());
+            let code = error.code();
+            state.metrics.token_checked("header", Some(code));
             state.metrics.rejected(Rejection::Token);
             // RFC 6750 §3: the scheme, and the refusal's code for clients that read it.
             let challenge = format!(
                 "Bearer error=\"invalid_token\", error_description=\"{}\"",
-                error.code()
+                code.as_str()
             );
             let mut response = plain(
                 StatusCode::UNAUTHORIZED,
-                format!("{}: {error}", error.code()),
+                format!("{}: {error}", code.as_str()),
             );
             if let Ok(value) = header::HeaderValue::from_str(&challenge) {
                 response

@@ -4,19 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use crate::protocol::ErrorCode;
+use super::rate::CostBudget;
 use crate::token::{Grant, TokenError, Verifier, VerifierOptions, parse_verifying_keys};
-
-/// The `error` code a refusal is reported with.
-pub fn error_code(error: &TokenError) -> ErrorCode {
-    match error {
-        TokenError::Required => ErrorCode::TokenRequired,
-        TokenError::Invalid(_) => ErrorCode::TokenInvalid,
-        TokenError::Expired => ErrorCode::TokenExpired,
-        TokenError::RoomForbidden(_) => ErrorCode::RoomForbidden,
-        TokenError::PeerMismatch => ErrorCode::TokenPeerMismatch,
-    }
-}
 
 /// Reads every `--auth-key` file into one verifier; an error names the file.
 pub fn load(files: &[PathBuf], options: VerifierOptions) -> Result<Verifier, String> {
@@ -45,11 +34,20 @@ impl TokenGate {
         }
     }
 
-    /// Checks `token` for `room`. A signature check costs a few microseconds to a
-    /// millisecond (RSA-4096); the caller charges it to the server's check budget first.
-    pub fn check(&self, token: &str, room: &str) -> Result<Grant, TokenError> {
+    /// Checks `token` for `room`, charged like a proof to the server's signature-check
+    /// `budget` (a check costs microseconds to a millisecond, RSA-4096), so a flood of tokens
+    /// cannot take the CPU either. `None`: the budget is spent, nothing was checked.
+    pub fn check(
+        &self,
+        budget: &CostBudget,
+        token: &str,
+        room: &str,
+    ) -> Option<Result<Grant, TokenError>> {
+        if !budget.try_take(1, std::time::Instant::now()) {
+            return None;
+        }
         let verifier = self.verifier.read().expect("never poisoned").clone();
-        verifier.verify(token, Some(room))
+        Some(verifier.verify(token, Some(room)))
     }
 
     /// Puts a freshly loaded set of keys in force; tokens are checked with it from the next

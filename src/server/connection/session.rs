@@ -28,7 +28,6 @@ use crate::protocol::{
 };
 use crate::server::ServerState;
 use crate::server::admission::rate::Verdict;
-use crate::server::admission::tokens;
 use crate::server::config::ProofMode;
 use crate::server::rooms::outbox::{Next, Outbox, OutboxReceiver, Queued};
 use crate::server::rooms::{ConnectionId, DeliverError, JoinError, Member, Parking};
@@ -212,7 +211,6 @@ async fn end_grace(
         () = parking.closed() => {}
         () = state.stopping.cancelled() => {}
     }
-    drop(parking);
     if state.registry.leave(room, peer, connection).await {
         state.metrics.grace_expiries.inc();
     }
@@ -648,31 +646,25 @@ impl Session {
         };
         let (checked, via) = match (token, &self.bearer) {
             (Some(token), _) => {
-                // Charged like a proof: a flood of tokens cannot take the CPU either.
-                if !self
-                    .state
-                    .proof_budget
-                    .try_take(1, std::time::Instant::now())
-                {
+                let Some(checked) = gate.check(&self.state.proof_budget, token, self.room.as_str())
+                else {
                     self.close(CloseCode::OVERLOADED, "too many signatures to check");
                     return Err(ProtocolError::new(
                         ErrorCode::Unavailable,
                         "the server is checking too many tokens; retry later",
                     ));
-                }
-                let checked = gate
-                    .check(token, self.room.as_str())
-                    .and_then(|grant| grant.check_peer(id).map(|()| grant.max_peers));
+                };
+                let checked =
+                    checked.and_then(|grant| grant.check_peer(id).map(|()| grant.max_peers));
                 (checked, "register")
             }
             (None, Some(grant)) => (grant.check_peer(id).map(|()| grant.max_peers), "header"),
             (None, None) => (Err(TokenError::Required), "register"),
         };
-        let result = checked
-            .as_ref()
-            .map_or_else(TokenError::code, |_| "accepted");
-        self.state.metrics.token_checked(via, result);
-        checked.map_err(|error| ProtocolError::new(tokens::error_code(&error), error.to_string()))
+        self.state
+            .metrics
+            .token_checked(via, checked.as_ref().err().map(TokenError::code));
+        checked.map_err(|error| ProtocolError::new(error.code(), error.to_string()))
     }
 
     async fn join(&mut self, member: Member) {

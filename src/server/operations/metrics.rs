@@ -203,14 +203,13 @@ impl Rejection {
     }
 }
 
-/// Every result label of `rdv_token_checks_total`.
-const TOKEN_RESULTS: [&str; 6] = [
-    "accepted",
-    "token-required",
-    "token-invalid",
-    "token-expired",
-    "room-forbidden",
-    "token-peer-mismatch",
+/// The refusals `rdv_token_checks_total` counts besides `accepted`.
+const TOKEN_REFUSALS: [ErrorCode; 5] = [
+    ErrorCode::TokenRequired,
+    ErrorCode::TokenInvalid,
+    ErrorCode::TokenExpired,
+    ErrorCode::RoomForbidden,
+    ErrorCode::TokenPeerMismatch,
 ];
 
 pub struct Metrics {
@@ -372,7 +371,8 @@ impl Metrics {
             token_checks.clone(),
         );
         for via in ["register", "header"] {
-            for result in TOKEN_RESULTS {
+            let results = TOKEN_REFUSALS.map(ErrorCode::as_str);
+            for result in std::iter::once("accepted").chain(results) {
                 drop(token_checks.get_or_create(&TokenLabel { via, result }));
             }
         }
@@ -511,9 +511,10 @@ impl Metrics {
             .inc();
     }
 
-    /// One access token checked: `via` is `register` or `header`, `result` `accepted` or
-    /// the refusal's error code.
-    pub fn token_checked(&self, via: &'static str, result: &'static str) {
+    /// One access token checked: `via` is `register` or `header`; `refused` the refusal's
+    /// error code, or `None` when it was accepted.
+    pub fn token_checked(&self, via: &'static str, refused: Option<ErrorCode>) {
+        let result = refused.map_or("accepted", ErrorCode::as_str);
         self.token_checks
             .get_or_create(&TokenLabel { via, result })
             .inc();
