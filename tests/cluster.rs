@@ -184,12 +184,8 @@ async fn access_tokens_and_the_room_size_they_set_hold_across_instances() {
     let key = parse_signing_key(&signer.to_pkcs8_pem(), None).unwrap();
     let token = |max_peers: Option<u32>| {
         let request = MintRequest {
-            rooms: vec!["sized".into()],
-            peer: None,
-            ttl: Duration::from_secs(600),
-            audience: None,
-            issuer: None,
             max_peers,
+            ..MintRequest::new(vec!["sized".into()], Duration::from_secs(600))
         };
         mint(&key, &request, now_seconds()).unwrap()
     };

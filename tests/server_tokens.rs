@@ -40,14 +40,10 @@ impl Issuer {
 
     /// A token for `room`, valid for ten minutes, for any peer.
     fn token(&self, room: &str) -> String {
-        self.mint(MintRequest {
-            rooms: vec![room.into()],
-            peer: None,
-            ttl: Duration::from_secs(600),
-            audience: None,
-            issuer: None,
-            max_peers: None,
-        })
+        self.mint(MintRequest::new(
+            vec![room.into()],
+            Duration::from_secs(600),
+        ))
     }
 
     fn mint(&self, request: MintRequest) -> String {
@@ -131,12 +127,8 @@ async fn a_valid_token_admits_and_each_bad_one_gets_its_code_disturbing_nobody()
         )
     );
     let bound_to_member = issuer.mint(MintRequest {
-        rooms: vec!["lobby".into()],
         peer: Some(key.peer_id()),
-        ttl: Duration::from_secs(600),
-        audience: None,
-        issuer: None,
-        max_peers: None,
+        ..MintRequest::new(vec!["lobby".into()], Duration::from_secs(600))
     });
     let cases: Vec<(&str, Option<String>, &str)> = vec![
         ("no token", None, "token-required"),
@@ -252,12 +244,13 @@ async fn patterns_bindings_audience_and_issuer() {
     ]);
     let key = TestKey::new();
     let request = |rooms: &[&str], aud: Option<&str>, iss: Option<&str>| MintRequest {
-        rooms: rooms.iter().map(|r| r.to_string()).collect(),
         peer: Some(key.peer_id()),
-        ttl: Duration::from_secs(600),
         audience: aud.map(str::to_owned),
         issuer: iss.map(str::to_owned),
-        max_peers: None,
+        ..MintRequest::new(
+            rooms.iter().map(|r| r.to_string()).collect(),
+            Duration::from_secs(600),
+        )
     };
     let full =
         |rooms: &[&str]| issuer.mint(request(rooms, Some("rdv"), Some("https://app.example")));
@@ -380,12 +373,8 @@ async fn native_clients_send_the_token_as_a_bearer_header() {
 
     // A header token bound to one peer serves only that peer's register.
     let bound = issuer.mint(MintRequest {
-        rooms: vec!["lobby".into()],
         peer: Some(key.peer_id()),
-        ttl: Duration::from_secs(60),
-        audience: None,
-        issuer: None,
-        max_peers: None,
+        ..MintRequest::new(vec!["lobby".into()], Duration::from_secs(60))
     });
     let (status, _, tcp) = upgrade_from(
         &server,
@@ -413,12 +402,8 @@ async fn the_token_that_opens_a_room_sets_its_size() {
     let (issuer, server) = ed25519_server(dir.path());
     let sized = |max_peers| {
         issuer.mint(MintRequest {
-            rooms: vec!["call-*".into()],
-            peer: None,
-            ttl: Duration::from_secs(600),
-            audience: None,
-            issuer: None,
             max_peers: Some(max_peers),
+            ..MintRequest::new(vec!["call-*".into()], Duration::from_secs(600))
         })
     };
     let (_host, welcome) = attempt(&server, "call-1", &TestKey::new(), Some(&sized(2))).await;
@@ -505,14 +490,7 @@ async fn every_key_form_the_server_reads() {
     for signer in &signers {
         let token = mint(
             signer,
-            &MintRequest {
-                rooms: vec!["r".into()],
-                peer: None,
-                ttl: Duration::from_secs(60),
-                audience: None,
-                issuer: None,
-                max_peers: None,
-            },
+            &MintRequest::new(vec!["r".into()], Duration::from_secs(60)),
             now_seconds(),
         )
         .unwrap();

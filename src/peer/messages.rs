@@ -324,7 +324,6 @@ impl Driver<'_> {
         }
     }
 
-    /// Sends one message, unless --only-buddies forbids its target.
     /// Whether this message's description must be validly signed to be taken: always with
     /// `--require-signed`, and from buddies with `--only-buddies`.
     fn requires_signature_from(&self, message: &Value) -> bool {
@@ -336,6 +335,8 @@ impl Driver<'_> {
                     .is_some_and(|from| self.room.is_buddy(from)))
     }
 
+    /// Sends one message (its description signed unless --no-sign), unless --only-buddies
+    /// forbids its target.
     pub(super) async fn send_text(&mut self, socket: &mut Socket, text: String) -> Option<Ended> {
         // Parsed once for everything below; text that is not JSON goes as is (the server
         // will say so).

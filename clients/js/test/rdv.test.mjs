@@ -361,25 +361,28 @@ function serve(args) {
   });
 }
 
+/** A WebCrypto signing key pair for each algorithm the library signs with, in this order:
+ * ECDSA P-256, P-384 (and P-521 when asked), Ed25519, RSASSA-PKCS1-v1_5, RSA-PSS. */
+function signingKeyPairs({ p521 = false } = {}) {
+  const rsa = (name) => ({ name, modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" });
+  const algorithms = [
+    { name: "ECDSA", namedCurve: "P-256" },
+    { name: "ECDSA", namedCurve: "P-384" },
+    ...(p521 ? [{ name: "ECDSA", namedCurve: "P-521" }] : []),
+    { name: "Ed25519" },
+    rsa("RSASSA-PKCS1-v1_5"),
+    rsa("RSA-PSS"),
+  ];
+  return Promise.all(algorithms.map((algorithm) => crypto.subtle.generateKey(algorithm, false, ["sign", "verify"])));
+}
+
 const serverAvailable = existsSync(binary) && typeof WebSocket !== "undefined";
 
 test("rdv verifies the library's proofs for every key type it signs with", { skip: serverAvailable ? false : `needs ${binary} and --experimental-websocket` }, async () => {
   const server = await serve(["--proof", "required"]);
   const rooms = [];
   try {
-    const keyPairs = [
-      await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign", "verify"]),
-      await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-384" }, false, ["sign", "verify"]),
-      await crypto.subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]),
-      await crypto.subtle.generateKey(
-        { name: "RSASSA-PKCS1-v1_5", modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" },
-        false, ["sign", "verify"],
-      ),
-      await crypto.subtle.generateKey(
-        { name: "RSA-PSS", modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" },
-        false, ["sign", "verify"],
-      ),
-    ];
+    const keyPairs = await signingKeyPairs();
     for (const keys of keyPairs) {
       const identity = await identityFrom(keys);
       const room = await join(server.url, "proofs", { identity, reconnect: false });
@@ -431,20 +434,7 @@ function peerProcess(args) {
 test("interop: rdv peer verifies what rdv.js signs, for every key type, and rdv.js what rdv peer signs", { skip: serverAvailable ? false : `needs ${binary} and --experimental-websocket` }, async () => {
   const server = await serve([]);
   try {
-    const keyPairs = [
-      await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign", "verify"]),
-      await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-384" }, false, ["sign", "verify"]),
-      await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-521" }, false, ["sign", "verify"]),
-      await crypto.subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]),
-      await crypto.subtle.generateKey(
-        { name: "RSASSA-PKCS1-v1_5", modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" },
-        false, ["sign", "verify"],
-      ),
-      await crypto.subtle.generateKey(
-        { name: "RSA-PSS", modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" },
-        false, ["sign", "verify"],
-      ),
-    ];
+    const keyPairs = await signingKeyPairs({ p521: true });
     for (const [n, keys] of keyPairs.entries()) {
       const roomName = `interop-${n}`;
       const receiver = peerProcess([server.url, roomName, "--require-signed", "--until", ".sdp.type=offer", "--timeout", "10s"]);
