@@ -441,6 +441,10 @@ test("interop: rdv peer verifies what rdv.js signs, for every key type, and rdv.
       const receiverId = await receiver.peerIdLine;
       const identity = await identityFrom(keys);
       const room = await join(server.url, roomName, { identity, reconnect: false, RTCPeerConnection: FakePeerConnection });
+      // rdv peer prints its ID before it has registered: wait until the room has it.
+      if (!room.peers.has(receiverId)) {
+        await new Promise((resolve) => room.on("peer-joined", (peer) => { if (peer.id === receiverId) resolve(); }));
+      }
       await room._relay("offer", receiverId, { type: "offer", sdp: "v=0\r\na=fingerprint:sha-256 AA:BB\r\n" });
       const result = await receiver.done;
       room.close();
