@@ -1,7 +1,8 @@
 //! The cluster's chaos run (issue 27): a real `redis-server`, three `rdv serve --cluster`
 //! instances and a few hundred clients on loopback, for a bounded time. Clients join and
 //! leave at random across instances, relay sequenced messages, some prove their keys, some
-//! reset their sockets in the middle of a join. Each round injects a fault — an instance
+//! reset their sockets in the middle of a join, some drop their socket and resume their place
+//! (PROTOCOL §14) on any instance. Each round injects a fault — an instance
 //! SIGKILLed and replaced, an instance SIGSTOPped past its lease and resumed, Redis killed
 //! and restarted from a snapshot or empty, a flood of silent upgrades against the
 //! unregistered cap — then lets the cluster settle and checks the invariants, printing them
@@ -13,6 +14,8 @@
 //!   `peer-left`) is exactly the room; no `peer-joined` twice, no `peer-left` for someone it
 //!   did not know, none for a peer still connected whose instance had no fault;
 //! - no verified peer is replaced (no key is used twice here);
+//! - a peer that drops and comes back within the grace resumes (`"resumed": true`) unless its
+//!   instance was faulted, and nobody hears it leave;
 //! - relays arrive in order per sender and receiver, never from a peer the receiver does not
 //!   know (unless the sender's instance was faulted), and none vanishes outside a fault's
 //!   window; in each settled period every member reaches every other.
@@ -126,7 +129,12 @@ struct Counts {
     relays_lost_in_faults: AtomicU64,
     settled_relays: AtomicU64,
     silent_upgrades: AtomicU64,
+    roams: AtomicU64,
+    resumes: AtomicU64,
+    resumes_lost_in_faults: AtomicU64,
+    relays_lost_with_a_socket: AtomicU64,
     // Violations: each must stay 0.
+    resumes_lost_calm: AtomicU64,
     relays_lost_calm: AtomicU64,
     relays_reordered: AtomicU64,
     relays_from_unknown: AtomicU64,
@@ -174,6 +182,9 @@ struct Harness {
     calm_gaps: Mutex<Vec<(String, String, u64, Instant)>>,
     /// Faults as (start, end); relays sent inside one (or its shadow) may be lost.
     faults: Mutex<Vec<(Instant, Option<Instant>)>>,
+    /// When each peer dropped its socket to resume: what the server had written to it then
+    /// is lost with it (PROTOCOL §14).
+    roamed: Mutex<HashMap<String, Vec<Instant>>>,
     counts: Counts,
     deadline: Instant,
 }
@@ -199,6 +210,9 @@ impl Harness {
             "1000",
             "--rate-burst",
             "1000",
+            // Short, so that peers reset for good are gone before the round settles.
+            "--resume-grace",
+            "2s",
         ]
         .map(str::to_owned)
         .to_vec()
@@ -227,6 +241,16 @@ impl Harness {
         lock(&self.faults).iter().any(|(start, end)| {
             let end = end.map_or(at + FAULT_SHADOW, |end| end + FAULT_SHADOW);
             *start <= at && at <= end
+        })
+    }
+
+    /// Whether a relay to `to` sent at `at` went out with a socket `to` dropped to resume.
+    fn lost_with_a_socket(&self, to: &str, at: Instant) -> bool {
+        lock(&self.roamed).get(to).is_some_and(|drops| {
+            drops.iter().any(|dropped| {
+                at <= *dropped + Duration::from_millis(500)
+                    && *dropped <= at + Duration::from_secs(1)
+            })
         })
     }
 
@@ -303,23 +327,18 @@ fn listed_in(welcome: &Value) -> HashSet<String> {
         .unwrap_or_default()
 }
 
-/// One client's life: connect, register, relay, leave (or be left).
-async fn client(harness: &Harness, rng: &mut Rng, room: usize, slot: usize, url: &str) {
-    let counts = &harness.counts;
+/// Connects to `url` and registers `key` (with a proof if `prove`); the socket and the
+/// `welcome`, or `None` if it was refused or cut (`mid_join` resets it after the register).
+async fn register(url: &str, key: &PrivateKey, prove: bool, mid_join: bool) -> Option<(Ws, Value)> {
     let Ok(Ok((mut ws, _))) = tokio::time::timeout(
         Duration::from_secs(3),
         tokio_tungstenite::connect_async(url),
     )
     .await
     else {
-        return;
+        return None;
     };
-    let Some(challenge) = next_message(&mut ws, Duration::from_secs(3)).await else {
-        return;
-    };
-    let key = PrivateKey::generate(KeySpec::Ed25519).unwrap();
-    let id = key.public().peer_id().to_string();
-    let prove = rng.chance(30);
+    let challenge = next_message(&mut ws, Duration::from_secs(3)).await?;
     let mut register = json!({"type": "register", "publicKey": key.public().to_public_json()});
     if prove {
         let nonce = challenge["nonce"].as_str().unwrap_or_default();
@@ -327,23 +346,31 @@ async fn client(harness: &Harness, rng: &mut Rng, room: usize, slot: usize, url:
         register["proof"] =
             json!({"alg": key.proof_alg().name(), "signature": base64url(&signature)});
     }
-    if ws.send(Message::text(register.to_string())).await.is_err() {
-        return;
+    ws.send(Message::text(register.to_string())).await.ok()?;
+    if mid_join {
+        reset(ws);
+        return None;
     }
+    let welcome = next_message(&mut ws, Duration::from_secs(5)).await?;
+    (welcome["type"] == "welcome").then_some((ws, welcome))
+}
+
+/// One client's life: connect, register, relay, roam, leave (or be left).
+async fn client(harness: &Harness, rng: &mut Rng, room: usize, slot: usize, url: &str) {
+    let counts = &harness.counts;
+    let key = PrivateKey::generate(KeySpec::Ed25519).unwrap();
+    let id = key.public().peer_id().to_string();
+    let prove = rng.chance(30);
     if rng.chance(5) {
         // Gone in the middle of its join.
         count(&counts.resets_mid_join);
-        reset(ws);
+        register(url, &key, prove, true).await;
         return;
     }
-    let Some(welcome) = next_message(&mut ws, Duration::from_secs(5)).await else {
+    let Some((mut ws, welcome)) = register(url, &key, prove, false).await else {
         count(&counts.join_refusals);
         return;
     };
-    if welcome["type"] != "welcome" {
-        count(&counts.join_refusals);
-        return;
-    }
     count(&counts.joins);
     if prove {
         count(&counts.proven_joins);
@@ -357,24 +384,81 @@ async fn client(harness: &Harness, rng: &mut Rng, room: usize, slot: usize, url:
             presence: presence.clone(),
         },
     );
-    let ended = converse(harness, rng, &id, prove, &presence, &mut ws).await;
-    lock(&harness.live).remove(&id);
-    match ended {
-        Ending::Leave => {
-            count(&counts.clean_leaves);
-            let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
+    let mut sequences = Sequences::default();
+    loop {
+        let ended = converse(harness, rng, &id, prove, &presence, &mut ws, &mut sequences).await;
+        match ended {
+            Ending::Roam => {
+                // Its place stays: it is still live for the harness while it comes back.
+                count(&counts.roams);
+                lock(&harness.roamed)
+                    .entry(id.clone())
+                    .or_default()
+                    .push(Instant::now());
+                reset(ws);
+                tokio::time::sleep(rng.millis(50, 800)).await;
+                let dropped = Instant::now();
+                let back = match harness.pick_instance(rng, room) {
+                    Some((slot, url)) => register(&url, &key, prove, false)
+                        .await
+                        .map(|back| (slot, back)),
+                    None => None,
+                };
+                let Some((slot, (back, welcome))) = back else {
+                    lock(&harness.live).remove(&id);
+                    count(&counts.resets);
+                    return;
+                };
+                let disturbed = lock(&harness.disturbed).contains(&id);
+                if welcome["resumed"] == true {
+                    count(&counts.resumes);
+                } else if disturbed || harness.in_fault(dropped) {
+                    count(&counts.resumes_lost_in_faults);
+                } else {
+                    count(&counts.resumes_lost_calm);
+                    println!(
+                        "{} came back within the grace and was not resumed",
+                        &id[..8]
+                    );
+                }
+                *lock(&presence) = listed_in(&welcome);
+                if let Some(live) = lock(&harness.live).get_mut(&id) {
+                    live.slot = slot;
+                }
+                ws = back;
+            }
+            ended => {
+                lock(&harness.live).remove(&id);
+                match ended {
+                    Ending::Leave => {
+                        count(&counts.clean_leaves);
+                        let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
+                    }
+                    Ending::Reset => {
+                        count(&counts.resets);
+                        reset(ws);
+                    }
+                    _ => count(&counts.closed_by_server),
+                }
+                return;
+            }
         }
-        Ending::Reset => {
-            count(&counts.resets);
-            reset(ws);
-        }
-        Ending::Closed => count(&counts.closed_by_server),
     }
+}
+
+/// The relay numbering a client keeps across its resumes: the next one it sends to each
+/// peer, and the last it saw from each.
+#[derive(Default)]
+struct Sequences {
+    sent: HashMap<String, u64>,
+    seen: HashMap<String, u64>,
 }
 
 enum Ending {
     Leave,
     Reset,
+    /// Drops the socket and comes back with the same key (PROTOCOL §14).
+    Roam,
     Closed,
 }
 
@@ -386,11 +470,14 @@ async fn converse(
     verified: bool,
     presence: &Mutex<HashSet<String>>,
     ws: &mut Ws,
+    sequences: &mut Sequences,
 ) -> Ending {
     let counts = &harness.counts;
     let lifetime = Instant::now() + rng.millis(1000, 6000);
-    let mut sent_seq: HashMap<String, u64> = HashMap::new();
-    let mut seen_seq: HashMap<String, u64> = HashMap::new();
+    let Sequences {
+        sent: sent_seq,
+        seen: seen_seq,
+    } = sequences;
     // The relay whose fate (refused or not) the next pong settles.
     let mut pending: Option<(String, u64)> = None;
     let mut round = harness.settled_round.load(Ordering::Relaxed);
@@ -455,6 +542,9 @@ async fn converse(
                             }
                             let sent = lock(&harness.sent_at).get(&key).copied();
                             match sent {
+                                Some(at) if harness.lost_with_a_socket(id, at) => {
+                                    count(&counts.relays_lost_with_a_socket);
+                                }
                                 Some(at) if !harness.in_fault(at) => {
                                     lock(&harness.calm_gaps).push((from.clone(), id.to_owned(), missing, at));
                                 }
@@ -491,7 +581,7 @@ async fn converse(
                     round = now_round;
                     let everyone: Vec<String> = lock(presence).iter().cloned().collect();
                     for to in everyone {
-                        if send_relay(harness, ws, id, &to, &mut sent_seq, true).await.is_none() {
+                        if send_relay(harness, ws, id, &to, sent_seq, true).await.is_none() {
                             return Ending::Closed;
                         }
                     }
@@ -501,7 +591,11 @@ async fn converse(
                     continue;
                 }
                 if Instant::now() >= lifetime {
-                    return if rng.chance(80) { Ending::Leave } else { Ending::Reset };
+                    return match rng.below(10) {
+                        0..7 => Ending::Leave,
+                        7 => Ending::Reset,
+                        _ => Ending::Roam,
+                    };
                 }
                 if pending.is_none() {
                     let everyone: Vec<String> = lock(presence).iter().cloned().collect();
@@ -509,7 +603,7 @@ async fn converse(
                         continue;
                     }
                     let to = everyone[rng.below(everyone.len())].clone();
-                    let Some(n) = send_relay(harness, ws, id, &to, &mut sent_seq, false).await else {
+                    let Some(n) = send_relay(harness, ws, id, &to, sent_seq, false).await else {
                         return Ending::Closed;
                     };
                     if ws.send(Message::text(r#"{"type":"ping"}"#)).await.is_err() {
@@ -786,6 +880,7 @@ async fn chaos_run_keeps_every_invariant() {
         dropped_later: Mutex::default(),
         calm_gaps: Mutex::default(),
         faults: Mutex::default(),
+        roamed: Mutex::default(),
         counts: Counts::default(),
         // The clients stop at the deadline; the rounds past it only settle and check.
         deadline: started + Duration::from_secs(seconds.max(1)) + Duration::from_secs(600),
@@ -924,11 +1019,19 @@ async fn chaos_run_keeps_every_invariant() {
         read(&c.silent_upgrades),
     );
     println!(
-        "relays sent {}, received {}, refused {}, lost in a fault's window {}",
+        "relays sent {}, received {}, refused {}, lost in a fault's window {}, lost with a \
+         socket dropped to resume {}",
         read(&c.relays_sent),
         read(&c.relays_received),
         read(&c.relays_refused),
         read(&c.relays_lost_in_faults),
+        read(&c.relays_lost_with_a_socket),
+    );
+    println!(
+        "sockets dropped to resume {}, resumed {}, not resumed in a fault {}",
+        read(&c.roams),
+        read(&c.resumes),
+        read(&c.resumes_lost_in_faults),
     );
     let violations = [
         ("relays lost outside faults", read(&c.relays_lost_calm)),
@@ -941,6 +1044,10 @@ async fn chaos_run_keeps_every_invariant() {
             read(&c.false_departures),
         ),
         ("verified peers replaced", read(&c.verified_replaced)),
+        (
+            "peers back within the grace and not resumed",
+            read(&c.resumes_lost_calm),
+        ),
         (
             "settled rounds with ghosts, missing or lost relays",
             failures.len() as u64,

@@ -819,3 +819,144 @@ async fn a_relay_nobody_heard_comes_back_as_unavailable() {
         1.0
     );
 }
+
+fn register(key: &TestKey) -> String {
+    rdv::protocol::register(&key.public_jwk, None, None)
+}
+
+/// Registers `key` in `room` on `server`; the client and its welcome.
+async fn register_on(server: &Server, room: &str, key: &TestKey) -> (Client, Value) {
+    let mut client = Client::connect(&server.url(room)).await;
+    client.send_text(&register(key)).await;
+    let welcome = client.expect("welcome").await;
+    (client, welcome)
+}
+
+/// PROTOCOL §14 across instances: a peer dropped on one instance resumes on another (or the
+/// same) one; the room sees nothing, and what was sent to it meanwhile arrives first, in
+/// order, from senders on every instance, before what is sent after.
+#[tokio::test]
+#[ignore = "needs redis-server (apt install redis-server)"]
+async fn a_peer_dropped_on_one_instance_resumes_on_another_unseen() {
+    let redis = redis();
+    let servers = three(&redis, &["--resume-grace", "10s"]);
+    let room = "roam";
+    let mut b = servers[0].peer(room).await;
+    let mut c = servers[2].peer(room).await;
+    expect_presence(&mut b.client, "peer-joined", &c.id).await;
+    let a_key = TestKey::new();
+    let a_id = a_key.peer_id();
+    let mut a = Some(register_on(&servers[1], room, &a_key).await.0);
+    // Dropped on 1, resumed on 0, then on 0 again (the same instance).
+    for (dropped_on, resume_on, round) in [(1, 0, 0), (0, 0, 1)] {
+        expect_presence(&mut b.client, "peer-joined", &a_id).await;
+        expect_presence(&mut c.client, "peer-joined", &a_id).await;
+        assert!(b.client.sync().await.is_empty() && c.client.sync().await.is_empty());
+        a.take().expect("registered").drop_abruptly(true);
+        servers[dropped_on]
+            .wait_for_metric("rdv_peers_in_grace", |n| n == 1.0)
+            .await;
+        // From an instance of its own and from another one, into the gap.
+        for n in 0..3 {
+            b.client.send(relay(&a_id, round * 100 + n)).await;
+            c.client.send(relay(&a_id, round * 100 + 10 + n)).await;
+        }
+        assert!(b.client.sync().await.is_empty(), "no error, no presence");
+        assert!(c.client.sync().await.is_empty(), "no error, no presence");
+
+        let (mut back, welcome) = register_on(&servers[resume_on], room, &a_key).await;
+        assert_eq!(welcome["resumed"], true, "{welcome}");
+        let mut peers = ids(&welcome);
+        peers.sort();
+        let mut expected = vec![b.id.clone(), c.id.clone()];
+        expected.sort();
+        assert_eq!(peers, expected);
+        // Sent after the resume: after what was queued.
+        b.client.send(relay(&a_id, round * 100 + 50)).await;
+        let mut from_b = Vec::new();
+        let mut from_c = Vec::new();
+        while from_b.len() < 4 || from_c.len() < 3 {
+            let message = back.expect("ice-candidate").await;
+            let n = message["candidate"]["n"].as_u64().unwrap();
+            if message["from"] == b.id.as_str() {
+                from_b.push(n);
+            } else {
+                from_c.push(n);
+            }
+        }
+        let base = round as u64 * 100;
+        assert_eq!(from_b, [base, base + 1, base + 2, base + 50], "in order");
+        assert_eq!(from_c, [base + 10, base + 11, base + 12], "in order");
+        // Nobody noticed, and the resumed peer is reached and heard everywhere.
+        assert!(b.client.sync().await.is_empty(), "no presence");
+        assert!(c.client.sync().await.is_empty(), "no presence");
+        back.send(relay(&c.id, 7)).await;
+        assert_eq!(
+            c.client.expect("ice-candidate").await["from"],
+            a_id.as_str()
+        );
+        servers[dropped_on]
+            .wait_for_metric("rdv_peers_in_grace", |n| n == 0.0)
+            .await;
+        let resumed = common::metric(&servers[resume_on].metrics().await, "rdv_resumes_total");
+        assert_eq!(
+            resumed,
+            1.0 + round as f64 * f64::from(dropped_on == resume_on)
+        );
+        if round == 0 {
+            // Announced again for the next round's expectations.
+            back.close().await;
+            expect_presence(&mut b.client, "peer-left", &a_id).await;
+            expect_presence(&mut c.client, "peer-left", &a_id).await;
+            let (again, _) = register_on(&servers[0], room, &a_key).await;
+            a = Some(again);
+        } else {
+            // A clean close leaves at once, announced once.
+            back.close().await;
+            expect_presence(&mut b.client, "peer-left", &a_id).await;
+            expect_presence(&mut c.client, "peer-left", &a_id).await;
+            assert!(b.client.sync().await.is_empty() && c.client.sync().await.is_empty());
+        }
+    }
+}
+
+/// Without a resume the room hears `peer-left` once, after the grace, and the ID is free on
+/// every instance; a verified holder is resumed only by a register that proves the key.
+#[tokio::test]
+#[ignore = "needs redis-server (apt install redis-server)"]
+async fn in_a_cluster_the_grace_ends_once_and_a_verified_place_needs_proof() {
+    let redis = redis();
+    let servers = three(&redis, &["--resume-grace", "1500ms", "--proof", "optional"]);
+    let room = "grace";
+    let observer_key = PrivateKey::generate(KeySpec::Ed25519).unwrap();
+    let (mut observer, _) = proven(&servers[2], room, &observer_key).await;
+    let key = PrivateKey::generate(KeySpec::Ed25519).unwrap();
+    let id = key.public().peer_id().to_string();
+    let (held, _) = proven(&servers[0], room, &key).await;
+    expect_presence(&mut observer, "peer-joined", &id).await;
+    let dropped = Instant::now();
+    held.drop_abruptly(true);
+    servers[0]
+        .wait_for_metric("rdv_peers_in_grace", |n| n == 1.0)
+        .await;
+    // An unverified claimant of the verified place, on another instance, is refused.
+    let mut claimant = Client::connect(&servers[1].url(room)).await;
+    claimant.expect("challenge").await;
+    let unproven = json!({"type": "register", "publicKey": key.public().to_public_json()});
+    claimant.send(unproven).await;
+    claimant.expect_error("duplicate-peer").await;
+    expect_presence(&mut observer, "peer-left", &id).await;
+    assert!(
+        dropped.elapsed() >= Duration::from_millis(1400),
+        "peer-left came before the grace ended"
+    );
+    assert!(observer.sync().await.is_empty(), "announced once");
+    assert_eq!(
+        common::metric(&servers[0].metrics().await, "rdv_grace_expiries_total"),
+        1.0
+    );
+    // The ID is free again, on any instance: a fresh join, not a resume.
+    let (_fresh, welcome) = proven(&servers[1], room, &key).await;
+    assert_ne!(welcome["resumed"], true, "{welcome}");
+    expect_presence(&mut observer, "peer-joined", &id).await;
+}

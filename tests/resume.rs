@@ -8,25 +8,6 @@ use std::time::{Duration, Instant};
 use common::{Client, Server, TestKey};
 use rdv::identity::{KeySpec, PrivateKey, base64url};
 use serde_json::{Value, json};
-use tokio_tungstenite::MaybeTlsStream;
-
-/// Ends `client`'s TCP connection without a close frame: a reset (`reset`), or a FIN.
-fn drop_abruptly(client: Client, reset: bool) {
-    let mut ws = client.ws;
-    let MaybeTlsStream::Plain(tcp) = ws.get_mut() else {
-        panic!("the tests connect over plain TCP");
-    };
-    if reset {
-        // Closing with a zero linger sends RST instead of FIN.
-        socket2::SockRef::from(&*tcp)
-            .set_linger(Some(Duration::ZERO))
-            .unwrap();
-    } else {
-        use std::os::fd::AsRawFd as _;
-        nix::sys::socket::shutdown(tcp.as_raw_fd(), nix::sys::socket::Shutdown::Write).unwrap();
-    }
-    drop(ws);
-}
 
 fn register(key: &TestKey) -> String {
     rdv::protocol::register(&key.public_jwk, None, None)
@@ -59,7 +40,7 @@ async fn a_dropped_peer_resumes_unseen_and_gets_what_was_sent_meanwhile() {
         a.send_text(&register(&a_key)).await;
         a.expect("welcome").await;
         b.client.expect("peer-joined").await;
-        drop_abruptly(a, reset);
+        a.drop_abruptly(reset);
         // Wait until the server has noticed (its metric), then signal into the gap.
         server
             .wait_for_metric("rdv_peers_in_grace", |n| n == 1.0)
@@ -123,7 +104,7 @@ async fn without_a_resume_the_room_hears_peer_left_once_after_the_grace() {
     a.expect("welcome").await;
     b.client.expect("peer-joined").await;
     let dropped = Instant::now();
-    drop_abruptly(a, true);
+    a.drop_abruptly(true);
     let left = b.client.expect("peer-left").await;
     assert_eq!(left["peerId"], a_key.peer_id().as_str());
     let waited = dropped.elapsed();
@@ -155,7 +136,7 @@ async fn a_goodbye_leaves_at_once_and_grace_zero_turns_resume_off() {
         if clean {
             a.client.close().await;
         } else {
-            drop_abruptly(a.client, true);
+            a.client.drop_abruptly(true);
         }
         let left = b.client.expect("peer-left").await;
         assert_eq!(left["peerId"], a.id.as_str());
@@ -219,7 +200,7 @@ async fn a_verified_peer_is_resumed_only_by_a_proof() {
     let (a, welcome) = register_with(&server, &key, true).await;
     assert_eq!(welcome["type"], "welcome");
     b.expect("peer-joined").await;
-    drop_abruptly(a, true);
+    a.drop_abruptly(true);
     server
         .wait_for_metric("rdv_peers_in_grace", |n| n == 1.0)
         .await;
@@ -245,7 +226,7 @@ async fn a_queue_that_overflows_during_the_grace_ends_it() {
     a.send_text(&register(&a_key)).await;
     a.expect("welcome").await;
     b.client.expect("peer-joined").await;
-    drop_abruptly(a, true);
+    a.drop_abruptly(true);
     server
         .wait_for_metric("rdv_peers_in_grace", |n| n == 1.0)
         .await;

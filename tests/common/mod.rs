@@ -413,6 +413,25 @@ pub struct Client {
 }
 
 impl Client {
+    /// Ends the TCP connection without a close frame: a reset (`reset`), or a FIN — what
+    /// a network change does to a client (PROTOCOL §14).
+    pub fn drop_abruptly(self, reset: bool) {
+        let mut ws = self.ws;
+        let MaybeTlsStream::Plain(tcp) = ws.get_mut() else {
+            panic!("the tests connect over plain TCP");
+        };
+        if reset {
+            // Closing with a zero linger sends RST instead of FIN.
+            socket2::SockRef::from(&*tcp)
+                .set_linger(Some(Duration::ZERO))
+                .unwrap();
+        } else {
+            use std::os::fd::AsRawFd as _;
+            nix::sys::socket::shutdown(tcp.as_raw_fd(), nix::sys::socket::Shutdown::Write).unwrap();
+        }
+        drop(ws);
+    }
+
     pub async fn connect(url: &str) -> Self {
         let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
             .await

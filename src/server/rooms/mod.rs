@@ -387,12 +387,18 @@ impl LocalRegistry {
         let slot = room.members.get_mut(&member.id).expect("checked above");
         let mut parked = slot.parked.take().expect("checked by the caller");
         member.outbox.push(welcome.into());
-        // Under the room's lock: no relay to this peer can come between.
+        // Under the room's lock: no relay to this peer can come between. A relay from a
+        // peer that has left since is dropped: the welcome does not list it.
         while let Some(queued) = parked.try_recv() {
-            if queued.survives_resume() {
+            if queued.survives_resume()
+                && queued
+                    .relay_sender()
+                    .is_none_or(|from| room.members.contains_key(from))
+            {
                 member.outbox.push_again(queued);
             }
         }
+        let slot = room.members.get_mut(&member.id).expect("checked above");
         slot.connection = member.connection;
         slot.outbox = member.outbox;
         self.metrics.resumes.inc();

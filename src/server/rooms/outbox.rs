@@ -46,6 +46,19 @@ impl Queued {
     pub fn survives_resume(&self) -> bool {
         self.read_at.is_some() || self.text.as_str().starts_with(r#"{"type":"error""#)
     }
+
+    /// The peer a relay is from, if this is a relay.
+    pub fn relay_sender(&self) -> Option<&str> {
+        self.read_at?;
+        relay_sender(self.text.as_str())
+    }
+}
+
+/// The sender of a relayed message: its text starts `{"type":"…","from":"<peer ID>"`
+/// (PROTOCOL §2's output order), so it is read without parsing the rest.
+pub fn relay_sender(text: &str) -> Option<&str> {
+    let (_, rest) = text.split_once(r#","from":""#)?;
+    rest.get(..64)
 }
 
 /// The sending half of a connection's queue, bounded in messages and in bytes.

@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::scripts;
-use super::view::Views;
+use super::view::{Handoff, Views};
 use super::wire;
 use crate::identity::PeerId;
 use crate::protocol::{self, ErrorCode, RoomName};
@@ -83,7 +83,9 @@ pub struct Outgoing {
     pub payload: String,
     /// Told `unavailable` if no instance listens on `channel` when it is published, rather
     /// than the relay vanishing silently. (The receiver is read back from the payload then.)
-    pub sender: Outbox,
+    /// `None` for what a view hands to another instance (a resumed member's handover, a
+    /// relay sent on), which travels alone in its message and bounces to nobody.
+    pub sender: Option<Outbox>,
 }
 
 /// What the instance needs while it is connected.
@@ -104,6 +106,8 @@ pub struct Link {
     connected: RwLock<Option<Connected>>,
     publish_tx: mpsc::Sender<Outgoing>,
     publish_rx: Arc<Mutex<mpsc::Receiver<Outgoing>>>,
+    /// What views hand to other instances (see `view::Handoff`), published in order.
+    handoffs: Arc<Mutex<mpsc::UnboundedReceiver<Handoff>>>,
     /// Leaves that came while the link was down or resyncing, run once it is connected: a
     /// room already re-announced in this resync would otherwise keep the member. Also what
     /// makes "connected" and "deferred" one decision (see `connected_or_defer`).
@@ -135,6 +139,7 @@ impl Link {
         instance: Arc<str>,
         lease: Duration,
         views: Arc<Views>,
+        handoffs: mpsc::UnboundedReceiver<Handoff>,
         metrics: Arc<Metrics>,
     ) -> Self {
         let (publish_tx, publish_rx) = mpsc::channel(PUBLISH_QUEUE);
@@ -147,6 +152,7 @@ impl Link {
             connected: RwLock::new(None),
             publish_tx,
             publish_rx: Arc::new(Mutex::new(publish_rx)),
+            handoffs: Arc::new(Mutex::new(handoffs)),
             deferred_leaves: std::sync::Mutex::default(),
             publish_bytes: std::sync::atomic::AtomicUsize::new(0),
             enqueued: std::sync::atomic::AtomicU64::new(0),
@@ -393,6 +399,8 @@ impl Link {
             let mut queue = queue.lock().await;
             publisher.publish_queued(&mut queue, &mut publishing).await
         });
+        let handing = self.clone();
+        tasks.spawn(async move { handing.hand_off().await });
         let connected = Connected {
             commands: commands.clone(),
             subscriptions: Arc::new(Mutex::new(sink)),
@@ -680,6 +688,26 @@ impl Connected {
     }
 }
 
+impl Link {
+    /// Publishes what the views hand to other instances, through the publish queue (so
+    /// after the relays queued before it). Lost if the link is down: the other instance
+    /// then stops waiting after `view::HANDOVER_WAIT`.
+    async fn hand_off(&self) -> LinkError {
+        let handoffs = self.handoffs.clone();
+        let mut handoffs = handoffs.lock().await;
+        while let Some((channel, payload)) = handoffs.recv().await {
+            if !self.publish(Outgoing {
+                channel,
+                payload,
+                sender: None,
+            }) {
+                tracing::debug!("cluster: a handover could not be queued");
+            }
+        }
+        LinkError::Closed
+    }
+}
+
 /// Hands presence events and relays from the subscription to the views.
 async fn consume(
     mut stream: redis::aio::PubSubStream,
@@ -700,8 +728,21 @@ async fn consume(
         {
             views.apply(room, payload);
         } else {
-            for (room, to, text) in wire::relays(payload) {
-                views.relay_in(room, to, text);
+            match wire::Payload::parse(payload) {
+                Some(wire::Payload::Relays(relays)) => {
+                    for (room, to, text) in wire::relays(relays) {
+                        views.relay_in(room, to, text, false);
+                    }
+                }
+                Some(wire::Payload::Forwarded(relays)) => {
+                    for (room, to, text) in wire::relays(relays) {
+                        views.relay_in(room, to, text, true);
+                    }
+                }
+                Some(wire::Payload::Handover { room, peer, queued }) => {
+                    views.handover_in(room, peer, queued);
+                }
+                None => tracing::warn!("ignoring a malformed cluster message"),
             }
         }
     }
@@ -743,14 +784,17 @@ impl Link {
             // Each PUBLISH's payload and how many relays it carries, and every relay's sender
             // in order: those nobody heard are told.
             let mut published: Vec<(String, usize)> = Vec::new();
-            let mut senders: Vec<Outbox> = Vec::with_capacity(batch.len());
+            let mut senders: Vec<Option<Outbox>> = Vec::with_capacity(batch.len());
             let mut drained = batch.drain(..).peekable();
             while let Some(relay) = drained.next() {
                 let mut payload = relay.payload;
+                let plain = relay.sender.is_some();
                 senders.push(relay.sender);
                 let mut carried = 1;
                 while let Some(more) = drained.next_if(|next| {
-                    next.channel == relay.channel
+                    plain
+                        && next.sender.is_some()
+                        && next.channel == relay.channel
                         && payload.len() + next.payload.len() <= PUBLISH_MESSAGE_BYTES
                 }) {
                     payload.push_str(&more.payload);
@@ -785,7 +829,11 @@ impl Link {
 impl Link {
     /// Tells the senders of relays that no instance heard (the receiver's instance is
     /// between two Redis connections, or gone) that they were dropped.
-    fn bounce(&self, payload: &str, senders: impl Iterator<Item = Outbox>) {
+    fn bounce(&self, payload: &str, mut senders: impl Iterator<Item = Option<Outbox>>) {
+        let Some(Some(first)) = senders.next() else {
+            return;
+        };
+        let senders = std::iter::once(first).chain(senders.flatten());
         for (sender, (_, to, _)) in senders.zip(wire::relays(payload)) {
             self.metrics.cluster.unheard.inc();
             self.metrics.error(ErrorCode::Unavailable);

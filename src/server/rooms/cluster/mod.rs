@@ -23,8 +23,10 @@ use self::view::{Route, Views};
 use crate::identity::PeerId;
 use crate::protocol::RoomName;
 use crate::server::operations::metrics::Metrics;
-use crate::server::rooms::outbox::Outbox;
-use crate::server::rooms::{ConnectionId, DeliverError, Health, JoinError, Member, RoomRegistry};
+use crate::server::rooms::outbox::{Outbox, OutboxReceiver};
+use crate::server::rooms::{
+    ConnectionId, DeliverError, Health, JoinError, Member, Parking, RoomRegistry,
+};
 
 /// How to reach Redis and how long a silent instance keeps its members.
 #[derive(Debug, Clone)]
@@ -58,12 +60,14 @@ impl ClusterRegistry {
     ) -> Result<Self, ClusterError> {
         let client = client(&options.url, options.password.as_deref())?;
         let instance: Arc<str> = new_instance_id().into();
-        let views = Arc::new(Views::new(instance.clone(), metrics.clone()));
+        let (handoffs, handed) = tokio::sync::mpsc::unbounded_channel();
+        let views = Arc::new(Views::new(instance.clone(), metrics.clone(), handoffs));
         let link = Arc::new(Link::new(
             client,
             instance.clone(),
             options.lease,
             views.clone(),
+            handed,
             metrics,
         ));
         tokio::spawn(link.clone().run());
@@ -85,6 +89,7 @@ impl ClusterRegistry {
             &member.public_key,
         )
         .into();
+        let parked_here = self.views.parked_connection(room, &member.id);
         let needs_snapshot = self.views.begin_join(
             room,
             &member.id,
@@ -109,6 +114,7 @@ impl ClusterRegistry {
                         .key(wire::sequence_key(room))
                         .key(wire::INSTANCES_KEY)
                         .key(wire::size_key(room))
+                        .key(wire::parked_key(room))
                         .arg(room.as_str())
                         .arg(member.id.as_str())
                         .arg(&*self.link.instance)
@@ -123,6 +129,7 @@ impl ClusterRegistry {
                                 .map(|cap| cap.to_string())
                                 .unwrap_or_default(),
                         )
+                        .arg(parked_here.map(|c| c.to_string()).unwrap_or_default())
                         .invoke_async(&mut commands),
                 )
                 .await?;
@@ -141,14 +148,49 @@ impl ClusterRegistry {
             self.views.init(room, before, &snapshot);
         }
         let outcome = match status.as_str() {
-            "ok" => Ok(()),
+            "ok" | "resumed" => Ok(()),
             "duplicate" => Err(JoinError::DuplicatePeer),
+            "held" => Err(JoinError::HeldForResume),
             "full" => Err(JoinError::RoomFull),
             _ => Err(JoinError::Unavailable),
         };
         self.views
             .end_join(room, member.connection, outcome.is_ok());
         outcome
+    }
+
+    /// Holds the peer's place here, then marks it in Redis so that a register on any
+    /// instance may resume it. Without the mark (Redis unreachable) only this instance can.
+    async fn park_now(
+        &self,
+        room: &RoomName,
+        peer: &PeerId,
+        connection: ConnectionId,
+        parking: Parking,
+        dropped: &mut OutboxReceiver,
+    ) -> bool {
+        if !self.views.park(room, peer, connection, parking, dropped) {
+            return false;
+        }
+        if let Some(connected) = self.link.connected() {
+            let mut commands = connected.commands();
+            let marked: Result<u8, _> = self
+                .link
+                .call(
+                    scripts::PARK
+                        .key(wire::members_key(room))
+                        .key(wire::parked_key(room))
+                        .arg(peer.as_str())
+                        .arg(&*self.link.instance)
+                        .arg(connection.get())
+                        .invoke_async(&mut commands),
+                )
+                .await;
+            if let Err(error) = marked {
+                tracing::debug!(%error, "cluster: could not mark a peer held for a resume");
+            }
+        }
+        true
     }
 
     async fn leave_now(&self, room: &RoomName, peer: &PeerId, connection: ConnectionId) -> bool {
@@ -188,6 +230,17 @@ impl RoomRegistry for ClusterRegistry {
         Box::pin(self.leave_now(room, peer, connection))
     }
 
+    fn park<'a>(
+        &'a self,
+        room: &'a RoomName,
+        peer: &'a PeerId,
+        connection: ConnectionId,
+        parking: Parking,
+        dropped: &'a mut OutboxReceiver,
+    ) -> BoxFuture<'a, bool> {
+        Box::pin(self.park_now(room, peer, connection, parking, dropped))
+    }
+
     fn deliver(
         &self,
         room: &RoomName,
@@ -202,7 +255,7 @@ impl RoomRegistry for ClusterRegistry {
                 if self.link.publish(Outgoing {
                     channel,
                     payload: wire::relay(room, to, text.as_str()),
-                    sender: sender.clone(),
+                    sender: Some(sender.clone()),
                 }) {
                     Ok(())
                 } else {

@@ -16,6 +16,8 @@ local function owner(record)
   return instance, connection
 end
 local function left(room, peer, reason, instance, connection)
+  -- Whatever removes a member ends its grace (PROTOCOL §14).
+  redis.call('HDEL', 'rdv:p:' .. room, peer)
   local seq = redis.call('INCR', 'rdv:s:' .. room)
   redis.call('PUBLISH', 'rdv:r:' .. room,
     'L\t' .. seq .. '\t' .. peer .. '\t' .. reason .. '\t' .. instance .. '\t' .. connection)
@@ -52,18 +54,31 @@ fn script(body: &str) -> Script {
     Script::new(&format!("{OWNER}\n{body}"))
 }
 
-/// KEYS: members, sequence, instances, the room's size. ARGV: room, peer, instance,
-/// connection, record tail, verified (`1` replaces a live holder of the ID), max peers, `1`
-/// for a snapshot, the room's size if this join opens it (a token's `max_peers`) or empty.
-/// Returns `{status, seq before the join, snapshot}`; status `ok`, `duplicate`, `full` or
-/// `lost` (this instance has no lease: it must re-announce first).
+/// KEYS: members, sequence, instances, the room's size, the room's parked members. ARGV:
+/// room, peer, instance, connection, record tail, verified (`1` replaces a live holder of
+/// the ID), max peers, `1` for a snapshot, the room's size if this join opens it (a token's
+/// `max_peers`) or empty, the connection that holds the ID parked on this very instance or
+/// empty. Returns `{status, seq before the join, snapshot}`; status `ok`, `resumed`,
+/// `duplicate`, `held` (parked by a verified holder, and this join is not verified), `full`
+/// or `lost` (this instance has no lease: it must re-announce first).
+///
+/// A resume keeps the member's record (its place in `welcome` order too), points it at the
+/// new connection and publishes `M`, which no view turns into presence.
 pub static JOIN: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
 local room, peer, instance, connection = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 if not redis.call('ZSCORE', KEYS[3], instance) then return {'lost', 0, {}} end
 local existing = redis.call('HGET', KEYS[1], peer)
-if existing and ARGV[6] == '1' then
+local parked_by = false
+if existing then
+  local holder, held_by = owner(existing)
+  local mark = redis.call('HGET', KEYS[5], peer)
+  if mark == holder .. '\t' .. held_by or (holder == instance and held_by == ARGV[10]) then
+    parked_by = {holder, held_by}
+  end
+end
+if existing and not parked_by and ARGV[6] == '1' then
   local old_instance, old_connection = owner(existing)
   redis.call('HDEL', KEYS[1], peer)
   redis.call('HDEL', 'rdv:i:' .. old_instance, room .. '\t' .. peer)
@@ -73,6 +88,19 @@ end
 local before = tonumber(redis.call('GET', KEYS[2]) or '0')
 local snapshot = {}
 if ARGV[8] == '1' then snapshot = redis.call('HGETALL', KEYS[1]) end
+if parked_by then
+  if verified(existing) and ARGV[6] ~= '1' then return {'held', before, snapshot} end
+  local _, _, since = string.find(existing, '^%d+\t(%d+)\t')
+  redis.call('HDEL', KEYS[5], peer)
+  redis.call('HDEL', 'rdv:i:' .. parked_by[1], room .. '\t' .. peer)
+  local seq = redis.call('INCR', KEYS[2])
+  local record = seq .. '\t' .. since .. '\t' .. ARGV[5]
+  redis.call('HSET', KEYS[1], peer, record)
+  redis.call('HSET', 'rdv:i:' .. instance, room .. '\t' .. peer, connection)
+  redis.call('PUBLISH', 'rdv:r:' .. room,
+    'M\t' .. seq .. '\t' .. peer .. '\t' .. parked_by[1] .. '\t' .. parked_by[2] .. '\t' .. record)
+  return {'resumed', before, snapshot}
+end
 if existing then return {'duplicate', before, snapshot} end
 local count = redis.call('HLEN', KEYS[1])
 if count == 0 then
@@ -85,6 +113,23 @@ if count >= limit then return {'full', before, snapshot} end
 joined(room, peer, now_ms(), ARGV[5])
 redis.call('HSET', 'rdv:i:' .. instance, room .. '\t' .. peer, connection)
 return {'ok', before, snapshot}
+",
+    )
+});
+
+/// KEYS: members, the room's parked members. ARGV: peer, instance, connection. Marks the
+/// member held for a resume if that connection of this instance still holds it, so a
+/// register on any instance can resume it; returns 1 if it did.
+pub static PARK: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r"
+local peer, instance, connection = ARGV[1], ARGV[2], ARGV[3]
+local existing = redis.call('HGET', KEYS[1], peer)
+if not existing then return 0 end
+local holder, held_by = owner(existing)
+if holder ~= instance or held_by ~= connection then return 0 end
+redis.call('HSET', KEYS[2], peer, instance .. '\t' .. connection)
+return 1
 ",
     )
 });

@@ -19,11 +19,17 @@ use super::wire::{Event, LeftReason, Record};
 use crate::identity::PeerId;
 use crate::protocol::{self, CloseCode, ErrorCode, PeerEntry, ProtocolError, RoomName};
 use crate::server::operations::metrics::Metrics;
-use crate::server::rooms::outbox::Outbox;
-use crate::server::rooms::{ConnectionId, DeliverError};
+use crate::server::rooms::outbox::{Outbox, OutboxReceiver, Queued};
+use crate::server::rooms::{ConnectionId, DeliverError, Parking};
 
 /// Events buffered for a room waiting for its snapshot; past it the view is rebuilt.
 const MAX_BUFFERED: usize = 65_536;
+/// How long a member that resumed here from another instance has its relays held back for
+/// the old instance's handover (what was queued there goes first); past it, or if the old
+/// instance is gone, they go without it.
+pub const HANDOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// Most relays held back for one resumed member; past it they go at once.
+const MAX_HELD: usize = 4096;
 
 type FastHash = foldhash::fast::RandomState;
 
@@ -37,11 +43,27 @@ enum Place {
         seen: u64,
         /// Its record without the sequence number, to re-announce it after a reconnect.
         tail: Arc<str>,
+        /// Held for a resume (PROTOCOL §14): what reads its queue while its client is away.
+        parked: Option<Box<OutboxReceiver>>,
+        /// Resumed here from another instance: relays wait for that instance's handover.
+        held: Option<Box<Held>>,
     },
     /// Was here; its connection closed and its departure is not confirmed yet.
     Departed,
-    /// On another instance: the channel of its relays.
-    There { channel: Arc<str> },
+    /// On another instance: the channel of its relays. `handed_over` when it resumed there
+    /// from here, so relays still on their way here are sent on.
+    There {
+        channel: Arc<str>,
+        handed_over: bool,
+    },
+}
+
+/// Relays for a member that resumed here, held until the instance it left hands over what
+/// it had queued (or for [`HANDOVER_WAIT`]), so the member gets them in the order sent.
+#[derive(Debug)]
+pub struct Held {
+    relays: Vec<(Utf8Bytes, Instant)>,
+    since: Instant,
 }
 
 #[derive(Debug)]
@@ -96,8 +118,15 @@ struct View {
 enum Buffered {
     /// A presence event's text.
     Event(String),
-    /// A relay from another instance: its receiver and text.
-    Relay { to: String, text: String },
+    /// A relay from another instance: its receiver and text, and whether it was sent on by
+    /// the instance its receiver left.
+    Relay {
+        to: String,
+        text: String,
+        forwarded: bool,
+    },
+    /// A handover for a member that resumed here (see [`Held`]).
+    Handover { peer: String, queued: String },
 }
 
 /// A relay waiting for its sender's arrival: sender, receiver, text, when it came.
@@ -120,20 +149,30 @@ pub enum Route {
 /// a joiner whose own event never came), record tail.
 pub type Announced = (String, u64, Option<u64>, Arc<str>);
 
+/// What a view asks the link to publish to another instance's channel: a handover, or a
+/// relay sent on (see [`super::wire::Payload`]).
+pub type Handoff = (Arc<str>, String);
+
 pub struct Views {
     rooms: DashMap<RoomName, View, FastHash>,
     instance: Arc<str>,
     metrics: Arc<Metrics>,
+    handoffs: tokio::sync::mpsc::UnboundedSender<Handoff>,
     /// Presence events were missed (a gap in a room's numbering, or a buffer overflow).
     out_of_step: std::sync::atomic::AtomicBool,
 }
 
 impl Views {
-    pub fn new(instance: Arc<str>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        instance: Arc<str>,
+        metrics: Arc<Metrics>,
+        handoffs: tokio::sync::mpsc::UnboundedSender<Handoff>,
+    ) -> Self {
         Self {
             rooms: DashMap::with_hasher(FastHash::default()),
             instance,
             metrics,
+            handoffs,
             out_of_step: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -210,7 +249,7 @@ impl Views {
         // Another local join's snapshot may be handled first and list this one's too.
         self.welcome_listed_joiners(&mut view, seq);
         deliver_early(&mut view);
-        self.apply_buffered(&mut view);
+        self.apply_buffered(room, &mut view);
     }
 
     /// Applies one presence event from the room's channel.
@@ -237,12 +276,12 @@ impl Views {
             Some(seq) if event.seq() <= seq => {}
             Some(seq) => {
                 self.check_step(seq, event.seq());
-                self.apply_event(&mut view, event);
+                self.apply_event(&room, &mut view, event);
             }
         }
     }
 
-    fn apply_buffered(&self, view: &mut View) {
+    fn apply_buffered(&self, room: &RoomName, view: &mut View) {
         let buffered = std::mem::take(&mut view.buffered);
         for waiting in buffered {
             match waiting {
@@ -252,14 +291,15 @@ impl Views {
                         && event.seq() > seq
                     {
                         self.check_step(seq, event.seq());
-                        self.apply_event(view, event);
+                        self.apply_event(room, view, event);
                     }
                 }
-                Buffered::Relay { to, text } => {
-                    if let Err(reason) = deliver_in(view, &to, &text) {
-                        self.metrics.cluster.relay_dropped(reason);
-                    }
-                }
+                Buffered::Relay {
+                    to,
+                    text,
+                    forwarded,
+                } => self.relay_to(room, view, &to, &text, forwarded),
+                Buffered::Handover { peer, queued } => release(view, &peer, &queued),
             }
         }
     }
@@ -287,7 +327,7 @@ impl Views {
             .swap(false, std::sync::atomic::Ordering::Relaxed)
     }
 
-    fn apply_event(&self, view: &mut View, event: Event<'_>) {
+    fn apply_event(&self, room: &RoomName, view: &mut View, event: Event<'_>) {
         let seq = event.seq();
         view.seq = Some(seq);
         match event {
@@ -342,6 +382,99 @@ impl Views {
                 }
                 tell_local(view, seq, &protocol::peer_left(&peer).into());
             }
+            Event::Moved {
+                peer,
+                from_instance,
+                from_connection,
+                record,
+            } => self.apply_move(room, view, peer, from_instance, from_connection, &record),
+        }
+    }
+
+    /// A member held for a resume came back on another connection (PROTOCOL §14), maybe on
+    /// another instance: its place changes and nobody hears of it. The instance that held
+    /// it hands what it queued to the one it resumed on, which holds the member's newer
+    /// relays until then; on one instance the queue simply moves to the new connection.
+    fn apply_move(
+        &self,
+        room: &RoomName,
+        view: &mut View,
+        peer: &str,
+        from_instance: &str,
+        from_connection: u64,
+        record: &Record<'_>,
+    ) {
+        let seq = record.seq;
+        let Ok(peer) = peer.parse::<PeerId>() else {
+            return;
+        };
+        let Some(slot) = view.members.get_mut(&peer) else {
+            return;
+        };
+        let old = std::mem::replace(&mut slot.place, Place::Departed);
+        slot.connection = record.connection;
+        slot.local = self.is_ours(record);
+        slot.entry = PeerEntry::new(&peer, record.public_key, record.verified);
+        slot.joined = protocol::peer_joined(&peer, record.public_key, record.verified).into();
+        let from_here = from_instance == &*self.instance;
+        let mut queued: Vec<Queued> = Vec::new();
+        if from_here
+            && let Place::Here {
+                connection, parked, ..
+            } = old
+            && connection.get() == from_connection
+        {
+            self.metrics.peers.dec();
+            if let Some(mut parked) = parked {
+                self.metrics.peers_in_grace.dec();
+                queued.extend(
+                    std::iter::from_fn(|| parked.try_recv()).filter(Queued::survives_resume),
+                );
+            }
+        }
+        let place = if !self.is_ours(record) {
+            let channel: Arc<str> = super::wire::instance_channel(record.instance).into();
+            if from_here {
+                let handover = super::wire::handover(
+                    room,
+                    peer.as_str(),
+                    queued.iter().map(|queued| queued.text.as_str()),
+                );
+                let _ = self.handoffs.send((channel.clone(), handover));
+            }
+            Place::There {
+                channel,
+                handed_over: from_here,
+            }
+        } else if let Some(index) = view
+            .joining
+            .iter()
+            .position(|j| j.connection.get() == record.connection && j.peer == peer)
+        {
+            let joining = view.joining.swap_remove(index);
+            let mut place = self.welcome(view, joining, seq, true);
+            if let Place::Here { outbox, held, .. } = &mut place {
+                self.metrics.resumes.inc();
+                if from_here {
+                    for queued in queued {
+                        let sender = super::wire::relay_sender(queued.text.as_str());
+                        if sender.is_none_or(|from| view.members.contains_key(from)) {
+                            outbox.push_again(queued);
+                        }
+                    }
+                } else {
+                    *held = Some(Box::new(Held {
+                        relays: Vec::new(),
+                        since: Instant::now(),
+                    }));
+                }
+            }
+            place
+        } else {
+            Place::Departed
+        };
+        if let Some(slot) = view.members.get_mut(&peer) {
+            slot.place = place;
         }
     }
 
@@ -356,6 +489,18 @@ impl Views {
                 }
                 waiting
             });
+            let overdue: Vec<PeerId> = view
+                .members
+                .iter()
+                .filter(|(_, slot)| {
+                    matches!(&slot.place, Place::Here { held: Some(held), .. }
+                        if now.duration_since(held.since) >= HANDOVER_WAIT)
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            for peer in overdue {
+                release(&mut view, peer.as_str(), "");
+            }
             let expired: Vec<PeerId> = view
                 .members
                 .iter()
@@ -383,10 +528,10 @@ impl Views {
             return Place::Departed;
         };
         let joining = view.joining.swap_remove(index);
-        self.welcome(view, joining, seq)
+        self.welcome(view, joining, seq, false)
     }
 
-    fn welcome(&self, view: &View, joining: Joining, seen: u64) -> Place {
+    fn welcome(&self, view: &View, joining: Joining, seen: u64, resumed: bool) -> Place {
         let welcome = protocol::welcome(
             &joining.peer,
             view.members
@@ -394,7 +539,7 @@ impl Views {
                 .filter(|(id, _)| **id != joining.peer)
                 .map(|(_, slot)| &slot.entry),
             joining.ice_servers.as_deref(),
-            false,
+            resumed,
         );
         if !joining.outbox.fits(welcome.len()) {
             let error = ProtocolError::new(
@@ -415,6 +560,8 @@ impl Views {
             outbox: joining.outbox,
             seen,
             tail: joining.tail,
+            parked: None,
+            held: None,
         }
     }
 
@@ -424,6 +571,7 @@ impl Views {
         let Place::Here {
             connection: here,
             outbox,
+            parked,
             ..
         } = place
         else {
@@ -433,6 +581,9 @@ impl Views {
             return;
         }
         self.metrics.peers.dec();
+        if parked.is_some() {
+            self.metrics.peers_in_grace.dec();
+        }
         match reason {
             LeftReason::Left => {}
             LeftReason::Replaced => {
@@ -457,7 +608,12 @@ impl Views {
         if let Some(slot) = view.members.get_mut(peer)
             && matches!(&slot.place, Place::Here { connection: c, .. } if *c == connection)
         {
-            slot.place = Place::Departed;
+            if let Place::Here {
+                parked: Some(_), ..
+            } = std::mem::replace(&mut slot.place, Place::Departed)
+            {
+                self.metrics.peers_in_grace.dec();
+            }
             self.metrics.peers.dec();
         }
         if let Some(index) = view.joining.iter().position(|j| j.connection == connection) {
@@ -494,22 +650,106 @@ impl Views {
         let view = self.rooms.get(room).ok_or(DeliverError::UnknownPeer)?;
         let slot = view.members.get(to).ok_or(DeliverError::UnknownPeer)?;
         match &slot.place {
+            // Resumed here, waiting for its handover: taken below, with the view locked
+            // for writing (rare, and only for a moment).
+            Place::Here { held: Some(_), .. } => {}
             Place::Here { outbox, .. } => {
                 outbox.push_relay(text, read_at);
-                Ok(Route::Delivered)
+                return Ok(Route::Delivered);
             }
             // In flight to a peer that is leaving: dropped, as a relay to a local peer that
             // leaves before reading it is.
-            Place::Departed => Ok(Route::Delivered),
-            Place::There { channel } => Ok(Route::Remote(channel.clone(), text)),
+            Place::Departed => return Ok(Route::Delivered),
+            Place::There { channel, .. } => return Ok(Route::Remote(channel.clone(), text)),
+        }
+        drop(view);
+        let mut view = self.rooms.get_mut(room).ok_or(DeliverError::UnknownPeer)?;
+        hold_or_push(&mut view, to, text, read_at);
+        Ok(Route::Delivered)
+    }
+
+    /// Holds `peer`'s place while its client is away (PROTOCOL §14): relays and what
+    /// `dropped` had not written queue in `parking`. False if `connection` no longer holds
+    /// it here.
+    pub fn park(
+        &self,
+        room: &RoomName,
+        peer: &PeerId,
+        connection: ConnectionId,
+        parking: Parking,
+        dropped: &mut OutboxReceiver,
+    ) -> bool {
+        let Some(mut view) = self.rooms.get_mut(room) else {
+            return false;
+        };
+        let Some(Place::Here {
+            connection: here,
+            outbox,
+            parked,
+            held,
+            ..
+        }) = view.members.get_mut(peer).map(|slot| &mut slot.place)
+        else {
+            return false;
+        };
+        if *here != connection || parked.is_some() {
+            return false;
+        }
+        // Held relays of a resume still waiting for its handover go first, then the rest.
+        if let Some(held) = held.take() {
+            for (text, read_at) in held.relays {
+                outbox.push_relay(text, read_at);
+            }
+        }
+        parking.carry_over(dropped);
+        *outbox = parking.outbox;
+        *parked = Some(Box::new(parking.receiver));
+        self.metrics.peers_in_grace.inc();
+        true
+    }
+
+    /// The connection holding `peer` here for a resume, if it is parked: a resume on this
+    /// instance does not depend on Redis's mark.
+    pub fn parked_connection(&self, room: &RoomName, peer: &PeerId) -> Option<u64> {
+        let view = self.rooms.get(room)?;
+        match &view.members.get(peer)?.place {
+            Place::Here {
+                connection,
+                parked: Some(_),
+                ..
+            } => Some(connection.get()),
+            _ => None,
         }
     }
 
-    /// A relay from another instance for a peer here.
-    pub fn relay_in(&self, room: &str, to: &str, text: &str) {
+    /// The handover for a member that resumed here (see [`Held`]).
+    pub fn handover_in(&self, room: &str, peer: &str, queued: &str) {
         let Some(mut view) = RoomName::new(room)
             .ok()
             .and_then(|room| self.rooms.get_mut(&room))
+        else {
+            return;
+        };
+        if view.seq.is_none() {
+            if view.buffered.len() < MAX_BUFFERED {
+                view.buffered.push(Buffered::Handover {
+                    peer: peer.to_owned(),
+                    queued: queued.to_owned(),
+                });
+            } else {
+                self.lose_step();
+            }
+            return;
+        }
+        release(&mut view, peer, queued);
+    }
+
+    /// A relay from another instance for a peer here; `forwarded` if the instance its
+    /// receiver left sent it on.
+    pub fn relay_in(&self, room: &str, to: &str, text: &str, forwarded: bool) {
+        let Some((room, mut view)) = RoomName::new(room)
+            .ok()
+            .and_then(|room| Some((room.clone(), self.rooms.get_mut(&room)?)))
         else {
             self.metrics.cluster.relay_dropped("receiver-gone");
             return;
@@ -522,13 +762,30 @@ impl Views {
                 view.buffered.push(Buffered::Relay {
                     to: to.to_owned(),
                     text: text.to_owned(),
+                    forwarded,
                 });
             } else {
                 self.lose_step();
             }
             return;
         }
-        if let Err(reason) = deliver_in(&mut view, to, text) {
+        self.relay_to(&room, &mut view, to, text, forwarded);
+    }
+
+    /// Delivers a relay from another instance, or sends it on once if its receiver just
+    /// resumed elsewhere (it was on its way here when the member moved).
+    fn relay_to(&self, room: &RoomName, view: &mut View, to: &str, text: &str, forwarded: bool) {
+        if !forwarded
+            && let Some(Place::There {
+                channel,
+                handed_over: true,
+            }) = view.members.get(to).map(|slot| &slot.place)
+        {
+            let payload = super::wire::forwarded(room, to, text);
+            let _ = self.handoffs.send((channel.clone(), payload));
+            return;
+        }
+        if let Err(reason) = deliver_in(view, to, text) {
             self.metrics.cluster.relay_dropped(reason);
         }
     }
@@ -681,7 +938,7 @@ impl Views {
         view.seq = Some(seq);
         // Relays that waited for a sender the snapshot lists now go, before what came after.
         deliver_early(view);
-        self.apply_buffered(view);
+        self.apply_buffered(room, view);
     }
 
     /// Welcomes the local joiners a snapshot taken at `seq` lists: Redis took them, and their
@@ -697,7 +954,7 @@ impl Views {
         view.joining = waiting;
         for joining in listed {
             let peer = joining.peer.clone();
-            let place = self.welcome(view, joining, seq);
+            let place = self.welcome(view, joining, seq, false);
             if let Some(slot) = view.members.get_mut(&peer) {
                 slot.place = place;
             }
@@ -782,6 +1039,7 @@ impl Views {
 fn remote(record: &Record<'_>) -> Place {
     Place::There {
         channel: super::wire::instance_channel(record.instance).into(),
+        handed_over: false,
     }
 }
 
@@ -799,9 +1057,12 @@ fn tell_local(view: &View, seq: u64, text: &Utf8Bytes) {
 /// A relay from another instance to `to`: queued for it if it is a local member, held back
 /// if this view does not list its sender yet. Else why it was dropped (a metric's label).
 fn deliver_in(view: &mut View, to: &str, text: &str) -> Result<(), &'static str> {
-    let Some(Place::Here { outbox, .. }) = view.members.get(to).map(|slot| &slot.place) else {
+    if !matches!(
+        view.members.get(to).map(|slot| &slot.place),
+        Some(Place::Here { .. })
+    ) {
         return Err("receiver-gone");
-    };
+    }
     match super::wire::relay_sender(text) {
         Some(from) if !view.members.contains_key(from) => {
             if view.early.len() >= MAX_BUFFERED {
@@ -814,11 +1075,65 @@ fn deliver_in(view: &mut View, to: &str, text: &str) -> Result<(), &'static str>
                 came: Instant::now(),
             });
         }
-        _ => {
-            outbox.push_relay(Utf8Bytes::from(text.to_owned()), std::time::Instant::now());
-        }
+        _ => hold_or_push(view, to, Utf8Bytes::from(text.to_owned()), Instant::now()),
     }
     Ok(())
+}
+
+/// Queues a relay for a local member, behind the relays held for its handover if any.
+fn hold_or_push(view: &mut View, to: &str, text: Utf8Bytes, read_at: Instant) {
+    let Some(Place::Here { outbox, held, .. }) =
+        view.members.get_mut(to).map(|slot| &mut slot.place)
+    else {
+        return;
+    };
+    match held {
+        Some(waiting) if waiting.relays.len() < MAX_HELD => waiting.relays.push((text, read_at)),
+        Some(_) => {
+            release(view, to, "");
+            hold_or_push(view, to, text, read_at);
+        }
+        None => {
+            outbox.push_relay(text, read_at);
+        }
+    }
+}
+
+/// Ends a resumed member's wait: what the instance it left had queued (`queued`, framed
+/// relays), then what was held here meanwhile, in order. A relay whose sender has left the
+/// room since is dropped: the member's welcome did not list it, or it heard it leave.
+fn release(view: &mut View, peer: &str, queued: &str) {
+    let Some(slot) = view.members.get(peer) else {
+        return;
+    };
+    let Place::Here { outbox, .. } = &slot.place else {
+        return;
+    };
+    let outbox = outbox.clone();
+    let held = match view.members.get_mut(peer).map(|slot| &mut slot.place) {
+        Some(Place::Here { held, .. }) => held.take(),
+        _ => None,
+    };
+    let still_here = |text: &str| {
+        super::wire::relay_sender(text).is_none_or(|from| view.members.contains_key(from))
+    };
+    let now = Instant::now();
+    for (_, _, text) in super::wire::relays(queued) {
+        if !still_here(text) {
+            continue;
+        }
+        let text = Utf8Bytes::from(text.to_owned());
+        if text.as_str().starts_with(r#"{"type":"error""#) {
+            outbox.push(text);
+        } else {
+            outbox.push_relay(text, now);
+        }
+    }
+    for (text, read_at) in held.into_iter().flat_map(|held| held.relays) {
+        if still_here(text.as_str()) {
+            outbox.push_relay(text, read_at);
+        }
+    }
 }
 
 /// Hands the relays whose sender the view now lists (its `J` event, or a snapshot) to their
@@ -833,11 +1148,7 @@ fn deliver_early(view: &mut View) {
         .partition(|early| view.members.contains_key(early.from.as_str()));
     view.early = waiting;
     for early in ready {
-        if let Some(Place::Here { outbox, .. }) =
-            view.members.get(early.to.as_str()).map(|slot| &slot.place)
-        {
-            outbox.push_relay(Utf8Bytes::from(early.text), std::time::Instant::now());
-        }
+        hold_or_push(view, &early.to, Utf8Bytes::from(early.text), Instant::now());
     }
 }
 
@@ -862,6 +1173,16 @@ mod tests {
 
     fn peer(c: char) -> PeerId {
         c.to_string().repeat(64).parse().unwrap()
+    }
+
+    fn views(instance: &str) -> Views {
+        views_handing_off(instance).0
+    }
+
+    fn views_handing_off(instance: &str) -> (Views, tokio::sync::mpsc::UnboundedReceiver<Handoff>) {
+        let (handoffs, handed) = tokio::sync::mpsc::unbounded_channel();
+        let views = Views::new(instance.into(), Arc::new(Metrics::new()), handoffs);
+        (views, handed)
     }
 
     fn record(seq: u64, instance: &str, connection: u64) -> String {
@@ -930,7 +1251,7 @@ mod tests {
 
     #[test]
     fn events_before_the_snapshot_wait_and_the_covered_ones_are_dropped() {
-        let views = Views::new("me".into(), Arc::new(Metrics::new()));
+        let views = views("me");
         let room = RoomName::new("r").unwrap();
         let (connection, mut rx) = join_here(&views, &room, 'c');
         // Arrive before the join's snapshot: 1 and 2 are in it, 3 is the join, 4 after.
@@ -955,7 +1276,7 @@ mod tests {
 
     #[test]
     fn every_local_member_hears_of_every_other_once_in_order() {
-        let views = Views::new("me".into(), Arc::new(Metrics::new()));
+        let views = views("me");
         let room = RoomName::new("r").unwrap();
         let (_, mut a_rx) = first_here(&views, &room, 'a');
         let (b_conn, mut b_rx) = join_here(&views, &room, 'b');
@@ -989,7 +1310,7 @@ mod tests {
 
     #[test]
     fn a_resync_tells_the_difference_and_keeps_presumed_members_quietly() {
-        let views = Views::new("me".into(), Arc::new(Metrics::new()));
+        let views = views("me");
         let room = RoomName::new("r").unwrap();
         let (a_conn, mut a_rx) = first_here(&views, &room, 'a');
         views.apply("r", &joined(2, 'd', "there", 1));
@@ -1030,7 +1351,7 @@ mod tests {
     /// from the snapshot, and relays to it are not dropped meanwhile.
     #[test]
     fn a_joiner_listed_in_a_later_joiners_snapshot_is_welcomed_from_it() {
-        let views = Views::new("me".into(), Arc::new(Metrics::new()));
+        let views = views("me");
         let room = RoomName::new("r").unwrap();
         let (a_conn, mut a_rx) = join_here(&views, &room, 'a');
         let (b_conn, mut b_rx) = join_here(&views, &room, 'b');
@@ -1050,7 +1371,93 @@ mod tests {
         assert_eq!(drain(&mut a_rx), ["welcome a d", "peer-joined b"]);
         assert_eq!(drain(&mut b_rx), ["welcome b da"]);
         let offer = format!(r#"{{"type":"offer","from":"{}"}}"#, peer('d'));
-        views.relay_in("r", peer('a').as_str(), &offer);
+        views.relay_in("r", peer('a').as_str(), &offer, false);
         assert_eq!(drain(&mut a_rx), ["offer"]);
+    }
+
+    /// A peer parked on one instance resumes on another: the instance it left hands over
+    /// what it queued, the new one holds newer relays until then, and relays still on their
+    /// way to the old instance are sent on. Nobody hears any presence.
+    #[test]
+    fn a_resume_on_another_instance_hands_the_queue_over_in_order() {
+        let (old, mut old_handoffs) = views_handing_off("me");
+        let (new, _) = views_handing_off("b");
+        let room = RoomName::new("r").unwrap();
+        let (p_conn, mut p_rx) = first_here(&old, &room, 'e');
+        old.apply("r", &joined(2, 'd', "b", 7));
+        drain(&mut p_rx);
+        // The other instance's view: p is on "me", x (local there) is welcomed.
+        let (x_conn, mut x_rx) = join_here(&new, &room, 'd');
+        new.init(
+            &room,
+            1,
+            &[peer('e').to_string(), record(1, "me", p_conn.get())],
+        );
+        new.end_join(&room, x_conn, true);
+        new.apply("r", &joined(2, 'd', "b", x_conn.get()));
+        assert_eq!(drain(&mut x_rx), ["welcome d e"]);
+
+        // p's connection drops: its place is held, and an offer for it queues.
+        let (parking, parked_rx) = Outbox::new(64, 1 << 20);
+        let parking = Parking {
+            outbox: parking,
+            receiver: parked_rx,
+        };
+        assert!(old.park(&room, &peer('e'), p_conn, parking, &mut p_rx));
+        assert_eq!(old.parked_connection(&room, &peer('e')), Some(p_conn.get()));
+        let offer = |n: u8| {
+            Utf8Bytes::from(format!(
+                r#"{{"type":"offer","from":"{}","n":{n}}}"#,
+                peer('d')
+            ))
+        };
+        let now = Instant::now();
+        assert!(matches!(
+            old.route(&room, peer('e').as_str(), offer(1), now),
+            Ok(Route::Delivered)
+        ));
+
+        // p registers on "b": Redis moves its record (M, sequence 3) and both views apply it.
+        let (new_p, mut new_p_rx) = join_here(&new, &room, 'e');
+        new.end_join(&room, new_p, true);
+        let moved = format!(
+            "M\t3\t{}\tme\t{}\t3\t1\t{}",
+            peer('e'),
+            p_conn.get(),
+            super::super::wire::record_tail("b", new_p.get(), None, KEY)
+        );
+        new.apply("r", &moved);
+        old.apply("r", &moved);
+        // Sent on "b" before the handover came: held behind it.
+        assert!(matches!(
+            new.route(&room, peer('e').as_str(), offer(2), now),
+            Ok(Route::Delivered)
+        ));
+        assert_eq!(drain(&mut new_p_rx), ["welcome e d"]);
+        let (channel, handover) = old_handoffs.try_recv().unwrap();
+        assert_eq!(&*channel, "rdv:c:b");
+        let Some(super::super::wire::Payload::Handover {
+            room: r,
+            peer: to,
+            queued,
+        }) = super::super::wire::Payload::parse(&handover)
+        else {
+            panic!("not a handover: {handover}");
+        };
+        new.handover_in(r, to, queued);
+        let got: Vec<String> = std::iter::from_fn(|| new_p_rx.try_recv())
+            .map(|queued| queued.text.to_string())
+            .collect();
+        assert_eq!(got, [offer(1).to_string(), offer(2).to_string()]);
+        // A relay that was on its way to "me" goes on to "b", once.
+        old.relay_in("r", peer('e').as_str(), &offer(3), false);
+        let (channel, forwarded) = old_handoffs.try_recv().unwrap();
+        assert_eq!(&*channel, "rdv:c:b");
+        assert!(forwarded.starts_with('F'));
+        // Nobody heard any presence; "me" holds p no more.
+        assert!(drain(&mut x_rx).is_empty());
+        assert!(old.idle_rooms().contains(&room));
+        assert!(!old.holds(&room, &peer('e'), p_conn.get()));
+        assert!(new.holds(&room, &peer('e'), new_p.get()));
     }
 }

@@ -23,6 +23,13 @@ pub fn size_key(room: &RoomName) -> String {
     format!("rdv:cap:{}", room.as_str())
 }
 
+/// Redis key of a room's members held for a resume (PROTOCOL §14): a hash from peer ID to
+/// `instance \t connection`, the holder that parked it. Every removal of a member clears its
+/// field, and a resume trusts it only while the record still names that holder.
+pub fn parked_key(room: &RoomName) -> String {
+    format!("rdv:p:{}", room.as_str())
+}
+
 /// Channel of a room's presence events.
 pub fn room_channel(room: &RoomName) -> String {
     format!("rdv:r:{}", room.as_str())
@@ -133,6 +140,14 @@ pub enum Event<'a> {
         instance: &'a str,
         connection: u64,
     },
+    /// `M \t seq \t peer \t old instance \t old connection \t record`: a member held for a
+    /// resume came back on the connection `record` names. Not presence: nobody is told.
+    Moved {
+        peer: &'a str,
+        from_instance: &'a str,
+        from_connection: u64,
+        record: Record<'a>,
+    },
 }
 
 impl<'a> Event<'a> {
@@ -164,13 +179,24 @@ impl<'a> Event<'a> {
                     connection,
                 })
             }
+            "M" => {
+                let (from_instance, rest) = rest.split_once('\t')?;
+                let (from_connection, rest) = rest.split_once('\t')?;
+                let record = Record::parse(rest)?;
+                (record.seq == seq).then_some(Event::Moved {
+                    peer,
+                    from_instance,
+                    from_connection: from_connection.parse().ok()?,
+                    record,
+                })
+            }
             _ => None,
         }
     }
 
     pub fn seq(&self) -> u64 {
         match self {
-            Event::Joined { record, .. } => record.seq,
+            Event::Joined { record, .. } | Event::Moved { record, .. } => record.seq,
             Event::Left { seq, .. } => *seq,
         }
     }
@@ -196,22 +222,70 @@ pub fn relay(room: &RoomName, to: &str, text: &str) -> String {
 /// first malformed one.
 pub fn relays(mut payload: &str) -> impl Iterator<Item = (&str, &str, &str)> {
     std::iter::from_fn(move || {
-        let (length, rest) = payload.split_once(':')?;
-        let length: usize = length.parse().ok()?;
-        let body = rest.get(..length)?;
-        payload = &rest[length..];
-        let (room, rest) = body.split_once('\t')?;
-        let (to, text) = rest.split_once('\t')?;
-        Some((room, to, text))
+        let (relay, rest) = split_first(payload)?;
+        payload = rest;
+        Some(relay)
     })
 }
 
-/// The sender of a relayed message: its text starts `{"type":"…","from":"<peer ID>"`
-/// (PROTOCOL §2's output order), so it is read without parsing the rest.
-pub fn relay_sender(text: &str) -> Option<&str> {
-    let (_, rest) = text.split_once(r#","from":""#)?;
-    rest.get(..64)
+/// What an instance channel carries besides plain relays, told apart by a first byte that
+/// no relay's length starts with.
+pub enum Payload<'a> {
+    /// Relays from their senders' instances.
+    Relays(&'a str),
+    /// A moved member's handover from the instance that held it: the room and peer, then
+    /// what was queued for it there, in order (see [`handover`]).
+    Handover {
+        room: &'a str,
+        peer: &'a str,
+        queued: &'a str,
+    },
+    /// Relays that reached the instance a member had just left, sent on once: they are
+    /// never forwarded again.
+    Forwarded(&'a str),
 }
+
+impl<'a> Payload<'a> {
+    pub fn parse(payload: &'a str) -> Option<Self> {
+        if let Some(rest) = payload.strip_prefix('H') {
+            let (header, queued) = split_first(rest)?;
+            let (room, peer, _) = header;
+            Some(Payload::Handover { room, peer, queued })
+        } else if let Some(rest) = payload.strip_prefix('F') {
+            Some(Payload::Forwarded(rest))
+        } else {
+            Some(Payload::Relays(payload))
+        }
+    }
+}
+
+/// The first framed relay of `payload` and what follows it.
+fn split_first(payload: &str) -> Option<((&str, &str, &str), &str)> {
+    let (length, rest) = payload.split_once(':')?;
+    let length: usize = length.parse().ok()?;
+    let body = rest.get(..length)?;
+    let (room, body_rest) = body.split_once('\t')?;
+    let (to, text) = body_rest.split_once('\t')?;
+    Some(((room, to, text), &rest[length..]))
+}
+
+/// A handover: an empty relay naming the room and peer, then each queued text as a relay
+/// to that peer. Sent even when nothing was queued: its arrival ends the new instance's wait.
+pub fn handover<'t>(room: &RoomName, peer: &str, queued: impl Iterator<Item = &'t str>) -> String {
+    let mut out = String::from("H");
+    out.push_str(&relay(room, peer, ""));
+    for text in queued {
+        out.push_str(&relay(room, peer, text));
+    }
+    out
+}
+
+/// Relays sent on from the instance their receiver left (see [`Payload::Forwarded`]).
+pub fn forwarded(room: &RoomName, to: &str, text: &str) -> String {
+    format!("F{}", relay(room, to, text))
+}
+
+pub use crate::server::rooms::outbox::relay_sender;
 
 #[cfg(test)]
 mod tests {
@@ -273,5 +347,33 @@ mod tests {
             ]
         );
         assert_eq!(relays("12:short").count(), 0);
+        let moved = format!("M\t7\tpeer\tcd34\t5\t{text}");
+        assert_eq!(
+            Event::parse(&moved),
+            Some(Event::Moved {
+                peer: "peer",
+                from_instance: "cd34",
+                from_connection: 5,
+                record: Record::parse(&text).unwrap(),
+            })
+        );
+        let handed = handover(&room, "p", ["{\"x\":1}", "{\"y\":\n2}"].into_iter());
+        let Some(Payload::Handover {
+            room: r,
+            peer,
+            queued,
+        }) = Payload::parse(&handed)
+        else {
+            panic!("not a handover: {handed}");
+        };
+        assert_eq!((r, peer), ("a room", "p"));
+        assert_eq!(
+            relays(queued).map(|(_, _, text)| text).collect::<Vec<_>>(),
+            ["{\"x\":1}", "{\"y\":\n2}"]
+        );
+        assert!(matches!(
+            Payload::parse(&forwarded(&room, "p", "{}")),
+            Some(Payload::Forwarded(rest)) if relays(rest).count() == 1
+        ));
     }
 }
