@@ -960,3 +960,53 @@ async fn in_a_cluster_the_grace_ends_once_and_a_verified_place_needs_proof() {
     assert_ne!(welcome["resumed"], true, "{welcome}");
     expect_presence(&mut observer, "peer-joined", &id).await;
 }
+
+/// Peers that resumed after Redis's last snapshot — one on another instance, one on its own
+/// — are where they are after a restart from it: the reloaded records of where they were are
+/// stale, and nobody hears them leave or come back.
+#[tokio::test]
+#[ignore = "needs redis-server (apt install redis-server)"]
+async fn resumes_since_a_snapshot_survive_its_restore_without_flapping() {
+    let mut redis = redis();
+    let first = instance(&redis, "2s", &["--resume-grace", "10s"]);
+    let second = instance(&redis, "2s", &["--resume-grace", "10s"]);
+    let room = "restore-resumed";
+    let mut observer = first.peer(room).await;
+    let roamer_key = TestKey::new();
+    let stayer_key = TestKey::new();
+    let (roamer, _) = register_on(&first, room, &roamer_key).await;
+    let (stayer, _) = register_on(&second, room, &stayer_key).await;
+    expect_presence(&mut observer.client, "peer-joined", &roamer_key.peer_id()).await;
+    expect_presence(&mut observer.client, "peer-joined", &stayer_key.peer_id()).await;
+    assert!(redis.command(&["SAVE"]).starts_with("+OK"));
+    roamer.drop_abruptly(true);
+    stayer.drop_abruptly(true);
+    for server in [&first, &second] {
+        server
+            .wait_for_metric("rdv_peers_in_grace", |n| n == 1.0)
+            .await;
+    }
+    let (mut roamer, welcome) = register_on(&second, room, &roamer_key).await;
+    assert_eq!(welcome["resumed"], true);
+    let (mut stayer, welcome) = register_on(&second, room, &stayer_key).await;
+    assert_eq!(welcome["resumed"], true);
+    redis.kill();
+    redis.restart();
+    for server in [&first, &second] {
+        server
+            .wait_for_metric("rdv_cluster_resyncs_total", |n| n >= 2.0)
+            .await;
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let heard = observer.client.sync().await;
+    assert!(heard.is_empty(), "presence flapped: {heard:?}");
+    assert!(roamer.sync().await.is_empty() && stayer.sync().await.is_empty());
+    // Both are reached where they are now, and Redis lists each once.
+    for (client, key) in [(&mut roamer, &roamer_key), (&mut stayer, &stayer_key)] {
+        observer.client.send(relay(&key.peer_id(), 1)).await;
+        let got = client.expect("ice-candidate").await;
+        assert_eq!(got["from"], observer.id.as_str());
+    }
+    let newcomer = first.peer(room).await;
+    assert_eq!(ids(&newcomer.welcome).len(), 3, "{}", newcomer.welcome);
+}

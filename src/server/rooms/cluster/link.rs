@@ -389,7 +389,9 @@ impl Link {
                 self.views.mark_subscribed(room);
             }
         }
-        self.announce(&mut commands, &rooms, presume).await?;
+        // Unless Redis lost everything, its sequence numbers are those the views saw (older
+        // ones, if it reloaded a snapshot, which a renewal may not have told yet).
+        self.announce(&mut commands, &rooms, presume, !lost).await?;
         self.metrics.cluster.resyncs.inc();
 
         let publisher = self.clone();
@@ -521,6 +523,7 @@ impl Link {
         commands: &mut MultiplexedConnection,
         rooms: &[RoomName],
         presume: Option<Instant>,
+        same_numbering: bool,
     ) -> Result<(), LinkError> {
         let mut kept = Vec::with_capacity(rooms.len());
         let mut invocations = Vec::with_capacity(rooms.len());
@@ -535,14 +538,26 @@ impl Link {
                 .key(wire::sequence_key(room))
                 .key(wire::INSTANCES_KEY)
                 .arg(room.as_str())
-                .arg(&*self.instance);
-            for (peer, connection, since, tail) in &members {
-                let since = since.map(|ms| ms.to_string()).unwrap_or_default();
+                .arg(&*self.instance)
+                .arg(if same_numbering { "1" } else { "" })
+                .arg(members.len());
+            for (peer, connection, known, tail, parked) in &members {
+                let (since, seq) = match known {
+                    Some((since, seq)) => (since.to_string(), *seq),
+                    None => (String::new(), 0),
+                };
                 invocation
                     .arg(peer)
                     .arg(*connection)
                     .arg(since)
-                    .arg(&**tail);
+                    .arg(&**tail)
+                    .arg(seq)
+                    .arg(if *parked { "1" } else { "" });
+            }
+            if same_numbering {
+                for (peer, seq) in self.views.stale_elsewhere(room) {
+                    invocation.arg(peer).arg(seq);
+                }
             }
             invocations.push((room, invocation));
         }

@@ -208,56 +208,90 @@ return removed
 });
 
 /// After a reconnect: makes Redis agree with what this instance holds in one room.
-/// KEYS: members, sequence, instances. ARGV: room, instance, then (peer, connection, since
-/// or empty, record tail) for each local member. Refused (an error) if the instance holds
-/// no lease. Removes this instance's members it no longer holds, adds the missing
-/// ones (past the room cap if need be: they are connected already). A verified member
-/// takes its ID back from an unverified holder that got in meanwhile (Redis lost its data,
-/// or this instance was cut off): a verified incumbent is never displaced by an unverified
-/// claimant (PROTOCOL §9). Returns `{peers held by another connection, sequence, snapshot}`.
+/// KEYS: members, sequence, instances. ARGV: room, instance, `1` if Redis kept its
+/// numbering (it did not lose its data, though it may have reloaded older data; else
+/// empty), the number of local members, then (peer, connection, since or empty,
+/// record tail, seq of its latest record or 0, `1` if held for a resume) for each local
+/// member, then (peer, seq) for
+/// each member this instance places elsewhere. Refused (an error) if
+/// the instance holds no lease. Removes this instance's members it no longer holds, adds the
+/// missing ones (past the room cap if need be: they are connected already). A verified
+/// member takes its ID back from an unverified holder that got in meanwhile (Redis lost its
+/// data, or this instance was cut off): a verified incumbent is never displaced by an
+/// unverified claimant (PROTOCOL §9).
+///
+/// Older data can hold records older than what the instances saw since: a member that moved
+/// (a resume, PROTOCOL §14) is still recorded where it was. Such a record, with a lower
+/// sequence number than the instance knows, is stale: where the member is now takes it over
+/// with `M` (not presence), and where it was leaves it to that, instead of announcing the
+/// member gone. Returns `{peers held by another connection, sequence, snapshot}`.
 pub static ANNOUNCE: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
-local room, instance = ARGV[1], ARGV[2]
+local room, instance, same_numbering = ARGV[1], ARGV[2], ARGV[3] == '1'
 -- Members re-added for an instance without a lease would belong to nobody a reaper knows.
 if not redis.call('ZSCORE', KEYS[3], instance) then return redis.error_reply('rdv: no lease') end
+local last_member = 4 + 6 * tonumber(ARGV[4])
 local listed = {}
-for i = 3, #ARGV, 4 do listed[ARGV[i]] = ARGV[i + 1] end
+-- The latest record sequence this instance saw for each member, here or elsewhere.
+local known = {}
+for i = 5, last_member, 6 do
+  listed[ARGV[i]] = ARGV[i + 1]
+  known[ARGV[i]] = tonumber(ARGV[i + 4])
+end
+for i = last_member + 1, #ARGV, 2 do known[ARGV[i]] = tonumber(ARGV[i + 1]) end
+local function seq_of(record) return tonumber(string.match(record, '^(%d+)')) end
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
   local peer = all[i]
   local holder, connection = owner(all[i + 1])
-  if holder == instance and listed[peer] ~= connection then
+  local stale = same_numbering and known[peer] and known[peer] > seq_of(all[i + 1])
+  if holder == instance and listed[peer] ~= connection and not stale then
     redis.call('HDEL', KEYS[1], peer)
     redis.call('HDEL', 'rdv:i:' .. instance, room .. '\t' .. peer)
     left(room, peer, 'left', instance, connection)
   end
 end
 local conflicts = {}
-for i = 3, #ARGV, 4 do
-  local peer, connection = ARGV[i], ARGV[i + 1]
+for i = 5, last_member, 6 do
+  local peer, connection, tail = ARGV[i], ARGV[i + 1], ARGV[i + 3]
+  local since = ARGV[i + 2]
+  if since == '' then since = now_ms() end
   local record = redis.call('HGET', KEYS[1], peer)
   if record then
     local holder, held_by = owner(record)
-    if (holder ~= instance or held_by ~= connection) and tail_verified(ARGV[i + 3])
-        and not verified(record) then
+    if holder == instance and held_by == connection then
+      redis.call('HSET', 'rdv:i:' .. instance, room .. '\t' .. peer, connection)
+    elseif same_numbering and tonumber(ARGV[i + 4]) > seq_of(record) then
+      local _, _, kept_since = string.find(record, '^%d+\t(%d+)\t')
+      redis.call('HDEL', 'rdv:i:' .. holder, room .. '\t' .. peer)
+      redis.call('HDEL', 'rdv:p:' .. room, peer)
+      local seq = redis.call('INCR', KEYS[2])
+      local moved = seq .. '\t' .. kept_since .. '\t' .. tail
+      redis.call('HSET', KEYS[1], peer, moved)
+      redis.call('HSET', 'rdv:i:' .. instance, room .. '\t' .. peer, connection)
+      redis.call('PUBLISH', 'rdv:r:' .. room,
+        'M\t' .. seq .. '\t' .. peer .. '\t' .. holder .. '\t' .. held_by .. '\t' .. moved)
+    elseif tail_verified(tail) and not verified(record) then
       redis.call('HDEL', KEYS[1], peer)
       redis.call('HDEL', 'rdv:i:' .. holder, room .. '\t' .. peer)
       left(room, peer, 'replaced', holder, held_by)
-      local since = ARGV[i + 2]
-      if since == '' then since = now_ms() end
-      joined(room, peer, since, ARGV[i + 3])
+      joined(room, peer, since, tail)
       redis.call('HSET', 'rdv:i:' .. instance, room .. '\t' .. peer, connection)
-    elseif holder ~= instance or held_by ~= connection then
-      table.insert(conflicts, peer)
     else
-      redis.call('HSET', 'rdv:i:' .. instance, room .. '\t' .. peer, connection)
+      table.insert(conflicts, peer)
     end
   else
-    local since = ARGV[i + 2]
-    if since == '' then since = now_ms() end
-    joined(room, peer, since, ARGV[i + 3])
+    joined(room, peer, since, tail)
     redis.call('HSET', 'rdv:i:' .. instance, room .. '\t' .. peer, connection)
+  end
+  -- Held for a resume: marked again (Redis may have lost the mark), if still ours.
+  if ARGV[i + 5] == '1' then
+    local now = redis.call('HGET', KEYS[1], peer)
+    local holder, held_by = owner(now)
+    if holder == instance and held_by == connection then
+      redis.call('HSET', 'rdv:p:' .. room, peer, instance .. '\t' .. connection)
+    end
   end
 end
 return {conflicts, tonumber(redis.call('GET', KEYS[2]) or '0'), redis.call('HGETALL', KEYS[1])}

@@ -70,6 +70,9 @@ pub struct Held {
 struct Slot {
     /// When it first joined; members are kept in this order.
     since: u64,
+    /// The sequence number of its latest record this view saw (its `J` or `M` event): what
+    /// tells a stale record from one a reloaded Redis brought back (see `stale_elsewhere`).
+    seq: u64,
     /// The connection its record names, and whether the record names this instance.
     connection: u64,
     local: bool,
@@ -145,9 +148,10 @@ pub enum Route {
     Remote(Arc<str>, Utf8Bytes),
 }
 
-/// A local member as a re-announce sends it: peer, connection, first join time (unknown for
-/// a joiner whose own event never came), record tail.
-pub type Announced = (String, u64, Option<u64>, Arc<str>);
+/// A local member as a re-announce sends it: peer, connection, first join time and the
+/// sequence number of its latest record (unknown for a joiner whose own event never came),
+/// record tail, and whether it is held for a resume.
+pub type Announced = (String, u64, Option<(u64, u64)>, Arc<str>, bool);
 
 /// What a view asks the link to publish to another instance's channel: a handover, or a
 /// relay sent on (see [`super::wire::Payload`]).
@@ -412,25 +416,40 @@ impl Views {
             return;
         };
         let old = std::mem::replace(&mut slot.place, Place::Departed);
+        slot.seq = seq;
+        if self.is_ours(record)
+            && matches!(&old, Place::Here { connection, .. } if connection.get() == record.connection)
+        {
+            // Already here on that connection: a re-announce took over a stale record of it
+            // that Redis reloaded.
+            slot.place = old;
+            return;
+        }
         slot.connection = record.connection;
         slot.local = self.is_ours(record);
         slot.entry = PeerEntry::new(&peer, record.public_key, record.verified);
         slot.joined = protocol::peer_joined(&peer, record.public_key, record.verified).into();
         let from_here = from_instance == &*self.instance;
         let mut queued: Vec<Queued> = Vec::new();
+        let mut old = old;
         if from_here
-            && let Place::Here {
-                connection, parked, ..
-            } = old
-            && connection.get() == from_connection
+            && matches!(&old, Place::Here { connection, .. } if connection.get() == from_connection)
         {
-            self.metrics.peers.dec();
-            if let Some(mut parked) = parked {
-                self.metrics.peers_in_grace.dec();
-                queued.extend(
-                    std::iter::from_fn(|| parked.try_recv()).filter(Queued::survives_resume),
-                );
-            }
+            let reason = match &mut old {
+                Place::Here {
+                    parked: Some(parked),
+                    ..
+                } => {
+                    queued.extend(
+                        std::iter::from_fn(|| parked.try_recv()).filter(Queued::survives_resume),
+                    );
+                    LeftReason::Left
+                }
+                // A live connection whose record a re-announce took over (Redis reloaded
+                // older data that still named it): replaced, as by a verified register.
+                _ => LeftReason::Replaced,
+            };
+            self.evict(&old, from_connection, reason);
         }
         let place = if !self.is_ours(record) {
             let channel: Arc<str> = super::wire::instance_channel(record.instance).into();
@@ -825,12 +844,16 @@ impl Views {
             .iter()
             .filter_map(|(id, slot)| match &slot.place {
                 Place::Here {
-                    connection, tail, ..
+                    connection,
+                    tail,
+                    parked,
+                    ..
                 } => Some((
                     id.as_str().to_owned(),
                     connection.get(),
-                    Some(slot.since),
+                    Some((slot.since, slot.seq)),
                     tail.clone(),
+                    parked.is_some(),
                 )),
                 _ => None,
             })
@@ -841,9 +864,25 @@ impl Views {
                 j.connection.get(),
                 None,
                 j.tail.clone(),
+                false,
             )
         }));
         members
+    }
+
+    /// The members of `room` this view places on other instances, with the sequence number of
+    /// their latest record: after Redis reloaded older data, a record of this instance's for
+    /// one of them is stale (the member moved on since), and is left to its holder's
+    /// re-announce rather than announced gone.
+    pub fn stale_elsewhere(&self, room: &RoomName) -> Vec<(String, u64)> {
+        let Some(view) = self.rooms.get(room) else {
+            return Vec::new();
+        };
+        view.members
+            .iter()
+            .filter(|(_, slot)| matches!(slot.place, Place::There { .. }))
+            .map(|(id, slot)| (id.as_str().to_owned(), slot.seq))
+            .collect()
     }
 
     /// Brings a view to Redis's state after a reconnect: local members hear of whoever came
@@ -870,6 +909,20 @@ impl Views {
         // it leave before the new holder joins.
         let mut replaced = Vec::new();
         for peer in conflicts {
+            // Held for a resume, and resumed elsewhere while this instance was away: it
+            // moved, nobody left.
+            if let Some(slot) = old.get_mut(peer.as_str())
+                && let Place::Here {
+                    parked: Some(_),
+                    connection,
+                    ..
+                } = &slot.place
+            {
+                let connection = connection.get();
+                self.evict(&slot.place, connection, LeftReason::Left);
+                slot.place = Place::Departed;
+                continue;
+            }
             if let Some((_, id, slot)) = old.shift_remove_full(peer.as_str()) {
                 if let Place::Here { connection, .. } = &slot.place {
                     self.evict(&slot.place, connection.get(), LeftReason::Replaced);
@@ -886,6 +939,7 @@ impl Views {
                         id.clone(),
                         Slot {
                             since: slot.since,
+                            seq: slot.seq,
                             connection: slot.connection,
                             local: false,
                             entry: slot.entry.clone(),
@@ -1002,6 +1056,7 @@ impl Views {
     fn slot(&self, peer: &PeerId, record: &Record<'_>, place: Place) -> Slot {
         Slot {
             since: record.since,
+            seq: record.seq,
             connection: record.connection,
             local: self.is_ours(record),
             entry: PeerEntry::new(peer, record.public_key, record.verified),
