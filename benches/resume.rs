@@ -5,7 +5,9 @@
 //!   for a resume after their connections were reset, and after they all left, so the bytes
 //!   per peer connected and per peer in grace read side by side;
 //! - time: from a dropped peer's new TCP connection to its first queued relay (a resume),
-//!   next to a fresh join's time from TCP connection to its `welcome`, medians of rounds.
+//!   next to a fresh join's time from TCP connection to its `welcome`, medians of rounds;
+//!   then the same across two `--cluster` instances sharing a `redis-server` (dropped on one,
+//!   back on the other, the sender on the first), if `redis-server` is installed.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -42,10 +44,11 @@ fn rss_bytes(pid: u32) -> Option<u64> {
     Some(kib * 1024)
 }
 
-fn start() -> (Child, SocketAddr) {
+fn start(extra: &[&str]) -> (Child, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rdv"))
         .args(["serve", "--listen", "127.0.0.1:0", "--resume-grace", "120s"])
         .args(["--max-connections", "20000", "--max-peers-per-room", "5000"])
+        .args(extra)
         .env("RDV_LOG", "error")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -155,11 +158,14 @@ async fn memory(addr: SocketAddr, pid: u32) {
     );
 }
 
-async fn timing(addr: SocketAddr) {
+/// Joins and resumes timed, the relay's sender on `sender_at`; a peer joins on `first`,
+/// drops, and comes back on `back` (fresh joins are timed on `back` too).
+async fn timing(label: &str, sender_at: SocketAddr, first: SocketAddr, back: SocketAddr) {
+    let addr = back;
     let mut fresh = Vec::with_capacity(ROUNDS);
     let mut resumed = Vec::with_capacity(ROUNDS);
     let keys = keys(ROUNDS + 1);
-    let mut sender = connect(addr, "t").await;
+    let mut sender = connect(sender_at, "t").await;
     register(&mut sender, &keys[ROUNDS]).await;
     for key in &keys[..ROUNDS] {
         let id = rdv::identity::PublicJwk::from_json(key, rdv::identity::PrivateMembers::Refuse)
@@ -172,8 +178,14 @@ async fn timing(addr: SocketAddr) {
         register(&mut ws, key).await;
         fresh.push(started.elapsed().as_secs_f64() * 1e6);
         let _ = next_json(&mut sender).await; // its peer-joined
+        ws.close(None).await.unwrap();
+        while ws.next().await.is_some() {}
+        let _ = next_json(&mut sender).await; // its peer-left
+        let mut ws = connect(first, "t").await;
+        register(&mut ws, key).await;
+        let _ = next_json(&mut sender).await; // its peer-joined
         reset(ws);
-        settle(addr, "rdv_peers_in_grace", 1.0).await;
+        settle(first, "rdv_peers_in_grace", 1.0).await;
         let offer = json!({"type": "offer", "to": id, "sdp": {"type": "offer", "sdp": "v=0"}});
         sender.send(Message::text(offer.to_string())).await.unwrap();
         // The resume: TCP connection to the first queued relay.
@@ -190,13 +202,39 @@ async fn timing(addr: SocketAddr) {
     }
     sender.close(None).await.unwrap();
     while sender.next().await.is_some() {}
-    settle(addr, "rdv_peers", 0.0).await;
+    for addr in [sender_at, first, back] {
+        settle(addr, "rdv_peers", 0.0).await;
+    }
     let (fresh, resumed) = (median(&mut fresh), median(&mut resumed));
     println!(
-        "time, median of {ROUNDS}: fresh join (TCP to welcome) {fresh:.0} µs, resume (TCP to \
-         the first queued relay) {resumed:.0} µs, ratio {:.2}",
+        "time, {label}, median of {ROUNDS}: fresh join (TCP to welcome) {fresh:.0} µs, resume \
+         (TCP to the first queued relay) {resumed:.0} µs, ratio {:.2}",
         resumed / fresh
     );
+}
+
+/// A `redis-server` on a free loopback port, or `None` if it is not installed.
+fn start_redis() -> Option<(Server, u16)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let redis = Server(child);
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some((redis, port));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
 }
 
 /// The server, killed however the run ends.
@@ -209,11 +247,35 @@ impl Drop for Server {
 }
 
 fn main() {
-    let (child, addr) = start();
+    let (child, addr) = start(&[]);
     let server = Server(child);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        timing(addr).await;
+        timing("one instance", addr, addr, addr).await;
         memory(addr, server.0.id()).await;
     });
+    drop(server);
+    let Some((redis, port)) = start_redis() else {
+        println!("time across two cluster instances: skipped (no redis-server)");
+        return;
+    };
+    let url = format!("redis://127.0.0.1:{port}");
+    let [(one, one_addr), (two, two_addr)] = [(); 2].map(|()| {
+        let (child, addr) = start(&["--cluster", &url]);
+        (Server(child), addr)
+    });
+    runtime.block_on(async {
+        for addr in [one_addr, two_addr] {
+            settle(addr, "rdv_cluster_connected", 1.0).await;
+        }
+        timing("one instance of a cluster", one_addr, one_addr, one_addr).await;
+        timing(
+            "across two cluster instances (dropped on one, back on the other)",
+            one_addr,
+            one_addr,
+            two_addr,
+        )
+        .await;
+    });
+    drop((one, two, redis));
 }
