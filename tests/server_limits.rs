@@ -314,7 +314,8 @@ async fn while_draining_healthz_is_503_and_new_peers_are_refused() {
             assert!(body.contains("draining"), "{body}");
             break;
         }
-        assert_eq!(status, 200);
+        // 0: the connection was reset in the instant the drain began.
+        assert!(status == 200 || status == 0, "{status}");
         assert!(
             tokio::time::Instant::now() < deadline,
             "healthz never said 503"
