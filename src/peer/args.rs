@@ -149,6 +149,18 @@ pub struct PeerArgs {
     #[arg(long)]
     pub ice_check: bool,
 
+    /// Open real WebRTC peer connections (a data channel, as rdv.js's): answer every offer,
+    /// and offer to --connect's peer. Reports ICE, the selected candidate pair (type,
+    /// addresses, round trip), the channel's state and what arrives on it (NDJSON `webrtc`
+    /// lines in script mode); stdin lines (or lines typed) go over the channel.
+    #[arg(long, conflicts_with_all = ["answer_offers", "ice_check"])]
+    pub webrtc: bool,
+
+    /// With --webrtc: offer a connection to PEER (a peer ID or a unique prefix of one) once
+    /// it is in the room.
+    #[arg(long, value_name = "PEER", requires = "webrtc")]
+    pub connect: Option<String>,
+
     /// Access token to register with, for a server started with --auth-key (PROTOCOL §13;
     /// `rdv token` makes one). Prefer RDV_TOKEN: a flag's value shows in the process list.
     #[arg(long, env = "RDV_TOKEN", value_name = "TOKEN", hide_env_values = true)]

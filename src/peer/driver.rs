@@ -84,9 +84,16 @@ pub async fn run(setup: &Setup, args: &PeerArgs, interactive: bool) -> Exit {
         stdin_lines: 0,
         pending: setup.outgoing.clone(),
         next_send: Instant::now(),
+        webrtc: None,
+        webrtc_wake: Instant::now(),
         setup,
         args,
     };
+    if args.webrtc
+        && let Err(exit) = driver.start_webrtc().await
+    {
+        return exit;
+    }
     let exit = driver.run().await;
     // In script mode a refused message is a failure the caller must see, unless the run
     // already failed for a more specific reason.
@@ -143,6 +150,9 @@ pub(super) struct Driver<'a> {
     /// stdin lines, in order.
     pub(super) pending: VecDeque<String>,
     pub(super) next_send: Instant,
+    /// `--webrtc`: the peer connections, and when they next want time.
+    pub(super) webrtc: Option<super::webrtc::WebRtc>,
+    pub(super) webrtc_wake: Instant,
 }
 
 impl Driver<'_> {
@@ -235,6 +245,7 @@ impl Driver<'_> {
     }
 
     fn timed_out(&mut self) -> Exit {
+        self.report_unfinished();
         if self.conditions.any() {
             let missing = self.conditions.missing().join(", ");
             self.output
@@ -353,6 +364,11 @@ impl Driver<'_> {
                                 return ended;
                             }
                         }
+                    }
+                }
+                wake = super::connections::wait(&self.webrtc, self.webrtc_wake) => {
+                    if let Some(ended) = self.on_webrtc(socket, wake).await {
+                        return ended;
                     }
                 }
                 () = tokio::time::sleep_until(self.next_send), if send_ready => {

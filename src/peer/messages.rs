@@ -158,6 +158,17 @@ impl Driver<'_> {
                 self.output
                     .note(&format!("the server refused a message: {code} ({message})"));
             }
+            ServerMessage::Offer { from: Some(from) } if self.webrtc.is_some() => {
+                if let Some(ended) = self.on_remote_offer(socket, from, &value).await {
+                    return Some(ended);
+                }
+            }
+            ServerMessage::Answer { from: Some(from) } if self.webrtc.is_some() => {
+                self.on_remote_answer(from, &value);
+            }
+            ServerMessage::IceCandidate { from: Some(from) } if self.webrtc.is_some() => {
+                self.on_remote_candidate(from, &value);
+            }
             ServerMessage::Offer { from: Some(from) } if self.args.answer_offers => {
                 let mut answer = self.setup.answer_template.clone();
                 answer["type"] = "answer".into();
@@ -167,6 +178,13 @@ impl Driver<'_> {
                 }
             }
             _ => {}
+        }
+        if matches!(
+            message,
+            ServerMessage::Welcome { .. } | ServerMessage::PeerJoined { .. }
+        ) && let Some(ended) = self.connect_if_due(socket).await
+        {
+            return Some(ended);
         }
         self.conditions.on_message(&value);
         self.conditions.set_peer_count(self.room.count());
@@ -248,6 +266,10 @@ impl Driver<'_> {
             if line.trim().is_empty() {
                 return None;
             }
+            if self.webrtc.is_some() {
+                self.send_on_channel(line);
+                return None;
+            }
             if let Err(problem) = setup::check_json(&line) {
                 self.refused += 1;
                 self.output.note(&format!(
@@ -261,6 +283,22 @@ impl Driver<'_> {
             }
             self.pending.push_back(line);
             return None;
+        }
+        if self.webrtc.is_some() {
+            let trimmed = line.trim();
+            if let Some(prefix) = trimmed.strip_prefix("/connect ") {
+                return match self.room.resolve(prefix.trim()) {
+                    Ok(peer) => self.offer_to(socket, &peer).await,
+                    Err(problem) => {
+                        self.output.note(&problem);
+                        None
+                    }
+                };
+            }
+            if !trimmed.is_empty() && !trimmed.starts_with(['/', '{']) {
+                self.send_on_channel(line);
+                return None;
+            }
         }
         let room = &self.room;
         let parsed = commands::parse(&line, &|prefix| room.resolve(prefix));

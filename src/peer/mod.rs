@@ -13,6 +13,7 @@ mod args;
 mod commands;
 mod conditions;
 mod connect;
+mod connections;
 mod driver;
 mod ice_check;
 mod input;
@@ -23,6 +24,7 @@ mod repl;
 mod room;
 mod setup;
 mod signatures;
+mod webrtc;
 
 use std::io::IsTerminal as _;
 

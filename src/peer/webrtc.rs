@@ -1,0 +1,553 @@
+//! `rdv peer --webrtc`: real peer connections from the terminal, one per remote peer, each
+//! with the data channel rdv.js opens (negotiated, id 0, label `rdv`), so a terminal and a
+//! browser tab can meet in a room and see whether, and how, they connect.
+//!
+//! str0m does the WebRTC (ICE, DTLS, SCTP) without I/O; this module gives it UDP sockets on
+//! this host's addresses and time, and turns what it reports into [`Happening`]s, which the
+//! driver prints (NDJSON in script mode) and checks its conditions against. Host candidates
+//! only: they go in the SDP itself, so nothing is trickled from this side; candidates the
+//! other side trickles are taken.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::channel::{ChannelConfig, ChannelId};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use tokio::net::UdpSocket;
+
+/// The data channel rdv.js creates on both sides (`negotiated: true, id: 0`).
+const CHANNEL_LABEL: &str = "rdv";
+const CHANNEL_ID: u16 = 0;
+/// How often str0m reports the selected pair and its round-trip time: often enough that the
+/// pair is shown right after the channel opens.
+const STATS_EVERY: Duration = Duration::from_millis(200);
+/// Most lines typed before any channel opened, kept to send once one does.
+const MAX_WAITING_LINES: usize = 1024;
+
+/// How far one peer connection got: what a timeout names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// We offered; no answer came.
+    AwaitingAnswer,
+    /// Descriptions exchanged; no candidate pair has worked yet.
+    Ice,
+    /// A pair works; the DTLS handshake has not finished.
+    Dtls,
+    /// Secure; the data channel has not opened.
+    Channel,
+    Open,
+    Closed,
+}
+
+impl Stage {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Stage::AwaitingAnswer => "no answer to our offer",
+            Stage::Ice => "ICE failed: no candidate pair worked",
+            Stage::Dtls => "DTLS failed: a pair worked but the handshake did not finish",
+            Stage::Channel => "the data channel never opened",
+            Stage::Open => "open",
+            Stage::Closed => "closed",
+        }
+    }
+}
+
+/// Something a peer connection did, for the user and the conditions. As JSON it is one
+/// NDJSON line: `{"type":"webrtc","event":…,"peer":…}` (docs/cli.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Happening {
+    pub peer: String,
+    pub what: What,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum What {
+    /// ICE's state changed (`checking`, `connected`, `disconnected`, …).
+    Ice(&'static str),
+    /// DTLS is up.
+    Connected,
+    /// The data channel is open.
+    Open,
+    /// The selected candidate pair, first seen or changed, and its round-trip time.
+    Pair {
+        local: (&'static str, SocketAddr),
+        remote: (&'static str, SocketAddr),
+        protocol: &'static str,
+        rtt_ms: Option<f64>,
+    },
+    /// A text (or binary, shown as its length) message on the data channel.
+    Message(String),
+    Closed,
+}
+
+impl Happening {
+    pub fn to_json(&self) -> Value {
+        let mut value = json!({"type": "webrtc", "peer": self.peer});
+        match &self.what {
+            What::Ice(state) => {
+                value["event"] = "ice".into();
+                value["state"] = (*state).into();
+            }
+            What::Connected => value["event"] = "connected".into(),
+            What::Open => value["event"] = "open".into(),
+            What::Pair {
+                local,
+                remote,
+                protocol,
+                rtt_ms,
+            } => {
+                value["event"] = "pair".into();
+                value["local"] = json!({"type": local.0, "address": local.1.to_string()});
+                value["remote"] = json!({"type": remote.0, "address": remote.1.to_string()});
+                value["protocol"] = (*protocol).into();
+                value["rttMs"] = rtt_ms.map_or(Value::Null, Value::from);
+            }
+            What::Message(data) => {
+                value["event"] = "message".into();
+                value["data"] = data.as_str().into();
+            }
+            What::Closed => value["event"] = "closed".into(),
+        }
+        value
+    }
+
+    /// One line for people.
+    pub fn describe(&self, name: &str) -> String {
+        match &self.what {
+            What::Ice(state) => format!("{name}: ICE {state}"),
+            What::Connected => format!("{name}: connected (DTLS)"),
+            What::Open => format!("{name}: data channel open; lines you type go to it"),
+            What::Pair {
+                local,
+                remote,
+                protocol,
+                rtt_ms,
+            } => {
+                let rtt = rtt_ms.map_or(String::new(), |ms| format!(", RTT {ms:.1} ms"));
+                format!(
+                    "{name}: pair {} {} ↔ {} {} over {protocol}{rtt}",
+                    local.0, local.1, remote.0, remote.1
+                )
+            }
+            What::Message(data) => format!("{name} says: {data}"),
+            What::Closed => format!("{name}: peer connection closed"),
+        }
+    }
+}
+
+/// One peer connection.
+struct Link {
+    rtc: Rtc,
+    stage: Stage,
+    pending_offer: Option<SdpPendingOffer>,
+    channel: Option<ChannelId>,
+    /// Candidate types by address, from the remote descriptions and trickled candidates.
+    remote_kinds: HashMap<SocketAddr, &'static str>,
+    /// The pair last reported, so a change is reported once.
+    pair: Option<(SocketAddr, SocketAddr)>,
+}
+
+/// A description or a candidate that could not be used, with why.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct WebRtcError(pub String);
+
+/// Every peer connection of this run, and the sockets they share.
+pub struct WebRtc {
+    sockets: Vec<(Arc<UdpSocket>, SocketAddr)>,
+    links: HashMap<String, Link>,
+    /// Lines typed before a channel opened.
+    waiting: VecDeque<String>,
+}
+
+/// What woke the event loop for WebRTC.
+pub enum Wake {
+    Datagram {
+        socket: usize,
+        source: SocketAddr,
+        data: Vec<u8>,
+    },
+    Timer,
+}
+
+impl WebRtc {
+    /// Binds one UDP socket per address this host is reached at: loopback, and the address
+    /// of its default route if it has one.
+    pub async fn bind() -> std::io::Result<Self> {
+        let mut addresses = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
+        if let Some(routed) = default_route_address().await {
+            addresses.push(routed);
+        }
+        let mut sockets = Vec::new();
+        for address in addresses {
+            let socket = UdpSocket::bind(SocketAddr::new(address, 0)).await?;
+            let local = socket.local_addr()?;
+            sockets.push((Arc::new(socket), local));
+        }
+        Ok(Self {
+            sockets,
+            links: HashMap::new(),
+            waiting: VecDeque::new(),
+        })
+    }
+
+    /// Our host candidates, as SDP candidate lines.
+    pub fn local_candidates(&self) -> Vec<String> {
+        self.sockets
+            .iter()
+            .filter_map(|(_, addr)| Candidate::host(*addr, "udp").ok())
+            .map(|candidate| candidate.to_sdp_string())
+            .collect()
+    }
+
+    fn new_link(&self) -> Link {
+        let mut rtc = Rtc::builder()
+            .set_stats_interval(Some(STATS_EVERY))
+            .build(Instant::now());
+        for (_, addr) in &self.sockets {
+            if let Ok(candidate) = Candidate::host(*addr, "udp") {
+                rtc.add_local_candidate(candidate);
+            }
+        }
+        Link {
+            rtc,
+            stage: Stage::Ice,
+            pending_offer: None,
+            channel: None,
+            remote_kinds: HashMap::new(),
+            pair: None,
+        }
+    }
+
+    pub fn has_link(&self, peer: &str) -> bool {
+        self.links.contains_key(peer)
+    }
+
+    pub fn any_link(&self) -> bool {
+        !self.links.is_empty()
+    }
+
+    /// A new peer connection to `peer`; the offer's SDP to send.
+    pub fn offer(&mut self, peer: &str) -> Result<String, WebRtcError> {
+        let mut link = self.new_link();
+        let mut api = link.rtc.sdp_api();
+        let channel = api.add_channel_with_config(channel_config());
+        let (offer, pending) = api
+            .apply()
+            .ok_or_else(|| WebRtcError("nothing to offer".into()))?;
+        link.channel = Some(channel);
+        link.pending_offer = Some(pending);
+        link.stage = Stage::AwaitingAnswer;
+        self.links.insert(peer.to_owned(), link);
+        Ok(offer.to_sdp_string())
+    }
+
+    /// Takes `peer`'s offer; the answer's SDP to send. Glare (both offered) follows the
+    /// perfect-negotiation rule rdv.js uses: the peer with the larger ID is polite and takes
+    /// the other's offer; the impolite one ignores it (`Ok(None)`).
+    pub fn answer(
+        &mut self,
+        me: &str,
+        peer: &str,
+        sdp: &str,
+    ) -> Result<Option<String>, WebRtcError> {
+        let offer = SdpOffer::from_sdp_string(sdp)
+            .map_err(|e| WebRtcError(format!("the offer's SDP does not parse: {e}")))?;
+        if let Some(link) = self.links.get(peer)
+            && link.pending_offer.is_some()
+            && me < peer
+        {
+            return Ok(None);
+        }
+        // A new offer from a known peer (a renegotiation, or glare we yield in) starts over.
+        let mut link = self.new_link();
+        learn_kinds(&mut link.remote_kinds, sdp);
+        let answer = link
+            .rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| WebRtcError(format!("cannot accept the offer: {e}")))?;
+        link.channel = Some(link.rtc.direct_api().create_data_channel(channel_config()));
+        self.links.insert(peer.to_owned(), link);
+        Ok(Some(answer.to_sdp_string()))
+    }
+
+    /// Takes `peer`'s answer to our offer.
+    pub fn take_answer(&mut self, peer: &str, sdp: &str) -> Result<(), WebRtcError> {
+        let link = self
+            .links
+            .get_mut(peer)
+            .ok_or_else(|| WebRtcError("an answer from a peer we made no offer to".into()))?;
+        let pending = link
+            .pending_offer
+            .take()
+            .ok_or_else(|| WebRtcError("an answer, but our offer was already answered".into()))?;
+        let answer = SdpAnswer::from_sdp_string(sdp)
+            .map_err(|e| WebRtcError(format!("the answer's SDP does not parse: {e}")))?;
+        learn_kinds(&mut link.remote_kinds, sdp);
+        link.rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .map_err(|e| WebRtcError(format!("cannot accept the answer: {e}")))?;
+        link.stage = Stage::Ice;
+        Ok(())
+    }
+
+    /// A candidate `peer` trickled (`candidate:…`; an empty one ends its gathering).
+    pub fn add_candidate(&mut self, peer: &str, line: &str) -> Result<(), WebRtcError> {
+        let line = line.trim().trim_start_matches("a=");
+        if line.is_empty() {
+            return Ok(());
+        }
+        let link = self
+            .links
+            .get_mut(peer)
+            .ok_or_else(|| WebRtcError("a candidate from a peer with no connection".into()))?;
+        let candidate = Candidate::from_sdp_string(line)
+            .map_err(|e| WebRtcError(format!("the candidate does not parse: {e}")))?;
+        link.remote_kinds
+            .insert(candidate.addr(), kind_name(&candidate));
+        link.rtc.add_remote_candidate(candidate);
+        Ok(())
+    }
+
+    /// Sends `text` on every open data channel, or keeps it until one opens. Whether it went.
+    pub fn send(&mut self, text: String) -> bool {
+        let mut sent = false;
+        for link in self.links.values_mut() {
+            if let Some(id) = link.channel.filter(|_| link.stage == Stage::Open)
+                && let Some(mut channel) = link.rtc.channel(id)
+            {
+                sent |= channel.write(false, text.as_bytes()).unwrap_or(false);
+            }
+        }
+        if !sent && self.waiting.len() < MAX_WAITING_LINES {
+            self.waiting.push_back(text);
+        }
+        sent
+    }
+
+    /// Peers whose connection has not opened, with how far each got.
+    pub fn unfinished(&self) -> Vec<(String, Stage)> {
+        self.links
+            .iter()
+            .filter(|(_, link)| link.stage != Stage::Open)
+            .map(|(peer, link)| (peer.clone(), link.stage))
+            .collect()
+    }
+
+    /// Gives every connection a few rounds to send what it still holds (the last lines
+    /// written) before the run ends.
+    pub async fn flush(&mut self) {
+        for _ in 0..5 {
+            let (_, next) = self.handle(Wake::Timer);
+            let pause = next.saturating_duration_since(Instant::now());
+            tokio::time::sleep(pause.min(Duration::from_millis(20))).await;
+        }
+    }
+
+    /// Waits for a datagram on any socket, or for `until`.
+    pub async fn wait(&self, until: Instant) -> Wake {
+        let reads = self.sockets.iter().enumerate().map(|(index, (socket, _))| {
+            Box::pin(async move {
+                let mut buf = vec![0u8; 2048];
+                match socket.recv_from(&mut buf).await {
+                    Ok((n, source)) => {
+                        buf.truncate(n);
+                        Some((index, source, buf))
+                    }
+                    Err(_) => None,
+                }
+            })
+        });
+        tokio::select! {
+            (read, _, _) = futures_util::future::select_all(reads) => match read {
+                Some((socket, source, data)) => Wake::Datagram { socket, source, data },
+                None => Wake::Timer,
+            },
+            () = tokio::time::sleep_until(until.into()) => Wake::Timer,
+        }
+    }
+
+    /// Feeds what woke us to the connection it belongs to, then runs every connection until
+    /// it wants time again: transmits what it has to, and returns what happened and when to
+    /// wake next.
+    pub fn handle(&mut self, wake: Wake) -> (Vec<Happening>, Instant) {
+        let now = Instant::now();
+        if let Wake::Datagram {
+            socket,
+            source,
+            data,
+        } = wake
+        {
+            let destination = self.sockets[socket].1;
+            if let Ok(receive) = Receive::new(Protocol::Udp, source, destination, &data) {
+                let input = Input::Receive(now, receive);
+                if let Some(link) = self.links.values_mut().find(|l| l.rtc.accepts(&input)) {
+                    let _ = link.rtc.handle_input(input);
+                }
+            }
+        }
+        let mut happened = Vec::new();
+        let mut next = now + Duration::from_secs(1);
+        let sockets = &self.sockets;
+        for (peer, link) in &mut self.links {
+            let _ = link.rtc.handle_input(Input::Timeout(now));
+            loop {
+                match link.rtc.poll_output() {
+                    Ok(Output::Timeout(at)) => {
+                        next = next.min(at);
+                        break;
+                    }
+                    Ok(Output::Transmit(transmit)) => {
+                        if let Some((socket, _)) =
+                            sockets.iter().find(|(_, addr)| *addr == transmit.source)
+                        {
+                            let _ = socket.try_send_to(&transmit.contents, transmit.destination);
+                        }
+                    }
+                    Ok(Output::Event(event)) => {
+                        if let Some(what) = link.on_event(event, sockets) {
+                            happened.push(Happening {
+                                peer: peer.clone(),
+                                what,
+                            });
+                        }
+                    }
+                    Err(_) => {
+                        link.stage = Stage::Closed;
+                        break;
+                    }
+                }
+            }
+        }
+        // A channel that just opened takes what was typed before; it goes out on the next
+        // round, at once.
+        if happened.iter().any(|h| h.what == What::Open) && !self.waiting.is_empty() {
+            for text in std::mem::take(&mut self.waiting) {
+                self.send(text);
+            }
+            next = now;
+        }
+        (happened, next.max(now + Duration::from_millis(1)))
+    }
+}
+
+impl Link {
+    fn on_event(&mut self, event: Event, sockets: &[(Arc<UdpSocket>, SocketAddr)]) -> Option<What> {
+        match event {
+            Event::IceConnectionStateChange(state) => {
+                let name = match state {
+                    IceConnectionState::New => "new",
+                    IceConnectionState::Checking => "checking",
+                    IceConnectionState::Connected => {
+                        if self.stage == Stage::Ice {
+                            self.stage = Stage::Dtls;
+                        }
+                        "connected"
+                    }
+                    IceConnectionState::Completed => "completed",
+                    IceConnectionState::Disconnected => "disconnected",
+                };
+                Some(What::Ice(name))
+            }
+            Event::Connected => {
+                if matches!(self.stage, Stage::Ice | Stage::Dtls) {
+                    self.stage = Stage::Channel;
+                }
+                Some(What::Connected)
+            }
+            Event::ChannelOpen(id, _) if Some(id) == self.channel => {
+                self.stage = Stage::Open;
+                Some(What::Open)
+            }
+            Event::ChannelData(data) if Some(data.id) == self.channel => {
+                let text = if data.binary {
+                    format!("({} bytes of binary)", data.data.len())
+                } else {
+                    String::from_utf8_lossy(&data.data).into_owned()
+                };
+                Some(What::Message(text))
+            }
+            Event::ChannelClose(id) if Some(id) == self.channel => {
+                self.stage = Stage::Closed;
+                Some(What::Closed)
+            }
+            Event::PeerStats(stats) => {
+                let pair = stats.selected_candidate_pair?;
+                if self.pair == Some((pair.local.addr, pair.remote.addr)) {
+                    return None;
+                }
+                self.pair = Some((pair.local.addr, pair.remote.addr));
+                let local = if sockets.iter().any(|(_, addr)| *addr == pair.local.addr) {
+                    "host"
+                } else {
+                    "unknown"
+                };
+                // An address the other side never announced was learned from its checks.
+                let remote = self
+                    .remote_kinds
+                    .get(&pair.remote.addr)
+                    .copied()
+                    .unwrap_or("prflx");
+                Some(What::Pair {
+                    local: (local, pair.local.addr),
+                    remote: (remote, pair.remote.addr),
+                    protocol: match pair.protocol {
+                        Protocol::Udp => "udp",
+                        _ => "tcp",
+                    },
+                    rtt_ms: pair
+                        .current_round_trip_time
+                        .map(|rtt| rtt.as_secs_f64() * 1000.0),
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+fn channel_config() -> ChannelConfig {
+    ChannelConfig {
+        label: CHANNEL_LABEL.to_owned(),
+        negotiated: Some(CHANNEL_ID),
+        ..Default::default()
+    }
+}
+
+/// `host`, `srflx`, `prflx` or `relay`.
+fn kind_name(candidate: &Candidate) -> &'static str {
+    match candidate.kind() {
+        str0m::CandidateKind::Host => "host",
+        str0m::CandidateKind::ServerReflexive => "srflx",
+        str0m::CandidateKind::PeerReflexive => "prflx",
+        str0m::CandidateKind::Relayed => "relay",
+    }
+}
+
+/// Learns the candidate types a description lists by address.
+fn learn_kinds(kinds: &mut HashMap<SocketAddr, &'static str>, sdp: &str) {
+    for line in sdp.lines() {
+        if let Some(candidate) = line
+            .strip_prefix("a=")
+            .filter(|rest| rest.starts_with("candidate:"))
+            .and_then(|rest| Candidate::from_sdp_string(rest.trim()).ok())
+        {
+            kinds.insert(candidate.addr(), kind_name(&candidate));
+        }
+    }
+}
+
+/// The address this host's default route leaves from, found without sending anything (a
+/// UDP `connect` only picks the route).
+async fn default_route_address() -> Option<IpAddr> {
+    let probe = UdpSocket::bind("0.0.0.0:0").await.ok()?;
+    probe.connect("192.0.2.1:9").await.ok()?;
+    let address = probe.local_addr().ok()?.ip();
+    (!address.is_loopback() && !address.is_unspecified()).then_some(address)
+}
