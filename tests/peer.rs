@@ -3,63 +3,12 @@
 
 mod common;
 
-use std::io::Write as _;
 use std::path::Path;
-use std::process::{Child, Command};
-use std::time::Duration;
+use std::process::Child;
 
-use common::{Server, WAIT};
+use common::{Server, WAIT, finish, key, run_peer, spawn_peer};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-
-struct Finished {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Finished {
-    fn messages(&self) -> Vec<Value> {
-        self.stdout
-            .lines()
-            .map(|line| {
-                serde_json::from_str(line).unwrap_or_else(|_| panic!("not NDJSON: {line:?}"))
-            })
-            .collect()
-    }
-}
-
-/// Starts `rdv peer` in script mode with `stdin` piped (kept open until `finish`).
-fn spawn_peer(dir: &Path, args: &[&str]) -> Child {
-    let mut all = vec!["peer"];
-    all.extend_from_slice(args);
-    common::spawn_rdv(dir, &all)
-}
-
-/// Writes `stdin` (then closes it) and waits, bounded, for the peer to exit.
-fn finish(mut child: Child, stdin: &str) -> Finished {
-    let mut input = child.stdin.take().unwrap();
-    let _ = input.write_all(stdin.as_bytes());
-    drop(input);
-    let deadline = std::time::Instant::now() + WAIT * 2;
-    while child.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("rdv peer did not exit: {:?}", child.wait_with_output());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let output = child.wait_with_output().unwrap();
-    Finished {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(output.stdout).unwrap(),
-        stderr: String::from_utf8(output.stderr).unwrap(),
-    }
-}
-
-fn run_peer(dir: &Path, args: &[&str], stdin: &str) -> Finished {
-    finish(spawn_peer(dir, args), stdin)
-}
 
 /// `rdv peer URL ROOM --key KEY --send-after-peers N -x MESSAGE --exit-on-eof EXTRA…`, which
 /// must succeed: one message sent once N others are in the room.
@@ -105,21 +54,6 @@ fn strict_receiver(dir: &Path, url: &str, room: &str, key: &str, limit: &str) ->
             limit,
         ],
     )
-}
-
-/// A key file in `dir` and its peer ID.
-fn key(dir: &Path, name: &str) -> String {
-    let output = Command::new(common::rdv_binary())
-        .args(["keygen", "--type", "okp", "-o", name, "--force"])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(output.status.success());
-    String::from_utf8(output.stderr)
-        .unwrap()
-        .trim()
-        .trim_start_matches("peer ID ")
-        .to_owned()
 }
 
 fn base(server: &Server) -> String {

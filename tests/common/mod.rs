@@ -602,3 +602,70 @@ impl Drop for CutProxy {
         self.listener.abort();
     }
 }
+
+/// A finished `rdv peer` run (see [`finish`]).
+pub struct Finished {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Finished {
+    pub fn messages(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|_| panic!("not NDJSON: {line:?}"))
+            })
+            .collect()
+    }
+}
+
+/// Starts `rdv peer` in script mode with `stdin` piped (kept open until `finish`).
+pub fn spawn_peer(dir: &std::path::Path, args: &[&str]) -> Child {
+    let mut all = vec!["peer"];
+    all.extend_from_slice(args);
+    spawn_rdv(dir, &all)
+}
+
+/// Writes `stdin` (then closes it; unless the test took it already) and waits, bounded,
+/// for the peer to exit.
+pub fn finish(mut child: Child, stdin: &str) -> Finished {
+    use std::io::Write as _;
+    if let Some(mut input) = child.stdin.take() {
+        let _ = input.write_all(stdin.as_bytes());
+    }
+    let deadline = std::time::Instant::now() + WAIT * 2;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("rdv peer did not exit: {:?}", child.wait_with_output());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    Finished {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+pub fn run_peer(dir: &std::path::Path, args: &[&str], stdin: &str) -> Finished {
+    finish(spawn_peer(dir, args), stdin)
+}
+
+/// A key file in `dir` and its peer ID.
+pub fn key(dir: &std::path::Path, name: &str) -> String {
+    let output = Command::new(rdv_binary())
+        .args(["keygen", "--type", "okp", "-o", name, "--force"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    String::from_utf8(output.stderr)
+        .unwrap()
+        .trim()
+        .trim_start_matches("peer ID ")
+        .to_owned()
+}

@@ -1,0 +1,205 @@
+//! `rdv peer --webrtc`: real peer connections between terminal peers through a real
+//! `rdv serve`, on loopback host candidates, and the stage a connection that cannot open is
+//! reported stuck at.
+
+mod common;
+
+use std::io::Write as _;
+use std::process::Child;
+
+use common::{Finished, Server, finish, key, spawn_peer};
+use serde_json::{Value, json};
+
+fn url(server: &Server) -> String {
+    format!("ws://{}", server.addr)
+}
+
+/// Writes `line` to a running peer's stdin and closes it.
+fn type_line(child: &mut Child, line: &str) {
+    let mut stdin = child.stdin.take().expect("stdin piped");
+    writeln!(stdin, "{line}").unwrap();
+}
+
+/// The `webrtc` lines a run printed, each with its event.
+fn events(run: &Finished) -> Vec<Value> {
+    run.messages()
+        .into_iter()
+        .filter(|m| m["type"] == "webrtc")
+        .collect()
+}
+
+fn event<'a>(events: &'a [Value], name: &str) -> Option<&'a Value> {
+    events.iter().find(|e| e["event"] == name)
+}
+
+#[test]
+fn two_terminal_peers_open_a_data_channel_and_talk_both_ways() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let url = url(&server);
+    let callee_id = key(dir.path(), "callee.jwk");
+    let caller_id = key(dir.path(), "caller.jwk");
+    let until = ["--until", ".event=message", "--timeout", "20s"];
+    let mut callee = spawn_peer(
+        dir.path(),
+        &[&url, "talk", "--key", "callee.jwk", "--webrtc"]
+            .into_iter()
+            .chain(until)
+            .collect::<Vec<_>>(),
+    );
+    let mut caller = spawn_peer(
+        dir.path(),
+        &[
+            &url,
+            "talk",
+            "--key",
+            "caller.jwk",
+            "--webrtc",
+            "--connect",
+            &callee_id[..12],
+            "--until",
+            ".event=pair",
+        ]
+        .into_iter()
+        .chain(until)
+        .collect::<Vec<_>>(),
+    );
+    // Typed before any channel is open: each goes once it is.
+    type_line(&mut callee, "from the callee");
+    type_line(&mut caller, "from the caller");
+    let caller = finish(caller, "");
+    let callee = finish(callee, "");
+    assert_eq!(caller.code, 0, "{}", caller.stderr);
+    assert_eq!(callee.code, 0, "{}", callee.stderr);
+
+    let heard = events(&callee);
+    let message = event(&heard, "message").expect("a message");
+    assert_eq!(message["peer"], caller_id.as_str());
+    assert_eq!(message["data"], "from the caller");
+    assert!(event(&heard, "open").is_some(), "{heard:?}");
+    let said = events(&caller);
+    assert_eq!(event(&said, "message").unwrap()["data"], "from the callee");
+    // ICE, then DTLS, then the channel, in that order.
+    let order: Vec<&str> = said
+        .iter()
+        .filter_map(|e| e["event"].as_str())
+        .filter(|e| ["connected", "open"].contains(e))
+        .collect();
+    assert_eq!(order, ["connected", "open"]);
+    let pair = event(&said, "pair").expect("the selected pair");
+    assert_eq!(pair["peer"], callee_id.as_str());
+    assert_eq!(pair["local"]["type"], "host");
+    assert_eq!(pair["remote"]["type"], "host");
+    assert_eq!(pair["protocol"], "udp");
+    assert!(pair["rttMs"].as_f64().is_some_and(|ms| ms >= 0.0), "{pair}");
+    // The descriptions went through the room, signed by their senders' keys.
+    let offer = callee
+        .messages()
+        .into_iter()
+        .find(|m| m["type"] == "offer")
+        .expect("the offer came through the room");
+    assert_eq!(offer["signatureCheck"]["result"], "valid");
+    assert!(
+        caller.stderr.contains("offering a connection to"),
+        "{}",
+        caller.stderr
+    );
+}
+
+#[test]
+fn an_offer_nobody_answers_ends_naming_the_stage() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let url = url(&server);
+    let silent_id = key(dir.path(), "silent.jwk");
+    // In the room, but no WebRTC: it never answers.
+    let silent = spawn_peer(
+        dir.path(),
+        &[&url, "quiet", "--key", "silent.jwk", "--timeout", "15s"],
+    );
+    let caller = spawn_peer(
+        dir.path(),
+        &[
+            &url,
+            "quiet",
+            "--webrtc",
+            "--connect",
+            &silent_id,
+            "--until",
+            ".event=open",
+            "--timeout",
+            "3s",
+        ],
+    );
+    let caller = finish(caller, "");
+    drop(silent);
+    assert_eq!(caller.code, 5, "a timeout: {}", caller.stderr);
+    assert!(
+        caller.stderr.contains("no answer to our offer"),
+        "{}",
+        caller.stderr
+    );
+    assert!(event(&events(&caller), "open").is_none());
+}
+
+#[tokio::test]
+async fn ice_that_cannot_succeed_ends_naming_the_stage() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    // A hand-made callee: it answers with the offer's own parameters but a candidate where
+    // nothing listens, so no pair can work.
+    let mut callee = server.peer("unreachable").await;
+    let dir_path = dir.path().to_owned();
+    let url = url(&server);
+    let callee_id = callee.id.clone();
+    let caller = std::thread::spawn(move || {
+        let caller = spawn_peer(
+            &dir_path,
+            &[
+                &url,
+                "unreachable",
+                "--webrtc",
+                "--connect",
+                &callee_id,
+                "--until",
+                ".event=open",
+                "--timeout",
+                "4s",
+            ],
+        );
+        finish(caller, "")
+    });
+    callee.client.expect("peer-joined").await;
+    let offer = callee.client.expect("offer").await;
+    let sdp = offer["sdp"]["sdp"].as_str().unwrap();
+    let answer: String = sdp
+        .split("\r\n")
+        .filter(|line| !line.starts_with("a=candidate:"))
+        .map(|line| match line {
+            "a=setup:actpass" => "a=setup:active".to_owned(),
+            _ if line.starts_with("a=ice-ufrag:") => "a=ice-ufrag:unreachable1".to_owned(),
+            _ if line.starts_with("a=ice-pwd:") => "a=ice-pwd:nobodylistensonportnine".to_owned(),
+            _ if line.starts_with("c=IN") => {
+                format!("{line}\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host")
+            }
+            _ => line.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n");
+    let from = offer["from"].as_str().unwrap();
+    callee
+        .client
+        .send(json!({"type": "answer", "to": from, "sdp": {"type": "answer", "sdp": answer}}))
+        .await;
+    let caller = tokio::task::spawn_blocking(move || caller.join().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(caller.code, 5, "a timeout: {}", caller.stderr);
+    assert!(
+        caller
+            .stderr
+            .contains("ICE failed: no candidate pair worked"),
+        "{}",
+        caller.stderr
+    );
+}
