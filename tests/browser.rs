@@ -122,6 +122,88 @@ fn browsers_connect_over_webrtc_through_rdv() {
     }
 }
 
+/// `rdv peer --webrtc` and a Chromium page of the demo (rdv.js) open a data channel and say
+/// hello both ways: the page offering (proof off), then the terminal offering to whoever is
+/// in the room (`--connect '*'`, proof required). With `relay`, the page may only use TURN
+/// (through a real coturn, credentials from `welcome`): the terminal's selected pair then
+/// reaches the page's relay candidate.
+fn terminal_and_page(
+    root: &Path,
+    server: &Server,
+    room: &str,
+    terminal_offers: bool,
+    extra: &[&str],
+) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let id = common::key(dir.path(), "terminal.jwk");
+    let url = format!("ws://{}", server.addr);
+    let mut args = vec![url.as_str(), room, "--key", "terminal.jwk", "--webrtc"];
+    if terminal_offers {
+        args.extend(["--connect", "*"]);
+    }
+    args.extend([
+        "--until",
+        ".event=message",
+        "--until",
+        ".event=pair",
+        "--timeout",
+        "60s",
+    ]);
+    let mut terminal = common::spawn_peer(dir.path(), &args);
+    {
+        use std::io::Write as _;
+        // What the demo page waits for from each peer it reaches.
+        let mut stdin = terminal.stdin.take().unwrap();
+        writeln!(stdin, "hello from {id}").unwrap();
+    }
+    server.wait_for_peers_blocking(1);
+    let mut page_args = vec!["--peers", "1"];
+    page_args.extend(extra);
+    let summary = run_pages(root, server, room, 1, &page_args);
+    let terminal = common::finish(terminal, "");
+    assert_eq!(terminal.code, 0, "{}", terminal.stderr);
+    let page = &summary["pages"][0];
+    let peer = &page["peers"][id.as_str()];
+    assert_eq!(
+        (peer["sent"].as_bool(), peer["received"].as_bool()),
+        (Some(true), Some(true)),
+        "{summary:#}"
+    );
+    let events: Vec<Value> = terminal
+        .messages()
+        .into_iter()
+        .filter(|m| m["type"] == "webrtc")
+        .collect();
+    let heard = events.iter().find(|e| e["event"] == "message").unwrap();
+    assert_eq!(
+        heard["data"],
+        format!("hello from {}", page["id"].as_str().unwrap())
+    );
+    assert_eq!(
+        terminal.stderr.contains("offering a connection"),
+        terminal_offers,
+        "{}",
+        terminal.stderr
+    );
+    events.into_iter().find(|e| e["event"] == "pair").unwrap()
+}
+
+#[test]
+#[ignore = "needs chromium, node and playwright-core; cargo test -- --ignored runs it"]
+fn a_terminal_peer_and_a_browser_connect_whoever_offers() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    common::outside::require(missing(root));
+    for (proof, terminal_offers) in [("off", false), ("required", true)] {
+        let server = Server::start(&["--proof", proof]);
+        let room = format!("terminal-{proof}");
+        let pair = terminal_and_page(root, &server, &room, terminal_offers, &[]);
+        assert_eq!(pair["local"]["type"], "host", "{pair}");
+        // prflx: the page's checks came before its trickled candidate (as browsers report it).
+        let remote = pair["remote"]["type"].as_str();
+        assert!(matches!(remote, Some("host" | "prflx")), "{pair}");
+    }
+}
+
 /// Two pages that may only use TURN (iceTransportPolicy "relay") connect through a real
 /// coturn with nothing but what `welcome` gave them: the server's TURN URL and the credential
 /// it minted. The selected candidate pair is relay on both ends.
@@ -155,6 +237,33 @@ fn browsers_connect_relay_only_through_coturn_with_minted_credentials() {
             );
         }
     }
+}
+
+/// The page may only use TURN; the terminal (host candidates only: it has no TURN client)
+/// connects to the page's relay candidate, through a real coturn.
+#[test]
+#[ignore = "needs chromium, node, playwright-core and coturn; cargo test -- --ignored runs it"]
+fn a_terminal_peer_reaches_a_relay_only_browser_through_coturn() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    common::outside::require(missing(root));
+    common::outside::require(common::outside::program(
+        "turnserver",
+        "--version",
+        "apt-get install coturn",
+    ));
+    let coturn = common::coturn::Coturn::start();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, format!("{}\n", common::coturn::SECRET)).unwrap();
+    let server = Server::start(&[
+        "--ice-server",
+        &coturn.turn_url(),
+        "--turn-secret-file",
+        secret.to_str().unwrap(),
+    ]);
+    let pair = terminal_and_page(root, &server, "terminal-relay", false, &["--relay", "1"]);
+    assert_eq!(pair["local"]["type"], "host", "{pair}");
+    assert_eq!(pair["remote"]["type"], "relay", "{pair}");
 }
 
 /// The client library's own scenarios in Chromium (tests/browser/library.mjs, which starts

@@ -157,7 +157,7 @@ pub struct PeerArgs {
     pub webrtc: bool,
 
     /// With --webrtc: offer a connection to PEER (a peer ID or a unique prefix of one) once
-    /// it is in the room.
+    /// it is in the room; `*` offers to every peer in the room and every newcomer.
     #[arg(long, value_name = "PEER", requires = "webrtc")]
     pub connect: Option<String>,
 

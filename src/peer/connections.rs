@@ -95,17 +95,27 @@ impl Driver<'_> {
         self.poll_webrtc_now();
     }
 
-    /// `--connect PEER` (or `/connect`): offers a connection once the peer is in the room.
+    /// `--connect PEER` (or `/connect`): offers a connection once the peer is in the room;
+    /// `--connect '*'` to every peer there and every newcomer.
     pub(super) async fn connect_if_due(&mut self, socket: &mut Socket) -> Option<Ended> {
         let prefix = self.args.connect.as_deref()?;
         if !self.registered {
             return None;
         }
-        let peer = self.room.resolve(prefix).ok()?;
-        if self.webrtc.as_ref()?.has_link(&peer) {
-            return None;
+        let targets = if prefix == "*" {
+            self.room.ids()
+        } else {
+            vec![self.room.resolve(prefix).ok()?]
+        };
+        for peer in targets {
+            if self.webrtc.as_ref()?.has_link(&peer) {
+                continue;
+            }
+            if let Some(ended) = self.offer_to(socket, &peer).await {
+                return Some(ended);
+            }
         }
-        self.offer_to(socket, &peer).await
+        None
     }
 
     pub(super) async fn offer_to(&mut self, socket: &mut Socket, peer: &str) -> Option<Ended> {

@@ -312,6 +312,14 @@ impl WebRtc {
             .map_err(|e| WebRtcError(format!("the candidate does not parse: {e}")))?;
         link.remote_kinds
             .insert(candidate.addr(), kind_name(&candidate));
+        // The pair was reported before this candidate said what its remote end is (its
+        // checks came first: prflx): report it again, now with its type.
+        if link
+            .pair
+            .is_some_and(|(_, remote)| remote == candidate.addr())
+        {
+            link.pair = None;
+        }
         link.rtc.add_remote_candidate(candidate);
         Ok(())
     }

@@ -3,6 +3,8 @@
 // Usage: node e2e.mjs --server ws://127.0.0.1:PORT --room ROOM --pages N
 //                     [--timeout-ms 45000] [--screenshots DIR] [--chromium PATH] [--relay 1]
 //                     [--capture FILE]  (a screenshot of the first page once all connected: docs/img/)
+//                     [--peers N]  (the other peers each page must reach; default pages - 1,
+//                                   more when peers outside the browser are in the room)
 // Prints one JSON summary line on stdout; exits 0 when every pair's data channel carried a
 // message both ways, 1 otherwise (with a screenshot of every page in --screenshots).
 
@@ -11,6 +13,7 @@ import { join } from "node:path";
 import { args, launchChromium, openPage, serveFiles } from "./driver.mjs";
 
 const pages = Number(args.pages ?? 2);
+const others = Number(args.peers ?? pages - 1);
 const timeoutMs = Number(args["timeout-ms"] ?? 45000);
 // The demo page, its script and the library it imports, at their paths in the repository.
 const { http, origin } = await serveFiles([
@@ -33,7 +36,7 @@ try {
   const states = async () => Promise.all(opened.map((page) => page.evaluate((n) => ({
     id: window.demo?.id, joined: window.demo?.joined, peers: window.demo?.peers,
     errors: window.demo?.errors, done: window.demo?.done(n) ?? false,
-  }), pages - 1)));
+  }), others)));
   let current = await states();
   while (!current.every((s) => s.done) && Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 100));
