@@ -158,6 +158,7 @@ complete -c rdv -n "__fish_rdv_using_subcommand peer" -l send-file -d 'Send each
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l send-after-peers -d 'Hold every outgoing message (-x, --send-file, stdin) until at least N other peers are in the room, so an offer is not sent before its callee has arrived' -r
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l delay -d 'Pause between the messages of -x and --send-file' -r
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l answer-template -d 'JSON (or @FILE) merged into each automatic answer; `to` and `type` are filled in [default: a placeholder SDP]' -r
+complete -c rdv -n "__fish_rdv_using_subcommand peer" -l connect -d 'With --webrtc: offer a connection to PEER (a peer ID or a unique prefix of one) once it is in the room; `*` offers to every peer in the room and every newcomer' -r
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l token -d 'Access token to register with, for a server started with --auth-key (PROTOCOL §13; `rdv token` makes one). Prefer RDV_TOKEN: a flag\'s value shows in the process list' -r
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l challenge-wait -d 'How long to wait for a server\'s challenge before registering without one' -r
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l color -d 'When to use colour in output meant for people' -r -f -a "auto\t'Colour on a terminal, unless NO_COLOR is set'
@@ -173,6 +174,7 @@ complete -c rdv -n "__fish_rdv_using_subcommand peer" -l answer-offers -d 'Answe
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l reconnect -d 'On a dropped connection, back off and reconnect with the same key (within the server\'s --resume-grace the room does not see us go). On by default interactively; in script mode a drop exits 8 unless this is given'
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l no-reconnect -d 'Never reconnect: a dropped connection ends the run (exit 8), interactive or not'
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l ice-check -d 'After the welcome, check every ICE server it lists — a STUN Binding request, a TURN Allocate with the minted credential (UDP) — report each (reachable, allocation, relayed or reflexive address, round trip; NDJSON `ice-check` lines in script mode) and leave: 0 if all answered, 1 if any failed or none could be tried (TLS and TCP URLs are listed as skipped)'
+complete -c rdv -n "__fish_rdv_using_subcommand peer" -l webrtc -d 'Open real WebRTC peer connections (a data channel, as rdv.js\'s): answer every offer, and offer to --connect\'s peer. Reports ICE, the selected candidate pair (type, addresses, round trip), the channel\'s state and what arrives on it (NDJSON `webrtc` lines in script mode); stdin lines (or lines typed) go over the channel'
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -l no-proof -d 'Never answer a proof-of-possession challenge (to test a server\'s `required` mode)'
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rdv -n "__fish_rdv_using_subcommand peer" -s V -l version -d 'Print version'

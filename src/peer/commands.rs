@@ -12,6 +12,8 @@ pub const HELP: &str = "\
 /ice PEER [CANDIDATE]      send an ICE candidate (a candidate line or a JSON object)
 /send JSON                 send any message as it is (also: a line starting with '{')
 /sdp on|off                show SDP bodies of offers and answers
+/connect PEER              with --webrtc: open a peer connection (other lines then go
+                           over its data channel)
 /help                      this list
 /quit                      leave the room (also Ctrl-D)
 PEER is a peer ID or any unique prefix of one; Tab completes it.";

@@ -213,11 +213,3 @@ impl Driver<'_> {
 fn description(message: &Value) -> Option<&str> {
     message.get("sdp")?.get("sdp")?.as_str()
 }
-
-/// Waits for the peer connections, or forever without `--webrtc`.
-pub(super) async fn wait(webrtc: &Option<WebRtc>, until: tokio::time::Instant) -> Wake {
-    match webrtc {
-        Some(webrtc) => webrtc.wait(until.into()).await,
-        None => std::future::pending().await,
-    }
-}

@@ -366,7 +366,7 @@ impl Driver<'_> {
                         }
                     }
                 }
-                wake = super::connections::wait(&self.webrtc, self.webrtc_wake) => {
+                wake = super::webrtc::wait_any(&self.webrtc, self.webrtc_wake) => {
                     if let Some(ended) = self.on_webrtc(socket, wake).await {
                         return ended;
                     }

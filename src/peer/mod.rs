@@ -7,7 +7,8 @@
 //! `args` is the command line, `setup` reads and checks everything before connecting,
 //! `driver` runs the connection (reconnects, event loop, deadlines), `messages` decides what
 //! each message and input line means; `connect`, `room`, `conditions`, `io`, `render`,
-//! `repl` and `commands` are their helpers.
+//! `repl` and `commands` are their helpers. With `--webrtc`, `webrtc` runs real peer
+//! connections (str0m, on UDP sockets of its own) and `connections` ties them to the room.
 
 mod args;
 mod commands;

@@ -559,3 +559,11 @@ async fn default_route_address() -> Option<IpAddr> {
     let address = probe.local_addr().ok()?.ip();
     (!address.is_loopback() && !address.is_unspecified()).then_some(address)
 }
+
+/// Waits for the peer connections, or forever without `--webrtc`.
+pub async fn wait_any(webrtc: &Option<WebRtc>, until: tokio::time::Instant) -> Wake {
+    match webrtc {
+        Some(webrtc) => webrtc.wait(until.into()).await,
+        None => std::future::pending().await,
+    }
+}
