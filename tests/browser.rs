@@ -122,6 +122,7 @@ fn browsers_connect_over_webrtc_through_rdv() {
     }
 }
 
+#[cfg(feature = "webrtc")]
 /// `rdv peer --webrtc` and a Chromium page of the demo (rdv.js) open a data channel and say
 /// hello both ways: the page offering (proof off), then the terminal offering to whoever is
 /// in the room (`--connect '*'`, proof required). With `relay`, the page may only use TURN
@@ -188,6 +189,7 @@ fn terminal_and_page(
     events.into_iter().find(|e| e["event"] == "pair").unwrap()
 }
 
+#[cfg(feature = "webrtc")]
 #[test]
 #[ignore = "needs chromium, node and playwright-core; cargo test -- --ignored runs it"]
 fn a_terminal_peer_and_a_browser_connect_whoever_offers() {
@@ -241,6 +243,7 @@ fn browsers_connect_relay_only_through_coturn_with_minted_credentials() {
 
 /// The page may only use TURN; the terminal (host candidates only: it has no TURN client)
 /// connects to the page's relay candidate, through a real coturn.
+#[cfg(feature = "webrtc")]
 #[test]
 #[ignore = "needs chromium, node, playwright-core and coturn; cargo test -- --ignored runs it"]
 fn a_terminal_peer_reaches_a_relay_only_browser_through_coturn() {

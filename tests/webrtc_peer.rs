@@ -2,6 +2,8 @@
 //! `rdv serve`, on loopback host candidates, and the stage a connection that cannot open is
 //! reported stuck at.
 
+#![cfg(feature = "webrtc")]
+
 mod common;
 
 use std::io::Write as _;
