@@ -205,6 +205,7 @@ fn every_flag_the_docs_show_exists() {
         "--all-targets",
         "--check",
         "--no-default-features",
+        "--features",
         "--no-fail-fast",
         "--port",
         "--save",
