@@ -946,7 +946,7 @@ _rdv() {
             return 0
             ;;
         rdv__subcmd__peer)
-            opts="-H -x -h -V --key --buddies --only-buddies --require-signed --no-sign --ca --insecure --header --json --timeout --wait-peers --expect --until --count --exit-on-eof --linger --send --send-file --send-after-peers --delay --answer-offers --answer-template --reconnect --no-reconnect --ice-check --webrtc --connect --token --no-proof --challenge-wait --color --help --version"
+            opts="-H -x -h -V --key --buddies --only-buddies --require-signed --no-sign --ca --insecure --header --json --timeout --wait-peers --expect --until --count --exit-on-eof --linger --send --send-file --send-after-peers --delay --answer-offers --answer-template --reconnect --no-reconnect --ice-check --webrtc --connect --relay-only --token --no-proof --challenge-wait --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -168,6 +168,7 @@ set edit:completion:arg-completer[rdv] = {|@words|
             cand --no-reconnect 'Never reconnect: a dropped connection ends the run (exit 8), interactive or not'
             cand --ice-check 'After the welcome, check every ICE server it lists — a STUN Binding request, a TURN Allocate with the minted credential (UDP) — report each (reachable, allocation, relayed or reflexive address, round trip; NDJSON `ice-check` lines in script mode) and leave: 0 if all answered, 1 if any failed or none could be tried (TLS and TCP URLs are listed as skipped)'
             cand --webrtc 'Open real WebRTC peer connections (a data channel, as rdv.js''s): answer every offer, and offer to --connect''s peer. Reports ICE, the selected candidate pair (type, addresses, round trip), the channel''s state and what arrives on it (NDJSON `webrtc` lines in script mode); stdin lines (or lines typed) go over the channel'
+            cand --relay-only 'With --webrtc: offer only candidates relayed through the TURN servers the welcome lists (with the credential the server minted), to test that a peer can be reached through TURN alone'
             cand --no-proof 'Never answer a proof-of-possession challenge (to test a server''s `required` mode)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'

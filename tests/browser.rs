@@ -125,15 +125,15 @@ fn browsers_connect_over_webrtc_through_rdv() {
 #[cfg(feature = "webrtc")]
 /// `rdv peer --webrtc` and a Chromium page of the demo (rdv.js) open a data channel and say
 /// hello both ways: the page offering (proof off), then the terminal offering to whoever is
-/// in the room (`--connect '*'`, proof required). With `relay`, the page may only use TURN
-/// (through a real coturn, credentials from `welcome`): the terminal's selected pair then
-/// reaches the page's relay candidate.
+/// in the room (`--connect '*'`, proof required); `page_extra` and `terminal_extra` go to
+/// the page's driver and to `rdv peer`. The terminal's selected pair comes back.
 fn terminal_and_page(
     root: &Path,
     server: &Server,
     room: &str,
     terminal_offers: bool,
-    extra: &[&str],
+    page_extra: &[&str],
+    terminal_extra: &[&str],
 ) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let id = common::key(dir.path(), "terminal.jwk");
@@ -150,6 +150,7 @@ fn terminal_and_page(
         "--timeout",
         "60s",
     ]);
+    args.extend(terminal_extra);
     let mut terminal = common::spawn_peer(dir.path(), &args);
     {
         use std::io::Write as _;
@@ -159,7 +160,7 @@ fn terminal_and_page(
     }
     server.wait_for_peers_blocking(1);
     let mut page_args = vec!["--peers", "1"];
-    page_args.extend(extra);
+    page_args.extend(page_extra);
     let summary = run_pages(root, server, room, 1, &page_args);
     let terminal = common::finish(terminal, "");
     assert_eq!(terminal.code, 0, "{}", terminal.stderr);
@@ -198,7 +199,7 @@ fn a_terminal_peer_and_a_browser_connect_whoever_offers() {
     for (proof, terminal_offers) in [("off", false), ("required", true)] {
         let server = Server::start(&["--proof", proof]);
         let room = format!("terminal-{proof}");
-        let pair = terminal_and_page(root, &server, &room, terminal_offers, &[]);
+        let pair = terminal_and_page(root, &server, &room, terminal_offers, &[], &[]);
         assert_eq!(pair["local"]["type"], "host", "{pair}");
         // prflx: the page's checks came before its trickled candidate (as browsers report it).
         let remote = pair["remote"]["type"].as_str();
@@ -241,12 +242,13 @@ fn browsers_connect_relay_only_through_coturn_with_minted_credentials() {
     }
 }
 
-/// The page may only use TURN; the terminal (host candidates only: it has no TURN client)
-/// connects to the page's relay candidate, through a real coturn.
+/// The page and the terminal may only use TURN (`iceTransportPolicy: "relay"`,
+/// `--relay-only`): they connect through a real coturn with the credentials `welcome` gave
+/// each, and the terminal's selected pair is relay on both ends.
 #[cfg(feature = "webrtc")]
 #[test]
 #[ignore = "needs chromium, node, playwright-core and coturn; cargo test -- --ignored runs it"]
-fn a_terminal_peer_reaches_a_relay_only_browser_through_coturn() {
+fn a_relay_only_terminal_peer_and_browser_connect_through_coturn() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     common::outside::require(missing(root));
     common::outside::require(common::outside::program(
@@ -264,8 +266,15 @@ fn a_terminal_peer_reaches_a_relay_only_browser_through_coturn() {
         "--turn-secret-file",
         secret.to_str().unwrap(),
     ]);
-    let pair = terminal_and_page(root, &server, "terminal-relay", false, &["--relay", "1"]);
-    assert_eq!(pair["local"]["type"], "host", "{pair}");
+    let pair = terminal_and_page(
+        root,
+        &server,
+        "terminal-relay",
+        false,
+        &["--relay", "1"],
+        &["--relay-only"],
+    );
+    assert_eq!(pair["local"]["type"], "relay", "{pair}");
     assert_eq!(pair["remote"]["type"], "relay", "{pair}");
 }
 

@@ -205,3 +205,75 @@ async fn ice_that_cannot_succeed_ends_naming_the_stage() {
         caller.stderr
     );
 }
+
+/// Two terminal peers that may only use TURN (`--relay-only`) connect through a real coturn
+/// with the credentials `welcome` gave them: the selected pair is relay on both ends.
+#[test]
+#[ignore = "needs coturn (apt-get install coturn); cargo test -- --ignored runs it"]
+fn two_relay_only_terminal_peers_connect_through_coturn() {
+    common::outside::require(common::outside::program(
+        "turnserver",
+        "--version",
+        "apt-get install coturn",
+    ));
+    let coturn = common::coturn::Coturn::start();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, format!("{}\n", common::coturn::SECRET)).unwrap();
+    let server = Server::start(&[
+        "--ice-server",
+        &coturn.turn_url(),
+        "--turn-secret-file",
+        secret.to_str().unwrap(),
+    ]);
+    let url = url(&server);
+    let callee_id = key(dir.path(), "callee.jwk");
+    let mut callee = spawn_peer(
+        dir.path(),
+        &[
+            &url,
+            "relayed",
+            "--key",
+            "callee.jwk",
+            "--webrtc",
+            "--relay-only",
+            "--until",
+            ".event=message",
+            "--timeout",
+            "30s",
+        ],
+    );
+    let mut caller = spawn_peer(
+        dir.path(),
+        &[
+            &url,
+            "relayed",
+            "--webrtc",
+            "--relay-only",
+            "--connect",
+            &callee_id,
+            "--until",
+            ".event=pair",
+            "--until",
+            ".event=message",
+            "--timeout",
+            "30s",
+        ],
+    );
+    type_line(&mut callee, "relayed hello");
+    type_line(&mut caller, "relayed hello back");
+    let caller = finish(caller, "");
+    let callee = finish(callee, "");
+    assert_eq!(caller.code, 0, "{}", caller.stderr);
+    assert_eq!(callee.code, 0, "{}", callee.stderr);
+    assert!(
+        caller.stderr.contains("relayed candidate"),
+        "{}",
+        caller.stderr
+    );
+    let said = events(&caller);
+    let pair = event(&said, "pair").expect("the selected pair");
+    assert_eq!(pair["local"]["type"], "relay", "{pair}");
+    assert_eq!(pair["remote"]["type"], "relay", "{pair}");
+    assert_eq!(event(&said, "message").unwrap()["data"], "relayed hello");
+}

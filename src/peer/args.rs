@@ -161,6 +161,12 @@ pub struct PeerArgs {
     #[arg(long, value_name = "PEER", requires = "webrtc")]
     pub connect: Option<String>,
 
+    /// With --webrtc: offer only candidates relayed through the TURN servers the welcome
+    /// lists (with the credential the server minted), to test that a peer can be reached
+    /// through TURN alone.
+    #[arg(long, requires = "webrtc")]
+    pub relay_only: bool,
+
     /// Access token to register with, for a server started with --auth-key (PROTOCOL §13;
     /// `rdv token` makes one). Prefer RDV_TOKEN: a flag's value shows in the process list.
     #[arg(long, env = "RDV_TOKEN", value_name = "TOKEN", hide_env_values = true)]

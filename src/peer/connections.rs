@@ -14,11 +14,14 @@ impl Driver<'_> {
     /// which candidates they offer.
     pub(super) async fn start_webrtc(&mut self) -> Result<(), Exit> {
         match WebRtc::bind().await {
-            Ok(webrtc) => {
-                self.output.note(&format!(
-                    "WebRTC: local candidates {}",
-                    webrtc.local_candidates().join(", ")
-                ));
+            Ok(mut webrtc) => {
+                webrtc.set_relay_only(self.args.relay_only);
+                if !self.args.relay_only {
+                    self.output.note(&format!(
+                        "WebRTC: local candidates {}",
+                        webrtc.local_candidates().join(", ")
+                    ));
+                }
                 self.webrtc = Some(webrtc);
                 Ok(())
             }
@@ -27,6 +30,24 @@ impl Driver<'_> {
                     .note(&format!("cannot open UDP sockets for WebRTC: {error}"));
                 Err(Exit::Failure)
             }
+        }
+    }
+
+    /// The first welcome: relayed candidates from the TURN servers it lists.
+    pub(super) async fn on_welcome_webrtc(&mut self, welcome: &Value) {
+        let Some(webrtc) = self.webrtc.as_mut() else {
+            return;
+        };
+        let notes = webrtc.allocate_relays(&welcome["iceServers"]).await;
+        for note in notes {
+            self.output.note(&format!("WebRTC: {note}"));
+        }
+        let webrtc = self.webrtc.as_ref().expect("checked above");
+        if self.args.relay_only && webrtc.local_candidates().is_empty() {
+            self.output.note(
+                "WebRTC: --relay-only, but no TURN server gave us a relay: no connection can \
+                 succeed (the server needs --ice-server turn:… with --turn-secret-file)",
+            );
         }
     }
 

@@ -139,43 +139,8 @@ fn parse(url: &str) -> Result<(&str, String, &str), String> {
 
 async fn probe(url: &str, username: &str, credential: &str) -> Result<(String, Duration), String> {
     let (scheme, server, _) = parse(url)?;
-    let target = tokio::net::lookup_host(&server)
-        .await
-        .map_err(|e| format!("cannot resolve {server}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{server} has no address"))?;
-    let local = if target.is_ipv4() {
-        "0.0.0.0:0"
-    } else {
-        "[::]:0"
-    };
-    let socket = tokio::net::UdpSocket::bind(local)
-        .await
-        .map_err(|e| format!("cannot open a UDP socket: {e}"))?;
     let turn = scheme == "turn";
-    let config = turn::client::ClientConfig {
-        stun_serv_addr: if turn {
-            String::new()
-        } else {
-            target.to_string()
-        },
-        turn_serv_addr: if turn {
-            target.to_string()
-        } else {
-            String::new()
-        },
-        username: username.to_owned(),
-        password: credential.to_owned(),
-        realm: String::new(),
-        software: "rdv".to_owned(),
-        rto_in_ms: 0,
-        conn: Arc::new(socket),
-        vnet: None,
-    };
-    let client = turn::client::Client::new(config)
-        .await
-        .map_err(|e| e.to_string())?;
-    client.listen().await.map_err(|e| e.to_string())?;
+    let client = client(&server, turn, username, credential).await?;
     let started = Instant::now();
     let outcome = if turn {
         if username.is_empty() {
@@ -201,6 +166,81 @@ async fn probe(url: &str, username: &str, credential: &str) -> Result<(String, D
     };
     let _ = client.close().await;
     outcome
+}
+
+/// A STUN (or, with `turn`, TURN) client for `server` (`host:port`) on a UDP socket of its
+/// own, listening.
+async fn client(
+    server: &str,
+    turn: bool,
+    username: &str,
+    credential: &str,
+) -> Result<turn::client::Client, String> {
+    let target = tokio::net::lookup_host(server)
+        .await
+        .map_err(|e| format!("cannot resolve {server}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{server} has no address"))?;
+    let local = if target.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    };
+    let socket = tokio::net::UdpSocket::bind(local)
+        .await
+        .map_err(|e| format!("cannot open a UDP socket: {e}"))?;
+    let (stun_serv_addr, turn_serv_addr) = if turn {
+        (String::new(), target.to_string())
+    } else {
+        (target.to_string(), String::new())
+    };
+    let config = turn::client::ClientConfig {
+        stun_serv_addr,
+        turn_serv_addr,
+        username: username.to_owned(),
+        password: credential.to_owned(),
+        realm: String::new(),
+        software: "rdv".to_owned(),
+        rto_in_ms: 0,
+        conn: Arc::new(socket),
+        vnet: None,
+    };
+    let client = turn::client::Client::new(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    client.listen().await.map_err(|e| e.to_string())?;
+    Ok(client)
+}
+
+/// Takes an allocation on the TURN server at `url` (plain UDP): the client (keep it while the
+/// allocation is used) and the relayed connection.
+#[cfg(feature = "webrtc")]
+pub async fn allocate(
+    url: &str,
+    username: &str,
+    credential: &str,
+) -> Result<
+    (
+        turn::client::Client,
+        Arc<dyn webrtc_util::Conn + Send + Sync>,
+    ),
+    String,
+> {
+    let (scheme, server, transport) = parse(url)?;
+    if scheme != "turn" || transport != "udp" {
+        return Err(format!(
+            "only turn: over UDP is used; this is {scheme}: over {transport}"
+        ));
+    }
+    if username.is_empty() {
+        return Err("no credential for this TURN server in the welcome".to_owned());
+    }
+    let client = client(&server, true, username, credential).await?;
+    match tokio::time::timeout(CHECK_TIMEOUT, client.allocate()).await {
+        Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
+        Ok(Err(e)) => Err(format!("allocation refused: {e}")),
+        Ok(Ok(relay)) => Ok((client, Arc::new(relay))),
+    }
 }
 
 #[cfg(test)]

@@ -130,6 +130,9 @@ impl Driver<'_> {
                 self.registered = true;
                 self.ever_registered = true;
                 self.next_send = Instant::now();
+                if self.webrtc.is_some() {
+                    self.on_welcome_webrtc(&value).await;
+                }
                 if self.args.ice_check {
                     let exit = self.check_ice_servers(&value).await;
                     return Some(self.finish(socket, exit).await);

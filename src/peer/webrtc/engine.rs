@@ -3,9 +3,10 @@
 //!
 //! str0m does the WebRTC (ICE, DTLS, SCTP) without I/O; this module gives it UDP sockets on
 //! this host's addresses and time, and turns what it reports into [`Happening`]s, which the
-//! driver prints (NDJSON in script mode) and checks its conditions against. Host candidates
-//! only: they go in the SDP itself, so nothing is trickled from this side; candidates the
-//! other side trickles are taken.
+//! driver prints (NDJSON in script mode) and checks its conditions against. Our candidates
+//! (host, and relayed through the TURN servers of `welcome`) are known before any
+//! description is made, so they go in the SDP itself and nothing is trickled from this
+//! side; candidates the other side trickles are taken.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -46,12 +47,36 @@ struct Link {
 #[error("{0}")]
 pub struct WebRtcError(pub String);
 
-/// Every peer connection of this run, and the sockets they share.
+/// Where datagrams of one local candidate go in and out.
+enum Path {
+    Socket(Arc<UdpSocket>),
+    /// A TURN allocation: sends go through a task of its own, in order, since the relay
+    /// may first have to ask the server for a permission.
+    Relay {
+        conn: Arc<dyn webrtc_util::Conn + Send + Sync>,
+        sends: tokio::sync::mpsc::UnboundedSender<(Vec<u8>, SocketAddr)>,
+    },
+}
+
+/// One local candidate: its path, its address, its type.
+struct Endpoint {
+    path: Path,
+    addr: SocketAddr,
+    kind: &'static str,
+}
+
+/// Every peer connection of this run, and the endpoints they share.
 pub struct WebRtc {
-    sockets: Vec<(Arc<UdpSocket>, SocketAddr)>,
+    sockets: Vec<Endpoint>,
     links: HashMap<String, Link>,
     /// Lines typed before a channel opened.
     waiting: VecDeque<String>,
+    /// `--relay-only`: only relayed candidates are offered.
+    relay_only: bool,
+    /// The TURN clients behind the relay endpoints, kept alive with them.
+    turn_clients: Vec<turn::client::Client>,
+    /// Relays were asked for (once per run: the first welcome's servers).
+    relays_tried: bool,
 }
 
 /// What woke the event loop for WebRTC.
@@ -76,20 +101,90 @@ impl WebRtc {
         for address in addresses {
             let socket = UdpSocket::bind(SocketAddr::new(address, 0)).await?;
             let local = socket.local_addr()?;
-            sockets.push((Arc::new(socket), local));
+            sockets.push(Endpoint {
+                path: Path::Socket(Arc::new(socket)),
+                addr: local,
+                kind: "host",
+            });
         }
         Ok(Self {
             sockets,
             links: HashMap::new(),
             waiting: VecDeque::new(),
+            relay_only: false,
+            turn_clients: Vec::new(),
+            relays_tried: false,
         })
     }
 
-    /// Our host candidates, as SDP candidate lines.
-    pub fn local_candidates(&self) -> Vec<String> {
+    /// `--relay-only`: offer relayed candidates only (from the TURN servers of `welcome`).
+    pub fn set_relay_only(&mut self, relay_only: bool) {
+        self.relay_only = relay_only;
+    }
+
+    /// Takes an allocation on every plain-UDP TURN server `ice_servers` (a `welcome`'s
+    /// `iceServers`) lists, with its credential; each relayed address becomes a candidate of
+    /// every connection made from now on. Returns a line per server for the user.
+    pub async fn allocate_relays(&mut self, ice_servers: &serde_json::Value) -> Vec<String> {
+        let mut notes = Vec::new();
+        if std::mem::replace(&mut self.relays_tried, true) {
+            return notes;
+        }
+        for server in ice_servers.as_array().into_iter().flatten() {
+            let urls: Vec<&str> = match &server["urls"] {
+                serde_json::Value::String(url) => vec![url.as_str()],
+                serde_json::Value::Array(urls) => urls.iter().filter_map(|u| u.as_str()).collect(),
+                _ => Vec::new(),
+            };
+            let username = server["username"].as_str().unwrap_or("");
+            let credential = server["credential"].as_str().unwrap_or("");
+            for url in urls.into_iter().filter(|url| url.starts_with("turn:")) {
+                match super::super::ice_check::allocate(url, username, credential).await {
+                    Ok((client, conn)) => {
+                        let addr = match conn.local_addr() {
+                            Ok(addr) => addr,
+                            Err(error) => {
+                                notes.push(format!("{url}: {error}"));
+                                continue;
+                            }
+                        };
+                        notes.push(format!("{url}: relayed candidate {addr}"));
+                        let (sends, mut queue) =
+                            tokio::sync::mpsc::unbounded_channel::<(Vec<u8>, SocketAddr)>();
+                        let sender = conn.clone();
+                        tokio::spawn(async move {
+                            while let Some((data, to)) = queue.recv().await {
+                                let _ = sender.send_to(&data, to).await;
+                            }
+                        });
+                        self.sockets.push(Endpoint {
+                            path: Path::Relay { conn, sends },
+                            addr,
+                            kind: "relay",
+                        });
+                        self.turn_clients.push(client);
+                    }
+                    Err(problem) => notes.push(format!("{url}: no relay: {problem}")),
+                }
+            }
+        }
+        notes
+    }
+
+    /// The candidates we offer.
+    fn candidates(&self) -> impl Iterator<Item = Candidate> + '_ {
         self.sockets
             .iter()
-            .filter_map(|(_, addr)| Candidate::host(*addr, "udp").ok())
+            .filter(|endpoint| !self.relay_only || endpoint.kind == "relay")
+            .filter_map(|endpoint| match endpoint.kind {
+                "relay" => Candidate::relayed(endpoint.addr, endpoint.addr, "udp").ok(),
+                _ => Candidate::host(endpoint.addr, "udp").ok(),
+            })
+    }
+
+    /// Our candidates, as SDP candidate lines.
+    pub fn local_candidates(&self) -> Vec<String> {
+        self.candidates()
             .map(|candidate| candidate.to_sdp_string())
             .collect()
     }
@@ -98,10 +193,8 @@ impl WebRtc {
         let mut rtc = Rtc::builder()
             .set_stats_interval(Some(STATS_EVERY))
             .build(Instant::now());
-        for (_, addr) in &self.sockets {
-            if let Ok(candidate) = Candidate::host(*addr, "udp") {
-                rtc.add_local_candidate(candidate);
-            }
+        for candidate in self.candidates() {
+            rtc.add_local_candidate(candidate);
         }
         Link {
             rtc,
@@ -250,10 +343,17 @@ impl WebRtc {
 
     /// Waits for a datagram on any socket, or for `until`.
     pub async fn wait(&self, until: Instant) -> Wake {
-        let reads = self.sockets.iter().enumerate().map(|(index, (socket, _))| {
+        let reads = self.sockets.iter().enumerate().map(|(index, endpoint)| {
             Box::pin(async move {
                 let mut buf = vec![0u8; 2048];
-                match socket.recv_from(&mut buf).await {
+                let read = match &endpoint.path {
+                    Path::Socket(socket) => socket.recv_from(&mut buf).await,
+                    Path::Relay { conn, .. } => conn
+                        .recv_from(&mut buf)
+                        .await
+                        .map_err(std::io::Error::other),
+                };
+                match read {
                     Ok((n, source)) => {
                         buf.truncate(n);
                         Some((index, source, buf))
@@ -282,7 +382,7 @@ impl WebRtc {
             data,
         } = wake
         {
-            let destination = self.sockets[socket].1;
+            let destination = self.sockets[socket].addr;
             if let Ok(receive) = Receive::new(Protocol::Udp, source, destination, &data) {
                 let input = Input::Receive(now, receive);
                 if let Some(link) = self.links.values_mut().find(|l| l.rtc.accepts(&input)) {
@@ -302,10 +402,20 @@ impl WebRtc {
                         break;
                     }
                     Ok(Output::Transmit(transmit)) => {
-                        if let Some((socket, _)) =
-                            sockets.iter().find(|(_, addr)| *addr == transmit.source)
+                        match sockets
+                            .iter()
+                            .find(|e| e.addr == transmit.source)
+                            .map(|e| &e.path)
                         {
-                            let _ = socket.try_send_to(&transmit.contents, transmit.destination);
+                            Some(Path::Socket(socket)) => {
+                                let _ =
+                                    socket.try_send_to(&transmit.contents, transmit.destination);
+                            }
+                            Some(Path::Relay { sends, .. }) => {
+                                let _ =
+                                    sends.send((transmit.contents.to_vec(), transmit.destination));
+                            }
+                            None => {}
                         }
                     }
                     Ok(Output::Event(event)) => {
@@ -336,7 +446,7 @@ impl WebRtc {
 }
 
 impl Link {
-    fn on_event(&mut self, event: Event, sockets: &[(Arc<UdpSocket>, SocketAddr)]) -> Option<What> {
+    fn on_event(&mut self, event: Event, sockets: &[Endpoint]) -> Option<What> {
         match event {
             Event::IceConnectionStateChange(state) => {
                 let name = match state {
@@ -381,11 +491,10 @@ impl Link {
                     return None;
                 }
                 self.pair = Some((pair.local.addr, pair.remote.addr));
-                let local = if sockets.iter().any(|(_, addr)| *addr == pair.local.addr) {
-                    "host"
-                } else {
-                    "unknown"
-                };
+                let local = sockets
+                    .iter()
+                    .find(|endpoint| endpoint.addr == pair.local.addr)
+                    .map_or("unknown", |endpoint| endpoint.kind);
                 // An address the other side never announced was learned from its checks.
                 let remote = self
                     .remote_kinds
