@@ -222,14 +222,7 @@ fn browsers_connect_relay_only_through_coturn_with_minted_credentials() {
     ));
     let coturn = common::coturn::Coturn::start();
     let dir = tempfile::tempdir().unwrap();
-    let secret = dir.path().join("secret");
-    std::fs::write(&secret, format!("{}\n", common::coturn::SECRET)).unwrap();
-    let server = Server::start(&[
-        "--ice-server",
-        &coturn.turn_url(),
-        "--turn-secret-file",
-        secret.to_str().unwrap(),
-    ]);
+    let server = coturn.rdv_serving(dir.path());
     let summary = run_pages(root, &server, "relay-only", 2, &["--relay", "1"]);
     for page in summary["pages"].as_array().unwrap() {
         for (id, peer) in page["peers"].as_object().unwrap() {
@@ -258,14 +251,7 @@ fn a_relay_only_terminal_peer_and_browser_connect_through_coturn() {
     ));
     let coturn = common::coturn::Coturn::start();
     let dir = tempfile::tempdir().unwrap();
-    let secret = dir.path().join("secret");
-    std::fs::write(&secret, format!("{}\n", common::coturn::SECRET)).unwrap();
-    let server = Server::start(&[
-        "--ice-server",
-        &coturn.turn_url(),
-        "--turn-secret-file",
-        secret.to_str().unwrap(),
-    ]);
+    let server = coturn.rdv_serving(dir.path());
     let pair = terminal_and_page(
         root,
         &server,

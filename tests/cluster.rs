@@ -820,15 +820,10 @@ async fn a_relay_nobody_heard_comes_back_as_unavailable() {
     );
 }
 
-fn register(key: &TestKey) -> String {
-    rdv::protocol::register(&key.public_jwk, None, None)
-}
-
 /// Registers `key` in `room` on `server`; the client and its welcome.
 async fn register_on(server: &Server, room: &str, key: &TestKey) -> (Client, Value) {
     let mut client = Client::connect(&server.url(room)).await;
-    client.send_text(&register(key)).await;
-    let welcome = client.expect("welcome").await;
+    let welcome = client.register(key).await;
     (client, welcome)
 }
 

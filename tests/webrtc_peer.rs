@@ -218,14 +218,7 @@ fn two_relay_only_terminal_peers_connect_through_coturn() {
     ));
     let coturn = common::coturn::Coturn::start();
     let dir = tempfile::tempdir().unwrap();
-    let secret = dir.path().join("secret");
-    std::fs::write(&secret, format!("{}\n", common::coturn::SECRET)).unwrap();
-    let server = Server::start(&[
-        "--ice-server",
-        &coturn.turn_url(),
-        "--turn-secret-file",
-        secret.to_str().unwrap(),
-    ]);
+    let server = coturn.rdv_serving(dir.path());
     let url = url(&server);
     let callee_id = key(dir.path(), "callee.jwk");
     let mut callee = spawn_peer(

@@ -86,6 +86,19 @@ impl Coturn {
     pub fn turn_url(&self) -> String {
         format!("turn:127.0.0.1:{}?transport=udp", self.port)
     }
+
+    /// `rdv serve` handing out this TURN server (`--ice-server`) with credentials it mints
+    /// from the shared secret (`--turn-secret-file`, written in `dir`).
+    pub fn rdv_serving(&self, dir: &std::path::Path) -> super::Server {
+        let secret = dir.join("turn-secret");
+        std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
+        super::Server::start(&[
+            "--ice-server",
+            &self.turn_url(),
+            "--turn-secret-file",
+            secret.to_str().unwrap(),
+        ])
+    }
 }
 
 impl Drop for Coturn {
