@@ -270,3 +270,50 @@ fn two_relay_only_terminal_peers_connect_through_coturn() {
     assert_eq!(pair["remote"]["type"], "relay", "{pair}");
     assert_eq!(event(&said, "message").unwrap()["data"], "relayed hello");
 }
+
+/// Interactively: `/connect` a peer, see the channel open and the pair, type a line that
+/// arrives over the channel, and see what the other side sends.
+#[test]
+fn interactively_connect_and_chat_over_the_channel() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    key(dir.path(), "me.jwk");
+    let bob_id = key(dir.path(), "bob.jwk");
+    let command = format!(
+        "{} peer ws://{} chat --key {}/me.jwk --webrtc --color never",
+        common::rdv_binary(),
+        server.addr,
+        dir.path().display()
+    );
+    let mut session =
+        rexpect::spawn(&command, Some(common::WAIT.as_millis() as u64)).expect("spawn in a pty");
+    session.exp_string("rdv> ").unwrap();
+    let mut bob = spawn_peer(
+        dir.path(),
+        &[
+            &url(&server),
+            "chat",
+            "--key",
+            "bob.jwk",
+            "--webrtc",
+            "--until",
+            ".data=hello bob",
+            "--timeout",
+            "20s",
+        ],
+    );
+    type_line(&mut bob, "hi from bob");
+    session.exp_string("peer-joined").unwrap();
+    session
+        .send_line(&format!("/connect {}", &bob_id[..6]))
+        .unwrap();
+    session.exp_string("offering a connection to").unwrap();
+    session.exp_string("data channel open").unwrap();
+    session.exp_string("says: hi from bob").unwrap();
+    session.send_line("hello bob").unwrap();
+    session.exp_string("pair host").unwrap();
+    let bob = finish(bob, "");
+    assert_eq!(bob.code, 0, "{}", bob.stderr);
+    session.send_line("/quit").unwrap();
+    session.exp_eof().unwrap();
+}
