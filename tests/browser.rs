@@ -215,14 +215,9 @@ fn a_terminal_peer_and_a_browser_connect_whoever_offers() {
 fn browsers_connect_relay_only_through_coturn_with_minted_credentials() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     common::outside::require(missing(root));
-    common::outside::require(common::outside::program(
-        "turnserver",
-        "--version",
-        "apt-get install coturn",
-    ));
+    common::coturn::require();
     let coturn = common::coturn::Coturn::start();
-    let dir = tempfile::tempdir().unwrap();
-    let server = coturn.rdv_serving(dir.path());
+    let (server, _turn_secret) = coturn.rdv_serving(&[]);
     let summary = run_pages(root, &server, "relay-only", 2, &["--relay", "1"]);
     for page in summary["pages"].as_array().unwrap() {
         for (id, peer) in page["peers"].as_object().unwrap() {
@@ -244,14 +239,9 @@ fn browsers_connect_relay_only_through_coturn_with_minted_credentials() {
 fn a_relay_only_terminal_peer_and_browser_connect_through_coturn() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     common::outside::require(missing(root));
-    common::outside::require(common::outside::program(
-        "turnserver",
-        "--version",
-        "apt-get install coturn",
-    ));
+    common::coturn::require();
     let coturn = common::coturn::Coturn::start();
-    let dir = tempfile::tempdir().unwrap();
-    let server = coturn.rdv_serving(dir.path());
+    let (server, _turn_secret) = coturn.rdv_serving(&[]);
     let pair = terminal_and_page(
         root,
         &server,

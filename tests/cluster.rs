@@ -749,6 +749,19 @@ async fn a_verified_holder_keeps_its_id_against_an_unverified_claimant_after_dat
 /// with older data and the same epoch. The instances tell it by the generation going
 /// backwards and converge without flapping: peers that never left are never announced
 /// gone, and one that joined after the snapshot is not announced twice.
+/// Kills Redis and restarts it from its last `SAVE`, waits until `servers` resynced, then
+/// past their 2 s lease, so anything presumed would have been announced gone by now.
+async fn restart_from_snapshot(redis: &mut RedisServer, servers: &[&Server]) {
+    redis.kill();
+    redis.restart();
+    for server in servers {
+        server
+            .wait_for_metric("rdv_cluster_resyncs_total", |n| n >= 2.0)
+            .await;
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+}
+
 #[tokio::test]
 #[ignore = "needs redis-server (apt install redis-server)"]
 async fn a_redis_restored_from_a_snapshot_does_not_flap_presence() {
@@ -763,15 +776,7 @@ async fn a_redis_restored_from_a_snapshot_does_not_flap_presence() {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let e = second.peer("restore").await;
     expect_presence(&mut a.client, "peer-joined", &e.id).await;
-    redis.kill();
-    redis.restart();
-    for server in [&first, &second] {
-        server
-            .wait_for_metric("rdv_cluster_resyncs_total", |n| n >= 2.0)
-            .await;
-    }
-    // Past the lease, so anything presumed would have been announced gone by now.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    restart_from_snapshot(&mut redis, &[&first, &second]).await;
     let heard = a.client.sync().await;
     assert!(heard.is_empty(), "presence flapped: {heard:?}");
     let newcomer = first.peer("restore").await;
@@ -985,14 +990,7 @@ async fn resumes_since_a_snapshot_survive_its_restore_without_flapping() {
     assert_eq!(welcome["resumed"], true);
     let (mut stayer, welcome) = register_on(&second, room, &stayer_key).await;
     assert_eq!(welcome["resumed"], true);
-    redis.kill();
-    redis.restart();
-    for server in [&first, &second] {
-        server
-            .wait_for_metric("rdv_cluster_resyncs_total", |n| n >= 2.0)
-            .await;
-    }
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    restart_from_snapshot(&mut redis, &[&first, &second]).await;
     let heard = observer.client.sync().await;
     assert!(heard.is_empty(), "presence flapped: {heard:?}");
     assert!(roamer.sync().await.is_empty() && stayer.sync().await.is_empty());

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::Server;
-use common::coturn::{Coturn, SECRET, client};
+use common::coturn::{Coturn, client};
 use serde_json::Value;
 
 /// A TURN Allocate with these credentials: the relayed address, or why not.
@@ -34,35 +34,15 @@ async fn allocate(
 }
 
 fn serve_with(coturn: &Coturn, ttl: &str, extra: &[&str]) -> (Server, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let secret = dir.path().join("secret");
-    std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
-    let turn_url = coturn.turn_url();
-    let mut args = vec![
-        "--ice-server",
-        &turn_url,
-        "--turn-secret-file",
-        secret.to_str().unwrap(),
-        "--turn-ttl",
-        ttl,
-    ];
+    let mut args = vec!["--turn-ttl", ttl];
     args.extend_from_slice(extra);
-    let server = Server::start(&args);
-    (server, dir)
-}
-
-fn require_coturn() {
-    common::outside::require(common::outside::program(
-        "turnserver",
-        "--version",
-        "apt-get install coturn",
-    ));
+    coturn.rdv_serving(&args)
 }
 
 #[test]
 #[ignore = "needs coturn; cargo test -- --ignored runs it"]
 fn the_terminal_peer_gets_an_allocation_with_the_minted_credential() {
-    require_coturn();
+    common::coturn::require();
     let coturn = Coturn::start();
     // A TLS URL as well, which the check lists as skipped (it tries plain UDP only).
     let (server, _dir) = serve_with(
@@ -99,7 +79,7 @@ fn the_terminal_peer_gets_an_allocation_with_the_minted_credential() {
 #[tokio::test]
 #[ignore = "needs coturn; cargo test -- --ignored runs it"]
 async fn expired_and_forged_credentials_are_refused_fresh_ones_work() {
-    require_coturn();
+    common::coturn::require();
     let coturn = tokio::task::spawn_blocking(Coturn::start).await.unwrap();
     let (server, _dir) = serve_with(&coturn, "3s", &[]);
     let mut peer = server.peer("turn").await;

@@ -211,14 +211,10 @@ async fn ice_that_cannot_succeed_ends_naming_the_stage() {
 #[test]
 #[ignore = "needs coturn (apt-get install coturn); cargo test -- --ignored runs it"]
 fn two_relay_only_terminal_peers_connect_through_coturn() {
-    common::outside::require(common::outside::program(
-        "turnserver",
-        "--version",
-        "apt-get install coturn",
-    ));
+    common::coturn::require();
     let coturn = common::coturn::Coturn::start();
+    let (server, _turn_secret) = coturn.rdv_serving(&[]);
     let dir = tempfile::tempdir().unwrap();
-    let server = coturn.rdv_serving(dir.path());
     let url = url(&server);
     let callee_id = key(dir.path(), "callee.jwk");
     let mut callee = spawn_peer(

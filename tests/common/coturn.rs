@@ -14,6 +14,15 @@ pub struct Coturn {
     _dir: tempfile::TempDir,
 }
 
+/// Fails (or, outside CI, skips) a test when coturn's `turnserver` is not installed.
+pub fn require() {
+    super::outside::require(super::outside::program(
+        "turnserver",
+        "--version",
+        "apt-get install coturn",
+    ));
+}
+
 impl Coturn {
     /// Starts coturn; a port taken between choosing it and coturn binding it (other tests
     /// start servers too) gets a second and third try on fresh ports.
@@ -88,16 +97,21 @@ impl Coturn {
     }
 
     /// `rdv serve` handing out this TURN server (`--ice-server`) with credentials it mints
-    /// from the shared secret (`--turn-secret-file`, written in `dir`).
-    pub fn rdv_serving(&self, dir: &std::path::Path) -> super::Server {
-        let secret = dir.join("turn-secret");
+    /// from the shared secret (`--turn-secret-file`, in the directory returned with it),
+    /// plus `extra` flags.
+    pub fn rdv_serving(&self, extra: &[&str]) -> (super::Server, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("turn-secret");
         std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
-        super::Server::start(&[
+        let turn_url = self.turn_url();
+        let mut args = vec![
             "--ice-server",
-            &self.turn_url(),
+            &turn_url,
             "--turn-secret-file",
             secret.to_str().unwrap(),
-        ])
+        ];
+        args.extend_from_slice(extra);
+        (super::Server::start(&args), dir)
     }
 }
 

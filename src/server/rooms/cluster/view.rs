@@ -415,9 +415,10 @@ impl Views {
         let Some(slot) = view.members.get_mut(&peer) else {
             return;
         };
-        let old = std::mem::replace(&mut slot.place, Place::Departed);
+        let mut old = std::mem::replace(&mut slot.place, Place::Departed);
         slot.seq = seq;
-        if self.is_ours(record)
+        let ours = self.is_ours(record);
+        if ours
             && matches!(&old, Place::Here { connection, .. } if connection.get() == record.connection)
         {
             // Already here on that connection: a re-announce took over a stale record of it
@@ -426,12 +427,11 @@ impl Views {
             return;
         }
         slot.connection = record.connection;
-        slot.local = self.is_ours(record);
+        slot.local = ours;
         slot.entry = PeerEntry::new(&peer, record.public_key, record.verified);
         slot.joined = protocol::peer_joined(&peer, record.public_key, record.verified).into();
         let from_here = from_instance == &*self.instance;
         let mut queued: Vec<Queued> = Vec::new();
-        let mut old = old;
         if from_here
             && matches!(&old, Place::Here { connection, .. } if connection.get() == from_connection)
         {
@@ -451,7 +451,7 @@ impl Views {
             };
             self.evict(&old, from_connection, reason);
         }
-        let place = if !self.is_ours(record) {
+        let place = if !ours {
             let channel: Arc<str> = super::wire::instance_channel(record.instance).into();
             if from_here {
                 let handover = super::wire::handover(
@@ -476,8 +476,10 @@ impl Views {
                 self.metrics.resumes.inc();
                 if from_here {
                     for queued in queued {
-                        let sender = super::wire::relay_sender(queued.text.as_str());
-                        if sender.is_none_or(|from| view.members.contains_key(from)) {
+                        if queued
+                            .relay_sender()
+                            .is_none_or(|from| view.members.contains_key(from))
+                        {
                             outbox.push_again(queued);
                         }
                     }
