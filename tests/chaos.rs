@@ -765,7 +765,7 @@ async fn check_settled(harness: &Harness) -> Option<String> {
             .filter(|(_, client)| client.room == room)
             .map(|(id, _)| id.clone())
             .collect();
-        let listed = lock(&harness.redis).command(&["HKEYS", &format!("rdv:m:chaos-{room}")]);
+        let listed = lock(&harness.redis).command(&["HKEYS", &format!("rdv:{{chaos-{room}}}:m")]);
         let in_redis: HashSet<String> = listed
             .lines()
             .filter(|line| line.len() == 64)
@@ -824,8 +824,11 @@ async fn check_welcomes(harness: &Harness) -> Option<String> {
         let _ = ws.close(None).await;
         if listed != expected {
             for ghost in listed.difference(&expected).take(3) {
-                let record =
-                    lock(&harness.redis).command(&["HGET", &format!("rdv:m:chaos-{room}"), ghost]);
+                let record = lock(&harness.redis).command(&[
+                    "HGET",
+                    &format!("rdv:{{chaos-{room}}}:m"),
+                    ghost,
+                ]);
                 eprintln!(
                     "a welcome from {url} lists {}, not live; Redis: {:?}",
                     &ghost[..8],

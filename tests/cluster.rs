@@ -330,7 +330,7 @@ async fn a_graceful_shutdown_removes_its_peers_at_once() {
     expect_presence(&mut a.client, "peer-left", &leaving.id).await;
     assert!(goes.wait_exit(WAIT).is_some_and(|status| status.success()));
     assert_eq!(
-        redis.command(&["ZCARD", "rdv:instances"]),
+        redis.command(&["ZCARD", "rdv:{rdv}:instances"]),
         ":1\r\n",
         "only the instance that stays holds a lease"
     );
@@ -643,7 +643,7 @@ async fn joins_cut_short_leave_no_ghost_members() {
     }
     // Every client is gone: within a lease, Redis holds nobody and a joiner sees nobody.
     common::eventually("the room empties in Redis", || async {
-        (redis.command(&["HLEN", "rdv:m:ghost"]).trim() == ":0").then_some(())
+        (redis.command(&["HLEN", "rdv:{ghost}:m"]).trim() == ":0").then_some(())
     })
     .await;
     let newcomer = server.peer("ghost").await;
@@ -663,23 +663,16 @@ async fn reconciliation_removes_members_the_instance_does_not_hold() {
     let server = instance(&redis, "2s", &[]);
     let mut alice = server.peer("leak").await;
     // A copy of Alice's record under another peer ID and a connection nobody holds.
-    let record = redis.command(&["HGET", "rdv:m:leak", &alice.id]);
+    let record = redis.command(&["HGET", "rdv:{leak}:m", &alice.id]);
     let record = record.lines().nth(1).expect("a bulk reply").to_owned();
     let fields: Vec<&str> = record.split('\t').collect();
-    let instance_id = fields[2].to_owned();
     let mut ghost_fields = fields.clone();
     ghost_fields[3] = "999999";
     let ghost = "e".repeat(64);
-    redis.command(&["HSET", "rdv:m:leak", &ghost, &ghost_fields.join("\t")]);
-    redis.command(&[
-        "HSET",
-        &format!("rdv:i:{instance_id}"),
-        &format!("leak\t{ghost}"),
-        "999999",
-    ]);
-    assert_eq!(redis.command(&["HLEN", "rdv:m:leak"]).trim(), ":2");
+    redis.command(&["HSET", "rdv:{leak}:m", &ghost, &ghost_fields.join("\t")]);
+    assert_eq!(redis.command(&["HLEN", "rdv:{leak}:m"]).trim(), ":2");
     common::eventually("the leaked member is removed", || async {
-        (redis.command(&["HLEN", "rdv:m:leak"]).trim() == ":1").then_some(())
+        (redis.command(&["HLEN", "rdv:{leak}:m"]).trim() == ":1").then_some(())
     })
     .await;
     let metrics = server.metrics().await;
@@ -730,7 +723,7 @@ async fn a_verified_holder_keeps_its_id_against_an_unverified_claimant_after_dat
     claimant.expect_error("replaced").await;
     assert_eq!(claimant.expect_close().await, 1000);
     common::eventually("Redis lists the holder's connection again", || async {
-        let record = redis.command(&["HGET", "rdv:m:keep", &id]);
+        let record = redis.command(&["HGET", "rdv:{keep}:m", &id]);
         let record = record.lines().nth(1)?.to_owned();
         (record.split('\t').nth(4) == Some("1")).then_some(())
     })

@@ -64,6 +64,9 @@ pub struct ClusterMetrics {
     pub received: Counter,
     /// Times the instance (re)connected to Redis and re-announced its members.
     pub resyncs: Counter,
+    /// Rooms resynced on their own after their Redis Cluster shard failed over (or lost a
+    /// connection), while the rest of the instance's rooms went on untouched.
+    pub room_resyncs: Counter,
     /// Members Redis listed for this instance that it did not hold, removed by the
     /// periodic reconciliation.
     pub repairs: Counter,
@@ -85,6 +88,7 @@ impl ClusterMetrics {
             published: Counter::default(),
             received: Counter::default(),
             resyncs: Counter::default(),
+            room_resyncs: Counter::default(),
             repairs: Counter::default(),
             unheard: Counter::default(),
             relays_dropped: Family::default(),
@@ -118,6 +122,11 @@ impl ClusterMetrics {
             "cluster_resyncs",
             "Connections to Redis after which this instance re-announced its members",
             self.resyncs.clone(),
+        );
+        registry.register(
+            "cluster_room_resyncs",
+            "Rooms resynced on their own after their Redis Cluster shard failed over",
+            self.room_resyncs.clone(),
         );
         registry.register(
             "cluster_repairs",

@@ -1,24 +1,26 @@
 //! The instance's link to Redis: one command connection (scripts and pipelined publishes,
-//! in order), one subscriber connection (the instance's relay channel and the channels of
-//! the rooms it has members in), the lease, the reaper, and reconnecting.
+//! in order), the subscriptions (the instance's relay channels and the channels of the rooms
+//! it has members in), the lease, the reaper, and reconnecting.
 //!
 //! On every (re)connect the instance renews its lease, subscribes, re-announces its members
-//! (pipelined, applied room by room) and only then takes joins again: until then `/healthz` says `degraded`.
+//! (pipelined, applied room by room) and only then takes joins again: until then `/healthz`
+//! says `degraded`. On a Redis Cluster a shard that fails over does not end the session:
+//! only the rooms of its slots are resynced (see `failover`).
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use redis::aio::{MultiplexedConnection, PubSubSink};
-use redis::{AsyncConnectionConfig, Client, RedisError};
-use tokio::sync::{Mutex, mpsc};
+use redis::RedisError;
+use tokio::sync::{Mutex, Notify, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::scripts;
+use super::backend::{self, Commands, Delivery, Incoming, Seeds, Subscriber};
+use super::scripts::{self, Scripts};
 use super::view::{Handoff, Views};
-use super::wire;
+use super::wire::{self, Layout};
 use crate::identity::PeerId;
 use crate::protocol::{self, ErrorCode, RoomName};
 use crate::server::operations::metrics::Metrics;
@@ -41,6 +43,8 @@ const PUBLISH_MESSAGE_BYTES: usize = 1 << 20;
 /// Rooms subscribed per SUBSCRIBE, and ANNOUNCE scripts in flight, during a resync.
 const RESYNC_SUBSCRIBE_CHUNK: usize = 512;
 const RESYNC_IN_FLIGHT: usize = 64;
+/// How often a failover watcher asks the cluster whether every shard answers again.
+const FAILOVER_POLL: Duration = Duration::from_millis(250);
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
@@ -91,13 +95,14 @@ pub struct Outgoing {
 /// What the instance needs while it is connected.
 #[derive(Clone)]
 pub struct Connected {
-    commands: MultiplexedConnection,
+    commands: Commands,
     /// Subscribing and unsubscribing, one at a time so they apply in the order decided.
-    subscriptions: Arc<Mutex<PubSubSink>>,
+    subscriptions: Arc<Mutex<Subscriber>>,
+    pub layout: Layout,
 }
 
 pub struct Link {
-    client: Client,
+    seeds: Seeds,
     pub instance: Arc<str>,
     /// How long an instance that stops renewing keeps its members (`--cluster-lease`).
     lease: Duration,
@@ -131,11 +136,19 @@ pub struct Link {
     restored: std::sync::atomic::AtomicBool,
     /// Becomes true once the first attempt to connect has ended, either way.
     first_attempt: tokio::sync::watch::Sender<bool>,
+    /// The generation that gave this instance its current lease (see `scripts::REAP_ROOM`).
+    incarnation: std::sync::atomic::AtomicU64,
+    /// On a Redis Cluster: a node's connection closed, or a room's call failed; the
+    /// failover watcher finds the rooms to resync. Rooms whose calls failed are in `suspects`.
+    shard_trouble: Notify,
+    /// A cluster node's connection closed since the watcher last looked.
+    nodes_lost: std::sync::atomic::AtomicBool,
+    suspects: std::sync::Mutex<std::collections::HashSet<RoomName>>,
 }
 
 impl Link {
     pub fn new(
-        client: Client,
+        seeds: Seeds,
         instance: Arc<str>,
         lease: Duration,
         views: Arc<Views>,
@@ -144,7 +157,7 @@ impl Link {
     ) -> Self {
         let (publish_tx, publish_rx) = mpsc::channel(PUBLISH_QUEUE);
         Self {
-            client,
+            seeds,
             instance,
             lease,
             views,
@@ -164,7 +177,26 @@ impl Link {
             lease_until_ms: std::sync::atomic::AtomicU64::new(0),
             generation: std::sync::atomic::AtomicU64::new(0),
             restored: std::sync::atomic::AtomicBool::new(false),
+            incarnation: std::sync::atomic::AtomicU64::new(0),
+            shard_trouble: Notify::new(),
+            nodes_lost: std::sync::atomic::AtomicBool::new(false),
+            suspects: std::sync::Mutex::default(),
         }
+    }
+
+    /// The generation that gave this instance its lease.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation.load(Ordering::Relaxed)
+    }
+
+    /// A call for `room` failed on a Redis Cluster: its shard may be failing over. The
+    /// room is resynced once its slot is served again.
+    pub fn room_in_trouble(&self, room: &RoomName) {
+        self.suspects
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(room.clone());
+        self.shard_trouble.notify_one();
     }
 
     /// Waits until the first attempt to reach Redis has succeeded or failed, so a server
@@ -250,7 +282,19 @@ impl Link {
         if self.views.is_subscribed(room) {
             return Ok(());
         }
-        self.call(sink.subscribe(wire::room_channel(room))).await?;
+        // Listed before the first join, so a reaper finds the room if this instance dies
+        // the moment its join lands.
+        let mut commands = connected.commands();
+        let _: u8 = self
+            .call(
+                redis::cmd("SADD")
+                    .arg(wire::rooms_key(&self.instance))
+                    .arg(room.as_str())
+                    .query_async(&mut commands),
+            )
+            .await?;
+        let channels = connected.layout.room_channels(room, &self.instance);
+        self.call(sink.subscribe(&channels)).await?;
         self.views.mark_subscribed(room);
         Ok(())
     }
@@ -322,25 +366,23 @@ impl Link {
 
     /// One connection to Redis, from connecting to losing it.
     async fn session(self: &Arc<Self>) -> Result<(), LinkError> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(CALL_TIMEOUT))
-            .set_response_timeout(Some(CALL_TIMEOUT));
-        let mut commands = self
-            .call(
-                self.client
-                    .get_multiplexed_async_connection_with_config(&config),
-            )
+        let backend::Connection {
+            layout,
+            mut commands,
+            mut subscriber,
+            incoming,
+        } = self
+            .call(backend::connect(&self.seeds, CALL_TIMEOUT))
             .await?;
-        let pubsub = self.call(self.client.get_async_pubsub()).await?;
-        let (mut sink, stream) = pubsub.split();
-        self.call(sink.subscribe(wire::instance_channel(&self.instance)))
-            .await?;
+        self.views.set_layout(layout);
+        if let Some(channel) = layout.instance_channel(&self.instance) {
+            self.call(subscriber.subscribe(&[channel])).await?;
+        }
 
         let mut tasks = JoinSet::new();
         // Events are taken from the start: views buffer them until their new snapshot.
-        let views = self.views.clone();
-        let metrics = self.metrics.clone();
-        tasks.spawn(async move { consume(stream, &views, &metrics).await });
+        let consuming = self.clone();
+        tasks.spawn(async move { consuming.consume(incoming).await });
 
         let epoch: String = self
             .call(
@@ -374,24 +416,19 @@ impl Link {
         // round trips of a resync, however many rooms there are.
         let renewing = self.clone();
         let mut renew_commands = commands.clone();
-        tasks.spawn(async move { renewing.keep_renewing(&mut renew_commands).await });
+        tasks.spawn(async move { renewing.keep_renewing(&mut renew_commands, layout).await });
         for warning in super::redis_warnings(&mut commands).await {
             tracing::warn!("cluster: {warning}");
         }
         self.views.reset_for_resync();
         let rooms = self.views.rooms();
-        // Many channels per SUBSCRIBE (it waits for every confirmation): a resync of
-        // thousands of rooms costs a few round trips, not one per room.
-        for chunk in rooms.chunks(RESYNC_SUBSCRIBE_CHUNK) {
-            let channels: Vec<String> = chunk.iter().map(wire::room_channel).collect();
-            self.call(sink.subscribe(&channels)).await?;
-            for room in chunk {
-                self.views.mark_subscribed(room);
-            }
-        }
+        self.subscribe_rooms(&mut subscriber, layout, &rooms)
+            .await?;
         // Unless Redis lost everything, its sequence numbers are those the views saw (older
         // ones, if it reloaded a snapshot, which a renewal may not have told yet).
-        self.announce(&mut commands, &rooms, presume, !lost).await?;
+        self.announce(&mut commands, layout, &rooms, presume, !lost)
+            .await?;
+        self.prune(&mut commands, layout).await?;
         self.metrics.cluster.resyncs.inc();
 
         let publisher = self.clone();
@@ -399,24 +436,33 @@ impl Link {
         tasks.spawn(async move {
             let queue = publisher.publish_rx.clone();
             let mut queue = queue.lock().await;
-            publisher.publish_queued(&mut queue, &mut publishing).await
+            publisher
+                .publish_queued(&mut queue, &mut publishing, layout)
+                .await
         });
         let handing = self.clone();
         tasks.spawn(async move { handing.hand_off().await });
         let connected = Connected {
             commands: commands.clone(),
-            subscriptions: Arc::new(Mutex::new(sink)),
+            subscriptions: Arc::new(Mutex::new(subscriber)),
+            layout,
         };
+        if layout == Layout::Sharded {
+            let watching = self.clone();
+            let connected = connected.clone();
+            tasks.spawn(async move { watching.watch_failovers(connected).await });
+        }
         let deferred = {
             let mut deferred = self.lock_deferred();
             self.set_connected(Some(connected.clone()));
             std::mem::take(&mut *deferred)
         };
         for (room, peer, connection) in deferred {
-            self.leave(&mut commands, &room, &peer, connection).await?;
+            self.leave(&mut commands, layout, &room, &peer, connection)
+                .await?;
         }
         self.first_attempt.send_replace(true);
-        tracing::info!(instance = %self.instance, rooms = rooms.len(), "cluster: connected to Redis and in sync");
+        tracing::info!(instance = %self.instance, rooms = rooms.len(), ?layout, "cluster: connected to Redis and in sync");
 
         let mut reap = tokio::time::interval(self.lease / 6);
         let mut sweep = tokio::time::interval(self.lease);
@@ -438,34 +484,51 @@ impl Link {
                     if Instant::now() < reap_after {
                         continue;
                     }
-                    let seen = self.generation.load(Ordering::Relaxed);
-                    let removed: i64 = self.call(
-                        scripts::REAP.key(wire::INSTANCES_KEY).key(wire::GENERATION_KEY)
-                            .arg("").arg("lost").arg(seen)
-                            .invoke_async(&mut commands),
-                    ).await?;
-                    if removed < 0 {
-                        self.restored.store(true, Ordering::Relaxed);
-                        return Err(LinkError::Restored);
-                    }
-                    if removed > 0 {
-                        tracing::warn!(removed, "cluster: removed the members of an instance whose lease ended");
-                    }
+                    self.reap(&mut commands, layout).await?;
                 }
                 _ = sweep.tick() => self.sweep(&connected).await?,
                 _ = reconcile.tick() => {
                     if self.views.take_out_of_step() {
                         return Err(LinkError::OutOfStep);
                     }
-                    self.reconcile(&mut commands).await?;
+                    self.reconcile(&mut commands, layout).await?;
                 }
             }
         }
     }
 
+    /// Subscribes to the channels of `rooms`: many per command on one Redis (a resync of
+    /// thousands of rooms costs a few round trips), one room per command on a Redis
+    /// Cluster (a command's channels must share a slot).
+    async fn subscribe_rooms(
+        &self,
+        subscriber: &mut Subscriber,
+        layout: Layout,
+        rooms: &[RoomName],
+    ) -> Result<(), LinkError> {
+        let per_command = match layout {
+            Layout::Single => RESYNC_SUBSCRIBE_CHUNK,
+            Layout::Sharded => 1,
+        };
+        for chunk in rooms.chunks(per_command) {
+            let channels: Vec<String> = chunk
+                .iter()
+                .flat_map(|room| layout.room_channels(room, &self.instance))
+                .collect();
+            self.call(subscriber.subscribe(&channels)).await?;
+            for room in chunk {
+                self.views.mark_subscribed(room);
+            }
+        }
+        Ok(())
+    }
+
     /// Renews the lease every quarter of it until it is lost (or Redis is found to have come
-    /// back with older data), in a task of its own.
-    async fn keep_renewing(&self, commands: &mut MultiplexedConnection) -> LinkError {
+    /// back with older data), in a task of its own. On a Redis Cluster a renewal that fails
+    /// (the shard of the leases failing over) is retried at the next tick: the instance
+    /// counts itself out of the cluster once its lease runs out (`connected`), and a lease
+    /// found gone when the shard is back ends the session.
+    async fn keep_renewing(&self, commands: &mut Commands, layout: Layout) -> LinkError {
         let mut renew = tokio::time::interval(self.lease / 4);
         renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         renew.reset();
@@ -475,6 +538,9 @@ impl Link {
                 Ok(_) if self.restored.load(Ordering::Relaxed) => return LinkError::Restored,
                 Ok(true) => {}
                 Ok(false) => return LinkError::LeaseLost,
+                Err(error) if layout == Layout::Sharded => {
+                    tracing::warn!(%error, "cluster: could not renew the lease; retrying");
+                }
                 Err(error) => return error,
             }
         }
@@ -484,7 +550,7 @@ impl Link {
     /// never held one (no renewal has answered yet, whatever failed before) takes it: that
     /// is counted `acquired`, not `lost`. A generation lower than one seen before means
     /// Redis came back with older data: the next resync presumes (see `restored`).
-    async fn renew(&self, commands: &mut MultiplexedConnection) -> Result<bool, LinkError> {
+    async fn renew(&self, commands: &mut Commands) -> Result<bool, LinkError> {
         let first = self.lease_until_ms.load(Ordering::Relaxed) == 0;
         let lease_ms = self.lease_written().as_millis() as u64;
         // The lease runs from when the renewal was sent, not from when its answer came.
@@ -507,6 +573,10 @@ impl Link {
         };
         self.metrics.cluster.renewed(outcome);
         let (known, generation) = result?;
+        if known != 1 {
+            // A new lease: what this instance announces from now on belongs to it.
+            self.incarnation.store(generation, Ordering::Relaxed);
+        }
         self.lease_until_ms
             .store(sent_ms + lease_ms, Ordering::Relaxed);
         let seen = self.generation.swap(generation, Ordering::Relaxed);
@@ -520,26 +590,24 @@ impl Link {
     /// to Redis's state.
     async fn announce(
         &self,
-        commands: &mut MultiplexedConnection,
+        commands: &mut Commands,
+        layout: Layout,
         rooms: &[RoomName],
         presume: Option<Instant>,
         same_numbering: bool,
     ) -> Result<(), LinkError> {
-        let mut kept = Vec::with_capacity(rooms.len());
         let mut invocations = Vec::with_capacity(rooms.len());
         for room in rooms {
             let members = self.views.local_members(room);
-            if !members.is_empty() {
-                kept.push(room.as_str().to_owned());
+            let mut invocation = Scripts::get(layout).announce.prepare_invoke();
+            for key in wire::room_keys(room) {
+                invocation.key(key);
             }
-            let mut invocation = scripts::ANNOUNCE.prepare_invoke();
             invocation
-                .key(wire::members_key(room))
-                .key(wire::sequence_key(room))
-                .key(wire::INSTANCES_KEY)
-                .arg(room.as_str())
+                .arg(wire::room_channel(room))
                 .arg(&*self.instance)
                 .arg(if same_numbering { "1" } else { "" })
+                .arg(self.incarnation())
                 .arg(members.len());
             for (peer, connection, known, tail, parked) in &members {
                 let (since, seq) = match known {
@@ -583,14 +651,158 @@ impl Link {
             let (conflicts, seq, snapshot) = reply?;
             self.views.resync(room, seq, &snapshot, &conflicts, presume);
         }
-        let mut invocation = scripts::PRUNE.prepare_invoke();
-        invocation
-            .key(wire::instance_key(&self.instance))
-            .arg(&*self.instance);
-        for room in &kept {
-            invocation.arg(room);
+        Ok(())
+    }
+
+    /// Makes the rooms Redis lists for this instance (for reapers) the rooms it has views
+    /// of: rooms listed that it no longer has anyone in lose whatever Redis still holds
+    /// for it there, and are unlisted; rooms it has are listed again (after data loss).
+    async fn prune(&self, commands: &mut Commands, layout: Layout) -> Result<(), LinkError> {
+        let listed: Vec<String> = self
+            .call(
+                redis::cmd("SMEMBERS")
+                    .arg(wire::rooms_key(&self.instance))
+                    .query_async(commands),
+            )
+            .await?;
+        let rooms = self.views.rooms();
+        let have: std::collections::HashSet<&str> = rooms.iter().map(RoomName::as_str).collect();
+        for name in listed.iter().filter(|name| !have.contains(name.as_str())) {
+            let Ok(room) = RoomName::new(name) else {
+                continue;
+            };
+            let reaped = self
+                .reap_room(commands, layout, &room, &self.instance, None, "left")
+                .await;
+            if self.tolerated(layout, &room, reaped)?.is_some() {
+                let _: u8 = self
+                    .call(
+                        redis::cmd("SREM")
+                            .arg(wire::rooms_key(&self.instance))
+                            .arg(name)
+                            .query_async(commands),
+                    )
+                    .await?;
+            }
         }
-        let _: u8 = self.call(invocation.invoke_async(commands)).await?;
+        if !rooms.is_empty() {
+            let _: u64 = self
+                .call(
+                    redis::cmd("SADD")
+                        .arg(wire::rooms_key(&self.instance))
+                        .arg(have.into_iter().collect::<Vec<_>>())
+                        .query_async(commands),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// What a room's failed call means: on one Redis, the link is broken (the session
+    /// ends); on a Redis Cluster, that room's shard may be failing over, and the room is
+    /// resynced once it is served again (`None`), while the rest go on.
+    fn tolerated<T>(
+        &self,
+        layout: Layout,
+        room: &RoomName,
+        result: Result<T, LinkError>,
+    ) -> Result<Option<T>, LinkError> {
+        match result {
+            Ok(value) => Ok(Some(value)),
+            Err(error) if layout == Layout::Sharded => {
+                tracing::debug!(%error, room = %room, "cluster: a room's call failed");
+                self.room_in_trouble(room);
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Removes `instance`'s members of `room` (see `scripts::REAP_ROOM`); how many.
+    async fn reap_room(
+        &self,
+        commands: &mut Commands,
+        layout: Layout,
+        room: &RoomName,
+        instance: &str,
+        below: Option<u64>,
+        reason: &str,
+    ) -> Result<u64, LinkError> {
+        let mut invocation = Scripts::get(layout).reap_room.prepare_invoke();
+        for key in wire::room_keys(room) {
+            invocation.key(key);
+        }
+        invocation
+            .arg(wire::room_channel(room))
+            .arg(instance)
+            .arg(below.map(|below| below.to_string()).unwrap_or_default())
+            .arg(reason);
+        self.call(invocation.invoke_async(commands)).await
+    }
+
+    /// Reaps instances whose lease ended, room by room, and members the views place on
+    /// instances that hold no lease (a join that landed after its instance was reaped).
+    async fn reap(&self, commands: &mut Commands, layout: Layout) -> Result<(), LinkError> {
+        let seen = self.generation.load(Ordering::Relaxed);
+        let reply: redis::Value = self
+            .call(
+                scripts::REAP
+                    .key(wire::INSTANCES_KEY)
+                    .key(wire::GENERATION_KEY)
+                    .key(wire::REAPING_KEY)
+                    .arg(seen)
+                    .invoke_async(commands),
+            )
+            .await?;
+        let Ok((generation, live, pending)) =
+            redis::from_redis_value::<(u64, Vec<String>, Vec<(String, u64, Vec<String>)>)>(
+                reply.clone(),
+            )
+        else {
+            // `{-1}`: Redis came back with older data; nobody is reaped on its leases.
+            self.restored.store(true, Ordering::Relaxed);
+            return Err(LinkError::Restored);
+        };
+        let mut removed = 0;
+        for (instance, below, rooms) in pending {
+            let mut done = true;
+            for name in rooms {
+                let Ok(room) = RoomName::new(&name) else {
+                    continue;
+                };
+                let reaped = self
+                    .reap_room(commands, layout, &room, &instance, Some(below), "lost")
+                    .await;
+                match self.tolerated(layout, &room, reaped)? {
+                    Some(count) => removed += count,
+                    None => done = false,
+                }
+            }
+            if done {
+                let _: u8 = self
+                    .call(
+                        scripts::REAPED
+                            .key(wire::REAPING_KEY)
+                            .arg(&instance)
+                            .arg(below)
+                            .invoke_async(commands),
+                    )
+                    .await?;
+            }
+        }
+        let live: std::collections::HashSet<String> = live.into_iter().collect();
+        for (room, instance) in self.views.members_without_lease(&live) {
+            let reaped = self
+                .reap_room(commands, layout, &room, &instance, Some(generation), "lost")
+                .await;
+            removed += self.tolerated(layout, &room, reaped)?.unwrap_or(0);
+        }
+        if removed > 0 {
+            tracing::warn!(
+                removed,
+                "cluster: removed the members of an instance whose lease ended"
+            );
+        }
         Ok(())
     }
 
@@ -599,32 +811,38 @@ impl Link {
     /// failed) is repaired within one lease. Each removal is an ordinary leave (`peer-left`
     /// once), and the script removes a member only if that same connection still holds it,
     /// so a peer that came back on a new connection meanwhile is left alone.
-    async fn reconcile(&self, commands: &mut MultiplexedConnection) -> Result<(), LinkError> {
-        let listed: Vec<(String, String)> = self
-            .call(
-                redis::cmd("HGETALL")
-                    .arg(wire::instance_key(&self.instance))
-                    .query_async(commands),
-            )
-            .await?;
+    async fn reconcile(&self, commands: &mut Commands, layout: Layout) -> Result<(), LinkError> {
         let mut repaired = 0u64;
-        for (field, connection) in listed {
-            let Some((room, peer)) = field.rsplit_once('\t') else {
+        for room in self.views.rooms() {
+            let listed: Result<Vec<(String, String)>, LinkError> = self
+                .call(
+                    redis::cmd("HGETALL")
+                        .arg(wire::members_key(&room))
+                        .query_async(commands),
+                )
+                .await;
+            let Some(listed) = self.tolerated(layout, &room, listed)? else {
                 continue;
             };
-            let (Ok(room), Ok(peer), Ok(connection)) = (
-                RoomName::new(room),
-                peer.parse::<PeerId>(),
-                connection.parse::<u64>(),
-            ) else {
-                continue;
-            };
-            if self.views.holds(&room, &peer, connection) {
-                continue;
+            for (peer, record) in listed {
+                let Some(record) = wire::Record::parse(&record) else {
+                    continue;
+                };
+                let Ok(peer) = peer.parse::<PeerId>() else {
+                    continue;
+                };
+                if record.instance != &*self.instance
+                    || self.views.holds(&room, &peer, record.connection)
+                {
+                    continue;
+                }
+                let removed = self
+                    .leave(commands, layout, &room, &peer, record.connection)
+                    .await;
+                repaired += u64::from(self.tolerated(layout, &room, removed)?.unwrap_or(false));
             }
-            let removed = self.leave(commands, &room, &peer, connection).await?;
-            repaired += u64::from(removed);
         }
+        self.prune(commands, layout).await?;
         if repaired > 0 {
             self.metrics.cluster.repairs.inc_by(repaired);
             tracing::warn!(
@@ -639,16 +857,20 @@ impl Link {
     /// room hears `peer-left` once); whether it did.
     pub async fn leave(
         &self,
-        commands: &mut MultiplexedConnection,
+        commands: &mut Commands,
+        layout: Layout,
         room: &RoomName,
         peer: &PeerId,
         connection: u64,
     ) -> Result<bool, LinkError> {
+        let mut invocation = Scripts::get(layout).leave.prepare_invoke();
+        for key in wire::room_keys(room) {
+            invocation.key(key);
+        }
         let removed: u8 = self
             .call(
-                scripts::LEAVE
-                    .key(wire::members_key(room))
-                    .arg(room.as_str())
+                invocation
+                    .arg(wire::room_channel(room))
                     .arg(peer.as_str())
                     .arg(&*self.instance)
                     .arg(connection)
@@ -658,13 +880,31 @@ impl Link {
         Ok(removed == 1)
     }
 
-    /// Leaves the channels of rooms with nobody here any more.
+    /// Leaves the channels of rooms with nobody here any more, and unlists them for
+    /// reapers once Redis holds nothing of this instance's there. Under the subscriptions'
+    /// lock, so a join to the same room waits until the room is gone here.
     async fn sweep(&self, connected: &Connected) -> Result<(), LinkError> {
+        let layout = connected.layout;
         for room in self.views.idle_rooms() {
             let mut sink = connected.subscriptions.lock().await;
             if self.views.remove_if_idle(&room) {
-                self.call(sink.unsubscribe(wire::room_channel(&room)))
-                    .await?;
+                let channels = layout.room_channels(&room, &self.instance);
+                let mut commands = connected.commands();
+                let reaped = self
+                    .reap_room(&mut commands, layout, &room, &self.instance, None, "left")
+                    .await;
+                if self.tolerated(layout, &room, reaped)?.is_some() {
+                    let _: u8 = self
+                        .call(
+                            redis::cmd("SREM")
+                                .arg(wire::rooms_key(&self.instance))
+                                .arg(room.as_str())
+                                .query_async(&mut commands),
+                        )
+                        .await?;
+                }
+                let left = self.call(sink.unsubscribe(&channels)).await;
+                self.tolerated(layout, &room, left)?;
             }
         }
         Ok(())
@@ -675,21 +915,39 @@ impl Link {
     pub async fn shutdown(&self) {
         if let Some(mut connected) = self.connected() {
             self.set_connected(None);
-            let result: Result<u64, LinkError> = self
+            let layout = connected.layout;
+            let mut removed = 0;
+            let mut failed = None;
+            for room in self.views.rooms() {
+                match self
+                    .reap_room(
+                        &mut connected.commands,
+                        layout,
+                        &room,
+                        &self.instance,
+                        None,
+                        "left",
+                    )
+                    .await
+                {
+                    Ok(count) => removed += count,
+                    Err(error) => failed = Some(error),
+                }
+            }
+            let unlisted: Result<(), LinkError> = self
                 .call(
-                    scripts::REAP
-                        .key(wire::INSTANCES_KEY)
-                        .key(wire::GENERATION_KEY)
-                        .arg(&*self.instance)
-                        .arg("left")
-                        .arg("")
-                        .invoke_async(&mut connected.commands),
+                    redis::pipe()
+                        .zrem(wire::INSTANCES_KEY, &*self.instance)
+                        .ignore()
+                        .del(wire::rooms_key(&self.instance))
+                        .ignore()
+                        .query_async(&mut connected.commands),
                 )
                 .await;
-            match result {
-                Ok(removed) => tracing::info!(removed, "cluster: this instance's members left"),
-                Err(error) => {
-                    tracing::warn!(%error, "cluster: could not remove this instance's members; they go when its lease ends")
+            match failed.or(unlisted.err()) {
+                None => tracing::info!(removed, "cluster: this instance's members left"),
+                Some(error) => {
+                    tracing::warn!(%error, "cluster: could not remove all of this instance's members; the rest go when its lease ends")
                 }
             }
         }
@@ -698,7 +956,7 @@ impl Link {
 }
 
 impl Connected {
-    pub fn commands(&self) -> MultiplexedConnection {
+    pub fn commands(&self) -> Commands {
         self.commands.clone()
     }
 }
@@ -723,54 +981,199 @@ impl Link {
     }
 }
 
-/// Hands presence events and relays from the subscription to the views.
-async fn consume(
-    mut stream: redis::aio::PubSubStream,
-    views: &Views,
-    metrics: &Metrics,
-) -> LinkError {
-    while let Some(message) = stream.next().await {
-        if views.take_out_of_step() {
-            return LinkError::OutOfStep;
-        }
-        metrics.cluster.received.inc();
-        let Ok(payload) = std::str::from_utf8(message.get_payload_bytes()) else {
-            continue;
-        };
-        if let Some(room) = message
-            .get_channel_name()
-            .strip_prefix(wire::ROOM_CHANNEL_PREFIX)
-        {
-            views.apply(room, payload);
-        } else {
+impl Link {
+    /// Hands presence events and relays from the subscriptions to the views.
+    async fn consume(&self, mut incoming: Incoming) -> LinkError {
+        while let Some(delivery) = incoming.next().await {
+            let (channel, payload) = match delivery {
+                Delivery::Message { channel, payload } => (channel, payload),
+                Delivery::NodeLost => {
+                    self.nodes_lost.store(true, Ordering::Relaxed);
+                    self.shard_trouble.notify_one();
+                    continue;
+                }
+            };
+            if self.views.take_out_of_step() {
+                if !matches!(incoming, Incoming::Sharded(_)) {
+                    return LinkError::OutOfStep;
+                }
+                // On a Redis Cluster a gap is a room's shard's doing: the rooms are
+                // resynced one by one, without ending the session.
+                for room in self.views.rooms() {
+                    self.room_in_trouble(&room);
+                }
+            }
+            self.metrics.cluster.received.inc();
+            let Ok(payload) = std::str::from_utf8(&payload) else {
+                continue;
+            };
+            if let Some(room) = wire::presence_channel_room(&channel) {
+                self.views.apply(&room, payload);
+                continue;
+            }
             match wire::Payload::parse(payload) {
                 Some(wire::Payload::Relays(relays)) => {
                     for (room, to, text) in wire::relays(relays) {
-                        views.relay_in(room, to, text, false);
+                        self.views.relay_in(room, to, text, false);
                     }
                 }
                 Some(wire::Payload::Forwarded(relays)) => {
                     for (room, to, text) in wire::relays(relays) {
-                        views.relay_in(room, to, text, true);
+                        self.views.relay_in(room, to, text, true);
                     }
                 }
                 Some(wire::Payload::Handover { room, peer, queued }) => {
-                    views.handover_in(room, peer, queued);
+                    self.views.handover_in(room, peer, queued);
                 }
                 None => tracing::warn!("ignoring a malformed cluster message"),
             }
         }
+        LinkError::Closed
     }
-    LinkError::Closed
+
+    /// On a Redis Cluster: after a node's connection closed or a room's call failed, waits
+    /// until every shard with rooms here answers again (the cluster connection re-reads the
+    /// topology and subscribes the rooms' channels on their new primaries meanwhile), then
+    /// resyncs only the rooms whose slots changed primary, whose shard did not answer, or
+    /// whose calls failed. If a node closed and came back before any of that could be seen,
+    /// every room is checked: a room in sync hears nothing of it.
+    async fn watch_failovers(self: Arc<Self>, connected: Connected) -> LinkError {
+        let mut commands = connected.commands();
+        let mut owners = backend::slot_owners(&mut commands)
+            .await
+            .unwrap_or_default();
+        loop {
+            self.shard_trouble.notified().await;
+            let mut silent_owners = std::collections::HashSet::new();
+            let now_owners = loop {
+                tokio::time::sleep(FAILOVER_POLL).await;
+                let Ok(now_owners) = backend::slot_owners(&mut commands).await else {
+                    continue;
+                };
+                // One probe per primary with rooms here, through the cluster connection: a
+                // failed one also makes it re-read the topology.
+                let mut probes: std::collections::HashMap<String, RoomName> = Default::default();
+                for room in self.views.rooms() {
+                    let owner = owner_of(&now_owners, &room);
+                    probes.entry(owner).or_insert(room);
+                }
+                let mut silent = false;
+                for (owner, room) in probes {
+                    let answered: Result<u8, LinkError> = self
+                        .call(
+                            redis::cmd("EXISTS")
+                                .arg(wire::members_key(&room))
+                                .query_async(&mut commands),
+                        )
+                        .await;
+                    if answered.is_err() {
+                        silent_owners.insert(owner);
+                        silent = true;
+                    }
+                }
+                if !silent {
+                    break now_owners;
+                }
+            };
+            let suspects = std::mem::take(
+                &mut *self
+                    .suspects
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            let node_lost = self.nodes_lost.swap(false, Ordering::Relaxed);
+            let rooms = self.views.rooms();
+            let mut affected: Vec<RoomName> = rooms
+                .iter()
+                .filter(|room| {
+                    let before = owner_of(&owners, room);
+                    let after = owner_of(&now_owners, room);
+                    before != after
+                        || silent_owners.contains(&before)
+                        || silent_owners.contains(&after)
+                        || suspects.contains(*room)
+                })
+                .cloned()
+                .collect();
+            if affected.is_empty() && node_lost {
+                affected = rooms;
+            }
+            owners = now_owners;
+            if !affected.is_empty() {
+                tracing::warn!(
+                    rooms = affected.len(),
+                    "cluster: a Redis Cluster shard failed over or lost its connection; resyncing its rooms"
+                );
+            }
+            for room in affected {
+                self.resync_room(&connected, &room).await;
+            }
+        }
+    }
+
+    /// Resyncs one room while the rest of the instance goes on: joins to it are refused
+    /// until it is done (it is on a shard that was just failing), its channels are
+    /// subscribed again and its members re-announced, presumed as after older data (a
+    /// promoted replica may have missed the last writes), so nobody hears a flap.
+    async fn resync_room(&self, connected: &Connected, room: &RoomName) {
+        if !self.views.begin_room_resync(room) {
+            return;
+        }
+        let deadline = Instant::now() + CALL_TIMEOUT;
+        while self.views.joins_in_flight(room) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let layout = connected.layout;
+        let channels = layout.room_channels(room, &self.instance);
+        let subscribed = {
+            let mut sink = connected.subscriptions.lock().await;
+            self.call(sink.subscribe(&channels)).await
+        };
+        let mut commands = connected.commands();
+        let resynced = match subscribed {
+            Ok(()) => {
+                let presume = Some(Instant::now() + self.lease);
+                self.announce(
+                    &mut commands,
+                    layout,
+                    std::slice::from_ref(room),
+                    presume,
+                    true,
+                )
+                .await
+            }
+            Err(error) => Err(error),
+        };
+        match resynced {
+            Ok(()) => {
+                self.metrics.cluster.room_resyncs.inc();
+            }
+            Err(error) => {
+                tracing::debug!(%error, room = %room, "cluster: a room's resync failed; retrying");
+                self.room_in_trouble(room);
+            }
+        }
+    }
+}
+
+/// The primary serving `room`'s slot, by node ID (empty if no range covers it).
+fn owner_of(owners: &[(u16, u16, String)], room: &RoomName) -> String {
+    let slot = backend::slot(&wire::members_key(room));
+    owners
+        .iter()
+        .find(|(first, last, _)| (*first..=*last).contains(&slot))
+        .map(|(_, _, owner)| owner.clone())
+        .unwrap_or_default()
 }
 
 impl Link {
     /// Publishes queued relays in order, as many per round trip as are waiting (bounded in
-    /// count and bytes).
+    /// count and bytes): one pipeline per channel, all at once, each in order.
     async fn publish_queued(
         &self,
         queue: &mut mpsc::Receiver<Outgoing>,
-        commands: &mut MultiplexedConnection,
+        commands: &mut Commands,
+        layout: Layout,
     ) -> LinkError {
         let mut batch = Vec::with_capacity(PUBLISH_BATCH);
         loop {
@@ -784,9 +1187,6 @@ impl Link {
                 bytes += next.payload.len();
                 batch.push(next);
             }
-            // Consecutive relays for one instance travel as one message, up to a size:
-            // fewer commands for Redis, fewer messages for the receiver to parse, and the
-            // order is kept.
             let count = batch.len() as u64;
             // Counted as done however this ends, the task aborted with its session included:
             // leaves wait for this count.
@@ -795,49 +1195,101 @@ impl Link {
                 count,
                 bytes,
             };
-            let mut pipe = redis::pipe();
-            // Each PUBLISH's payload and how many relays it carries, and every relay's sender
-            // in order: those nobody heard are told.
-            let mut published: Vec<(String, usize)> = Vec::new();
-            let mut senders: Vec<Option<Outbox>> = Vec::with_capacity(batch.len());
-            let mut drained = batch.drain(..).peekable();
-            while let Some(relay) = drained.next() {
-                let mut payload = relay.payload;
-                let plain = relay.sender.is_some();
-                senders.push(relay.sender);
-                let mut carried = 1;
-                while let Some(more) = drained.next_if(|next| {
-                    plain
-                        && next.sender.is_some()
-                        && next.channel == relay.channel
-                        && payload.len() + next.payload.len() <= PUBLISH_MESSAGE_BYTES
-                }) {
-                    payload.push_str(&more.payload);
-                    senders.push(more.sender);
-                    carried += 1;
-                }
-                pipe.cmd("PUBLISH").arg(&*relay.channel).arg(&payload);
-                published.push((payload, carried));
+            // Order matters only within a channel (one receiving instance, in one room on a
+            // Redis Cluster), and a channel's relays keep theirs in its pipeline.
+            let mut by_channel: indexmap::IndexMap<Arc<str>, Vec<Outgoing>> =
+                indexmap::IndexMap::new();
+            for relay in batch.drain(..) {
+                by_channel
+                    .entry(relay.channel.clone())
+                    .or_default()
+                    .push(relay);
             }
-            let sent =
-                tokio::time::timeout(CALL_TIMEOUT, pipe.query_async::<Vec<u64>>(commands)).await;
-            match sent {
-                Ok(Ok(listeners)) => {
-                    self.metrics.cluster.published.inc_by(count);
-                    let mut senders = senders.into_iter();
-                    for (listeners, (payload, carried)) in listeners.into_iter().zip(&published) {
-                        let told = senders.by_ref().take(*carried);
-                        if listeners == 0 {
-                            self.bounce(payload, told);
-                        } else {
-                            told.for_each(drop);
+            let sends = by_channel.into_iter().map(|(channel, relays)| {
+                let mut commands = commands.clone();
+                async move {
+                    let (pipe, published, senders) = publish_pipeline(&channel, relays, layout);
+                    let sent = tokio::time::timeout(
+                        CALL_TIMEOUT,
+                        pipe.query_async::<Vec<u64>>(&mut commands),
+                    )
+                    .await;
+                    (sent, published, senders)
+                }
+            });
+            for (sent, published, senders) in futures_util::future::join_all(sends).await {
+                let mut senders = senders.into_iter();
+                let listeners = match sent {
+                    Ok(Ok(listeners)) => listeners,
+                    failed if layout == Layout::Sharded => {
+                        // That shard may be failing over: its senders are told, the rest go on.
+                        tracing::debug!(ok = failed.is_ok(), "cluster: a publish failed");
+                        if let Some(room) = published.first().and_then(|(p, _)| payload_room(p))
+                            && let Ok(room) = RoomName::new(room)
+                        {
+                            self.room_in_trouble(&room);
                         }
+                        vec![0; published.len()]
+                    }
+                    Ok(Err(error)) => return LinkError::Redis(error),
+                    Err(_) => return LinkError::Timeout,
+                };
+                for (listeners, (payload, carried)) in listeners.into_iter().zip(&published) {
+                    let told = senders.by_ref().take(*carried);
+                    if listeners == 0 {
+                        self.bounce(payload, told);
+                    } else {
+                        self.metrics.cluster.published.inc_by(*carried as u64);
+                        told.for_each(drop);
                     }
                 }
-                Ok(Err(error)) => return LinkError::Redis(error),
-                Err(_) => return LinkError::Timeout,
             }
         }
+    }
+}
+
+/// One channel's relays as a pipeline: consecutive plain relays travel as one message, up
+/// to a size (fewer commands for Redis, fewer messages for the receiver to parse); what
+/// views hand over travels alone. Also each message's payload and how many relays it
+/// carries, and every relay's sender in order: those nobody heard are told.
+fn publish_pipeline(
+    channel: &str,
+    relays: Vec<Outgoing>,
+    layout: Layout,
+) -> (redis::Pipeline, Vec<(String, usize)>, Vec<Option<Outbox>>) {
+    let mut pipe = redis::pipe();
+    let mut published: Vec<(String, usize)> = Vec::new();
+    let mut senders: Vec<Option<Outbox>> = Vec::with_capacity(relays.len());
+    let mut drained = relays.into_iter().peekable();
+    while let Some(relay) = drained.next() {
+        let mut payload = relay.payload;
+        let plain = relay.sender.is_some();
+        senders.push(relay.sender);
+        let mut carried = 1;
+        while let Some(more) = drained.next_if(|next| {
+            plain
+                && next.sender.is_some()
+                && payload.len() + next.payload.len() <= PUBLISH_MESSAGE_BYTES
+        }) {
+            payload.push_str(&more.payload);
+            senders.push(more.sender);
+            carried += 1;
+        }
+        pipe.cmd(layout.publish_command())
+            .arg(channel)
+            .arg(&payload);
+        published.push((payload, carried));
+    }
+    (pipe, published, senders)
+}
+
+/// The room a published message is about (its first relay's).
+fn payload_room(payload: &str) -> Option<&str> {
+    match wire::Payload::parse(payload)? {
+        wire::Payload::Relays(relays) | wire::Payload::Forwarded(relays) => {
+            wire::relays(relays).next().map(|(room, _, _)| room)
+        }
+        wire::Payload::Handover { room, .. } => Some(room),
     }
 }
 

@@ -7,6 +7,7 @@
 //! there, synchronously; a receiver on this instance is reached in-process, one elsewhere
 //! through its instance's channel. docs/cluster-design.md has the design and the failure cases.
 
+mod backend;
 mod link;
 mod scripts;
 mod view;
@@ -18,7 +19,9 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use self::backend::Seeds;
 use self::link::{Link, Outgoing};
+use self::scripts::Scripts;
 use self::view::{Route, Views};
 use crate::identity::PeerId;
 use crate::protocol::RoomName;
@@ -31,6 +34,8 @@ use crate::server::rooms::{
 /// How to reach Redis and how long a silent instance keeps its members.
 #[derive(Debug, Clone)]
 pub struct ClusterOptions {
+    /// One Redis URL, or a comma-separated list of seed nodes of a Redis Cluster
+    /// (`redis://h1:p1,h2:p2`; later ones may leave out the scheme).
     pub url: String,
     pub password: Option<String>,
     pub lease: Duration,
@@ -58,12 +63,12 @@ impl ClusterRegistry {
         options: ClusterOptions,
         metrics: Arc<Metrics>,
     ) -> Result<Self, ClusterError> {
-        let client = client(&options.url, options.password.as_deref())?;
+        let seeds = seeds(&options.url, options.password.as_deref())?;
         let instance: Arc<str> = new_instance_id().into();
         let (handoffs, handed) = tokio::sync::mpsc::unbounded_channel();
         let views = Arc::new(Views::new(instance.clone(), metrics.clone(), handoffs));
         let link = Arc::new(Link::new(
-            client,
+            seeds,
             instance.clone(),
             options.lease,
             views.clone(),
@@ -82,6 +87,10 @@ impl ClusterRegistry {
 
     async fn join_now(&self, room: &RoomName, member: Member) -> Result<(), JoinError> {
         let connected = self.link.connected().ok_or(JoinError::Unavailable)?;
+        // Its shard just failed over: the room is being resynced.
+        if self.views.is_resyncing(room) {
+            return Err(JoinError::Unavailable);
+        }
         let tail: Arc<str> = wire::record_tail(
             &self.link.instance,
             member.connection.get(),
@@ -106,16 +115,15 @@ impl ClusterRegistry {
                 "0"
             };
             let mut commands = connected.commands();
+            let mut invocation = Scripts::get(connected.layout).join.prepare_invoke();
+            for key in wire::room_keys(room) {
+                invocation.key(key);
+            }
             let reply: (String, u64, Vec<String>) = self
                 .link
                 .call(
-                    scripts::JOIN
-                        .key(wire::members_key(room))
-                        .key(wire::sequence_key(room))
-                        .key(wire::INSTANCES_KEY)
-                        .key(wire::size_key(room))
-                        .key(wire::parked_key(room))
-                        .arg(room.as_str())
+                    invocation
+                        .arg(wire::room_channel(room))
                         .arg(member.id.as_str())
                         .arg(&*self.link.instance)
                         .arg(member.connection.get())
@@ -130,6 +138,7 @@ impl ClusterRegistry {
                                 .unwrap_or_default(),
                         )
                         .arg(parked_here.map(|c| c.to_string()).unwrap_or_default())
+                        .arg(self.link.incarnation())
                         .invoke_async(&mut commands),
                 )
                 .await?;
@@ -140,6 +149,9 @@ impl ClusterRegistry {
             Ok(reply) => reply,
             Err(error) => {
                 tracing::debug!(%error, "cluster: join failed");
+                if connected.layout == wire::Layout::Sharded {
+                    self.link.room_in_trouble(room);
+                }
                 self.views.end_join(room, member.connection, false);
                 return Err(JoinError::Unavailable);
             }
@@ -174,12 +186,15 @@ impl ClusterRegistry {
         }
         if let Some(connected) = self.link.connected() {
             let mut commands = connected.commands();
+            let mut invocation = Scripts::get(connected.layout).park.prepare_invoke();
+            for key in wire::room_keys(room) {
+                invocation.key(key);
+            }
             let marked: Result<u8, _> = self
                 .link
                 .call(
-                    scripts::PARK
-                        .key(wire::members_key(room))
-                        .key(wire::parked_key(room))
+                    invocation
+                        .arg(wire::room_channel(room))
                         .arg(peer.as_str())
                         .arg(&*self.link.instance)
                         .arg(connection.get())
@@ -205,10 +220,28 @@ impl ClusterRegistry {
         // Its relays still queued for other instances go first: no relay after `peer-left`.
         self.link.relays_published().await;
         let mut commands = connected.commands();
-        self.link
-            .leave(&mut commands, room, peer, connection.get())
+        match self
+            .link
+            .leave(
+                &mut commands,
+                connected.layout,
+                room,
+                peer,
+                connection.get(),
+            )
             .await
-            .unwrap_or(false)
+        {
+            Ok(removed) => removed,
+            Err(error) => {
+                // Repaired by the reconciliation within a lease; on a Redis Cluster the
+                // room's shard may be failing over, and the room is resynced.
+                tracing::debug!(%error, "cluster: leave failed");
+                if connected.layout == wire::Layout::Sharded {
+                    self.link.room_in_trouble(room);
+                }
+                false
+            }
+        }
     }
 }
 
@@ -286,22 +319,37 @@ pub(crate) fn new_instance_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A client for `url`, with the password from `--cluster-password-file` if any.
-fn client(url: &str, password: Option<&str>) -> Result<redis::Client, ClusterError> {
+/// The nodes `--cluster` names: one URL, or seed nodes separated by commas, where a seed
+/// without a scheme takes the first one's (`redis://h1:6379,h2:6379`).
+fn seeds(url: &str, password: Option<&str>) -> Result<Seeds, ClusterError> {
     let error = |source| ClusterError {
         url: redact(url),
         source,
     };
-    let mut info = redis::IntoConnectionInfo::into_connection_info(url).map_err(error)?;
-    if let Some(password) = password {
-        let settings = info.redis_settings().clone().set_password(password);
-        info = info.set_redis_settings(settings);
+    let mut nodes = Vec::new();
+    let mut scheme = "redis://";
+    for (index, seed) in url.split(',').map(str::trim).enumerate() {
+        let seed = if let Some(at) = seed.find("://") {
+            if index == 0 {
+                scheme = &seed[..at + 3];
+            }
+            seed.to_owned()
+        } else {
+            format!("{scheme}{seed}")
+        };
+        let info = redis::IntoConnectionInfo::into_connection_info(seed.as_str()).map_err(error)?;
+        // Checked now, so a bad URL stops the server at start rather than in the background.
+        backend::client(&info, password).map_err(error)?;
+        nodes.push(info);
     }
-    if url.starts_with("rediss://") {
+    if scheme == "rediss://" {
         // rustls needs a process-wide provider; the server's own TLS uses ring too.
         let _ = rustls::crypto::ring::default_provider().install_default();
     }
-    redis::Client::open(info).map_err(error)
+    Ok(Seeds {
+        nodes,
+        password: password.map(str::to_owned),
+    })
 }
 
 /// `--check-config`: reaches Redis at `url` within `timeout` and asks it for PING. Returns
@@ -312,14 +360,14 @@ pub async fn probe(
     password: Option<&str>,
     timeout: Duration,
 ) -> Result<Vec<String>, String> {
-    let client = client(url, password).map_err(|e| e.to_string())?;
+    let seeds = seeds(url, password).map_err(|e| e.to_string())?;
     let unreachable = |problem: String| format!("--cluster {}: {problem}", redact(url));
     let exchange = async {
-        let mut connection = client.get_multiplexed_async_connection().await?;
+        let mut connection = backend::connect(&seeds, timeout).await?;
         redis::cmd("PING")
-            .query_async::<String>(&mut connection)
+            .query_async::<String>(&mut connection.commands)
             .await?;
-        Ok::<_, redis::RedisError>(redis_warnings(&mut connection).await)
+        Ok::<_, redis::RedisError>(redis_warnings(&mut connection.commands).await)
     };
     match tokio::time::timeout(timeout, exchange).await {
         Ok(Ok(warnings)) => Ok(warnings),
@@ -334,7 +382,7 @@ pub async fn probe(
 /// What in Redis's configuration works against rdv: an eviction policy other than
 /// `noeviction` lets Redis drop members or leases under memory pressure. A server that
 /// refuses `CONFIG` (managed Redis often does) gets no warning.
-pub async fn redis_warnings(connection: &mut redis::aio::MultiplexedConnection) -> Vec<String> {
+pub async fn redis_warnings(connection: &mut backend::Commands) -> Vec<String> {
     let mut warnings = Vec::new();
     let policy: Option<(String, String)> = redis::cmd("CONFIG")
         .arg("GET")
@@ -356,6 +404,10 @@ pub async fn redis_warnings(connection: &mut redis::aio::MultiplexedConnection) 
 
 /// The URL without its password, for logs and errors.
 pub fn redact(url: &str) -> String {
+    url.split(',').map(redact_one).collect::<Vec<_>>().join(",")
+}
+
+fn redact_one(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
@@ -381,5 +433,9 @@ mod tests {
             "rediss://user:***@host"
         );
         assert_eq!(redact("redis://host:6379"), "redis://host:6379");
+        assert_eq!(
+            redact("redis://:a@h1:7000,redis://:b@h2:7001,h3:7002"),
+            "redis://:***@h1:7000,redis://:***@h2:7001,h3:7002"
+        );
     }
 }

@@ -15,7 +15,7 @@ use dashmap::DashMap;
 use indexmap::IndexMap;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use super::wire::{Event, LeftReason, Record};
+use super::wire::{Event, Layout, LeftReason, Record};
 use crate::identity::PeerId;
 use crate::protocol::{self, CloseCode, ErrorCode, PeerEntry, ProtocolError, RoomName};
 use crate::server::operations::metrics::Metrics;
@@ -114,6 +114,8 @@ struct View {
     early: Vec<EarlyRelay>,
     /// Whether this instance is subscribed to the room's channel.
     subscribed: bool,
+    /// Being resynced on its own after its Redis Cluster shard failed over.
+    resyncing: bool,
 }
 
 /// What waits, in order, for a view's snapshot.
@@ -164,6 +166,8 @@ pub struct Views {
     handoffs: tokio::sync::mpsc::UnboundedSender<Handoff>,
     /// Presence events were missed (a gap in a room's numbering, or a buffer overflow).
     out_of_step: std::sync::atomic::AtomicBool,
+    /// Whether Redis is a Redis Cluster (see [`Layout`]).
+    sharded: std::sync::atomic::AtomicBool,
 }
 
 impl Views {
@@ -178,6 +182,7 @@ impl Views {
             metrics,
             handoffs,
             out_of_step: std::sync::atomic::AtomicBool::new(false),
+            sharded: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -248,7 +253,7 @@ impl Views {
         if view.seq.is_some() || !is_idle_of_members(&view) {
             return;
         }
-        view.members = self.members_from(snapshot, &mut IndexMap::default());
+        view.members = self.members_from(room, snapshot, &mut IndexMap::default());
         view.seq = Some(seq);
         // Another local join's snapshot may be handled first and list this one's too.
         self.welcome_listed_joiners(&mut view, seq);
@@ -353,7 +358,7 @@ impl Views {
                 }
                 let mut slot = self.slot(&peer, &record, Place::Departed);
                 tell_local(view, seq, &slot.joined);
-                slot.place = self.place_for(view, &peer, &record, seq);
+                slot.place = self.place_for(room, view, &peer, &record, seq);
                 // A re-announced member is older than the newest: it keeps its place.
                 let position = match view.members.last() {
                     Some((_, last)) if last.since > record.since => view
@@ -452,7 +457,7 @@ impl Views {
             self.evict(&old, from_connection, reason);
         }
         let place = if !ours {
-            let channel: Arc<str> = super::wire::instance_channel(record.instance).into();
+            let channel: Arc<str> = self.layout().relay_channel(room, record.instance).into();
             if from_here {
                 let handover = super::wire::handover(
                     room,
@@ -537,9 +542,16 @@ impl Views {
 
     /// Where a member a `J` event announces lives; a local joiner gets its welcome here, with
     /// the room as it was just before it.
-    fn place_for(&self, view: &mut View, peer: &PeerId, record: &Record<'_>, seq: u64) -> Place {
+    fn place_for(
+        &self,
+        room: &RoomName,
+        view: &mut View,
+        peer: &PeerId,
+        record: &Record<'_>,
+        seq: u64,
+    ) -> Place {
         if !self.is_ours(record) {
-            return remote(record);
+            return self.remote(room, record);
         }
         let Some(index) = view
             .joining
@@ -823,6 +835,7 @@ impl Views {
             view.buffered
                 .retain(|waiting| matches!(waiting, Buffered::Relay { .. }));
             view.subscribed = false;
+            view.resyncing = false;
             let keep = !is_idle(view);
             if !keep {
                 self.metrics.rooms.dec();
@@ -932,7 +945,7 @@ impl Views {
                 replaced.push(protocol::peer_left(&id).into());
             }
         }
-        let mut members = self.members_from(snapshot, &mut old);
+        let mut members = self.members_from(room, snapshot, &mut old);
         if let Some(until) = presume {
             for (id, slot) in &mut old {
                 if !members.contains_key(id) && matches!(slot.place, Place::There { .. }) {
@@ -983,6 +996,7 @@ impl Views {
             }
         }
         view.members = std::mem::take(&mut members);
+        view.resyncing = false;
         // Those here are now up to date with the snapshot, whatever Redis numbered before.
         for slot in view.members.values_mut() {
             if let Place::Here { seen, .. } = &mut slot.place {
@@ -1021,6 +1035,7 @@ impl Views {
     /// their outbox from `old`, which loses them.
     fn members_from(
         &self,
+        room: &RoomName,
         snapshot: &[String],
         old: &mut IndexMap<PeerId, Slot, FastHash>,
     ) -> IndexMap<PeerId, Slot, FastHash> {
@@ -1032,7 +1047,7 @@ impl Views {
         let mut members = IndexMap::with_capacity_and_hasher(parsed.len(), FastHash::default());
         for (peer, record) in parsed {
             let place = if !self.is_ours(&record) {
-                remote(&record)
+                self.remote(room, &record)
             } else {
                 match old.get_mut(&peer) {
                     Some(slot)
@@ -1048,6 +1063,77 @@ impl Views {
             members.insert(peer, slot);
         }
         members
+    }
+
+    /// A member of another instance is reached through that instance's relay channel,
+    /// named once here rather than for every relay.
+    fn remote(&self, room: &RoomName, record: &Record<'_>) -> Place {
+        Place::There {
+            channel: self.layout().relay_channel(room, record.instance).into(),
+            handed_over: false,
+        }
+    }
+
+    fn layout(&self) -> Layout {
+        if self.sharded.load(std::sync::atomic::Ordering::Relaxed) {
+            Layout::Sharded
+        } else {
+            Layout::Single
+        }
+    }
+
+    /// How the Redis of the current connection lays channels out (views rebuilt from its
+    /// snapshots name the channels that way).
+    pub fn set_layout(&self, layout: Layout) {
+        self.sharded.store(
+            layout == Layout::Sharded,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// Starts resyncing one room on its own (its shard failed over): its events wait for
+    /// the new snapshot, and joins to it are refused until then. False if there is no view.
+    pub fn begin_room_resync(&self, room: &RoomName) -> bool {
+        let Some(mut view) = self.rooms.get_mut(room) else {
+            return false;
+        };
+        view.seq = None;
+        view.buffered
+            .retain(|waiting| matches!(waiting, Buffered::Relay { .. }));
+        view.resyncing = true;
+        true
+    }
+
+    /// Whether `room` is being resynced on its own (see [`Views::begin_room_resync`]).
+    pub fn is_resyncing(&self, room: &RoomName) -> bool {
+        self.rooms.get(room).is_some_and(|view| view.resyncing)
+    }
+
+    pub fn joins_in_flight(&self, room: &RoomName) -> usize {
+        self.rooms.get(room).map_or(0, |view| view.joins_in_flight)
+    }
+
+    /// Rooms with members this view places on an instance that holds no lease (`live` are
+    /// those that do), and those instances: a reaper removes them there. Members kept
+    /// presumed after data loss are left to their own deadline.
+    pub fn members_without_lease(
+        &self,
+        live: &std::collections::HashSet<String>,
+    ) -> Vec<(RoomName, String)> {
+        let mut found = std::collections::HashSet::new();
+        for view in self.rooms.iter() {
+            for slot in view.members.values() {
+                if let Place::There { channel, .. } = &slot.place
+                    && slot.presumed_until.is_none()
+                    // Every relay channel ends with its instance's ID.
+                    && let Some(instance) = channel.rsplit(':').next()
+                    && !live.contains(instance)
+                {
+                    found.insert((view.key().clone(), instance.to_owned()));
+                }
+            }
+        }
+        found.into_iter().collect()
     }
 
     fn is_ours(&self, record: &Record<'_>) -> bool {
@@ -1088,15 +1174,6 @@ impl Views {
             self.metrics.rooms.dec();
         }
         removed
-    }
-}
-
-/// A member of another instance is reached through that instance's relay channel, named
-/// once here rather than for every relay.
-fn remote(record: &Record<'_>) -> Place {
-    Place::There {
-        channel: super::wire::instance_channel(record.instance).into(),
-        handed_over: false,
     }
 }
 

@@ -7,58 +7,136 @@
 
 use crate::protocol::RoomName;
 
+/// How the keys and channels are spread: one Redis (or Valkey) primary, or a Redis Cluster
+/// whose slots several primaries share. Keys are the same in both (every key of a room
+/// shares its hash tag, so each script touches one slot); the channels differ, because
+/// sharded pub/sub delivers only within a slot's shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Plain pub/sub: a room's presence channel, and one relay channel per instance.
+    Single,
+    /// Sharded pub/sub (`SSUBSCRIBE`/`SPUBLISH`): a room's presence channel and one relay
+    /// channel per instance with members in the room, all in the room's slot, so a relay
+    /// and its sender's `peer-joined` come from the same shard, in order.
+    Sharded,
+}
+
+impl Layout {
+    /// The command the scripts and the publisher send events and relays with.
+    pub fn publish_command(self) -> &'static str {
+        match self {
+            Layout::Single => "PUBLISH",
+            Layout::Sharded => "SPUBLISH",
+        }
+    }
+
+    /// Where relays in `room` for the peers of `instance` are published.
+    pub fn relay_channel(self, room: &RoomName, instance: &str) -> String {
+        match self {
+            Layout::Single => format!("rdv:c:{instance}"),
+            Layout::Sharded => format!("{}c:{instance}", room_prefix(room)),
+        }
+    }
+
+    /// The channel an instance listens on for all its relays, on one Redis (subscribed
+    /// with the connection); on a Redis Cluster there is one per room instead.
+    pub fn instance_channel(self, instance: &str) -> Option<String> {
+        match self {
+            Layout::Single => Some(format!("rdv:c:{instance}")),
+            Layout::Sharded => None,
+        }
+    }
+
+    /// The channels an instance with members in `room` listens on for it (its relay channel
+    /// of a single Redis is subscribed once, with the connection).
+    pub fn room_channels(self, room: &RoomName, instance: &str) -> Vec<String> {
+        match self {
+            Layout::Single => vec![room_channel(room)],
+            Layout::Sharded => vec![room_channel(room), self.relay_channel(room, instance)],
+        }
+    }
+}
+
+/// The start of every key and channel of a room: `rdv:{TAG}:`, where the tag is the room
+/// name with `%` and `}` escaped, so it never ends early (Redis Cluster hashes only what is
+/// between the first `{` and the next `}`) and never is empty. All of a room's keys share
+/// it: Redis Cluster keeps them in one slot, which each script needs.
+fn room_prefix(room: &RoomName) -> String {
+    let name = room.as_str();
+    let mut out = String::with_capacity(name.len() + 8);
+    out.push_str("rdv:{");
+    for c in name.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '}' => out.push_str("%7D"),
+            c => out.push(c),
+        }
+    }
+    out.push_str("}:");
+    out
+}
+
+/// The room a presence channel belongs to, or `None` for any other channel.
+pub fn presence_channel_room(channel: &str) -> Option<String> {
+    let tag = channel.strip_prefix("rdv:{")?.strip_suffix("}:r")?;
+    if tag.contains('}') {
+        return None;
+    }
+    let mut out = String::with_capacity(tag.len());
+    let mut rest = tag;
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at]);
+        match rest.get(at..at + 3)? {
+            "%25" => out.push('%'),
+            "%7D" => out.push('}'),
+            _ => return None,
+        }
+        rest = &rest[at + 3..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// The keys every room script takes, in this order (`scripts` names them `M`, `S`, `CAP`,
+/// `P`, `I`): members, sequence, size, parked members and incarnations.
+pub fn room_keys(room: &RoomName) -> [String; 5] {
+    let prefix = room_prefix(room);
+    ["m", "s", "cap", "p", "i"].map(|suffix| format!("{prefix}{suffix}"))
+}
+
 /// Redis key of a room's members: a hash from peer ID to [`Record`].
 pub fn members_key(room: &RoomName) -> String {
-    format!("rdv:m:{}", room.as_str())
-}
-
-/// Redis key of a room's presence sequence number (`INCR`ed for every join and leave).
-pub fn sequence_key(room: &RoomName) -> String {
-    format!("rdv:s:{}", room.as_str())
-}
-
-/// Redis key of the size a room's opener set with its token (`max_peers`); deleted when the
-/// room empties.
-pub fn size_key(room: &RoomName) -> String {
-    format!("rdv:cap:{}", room.as_str())
-}
-
-/// Redis key of a room's members held for a resume (PROTOCOL §14): a hash from peer ID to
-/// `instance \t connection`, the holder that parked it. Every removal of a member clears its
-/// field, and a resume trusts it only while the record still names that holder.
-pub fn parked_key(room: &RoomName) -> String {
-    format!("rdv:p:{}", room.as_str())
+    format!("{}m", room_prefix(room))
 }
 
 /// Channel of a room's presence events.
 pub fn room_channel(room: &RoomName) -> String {
-    format!("rdv:r:{}", room.as_str())
+    format!("{}r", room_prefix(room))
 }
 
-/// Redis key of what one instance holds: a hash from `room\tpeer` to connection.
-pub fn instance_key(instance: &str) -> String {
-    format!("rdv:i:{instance}")
-}
-
-/// Channel of relays (and nothing else) for the peers on one instance.
-pub fn instance_channel(instance: &str) -> String {
-    format!("rdv:c:{instance}")
-}
-
+/// What is not a room's lives under one hash tag of its own, in one slot, so the scripts
+/// that renew leases and reap read it atomically.
+///
 /// A random value set once: when it changes, Redis lost its data (a restart without
 /// persistence) and every instance is re-announcing its members.
-pub const EPOCH_KEY: &str = "rdv:epoch";
+pub const EPOCH_KEY: &str = "rdv:{rdv}:epoch";
 
 /// A counter every renewal and reap advances: if it goes backwards, Redis came back with
 /// older data (a snapshot or AOF reloaded after a restart, a failover to a lagging replica),
-/// which the epoch cannot tell, since the snapshot holds the old epoch too.
-pub const GENERATION_KEY: &str = "rdv:generation";
+/// which the epoch cannot tell, since the snapshot holds the old epoch too. The generation
+/// that gave an instance its lease is also its incarnation (see `scripts::REAP_ROOM`).
+pub const GENERATION_KEY: &str = "rdv:{rdv}:generation";
 
 /// Sorted set of live instances, scored by when their lease ends (ms, Redis clock).
-pub const INSTANCES_KEY: &str = "rdv:instances";
+pub const INSTANCES_KEY: &str = "rdv:{rdv}:instances";
 
-/// The room's room-channel prefix, to tell presence from relays on the one subscription.
-pub const ROOM_CHANNEL_PREFIX: &str = "rdv:r:";
+/// Hash of instances being reaped: `instance \t generation` → the key of the rooms it had.
+pub const REAPING_KEY: &str = "rdv:{rdv}:reaping";
+
+/// Redis key of the rooms an instance has (or had) members in: a set, for reaping it.
+pub fn rooms_key(instance: &str) -> String {
+    format!("rdv:{{rdv}}:rooms:{instance}")
+}
 
 /// A member as Redis holds it:
 /// `seq \t since \t instance \t connection \t verified \t publicKey`.
