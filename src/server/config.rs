@@ -254,8 +254,9 @@ pub struct Config {
     pub turn_ttl: Duration,
 
     /// Run as one instance of a cluster: rooms span every instance connected to this Redis 7
-    /// (or Valkey), redis://HOST:PORT[/DB] or rediss:// for TLS (docs/cluster.md). Without
-    /// it the server is a single process that needs nothing else.
+    /// (or Valkey), redis://HOST:PORT[/DB] or rediss:// for TLS, or to a Redis Cluster given
+    /// by seed nodes, redis://HOST1:PORT1,HOST2:PORT2,… (docs/cluster.md). Without it the
+    /// server is a single process that needs nothing else.
     #[arg(long, env = "RDV_CLUSTER", value_name = "URL", value_parser = parse_cluster_url)]
     pub cluster: Option<String>,
 
@@ -486,9 +487,7 @@ fn parse_cluster_url(text: &str) -> Result<String, String> {
             "{text:?} is not a Redis URL; use redis://HOST:PORT[/DB] or rediss://HOST:PORT for TLS"
         ));
     }
-    redis::IntoConnectionInfo::into_connection_info(text)
-        .map(|_| text.to_owned())
-        .map_err(|error| format!("{}: {error}", crate::server::rooms::cluster::redact(text)))
+    crate::server::rooms::cluster::check_url(text).map(|()| text.to_owned())
 }
 
 fn parse_lease(text: &str) -> Result<Duration, String> {

@@ -94,7 +94,10 @@ impl Server {
         }
         command
             .args(args)
-            .env("RDV_LOG", "warn")
+            .env(
+                "RDV_LOG",
+                std::env::var("RDV_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log);

@@ -4,9 +4,11 @@
 //! what was published from [`Incoming`], the same way for both.
 //!
 //! For a Redis Cluster the `redis` crate's cluster connection routes each command to the
-//! primary of its key's slot, follows `MOVED`/`ASK`, re-reads the topology after a failover
-//! and subscribes sharded channels again on their new primary; pushes (RESP3) carry what
-//! was published.
+//! primary of its key's slot, follows `MOVED`/`ASK` and re-reads the topology after a
+//! failover. Sharded subscriptions are rdv's own: one RESP3 connection per primary, one
+//! channel per `SSUBSCRIBE`, moved by the link after a failover (the crate's automatic
+//! resubscription sends many channels, of many slots, in one `SSUBSCRIBE` and takes its
+//! extra confirmations for the replies of later commands on that node, so it is not used).
 
 use futures_util::StreamExt;
 use redis::aio::{ConnectionLike, MultiplexedConnection, PubSubSink, PubSubStream};
@@ -65,11 +67,11 @@ impl ConnectionLike for Commands {
     }
 }
 
-/// Subscribing and unsubscribing: a pub/sub connection of its own for one Redis; the
-/// cluster connection itself (sharded channels, each on its slot's primary) for a cluster.
+/// Subscribing and unsubscribing: a pub/sub connection of its own for one Redis; for a
+/// cluster, sharded channels on their slot's primary (see [`ShardSubscriptions`]).
 pub enum Subscriber {
     Single(PubSubSink),
-    Sharded(ClusterConnection),
+    Sharded(ShardSubscriptions),
 }
 
 impl Subscriber {
@@ -77,15 +79,105 @@ impl Subscriber {
     pub async fn subscribe(&mut self, channels: &[String]) -> RedisResult<()> {
         match self {
             Subscriber::Single(sink) => sink.subscribe(channels).await,
-            Subscriber::Sharded(connection) => connection.ssubscribe(channels).await,
+            Subscriber::Sharded(shards) => shards.command("SSUBSCRIBE", channels).await,
         }
     }
 
     pub async fn unsubscribe(&mut self, channels: &[String]) -> RedisResult<()> {
         match self {
             Subscriber::Single(sink) => sink.unsubscribe(channels).await,
-            Subscriber::Sharded(connection) => connection.sunsubscribe(channels).await,
+            Subscriber::Sharded(shards) => shards.command("SUNSUBSCRIBE", channels).await,
         }
+    }
+
+    /// Where each slot is served now (after a failover), for the subscriptions that follow.
+    pub fn set_owners(&mut self, owners: Vec<SlotOwner>) {
+        if let Subscriber::Sharded(shards) = self {
+            shards.owners = owners;
+        }
+    }
+}
+
+/// One slot range of a Redis Cluster and the primary serving it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotOwner {
+    pub first: u16,
+    pub last: u16,
+    /// The primary's node ID: a replica promoted in its place shows as a change even if it
+    /// reuses the address.
+    pub id: String,
+    pub address: String,
+}
+
+/// Sharded subscriptions: a RESP3 connection to each primary that serves a subscribed
+/// slot, whose pushes (messages, and a disconnection when it breaks) go to [`Incoming`].
+pub struct ShardSubscriptions {
+    seeds: Seeds,
+    owners: Vec<SlotOwner>,
+    nodes: std::collections::HashMap<String, MultiplexedConnection>,
+    pushes: mpsc::UnboundedSender<redis::PushInfo>,
+    timeout: std::time::Duration,
+}
+
+impl ShardSubscriptions {
+    /// Sends `command` for each of `channels` (one slot's) to the slot's primary, one
+    /// channel per command: its one confirmation is its reply.
+    async fn command(&mut self, command: &str, channels: &[String]) -> RedisResult<()> {
+        let Some(first) = channels.first() else {
+            return Ok(());
+        };
+        let (address, mut connection) = self.node_for(first).await?;
+        for channel in channels {
+            let reply: RedisResult<Value> = redis::cmd(command)
+                .arg(channel)
+                .query_async(&mut connection)
+                .await;
+            if let Err(error) = reply {
+                // A broken or moved node: connected afresh next time.
+                self.nodes.remove(&address);
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    /// The connection to the primary serving `key`'s slot, and its address.
+    async fn node_for(&mut self, key: &str) -> RedisResult<(String, MultiplexedConnection)> {
+        let slot = slot(key);
+        let address = self
+            .owners
+            .iter()
+            .find(|owner| (owner.first..=owner.last).contains(&slot))
+            .map(|owner| owner.address.clone())
+            .ok_or_else(|| {
+                RedisError::from((redis::ErrorKind::Client, "no primary serves the slot"))
+            })?;
+        if let Some(connection) = self.nodes.get(&address) {
+            return Ok((address, connection.clone()));
+        }
+        let scheme = match self.seeds.nodes.first().map(|node| node.addr()) {
+            Some(redis::ConnectionAddr::TcpTls { .. }) => "rediss",
+            _ => "redis",
+        };
+        let mut info = redis::IntoConnectionInfo::into_connection_info(
+            format!("{scheme}://{address}").as_str(),
+        )?;
+        // Pushes carry what is published, beside the replies.
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_protocol(redis::ProtocolVersion::RESP3);
+        info = info.set_redis_settings(settings);
+        let client = client(&info, self.seeds.password.as_deref())?;
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout))
+            .set_push_sender(self.pushes.clone());
+        let connection = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        self.nodes.insert(address.clone(), connection.clone());
+        Ok((address, connection))
     }
 }
 
@@ -197,8 +289,6 @@ async fn connect_cluster(
 ) -> Result<Connection, RedisError> {
     let (pushes, incoming) = mpsc::unbounded_channel();
     let mut builder = ClusterClientBuilder::new(seeds.nodes.clone())
-        .use_protocol(redis::ProtocolVersion::RESP3)
-        .push_sender(pushes)
         .connection_timeout(timeout)
         .response_timeout(timeout)
         // A failover takes the cluster's node timeout and an election: the link retries a
@@ -208,11 +298,18 @@ async fn connect_cluster(
         builder = builder.password(password.clone());
     }
     let client = builder.build()?;
-    let commands = client.get_async_connection().await?;
+    let mut commands = Commands::Sharded(client.get_async_connection().await?);
+    let owners = slot_owners(&mut commands).await?;
     Ok(Connection {
         layout: Layout::Sharded,
-        subscriber: Subscriber::Sharded(commands.clone()),
-        commands: Commands::Sharded(commands),
+        subscriber: Subscriber::Sharded(ShardSubscriptions {
+            seeds: seeds.clone(),
+            owners,
+            nodes: std::collections::HashMap::new(),
+            pushes,
+            timeout,
+        }),
+        commands,
         incoming: Incoming::Sharded(incoming),
     })
 }
@@ -227,9 +324,8 @@ pub fn client(node: &ConnectionInfo, password: Option<&str>) -> RedisResult<Clie
     Client::open(info)
 }
 
-/// The primary serving each slot range: `(first slot, last slot, primary's node ID)`, from
-/// `CLUSTER SHARDS`' older sibling `CLUSTER SLOTS` (Redis 3+, Valkey).
-pub async fn slot_owners(commands: &mut Commands) -> RedisResult<Vec<(u16, u16, String)>> {
+/// The primary serving each slot range, from `CLUSTER SLOTS` (Redis 3+, Valkey).
+pub async fn slot_owners(commands: &mut Commands) -> RedisResult<Vec<SlotOwner>> {
     let ranges: Vec<Value> = redis::cmd("CLUSTER")
         .arg("SLOTS")
         .query_async(commands)
@@ -244,8 +340,7 @@ pub async fn slot_owners(commands: &mut Commands) -> RedisResult<Vec<(u16, u16, 
         else {
             continue;
         };
-        // `host, port, node ID`: the ID names the process, so a replica promoted in place
-        // of a primary shows as a change even if it reuses the address.
+        // `host, port, node ID`.
         let id = primary.iter().skip(2).find_map(|field| match field {
             Value::BulkString(id) => String::from_utf8(id.clone()).ok(),
             _ => None,
@@ -256,11 +351,12 @@ pub async fn slot_owners(commands: &mut Commands) -> RedisResult<Vec<(u16, u16, 
             }
             _ => String::new(),
         };
-        owners.push((
-            u16::try_from(*first).unwrap_or(0),
-            u16::try_from(*last).unwrap_or(0),
-            id.unwrap_or(address),
-        ));
+        owners.push(SlotOwner {
+            first: u16::try_from(*first).unwrap_or(0),
+            last: u16::try_from(*last).unwrap_or(0),
+            id: id.unwrap_or_else(|| address.clone()),
+            address,
+        });
     }
     Ok(owners)
 }

@@ -27,7 +27,7 @@ use crate::server::operations::metrics::Metrics;
 use crate::server::rooms::outbox::Outbox;
 
 /// Longest any one Redis call may take before the link counts as broken.
-const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// Relays queued for other instances before a sender is told `unavailable`.
 const PUBLISH_QUEUE: usize = 65_536;
 /// Most bytes of relays waiting to be published; past it a relay to another instance gets
@@ -134,6 +134,10 @@ pub struct Link {
     generation: std::sync::atomic::AtomicU64,
     /// Redis's generation went backwards: the next resync presumes, as after data loss.
     restored: std::sync::atomic::AtomicBool,
+    /// When renewing last failed (the lease's Redis, or its shard, unreachable), if ever.
+    /// Leases that ran out while nobody could renew say nothing about who is alive: this
+    /// instance reaps nobody until a whole lease after its own renewals work again.
+    renew_failed_at: std::sync::Mutex<Option<Instant>>,
     /// Becomes true once the first attempt to connect has ended, either way.
     first_attempt: tokio::sync::watch::Sender<bool>,
     /// The generation that gave this instance its current lease (see `scripts::REAP_ROOM`).
@@ -177,6 +181,7 @@ impl Link {
             lease_until_ms: std::sync::atomic::AtomicU64::new(0),
             generation: std::sync::atomic::AtomicU64::new(0),
             restored: std::sync::atomic::AtomicBool::new(false),
+            renew_failed_at: std::sync::Mutex::new(None),
             incarnation: std::sync::atomic::AtomicU64::new(0),
             shard_trouble: Notify::new(),
             nodes_lost: std::sync::atomic::AtomicBool::new(false),
@@ -346,6 +351,11 @@ impl Link {
                 return;
             }
             if let Err(error) = result {
+                // Renewing stopped with the session (see `renew_failed_at`).
+                *self
+                    .renew_failed_at
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
                 tracing::warn!(%error, retry_in = ?backoff, "cluster: lost Redis; local peers are still served, joins are refused");
             }
             // A connection that got in sync, or lasted, resets the back-off (Redis was fine:
@@ -481,7 +491,7 @@ impl Link {
                 }
                 _ = reap.tick() => {
                     self.views.expire_presumed(Instant::now(), self.lease);
-                    if Instant::now() < reap_after {
+                    if Instant::now() < reap_after || self.renewed_too_recently() {
                         continue;
                     }
                     self.reap(&mut commands, layout).await?;
@@ -572,6 +582,16 @@ impl Link {
             Err(_) => "failed",
         };
         self.metrics.cluster.renewed(outcome);
+        // A renewal that failed, or one that came after this instance's own lease may have
+        // run out (a stalled Redis, a shard failing over), means others could not renew
+        // either: reaping waits (see `renew_failed_at`).
+        let last_ms = self.lease_until_ms.load(Ordering::Relaxed);
+        if result.is_err() || (!first && self.born.elapsed().as_millis() as u64 >= last_ms) {
+            *self
+                .renew_failed_at
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+        }
         let (known, generation) = result?;
         if known != 1 {
             // A new lease: what this instance announces from now on belongs to it.
@@ -584,6 +604,14 @@ impl Link {
             self.restored.store(true, Ordering::Relaxed);
         }
         Ok(known == 1)
+    }
+
+    /// Whether renewing failed less than a lease ago (see `renew_failed_at`).
+    fn renewed_too_recently(&self) -> bool {
+        self.renew_failed_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some_and(|failed| failed.elapsed() < self.lease)
     }
 
     /// Makes Redis agree with what this instance holds, room by room, and brings each view
@@ -751,6 +779,7 @@ impl Link {
                     .key(wire::GENERATION_KEY)
                     .key(wire::REAPING_KEY)
                     .arg(seen)
+                    .arg(&*self.instance)
                     .invoke_async(commands),
             )
             .await?;
@@ -759,6 +788,14 @@ impl Link {
                 reply.clone(),
             )
         else {
+            if redis::from_redis_value::<(i64,)>(reply) == Ok((-2,)) {
+                // Held up with everyone's renewals: nobody is reaped for a lease.
+                *self
+                    .renew_failed_at
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+                return Ok(());
+            }
             // `{-1}`: Redis came back with older data; nobody is reaped on its leases.
             self.restored.store(true, Ordering::Relaxed);
             return Err(LinkError::Restored);
@@ -1098,6 +1135,11 @@ impl Link {
             if affected.is_empty() && node_lost {
                 affected = rooms;
             }
+            connected
+                .subscriptions
+                .lock()
+                .await
+                .set_owners(now_owners.clone());
             owners = now_owners;
             if !affected.is_empty() {
                 tracing::warn!(
@@ -1157,12 +1199,12 @@ impl Link {
 }
 
 /// The primary serving `room`'s slot, by node ID (empty if no range covers it).
-fn owner_of(owners: &[(u16, u16, String)], room: &RoomName) -> String {
+fn owner_of(owners: &[backend::SlotOwner], room: &RoomName) -> String {
     let slot = backend::slot(&wire::members_key(room));
     owners
         .iter()
-        .find(|(first, last, _)| (*first..=*last).contains(&slot))
-        .map(|(_, _, owner)| owner.clone())
+        .find(|owner| (owner.first..=owner.last).contains(&slot))
+        .map(|owner| owner.id.clone())
         .unwrap_or_default()
 }
 

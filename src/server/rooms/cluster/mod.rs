@@ -143,8 +143,12 @@ impl ClusterRegistry {
                 )
                 .await?;
             Ok::<_, link::LinkError>(reply)
-        }
-        .await;
+        };
+        // Bounded as a whole, well within the register deadline: a join whose shard is
+        // failing over is refused (`unavailable`) rather than left to time out.
+        let reply = tokio::time::timeout(link::CALL_TIMEOUT, reply)
+            .await
+            .unwrap_or(Err(link::LinkError::Timeout));
         let (status, before, snapshot) = match reply {
             Ok(reply) => reply,
             Err(error) => {
@@ -317,6 +321,14 @@ pub(crate) fn new_instance_id() -> String {
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).expect("the OS random source is available");
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether `--cluster`'s value names Redis nodes; the error names the URL without its
+/// password.
+pub fn check_url(url: &str) -> Result<(), String> {
+    seeds(url, None)
+        .map(|_| ())
+        .map_err(|error| format!("{}: {}", redact(url), error.source))
 }
 
 /// The nodes `--cluster` names: one URL, or seed nodes separated by commas, where a seed

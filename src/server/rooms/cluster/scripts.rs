@@ -305,16 +305,20 @@ return {0, generation}
 });
 
 /// KEYS: instances, generation, reaping. ARGV: the generation the caller last saw, or
-/// empty. Takes every instance whose lease ended out of the lease set (its next renewal
+/// empty; the caller's instance. Takes every instance whose lease ended out of the lease set (its next renewal
 /// finds no lease, and it re-announces) and sets its rooms aside to be reaped room by room
 /// (`REAP_ROOM`), below the generation of this call. Returns `{generation, live instances,
 /// {instance, generation, rooms}…}` with every reap not yet finished (another instance's
 /// that stopped half-way included), or `{-1}` without changing anything if the generation
 /// went backwards (Redis came back with older data, whose leases are stale: nobody is
-/// reaped on their word).
+/// reaped on their word), or `{-2}` if the caller's own lease has run out: the call was
+/// held up (a stalled Redis, a shard failing over) with everyone's renewals, so leases that
+/// ran out meanwhile say nothing about who is alive.
 pub static REAP: LazyLock<Script> = LazyLock::new(|| {
     lease_script(
         r"
+local mine = redis.call('ZSCORE', KEYS[1], ARGV[2])
+if not mine or tonumber(mine) < now_ms() then return {-2} end
 local generation = redis.call('INCR', KEYS[2])
 if ARGV[1] ~= '' and generation <= tonumber(ARGV[1]) then return {-1} end
 for _, instance in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms())) do
