@@ -5,8 +5,9 @@
 //! (PROTOCOL §14) on any instance. Each round injects a fault — an instance
 //! SIGKILLed and replaced, an instance SIGSTOPped past its lease and resumed, Redis killed
 //! and restarted from a snapshot or empty, a flood of silent upgrades against the
-//! unregistered cap — then lets the cluster settle and checks the invariants, printing them
-//! as numbers:
+//! unregistered cap, and against a Redis Cluster (`RDV_TEST_REDIS=cluster`: six nodes, three
+//! primaries) a primary SIGKILLed so that its replica takes over — then lets the cluster
+//! settle and checks the invariants, printing them as numbers:
 //!
 //! - Redis's members of every room are exactly the live registered connections, and a
 //!   `welcome` lists exactly them (ghosts and missing: 0);
@@ -40,7 +41,15 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 const ROOMS: usize = 8;
-const LEASE: Duration = Duration::from_secs(2);
+/// The instances' lease: against a Redis Cluster longer than a failover (a node timeout of
+/// 1 s, then an election), which holds up every instance's renewals (docs/cluster.md).
+fn lease() -> Duration {
+    if common::redis::cluster_requested() {
+        Duration::from_secs(6)
+    } else {
+        Duration::from_secs(2)
+    }
+}
 /// After a fault ends, relays lost in flight are still the fault's.
 const FAULT_SHADOW: Duration = Duration::from_secs(3);
 const CHAOS: Duration = Duration::from_secs(6);
@@ -54,6 +63,9 @@ enum Fault {
     RedisRestartFromSnapshot,
     RedisRestartEmpty,
     UpgradeFlood,
+    /// Redis Cluster only: a primary SIGKILLed; its replica takes over, and the old primary
+    /// comes back as a replica.
+    RedisPrimaryKill,
 }
 
 impl Fault {
@@ -64,32 +76,38 @@ impl Fault {
             Self::RedisRestartFromSnapshot => "redis-restart-from-snapshot",
             Self::RedisRestartEmpty => "redis-restart-empty",
             Self::UpgradeFlood => "upgrade-flood",
+            Self::RedisPrimaryKill => "redis-primary-kill",
         }
     }
 }
 
-/// The faults `RDV_CHAOS_FAULTS` names, or all of them.
+/// The faults `RDV_CHAOS_FAULTS` names, or all of them (a primary kill only against a
+/// Redis Cluster).
 fn chosen_faults() -> Vec<Fault> {
+    let all: Vec<Fault> = FAULTS
+        .into_iter()
+        .filter(|fault| *fault != Fault::RedisPrimaryKill || common::redis::cluster_requested())
+        .collect();
     let Ok(names) = std::env::var("RDV_CHAOS_FAULTS") else {
-        return FAULTS.to_vec();
+        return all;
     };
     names
         .split(',')
         .map(|name| {
-            *FAULTS
-                .iter()
+            *all.iter()
                 .find(|fault| fault.name() == name.trim())
                 .unwrap_or_else(|| panic!("RDV_CHAOS_FAULTS: no fault {name:?}"))
         })
         .collect()
 }
 
-const FAULTS: [Fault; 5] = [
+const FAULTS: [Fault; 6] = [
     Fault::KillInstance,
     Fault::PauseInstance,
     Fault::RedisRestartFromSnapshot,
     Fault::RedisRestartEmpty,
     Fault::UpgradeFlood,
+    Fault::RedisPrimaryKill,
 ];
 
 /// A small deterministic generator, so a failing run can be replayed with its seed.
@@ -201,7 +219,7 @@ impl Harness {
             "--cluster",
             &self.redis_url,
             "--cluster-lease",
-            "2s",
+            &format!("{}s", lease().as_secs()),
             "--proof",
             "optional",
             "--max-unregistered",
@@ -533,6 +551,10 @@ async fn converse(
                         let last = seen_seq.get(&from).copied().unwrap_or(0);
                         if n <= last {
                             count(&counts.relays_reordered);
+                            if std::env::var("RDV_CHAOS_DEBUG").is_ok() {
+                                let key = (from.clone(), id.to_owned(), n);
+                                eprintln!("DEBUG reorder {n} after {last} from {} to {} refused={} sent {:?} ago", &from[..8], &id[..8], lock(&harness.refused).contains(&key), lock(&harness.sent_at).get(&key).map(|at| at.elapsed()));
+                            }
                             continue;
                         }
                         if message["candidate"]["settled"] == true {
@@ -689,7 +711,7 @@ async fn inject(harness: &Arc<Harness>, fault: Fault, rng: &mut Rng) {
                 instances[slot].server.pid()
             };
             nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
-            tokio::time::sleep(LEASE + Duration::from_secs(1)).await;
+            tokio::time::sleep(lease() + Duration::from_secs(1)).await;
             nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
             lock(&harness.instances)[slot].paused = false;
         }
@@ -709,6 +731,15 @@ async fn inject(harness: &Arc<Harness>, fault: Fault, rng: &mut Rng) {
             } else {
                 redis.restart_empty();
             }
+        }
+        Fault::RedisPrimaryKill => {
+            let room = format!("rdv:{{chaos-{}}}:m", rng.below(ROOMS));
+            let killed = lock(&harness.redis).kill_primary_of(&room);
+            // The replica takes over after the node timeout; the old primary rejoins later.
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            let mut redis = lock(&harness.redis);
+            redis.restart_node(killed);
+            redis.wait_until_served();
         }
         Fault::UpgradeFlood => {
             let url = {
@@ -921,7 +952,7 @@ async fn chaos_run_keeps_every_invariant() {
         tokio::time::sleep(chaos_until.saturating_duration_since(Instant::now())).await;
         // Settle: no joins or leaves; every check must come to hold.
         harness.settling.store(true, Ordering::Relaxed);
-        tokio::time::sleep(LEASE + Duration::from_secs(1)).await;
+        tokio::time::sleep(lease() + Duration::from_secs(1)).await;
         let settle_deadline = Instant::now() + SETTLE_LIMIT;
         let settle_started = Instant::now();
         let last = loop {

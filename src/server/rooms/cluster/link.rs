@@ -494,16 +494,40 @@ impl Link {
                     if Instant::now() < reap_after || self.renewed_too_recently() {
                         continue;
                     }
-                    self.reap(&mut commands, layout).await?;
+                    let reaped = self.reap(&mut commands, layout).await;
+                    self.chore_done(layout, "reap", reaped)?;
                 }
-                _ = sweep.tick() => self.sweep(&connected).await?,
+                _ = sweep.tick() => {
+                    let swept = self.sweep(&connected).await;
+                    self.chore_done(layout, "sweep", swept)?;
+                }
                 _ = reconcile.tick() => {
-                    if self.views.take_out_of_step() {
+                    if layout == Layout::Single && self.views.take_out_of_step() {
                         return Err(LinkError::OutOfStep);
                     }
-                    self.reconcile(&mut commands, layout).await?;
+                    let reconciled = self.reconcile(&mut commands, layout).await;
+                    self.chore_done(layout, "reconcile", reconciled)?;
                 }
             }
+        }
+    }
+
+    /// What a periodic chore's failure means: on one Redis, the link is broken (the session
+    /// ends and everything resyncs); on a Redis Cluster, a shard is failing over (its rooms'
+    /// failures already went to the failover watcher, and the lease shard's are retried at
+    /// the next tick), so the session goes on.
+    fn chore_done(
+        &self,
+        layout: Layout,
+        chore: &'static str,
+        result: Result<(), LinkError>,
+    ) -> Result<(), LinkError> {
+        match result {
+            Err(error) if layout == Layout::Sharded && !matches!(error, LinkError::Restored) => {
+                tracing::warn!(%error, chore, "cluster: a periodic task failed; retrying at its next tick");
+                Ok(())
+            }
+            other => other,
         }
     }
 
