@@ -683,14 +683,7 @@ async fn reconciliation_removes_members_the_instance_does_not_hold() {
     let metrics = server.metrics().await;
     assert_eq!(common::metric(&metrics, "rdv_cluster_repairs_total"), 1.0);
     // Alice, held, stays; the room goes on.
-    assert!(
-        alice
-            .client
-            .sync()
-            .await
-            .iter()
-            .all(|m| m["type"] != "peer-left")
-    );
+    assert_no_peer_left(&mut alice.client).await;
     let bob = server.peer("leak").await;
     assert_eq!(ids(&bob.welcome), [alice.id.clone()]);
 }
@@ -1114,14 +1107,7 @@ async fn a_killed_primary_fails_over_and_only_its_rooms_resync() {
     redis.wait_until_served();
     let frank = servers[1].peer(hit).await;
     assert_eq!(ids(&frank.welcome).len(), 3);
-    assert!(
-        alice
-            .client
-            .sync()
-            .await
-            .iter()
-            .all(|m| m["type"] != "peer-left")
-    );
+    assert_no_peer_left(&mut alice.client).await;
 }
 
 /// Relays from `from` to `to` until one arrives; every one before it was refused with
@@ -1141,4 +1127,13 @@ async fn relay_until_heard(from: &mut common::Peer, to: &mut common::Peer) {
         let refusal = from.client.expect_error("unavailable").await;
         assert_eq!(refusal["to"], to.id.as_str());
     }
+}
+
+/// Nothing `client` was sent so far says a peer left.
+async fn assert_no_peer_left(client: &mut Client) {
+    let received = client.sync().await;
+    assert!(
+        received.iter().all(|m| m["type"] != "peer-left"),
+        "{received:?}"
+    );
 }

@@ -60,7 +60,11 @@ impl RedisServer {
         let count = if cluster { CLUSTER_NODES } else { 1 };
         let nodes: Vec<Node> = (0..count)
             .map(|_| Node {
-                port: super::free_tcp_port(),
+                port: if cluster {
+                    free_cluster_port()
+                } else {
+                    super::free_tcp_port()
+                },
                 dir: tempfile::tempdir().unwrap(),
                 child: None,
             })
@@ -332,6 +336,18 @@ fn resp(words: &[&str]) -> String {
         request.push_str(&format!("${}\r\n{word}\r\n", word.len()));
     }
     request
+}
+
+/// A free port whose cluster bus port (10000 above it) is free too, and exists.
+fn free_cluster_port() -> u16 {
+    loop {
+        let port = super::free_tcp_port();
+        if port <= u16::MAX - 10_000
+            && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok()
+        {
+            return port;
+        }
+    }
 }
 
 /// Whether the tests were asked to run against a Redis Cluster (`RDV_TEST_REDIS=cluster`).

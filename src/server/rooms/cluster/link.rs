@@ -290,13 +290,7 @@ impl Link {
         // Listed before the first join, so a reaper finds the room if this instance dies
         // the moment its join lands.
         let mut commands = connected.commands();
-        let _: u8 = self
-            .call(
-                redis::cmd("SADD")
-                    .arg(wire::rooms_key(&self.instance))
-                    .arg(room.as_str())
-                    .query_async(&mut commands),
-            )
+        self.list_rooms(&mut commands, "SADD", &[room.as_str()])
             .await?;
         let channels = connected.layout.room_channels(room, &self.instance);
         self.call(sink.subscribe(&channels)).await?;
@@ -727,26 +721,31 @@ impl Link {
                 .reap_room(commands, layout, &room, &self.instance, None, "left")
                 .await;
             if self.tolerated(layout, &room, reaped)?.is_some() {
-                let _: u8 = self
-                    .call(
-                        redis::cmd("SREM")
-                            .arg(wire::rooms_key(&self.instance))
-                            .arg(name)
-                            .query_async(commands),
-                    )
-                    .await?;
+                self.list_rooms(commands, "SREM", &[name.as_str()]).await?;
             }
         }
         if !rooms.is_empty() {
-            let _: u64 = self
-                .call(
-                    redis::cmd("SADD")
-                        .arg(wire::rooms_key(&self.instance))
-                        .arg(have.into_iter().collect::<Vec<_>>())
-                        .query_async(commands),
-                )
-                .await?;
+            let have: Vec<&str> = have.into_iter().collect();
+            self.list_rooms(commands, "SADD", &have).await?;
         }
+        Ok(())
+    }
+
+    /// Adds rooms to (`SADD`) or removes them from (`SREM`) this instance's room set.
+    async fn list_rooms(
+        &self,
+        commands: &mut Commands,
+        command: &str,
+        rooms: &[&str],
+    ) -> Result<(), LinkError> {
+        let _: u64 = self
+            .call(
+                redis::cmd(command)
+                    .arg(wire::rooms_key(&self.instance))
+                    .arg(rooms)
+                    .query_async(commands),
+            )
+            .await?;
         Ok(())
     }
 
@@ -955,13 +954,7 @@ impl Link {
                     .reap_room(&mut commands, layout, &room, &self.instance, None, "left")
                     .await;
                 if self.tolerated(layout, &room, reaped)?.is_some() {
-                    let _: u8 = self
-                        .call(
-                            redis::cmd("SREM")
-                                .arg(wire::rooms_key(&self.instance))
-                                .arg(room.as_str())
-                                .query_async(&mut commands),
-                        )
+                    self.list_rooms(&mut commands, "SREM", &[room.as_str()])
                         .await?;
                 }
                 let left = self.call(sink.unsubscribe(&channels)).await;
