@@ -68,7 +68,7 @@ set edit:completion:arg-completer[rdv] = {|@words|
             cand --ice-server 'STUN or TURN server to hand peers in `welcome` (repeatable): stun:HOST[:PORT], turn:HOST[:PORT][?transport=udp|tcp], turns:… (PROTOCOL §10). Without any, nothing changes on the wire'
             cand --turn-secret-file 'coturn''s static-auth-secret (the file''s first line): TURN URLs get time-limited credentials for each peer, EXPIRY:PEER_ID and base64(HMAC-SHA1(secret, username)). Read at start and on SIGHUP; never logged'
             cand --turn-ttl 'How long TURN credentials are valid; peers get fresh ones (an `ice-servers` message) at 80 % of it'
-            cand --cluster 'Run as one instance of a cluster: rooms span every instance connected to this Redis 7 (or Valkey), redis://HOST:PORT[/DB] or rediss:// for TLS (docs/cluster.md). Without it the server is a single process that needs nothing else'
+            cand --cluster 'Run as one instance of a cluster: rooms span every instance connected to this Redis 7 (or Valkey), redis://HOST:PORT[/DB] or rediss:// for TLS, or to a Redis Cluster given by seed nodes, redis://HOST1:PORT1,HOST2:PORT2,… (docs/cluster.md). Without it the server is a single process that needs nothing else'
             cand --cluster-password-file 'The Redis password (the file''s first line), instead of putting it in --cluster''s URL'
             cand --cluster-lease 'How long the members of an instance that stops without a goodbye (a crash, a lost host) stay in their rooms before the rest of the cluster announces them gone'
             cand --log-format 'Log format on stderr; the level comes from `RDV_LOG` (e.g. `info`, `rdv=debug`)'
