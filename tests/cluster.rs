@@ -1107,7 +1107,28 @@ async fn a_killed_primary_fails_over_and_only_its_rooms_resync() {
     redis.wait_until_served();
     let frank = servers[1].peer(hit).await;
     assert_eq!(ids(&frank.welcome).len(), 3);
-    assert_no_peer_left(&mut alice.client).await;
+    for client in [&mut alice.client, &mut bob.client] {
+        assert_eq!(
+            client.expect("peer-joined").await["peerId"],
+            frank.id.as_str()
+        );
+        assert_no_peer_left(client).await;
+    }
+    // A manual failover back (maintenance): the demoted primary drops its subscribers, who
+    // subscribe on the promoted one; relays go on and nobody leaves.
+    redis.fail_over_to(killed);
+    relay_until_heard(&mut alice, &mut bob).await;
+    relay_until_heard(&mut bob, &mut alice).await;
+    relay_until_heard(&mut carol, &mut dave).await;
+    for client in [
+        &mut alice.client,
+        &mut bob.client,
+        &mut carol.client,
+        &mut dave.client,
+    ] {
+        let extra = client.sync().await;
+        assert!(extra.is_empty(), "nobody hears a flap: {extra:?}");
+    }
 }
 
 /// Relays from `from` to `to` until one arrives; every one before it was refused with

@@ -236,8 +236,28 @@ impl RedisServer {
         self.start_node(index);
     }
 
+    /// Cluster only: a manual failover (`CLUSTER FAILOVER`) to the replica at `index`, which
+    /// becomes the primary of its shard while the old one, alive, becomes its replica.
+    pub fn fail_over_to(&self, index: usize) {
+        let port = self.nodes[index].port;
+        let reply = self.command_on(port, &["CLUSTER", "FAILOVER"]);
+        assert!(reply.starts_with("+OK"), "CLUSTER FAILOVER: {reply}");
+        let deadline = std::time::Instant::now() + super::WAIT;
+        while !self
+            .command_on(port, &["INFO", "replication"])
+            .contains("role:master")
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the replica never took over"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.wait_until_served();
+    }
+
     /// Cluster only: waits until every slot is served again (after a kill, the replica has
-    /// been promoted) — at most twice the usual wait.
+    /// been promoted) and every live replica is in sync — at most twice the usual wait.
     pub fn wait_until_served(&self) {
         let deadline = std::time::Instant::now() + super::WAIT * 2;
         loop {
@@ -246,8 +266,11 @@ impl RedisServer {
                 .iter()
                 .filter(|node| node.child.is_some())
                 .all(|node| {
+                    let replication = self.command_on(node.port, &["INFO", "replication"]);
                     self.command_on(node.port, &["CLUSTER", "INFO"])
                         .contains("cluster_state:ok")
+                        && (replication.contains("role:master")
+                            || replication.contains("master_link_status:up"))
                 });
             if served {
                 return;

@@ -186,8 +186,11 @@ pub enum Delivery {
     /// A message published on `channel`.
     Message { channel: String, payload: Vec<u8> },
     /// A cluster node's connection closed: what it would have delivered meanwhile is lost
-    /// (the connection subscribes again when it is back, or on the slot's new primary).
+    /// (the link subscribes again on the slot's primary).
     NodeLost,
+    /// A sharded channel was unsubscribed: by rdv itself, or by the node when it stopped
+    /// serving the slot (a manual failover made it a replica, or the slot moved).
+    Unsubscribed { channel: String },
 }
 
 pub enum Incoming {
@@ -222,6 +225,13 @@ impl Incoming {
                         return Some(Delivery::Message { channel, payload });
                     }
                     PushKind::Disconnection => return Some(Delivery::NodeLost),
+                    PushKind::SUnsubscribe => {
+                        if let Some(Value::BulkString(channel)) = push.data.into_iter().next()
+                            && let Ok(channel) = String::from_utf8(channel)
+                        {
+                            return Some(Delivery::Unsubscribed { channel });
+                        }
+                    }
                     _ => {}
                 }
             },

@@ -1046,6 +1046,17 @@ impl Link {
                     self.shard_trouble.notify_one();
                     continue;
                 }
+                Delivery::Unsubscribed { channel } => {
+                    // Not by a sweep (which drops the view first): the node stopped serving
+                    // the room's slot, and the room must be subscribed where it went.
+                    if let Some(room) =
+                        wire::channel_room(&channel).and_then(|room| RoomName::new(&room).ok())
+                        && self.views.has_room(&room)
+                    {
+                        self.room_in_trouble(&room);
+                    }
+                    continue;
+                }
             };
             if self.views.take_out_of_step() {
                 if !matches!(incoming, Incoming::Sharded(_)) {

@@ -844,6 +844,10 @@ impl Views {
         });
     }
 
+    pub fn has_room(&self, room: &RoomName) -> bool {
+        self.rooms.contains_key(room)
+    }
+
     /// Every room this instance has a view of.
     pub fn rooms(&self) -> Vec<RoomName> {
         self.rooms.iter().map(|view| view.key().clone()).collect()

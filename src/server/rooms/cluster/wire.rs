@@ -78,7 +78,19 @@ fn room_prefix(room: &RoomName) -> String {
 
 /// The room a presence channel belongs to, or `None` for any other channel.
 pub fn presence_channel_room(channel: &str) -> Option<String> {
-    let tag = channel.strip_prefix("rdv:{")?.strip_suffix("}:r")?;
+    unescape_tag(channel.strip_prefix("rdv:{")?.strip_suffix("}:r")?)
+}
+
+/// The room a channel of a room belongs to: its presence channel, or a relay channel of a
+/// Redis Cluster (`rdv:{ROOM}:c:INSTANCE`).
+pub fn channel_room(channel: &str) -> Option<String> {
+    let rest = channel.strip_prefix("rdv:{")?;
+    let (tag, kind) = rest.split_once('}')?;
+    (kind == ":r" || kind.starts_with(":c:")).then_some(())?;
+    unescape_tag(tag)
+}
+
+fn unescape_tag(tag: &str) -> Option<String> {
     if tag.contains('}') {
         return None;
     }
@@ -434,6 +446,20 @@ mod tests {
                 from_connection: 5,
                 record: Record::parse(&text).unwrap(),
             })
+        );
+        // Channel names give their room back, whatever it holds.
+        let odd = RoomName::new("a}b%7D{c").unwrap();
+        assert_eq!(
+            presence_channel_room(&room_channel(&odd)).as_deref(),
+            Some(odd.as_str())
+        );
+        assert_eq!(
+            channel_room(&Layout::Sharded.relay_channel(&odd, "ab12")).as_deref(),
+            Some(odd.as_str())
+        );
+        assert_eq!(
+            presence_channel_room(&Layout::Single.relay_channel(&odd, "ab12")),
+            None
         );
         let handed = handover(&room, "p", ["{\"x\":1}", "{\"y\":\n2}"].into_iter());
         let Some(Payload::Handover {
