@@ -499,6 +499,12 @@ impl Link {
                     if layout == Layout::Single && self.views.take_out_of_step() {
                         return Err(LinkError::OutOfStep);
                     }
+                    // After older data, a record of this instance's may be one its member
+                    // already left for another instance, whose re-announce takes it over:
+                    // nothing is repaired until every instance has had a lease to do so.
+                    if Instant::now() < reap_after {
+                        continue;
+                    }
                     let reconciled = self.reconcile(&mut commands, layout).await;
                     self.chore_done(layout, "reconcile", reconciled)?;
                 }
