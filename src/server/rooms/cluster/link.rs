@@ -147,6 +147,10 @@ pub struct Link {
     shard_trouble: Notify,
     /// A cluster node's connection closed since the watcher last looked.
     nodes_lost: std::sync::atomic::AtomicBool,
+    /// Until when reconciliation waits: a lease after a shard's trouble, while the rooms
+    /// there are resynced by every instance (a record of this instance's may be one that
+    /// another instance's re-announce is about to take over).
+    repairs_held_until: std::sync::Mutex<Option<Instant>>,
     suspects: std::sync::Mutex<std::collections::HashSet<RoomName>>,
 }
 
@@ -185,6 +189,7 @@ impl Link {
             incarnation: std::sync::atomic::AtomicU64::new(0),
             shard_trouble: Notify::new(),
             nodes_lost: std::sync::atomic::AtomicBool::new(false),
+            repairs_held_until: std::sync::Mutex::new(None),
             suspects: std::sync::Mutex::default(),
         }
     }
@@ -197,6 +202,7 @@ impl Link {
     /// A call for `room` failed on a Redis Cluster: its shard may be failing over. The
     /// room is resynced once its slot is served again.
     pub fn room_in_trouble(&self, room: &RoomName) {
+        self.hold_repairs();
         self.suspects
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -502,7 +508,7 @@ impl Link {
                     // After older data, a record of this instance's may be one its member
                     // already left for another instance, whose re-announce takes it over:
                     // nothing is repaired until every instance has had a lease to do so.
-                    if Instant::now() < reap_after {
+                    if Instant::now() < reap_after || self.repairs_held() {
                         continue;
                     }
                     let reconciled = self.reconcile(&mut commands, layout).await;
@@ -566,13 +572,20 @@ impl Link {
         let mut renew = tokio::time::interval(self.lease / 4);
         renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         renew.reset();
+        let mut failing_since = None;
         loop {
             renew.tick().await;
             match self.renew(commands).await {
                 Ok(_) if self.restored.load(Ordering::Relaxed) => return LinkError::Restored,
-                Ok(true) => {}
+                Ok(true) => failing_since = None,
                 Ok(false) => return LinkError::LeaseLost,
-                Err(error) if layout == Layout::Sharded => {
+                // A failover of the lease shard passes; a whole cluster gone for a lease is
+                // reconnected from the seeds, as one Redis is.
+                Err(error)
+                    if layout == Layout::Sharded
+                        && failing_since.get_or_insert_with(Instant::now).elapsed()
+                            < self.lease =>
+                {
                     tracing::warn!(%error, "cluster: could not renew the lease; retrying");
                 }
                 Err(error) => return error,
@@ -628,6 +641,23 @@ impl Link {
             self.restored.store(true, Ordering::Relaxed);
         }
         Ok(known == 1)
+    }
+
+    /// Holds reconciliation for a lease from now (see `repairs_held_until`).
+    fn hold_repairs(&self) {
+        *self
+            .repairs_held_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now() + self.lease);
+    }
+
+    fn repairs_held(&self) -> bool {
+        self.nodes_lost.load(Ordering::Relaxed)
+            || self
+                .repairs_held_until
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .is_some_and(|until| Instant::now() < until)
     }
 
     /// Whether renewing failed less than a lease ago (see `renew_failed_at`).
@@ -1115,6 +1145,7 @@ impl Link {
             .unwrap_or_default();
         loop {
             self.shard_trouble.notified().await;
+            self.hold_repairs();
             let mut silent_owners = std::collections::HashSet::new();
             let now_owners = loop {
                 tokio::time::sleep(FAILOVER_POLL).await;
@@ -1184,6 +1215,7 @@ impl Link {
             for room in affected {
                 self.resync_room(&connected, &room).await;
             }
+            self.hold_repairs();
         }
     }
 
