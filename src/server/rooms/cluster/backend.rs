@@ -115,7 +115,8 @@ pub struct ShardSubscriptions {
     seeds: Seeds,
     owners: Vec<SlotOwner>,
     nodes: std::collections::HashMap<String, MultiplexedConnection>,
-    pushes: mpsc::UnboundedSender<redis::PushInfo>,
+    /// Pushes, each with the address of the node it came from.
+    pushes: mpsc::UnboundedSender<(String, redis::PushInfo)>,
     timeout: std::time::Duration,
 }
 
@@ -172,7 +173,11 @@ impl ShardSubscriptions {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.timeout))
             .set_response_timeout(Some(self.timeout))
-            .set_push_sender(self.pushes.clone());
+            .set_push_sender({
+                let pushes = self.pushes.clone();
+                let from = address.clone();
+                move |push: redis::PushInfo| pushes.send((from.clone(), push)).map_err(drop)
+            });
         let connection = client
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
@@ -185,9 +190,9 @@ impl ShardSubscriptions {
 pub enum Delivery {
     /// A message published on `channel`.
     Message { channel: String, payload: Vec<u8> },
-    /// A cluster node's connection closed: what it would have delivered meanwhile is lost
-    /// (the link subscribes again on the slot's primary).
-    NodeLost,
+    /// The subscription connection to the cluster node at `address` closed: what it would
+    /// have delivered meanwhile is lost (the link subscribes again on the slot's primary).
+    NodeLost { address: String },
     /// A sharded channel was unsubscribed: by rdv itself, or by the node when it stopped
     /// serving the slot (a manual failover made it a replica, or the slot moved).
     Unsubscribed { channel: String },
@@ -195,7 +200,7 @@ pub enum Delivery {
 
 pub enum Incoming {
     Single(PubSubStream),
-    Sharded(mpsc::UnboundedReceiver<redis::PushInfo>),
+    Sharded(mpsc::UnboundedReceiver<(String, redis::PushInfo)>),
 }
 
 impl Incoming {
@@ -210,7 +215,7 @@ impl Incoming {
                 })
             }
             Incoming::Sharded(pushes) => loop {
-                let push = pushes.recv().await?;
+                let (from, push) = pushes.recv().await?;
                 match push.kind {
                     PushKind::SMessage | PushKind::Message => {
                         let mut data = push.data.into_iter();
@@ -224,7 +229,7 @@ impl Incoming {
                         };
                         return Some(Delivery::Message { channel, payload });
                     }
-                    PushKind::Disconnection => return Some(Delivery::NodeLost),
+                    PushKind::Disconnection => return Some(Delivery::NodeLost { address: from }),
                     PushKind::SUnsubscribe => {
                         if let Some(Value::BulkString(channel)) = push.data.into_iter().next()
                             && let Ok(channel) = String::from_utf8(channel)

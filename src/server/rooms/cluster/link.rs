@@ -145,8 +145,8 @@ pub struct Link {
     /// On a Redis Cluster: a node's connection closed, or a room's call failed; the
     /// failover watcher finds the rooms to resync. Rooms whose calls failed are in `suspects`.
     shard_trouble: Notify,
-    /// A cluster node's connection closed since the watcher last looked.
-    nodes_lost: std::sync::atomic::AtomicBool,
+    /// The cluster nodes whose subscription connection closed since the watcher last looked.
+    nodes_lost: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Until when reconciliation waits: a lease after a shard's trouble, while the rooms
     /// there are resynced by every instance (a record of this instance's may be one that
     /// another instance's re-announce is about to take over).
@@ -188,7 +188,7 @@ impl Link {
             renew_failed_at: std::sync::Mutex::new(None),
             incarnation: std::sync::atomic::AtomicU64::new(0),
             shard_trouble: Notify::new(),
-            nodes_lost: std::sync::atomic::AtomicBool::new(false),
+            nodes_lost: std::sync::Mutex::default(),
             repairs_held_until: std::sync::Mutex::new(None),
             suspects: std::sync::Mutex::default(),
         }
@@ -643,6 +643,12 @@ impl Link {
         Ok(known == 1)
     }
 
+    fn lost_nodes(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.nodes_lost
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Holds reconciliation for a lease from now (see `repairs_held_until`).
     fn hold_repairs(&self) {
         *self
@@ -652,7 +658,7 @@ impl Link {
     }
 
     fn repairs_held(&self) -> bool {
-        self.nodes_lost.load(Ordering::Relaxed)
+        !self.lost_nodes().is_empty()
             || self
                 .repairs_held_until
                 .lock()
@@ -1077,8 +1083,8 @@ impl Link {
         while let Some(delivery) = incoming.next().await {
             let (channel, payload) = match delivery {
                 Delivery::Message { channel, payload } => (channel, payload),
-                Delivery::NodeLost => {
-                    self.nodes_lost.store(true, Ordering::Relaxed);
+                Delivery::NodeLost { address } => {
+                    self.lost_nodes().insert(address);
                     self.shard_trouble.notify_one();
                     continue;
                 }
@@ -1157,7 +1163,7 @@ impl Link {
                 let mut probes: std::collections::HashMap<String, RoomName> = Default::default();
                 for room in self.views.rooms() {
                     let owner = owner_of(&now_owners, &room);
-                    probes.entry(owner).or_insert(room);
+                    probes.entry(owner.id).or_insert(room);
                 }
                 let mut silent = false;
                 for (owner, room) in probes {
@@ -1183,23 +1189,22 @@ impl Link {
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner),
             );
-            let node_lost = self.nodes_lost.swap(false, Ordering::Relaxed);
+            let lost = std::mem::take(&mut *self.lost_nodes());
             let rooms = self.views.rooms();
-            let mut affected: Vec<RoomName> = rooms
+            let affected: Vec<RoomName> = rooms
                 .iter()
                 .filter(|room| {
                     let before = owner_of(&owners, room);
                     let after = owner_of(&now_owners, room);
-                    before != after
-                        || silent_owners.contains(&before)
-                        || silent_owners.contains(&after)
+                    before.id != after.id
+                        || silent_owners.contains(&before.id)
+                        || silent_owners.contains(&after.id)
+                        || lost.contains(&before.address)
+                        || lost.contains(&after.address)
                         || suspects.contains(*room)
                 })
                 .cloned()
                 .collect();
-            if affected.is_empty() && node_lost {
-                affected = rooms;
-            }
             connected
                 .subscriptions
                 .lock()
@@ -1264,14 +1269,19 @@ impl Link {
     }
 }
 
-/// The primary serving `room`'s slot, by node ID (empty if no range covers it).
-fn owner_of(owners: &[backend::SlotOwner], room: &RoomName) -> String {
+/// The primary serving `room`'s slot (empty if no range covers it).
+fn owner_of(owners: &[backend::SlotOwner], room: &RoomName) -> backend::SlotOwner {
     let slot = backend::slot(&wire::members_key(room));
     owners
         .iter()
         .find(|owner| (owner.first..=owner.last).contains(&slot))
-        .map(|owner| owner.id.clone())
-        .unwrap_or_default()
+        .cloned()
+        .unwrap_or(backend::SlotOwner {
+            first: slot,
+            last: slot,
+            id: String::new(),
+            address: String::new(),
+        })
 }
 
 impl Link {
