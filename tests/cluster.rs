@@ -1104,8 +1104,7 @@ async fn a_killed_primary_fails_over_and_only_its_rooms_resync() {
         &mut carol.client,
         &mut dave.client,
     ] {
-        let extra = client.sync().await;
-        assert!(extra.is_empty(), "nobody hears a flap: {extra:?}");
+        assert_nothing_heard(client).await;
     }
     // The failover ended no instance's session: rooms resynced alone.
     let mut room_resyncs = 0.0;
@@ -1143,8 +1142,7 @@ async fn a_killed_primary_fails_over_and_only_its_rooms_resync() {
         &mut carol.client,
         &mut dave.client,
     ] {
-        let extra = client.sync().await;
-        assert!(extra.is_empty(), "nobody hears a flap: {extra:?}");
+        assert_nothing_heard(client).await;
     }
 }
 
@@ -1165,6 +1163,12 @@ async fn relay_until_heard(from: &mut common::Peer, to: &mut common::Peer) {
         let refusal = from.client.expect_error("unavailable").await;
         assert_eq!(refusal["to"], to.id.as_str());
     }
+}
+
+/// `client` was sent nothing so far: nobody heard a flap.
+async fn assert_nothing_heard(client: &mut Client) {
+    let extra = client.sync().await;
+    assert!(extra.is_empty(), "nobody hears a flap: {extra:?}");
 }
 
 /// Nothing `client` was sent so far says a peer left.

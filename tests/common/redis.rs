@@ -105,7 +105,7 @@ impl RedisServer {
             self.start_node(index);
         }
         if self.created {
-            self.wait_until_cluster_ok();
+            self.wait_until_served();
         }
     }
 
@@ -167,29 +167,7 @@ impl RedisServer {
             String::from_utf8_lossy(&output.stdout)
         );
         self.created = true;
-        self.wait_until_cluster_ok();
-    }
-
-    /// Every node says `cluster_state:ok`, and every replica is in sync with its primary.
-    fn wait_until_cluster_ok(&self) {
-        let deadline = std::time::Instant::now() + super::WAIT * 2;
-        loop {
-            let ok = self.nodes.iter().all(|node| {
-                let info = self.command_on(node.port, &["CLUSTER", "INFO"]);
-                let replication = self.command_on(node.port, &["INFO", "replication"]);
-                info.contains("cluster_state:ok")
-                    && (replication.contains("role:master")
-                        || replication.contains("master_link_status:up"))
-            });
-            if ok {
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the Redis Cluster never came up"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.wait_until_served();
     }
 
     /// Starts it again with no data at all: snapshots saved earlier (`SAVE`) are removed
