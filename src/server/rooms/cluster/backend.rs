@@ -290,7 +290,7 @@ pub async fn connect(
 }
 
 /// Whether `INFO cluster` says `cluster_enabled:1`.
-pub async fn is_cluster_node(connection: &mut MultiplexedConnection) -> RedisResult<bool> {
+async fn is_cluster_node(connection: &mut MultiplexedConnection) -> RedisResult<bool> {
     let info: String = redis::cmd("INFO")
         .arg("cluster")
         .query_async(connection)
