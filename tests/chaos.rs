@@ -553,7 +553,19 @@ async fn converse(
                             count(&counts.relays_reordered);
                             if std::env::var("RDV_CHAOS_DEBUG").is_ok() {
                                 let key = (from.clone(), id.to_owned(), n);
-                                eprintln!("DEBUG reorder {n} after {last} from {} to {} refused={} sent {:?} ago", &from[..8], &id[..8], lock(&harness.refused).contains(&key), lock(&harness.sent_at).get(&key).map(|at| at.elapsed()));
+                                let disturbed = lock(&harness.disturbed);
+                                eprintln!(
+                                    "DEBUG reorder {n} after {last} from {} to {} refused={} sent {:?} ago, disturbed: sender {} receiver {}",
+                                    &from[..8],
+                                    &id[..8],
+                                    lock(&harness.refused).contains(&key),
+                                    lock(&harness.sent_at).get(&key).map(|at| at.elapsed()),
+                                    disturbed.contains(&from),
+                                    disturbed.contains(id)
+                                );
+                                let roamed = lock(&harness.roamed);
+                                let ago = |peer: &str| roamed.get(peer).map(|drops| drops.iter().map(|at| at.elapsed()).collect::<Vec<_>>());
+                                eprintln!("DEBUG   sockets dropped: sender {:?} receiver {:?} ago", ago(&from), ago(id));
                             }
                             continue;
                         }
