@@ -143,7 +143,7 @@ impl ClusterMetrics {
             "Relays from another instance that could not be delivered here, by reason",
             self.relays_dropped.clone(),
         );
-        for reason in ["receiver-gone", "sender-never-seen", "overflow"] {
+        for reason in ["receiver-gone", "sender-never-seen", "overflow", "late"] {
             drop(self.relays_dropped.get_or_create(&ReasonLabel { reason }));
         }
         registry.register(
@@ -165,7 +165,8 @@ impl ClusterMetrics {
     }
 
     /// A relay from another instance dropped here: `receiver-gone`, `sender-never-seen`
-    /// (its sender's arrival never reached this view within a lease) or `overflow`.
+    /// (its sender's arrival never reached this view within a lease), `overflow`, or `late`
+    /// (it reached a resumed member the long way after a later one of its sender).
     pub fn relay_dropped(&self, reason: &'static str) {
         tracing::debug!(reason, "cluster: dropped a relay");
         self.relays_dropped

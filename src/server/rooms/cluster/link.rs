@@ -1060,7 +1060,7 @@ impl Connected {
 impl Link {
     /// Publishes what the views hand to other instances, through the publish queue (so
     /// after the relays queued before it). Lost if the link is down: the other instance
-    /// then stops waiting after `view::HANDOVER_WAIT`.
+    /// then stops waiting after `held::HANDOVER_WAIT`.
     async fn hand_off(&self) -> LinkError {
         let handoffs = self.handoffs.clone();
         let mut handoffs = handoffs.lock().await;
@@ -1132,6 +1132,11 @@ impl Link {
                 Some(wire::Payload::Handover { room, peer, queued }) => {
                     self.views.handover_in(room, peer, queued);
                 }
+                Some(wire::Payload::Switched {
+                    room,
+                    peer,
+                    instance,
+                }) => self.views.switched_in(room, peer, instance),
                 None => tracing::warn!("ignoring a malformed cluster message"),
             }
         }
@@ -1407,7 +1412,7 @@ fn payload_room(payload: &str) -> Option<&str> {
         wire::Payload::Relays(relays) | wire::Payload::Forwarded(relays) => {
             wire::relays(relays).next().map(|(room, _, _)| room)
         }
-        wire::Payload::Handover { room, .. } => Some(room),
+        wire::Payload::Handover { room, .. } | wire::Payload::Switched { room, .. } => Some(room),
     }
 }
 

@@ -8,6 +8,7 @@
 //! through its instance's channel. docs/cluster-design.md has the design and the failure cases.
 
 mod backend;
+mod held;
 mod link;
 mod scripts;
 mod view;
@@ -22,7 +23,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use self::backend::Seeds;
 use self::link::{Link, Outgoing};
 use self::scripts::Scripts;
-use self::view::{Route, Views};
+use self::view::Views;
 use crate::identity::PeerId;
 use crate::protocol::RoomName;
 use crate::server::operations::metrics::Metrics;
@@ -189,6 +190,9 @@ impl ClusterRegistry {
             return false;
         }
         if let Some(connected) = self.link.connected() {
+            // Its relays still queued for other instances go first: once marked, it may
+            // resume elsewhere, and what it sends there must not overtake them.
+            self.link.relays_published().await;
             let mut commands = connected.commands();
             let mut invocation = Scripts::get(connected.layout).park.prepare_invoke();
             for key in wire::room_keys(room) {
@@ -286,20 +290,14 @@ impl RoomRegistry for ClusterRegistry {
         read_at: std::time::Instant,
         sender: &Outbox,
     ) -> Result<(), DeliverError> {
-        match self.views.route(room, to, text, read_at)? {
-            Route::Delivered => Ok(()),
-            Route::Remote(channel, text) => {
-                if self.link.publish(Outgoing {
-                    channel,
-                    payload: wire::relay(room, to, text.as_str()),
-                    sender: Some(sender.clone()),
-                }) {
-                    Ok(())
-                } else {
-                    Err(DeliverError::Unavailable)
-                }
-            }
-        }
+        let publish = |channel: &Arc<str>, text: Utf8Bytes| {
+            self.link.publish(Outgoing {
+                channel: channel.clone(),
+                payload: wire::relay(room, to, text.as_str()),
+                sender: Some(sender.clone()),
+            })
+        };
+        self.views.route(room, to, text, read_at, publish)
     }
 
     fn health(&self) -> Health {

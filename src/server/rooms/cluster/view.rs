@@ -15,6 +15,7 @@ use dashmap::DashMap;
 use indexmap::IndexMap;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use super::held::{Held, Path, Relay, Source, Verdict};
 use super::wire::{Event, Layout, LeftReason, Record};
 use crate::identity::PeerId;
 use crate::protocol::{self, CloseCode, ErrorCode, PeerEntry, ProtocolError, RoomName};
@@ -24,12 +25,6 @@ use crate::server::rooms::{ConnectionId, DeliverError, Parking};
 
 /// Events buffered for a room waiting for its snapshot; past it the view is rebuilt.
 const MAX_BUFFERED: usize = 65_536;
-/// How long a member that resumed here from another instance has its relays held back for
-/// the old instance's handover (what was queued there goes first); past it, or if the old
-/// instance is gone, they go without it.
-pub const HANDOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-/// Most relays held back for one resumed member; past it they go at once.
-const MAX_HELD: usize = 4096;
 
 type FastHash = foldhash::fast::RandomState;
 
@@ -45,7 +40,8 @@ enum Place {
         tail: Arc<str>,
         /// Held for a resume (PROTOCOL §14): what reads its queue while its client is away.
         parked: Option<Box<OutboxReceiver>>,
-        /// Resumed here from another instance: relays wait for that instance's handover.
+        /// Resumed here from another instance: relays wait for that instance's handover
+        /// and the other instances' markers (see [`Held`]).
         held: Option<Box<Held>>,
     },
     /// Was here; its connection closed and its departure is not confirmed yet.
@@ -56,14 +52,6 @@ enum Place {
         channel: Arc<str>,
         handed_over: bool,
     },
-}
-
-/// Relays for a member that resumed here, held until the instance it left hands over what
-/// it had queued (or for [`HANDOVER_WAIT`]), so the member gets them in the order sent.
-#[derive(Debug)]
-pub struct Held {
-    relays: Vec<(Utf8Bytes, Instant)>,
-    since: Instant,
 }
 
 #[derive(Debug)]
@@ -132,6 +120,8 @@ enum Buffered {
     },
     /// A handover for a member that resumed here (see [`Held`]).
     Handover { peer: String, queued: String },
+    /// An instance's marker that it sends a moved member's relays straight to it now.
+    Switched { peer: String, instance: String },
 }
 
 /// A relay waiting for its sender's arrival: sender, receiver, text, when it came.
@@ -141,13 +131,7 @@ struct EarlyRelay {
     to: String,
     text: String,
     came: Instant,
-}
-
-/// What a relay's receiver turned out to be.
-pub enum Route {
-    Delivered,
-    /// To publish on this instance channel; the text comes back to be published.
-    Remote(Arc<str>, Utf8Bytes),
+    forwarded: bool,
 }
 
 /// A local member as a re-announce sends it: peer, connection, first join time and the
@@ -257,7 +241,7 @@ impl Views {
         view.seq = Some(seq);
         // Another local join's snapshot may be handled first and list this one's too.
         self.welcome_listed_joiners(&mut view, seq);
-        deliver_early(&mut view);
+        self.count_late(deliver_early(&mut view));
         self.apply_buffered(room, &mut view);
     }
 
@@ -308,7 +292,12 @@ impl Views {
                     text,
                     forwarded,
                 } => self.relay_to(room, view, &to, &text, forwarded),
-                Buffered::Handover { peer, queued } => release(view, &peer, &queued),
+                Buffered::Handover { peer, queued } => {
+                    self.count_late(hand_over(view, &peer, &queued));
+                }
+                Buffered::Switched { peer, instance } => {
+                    self.switched_to(room, view, &peer, &instance)
+                }
             }
         }
     }
@@ -371,7 +360,7 @@ impl Views {
                 if let Some(position) = position {
                     view.members.move_index(index, position);
                 }
-                deliver_early(view);
+                self.count_late(deliver_early(view));
             }
             Event::Left {
                 peer,
@@ -436,6 +425,13 @@ impl Views {
         slot.entry = PeerEntry::new(&peer, record.public_key, record.verified);
         slot.joined = protocol::peer_joined(&peer, record.public_key, record.verified).into();
         let from_here = from_instance == &*self.instance;
+        if !from_here && from_instance != record.instance {
+            // What this instance sent the member's old instance goes before this marker:
+            // the new one holds what comes straight from here until it has the marker back.
+            let old: Arc<str> = self.layout().relay_channel(room, from_instance).into();
+            let marker = super::wire::switched(room, peer.as_str(), &self.instance);
+            let _ = self.handoffs.send((old, marker));
+        }
         let mut queued: Vec<Queued> = Vec::new();
         if from_here
             && matches!(&old, Place::Here { connection, .. } if connection.get() == from_connection)
@@ -489,10 +485,9 @@ impl Views {
                         }
                     }
                 } else {
-                    *held = Some(Box::new(Held {
-                        relays: Vec::new(),
-                        since: Instant::now(),
-                    }));
+                    let old = self.layout().relay_channel(room, from_instance);
+                    let unswitched = senders_elsewhere(view, &peer, &old);
+                    *held = Some(Box::new(Held::new(unswitched, Instant::now())));
                 }
             }
             place
@@ -520,12 +515,20 @@ impl Views {
                 .iter()
                 .filter(|(_, slot)| {
                     matches!(&slot.place, Place::Here { held: Some(held), .. }
-                        if now.duration_since(held.since) >= HANDOVER_WAIT)
+                        if held.overdue(now))
                 })
                 .map(|(id, _)| id.clone())
                 .collect();
             for peer in overdue {
-                release(&mut view, peer.as_str(), "");
+                give_up(&mut view, peer.as_str());
+            }
+            // Long past the wait, late relays are no longer told apart.
+            for slot in view.members.values_mut() {
+                if let Place::Here { held, .. } = &mut slot.place
+                    && held.as_ref().is_some_and(|held| held.forgettable(now))
+                {
+                    *held = None;
+                }
             }
             let expired: Vec<PeerId> = view
                 .members
@@ -671,34 +674,53 @@ impl Views {
                 .any(|j| j.connection.get() == connection && &j.peer == peer)
     }
 
-    /// Routes a relay: queued here if the receiver is local, else the instance to publish
-    /// it to.
+    /// Routes a relay: queued here if the receiver is local, else handed to `publish` for
+    /// the receiver's instance channel (false: it could not be queued). `publish` runs with
+    /// the view locked, so a relay routed before a move is queued before the markers the
+    /// move sends (see [`Held`]).
     pub fn route(
         &self,
         room: &RoomName,
         to: &str,
         text: Utf8Bytes,
         read_at: std::time::Instant,
-    ) -> Result<Route, DeliverError> {
-        let view = self.rooms.get(room).ok_or(DeliverError::UnknownPeer)?;
-        let slot = view.members.get(to).ok_or(DeliverError::UnknownPeer)?;
-        match &slot.place {
-            // Resumed here, waiting for its handover: taken below, with the view locked
-            // for writing (rare, and only for a moment).
-            Place::Here { held: Some(_), .. } => {}
-            Place::Here { outbox, .. } => {
-                outbox.push_relay(text, read_at);
-                return Ok(Route::Delivered);
+        publish: impl FnOnce(&Arc<str>, Utf8Bytes) -> bool,
+    ) -> Result<(), DeliverError> {
+        let remote = |channel: &Arc<str>, text| {
+            if publish(channel, text) {
+                Ok(())
+            } else {
+                Err(DeliverError::Unavailable)
             }
-            // In flight to a peer that is leaving: dropped, as a relay to a local peer that
-            // leaves before reading it is.
-            Place::Departed => return Ok(Route::Delivered),
-            Place::There { channel, .. } => return Ok(Route::Remote(channel.clone(), text)),
+        };
+        {
+            let view = self.rooms.get(room).ok_or(DeliverError::UnknownPeer)?;
+            let slot = view.members.get(to).ok_or(DeliverError::UnknownPeer)?;
+            match &slot.place {
+                // Resumed here, waiting for its handover: taken below, with the view locked
+                // for writing (rare, and only for a moment).
+                Place::Here { held: Some(_), .. } => {}
+                Place::Here { outbox, .. } => {
+                    outbox.push_relay(text, read_at);
+                    return Ok(());
+                }
+                // In flight to a peer that is leaving: dropped, as a relay to a local peer
+                // that leaves before reading it is.
+                Place::Departed => return Ok(()),
+                Place::There { channel, .. } => return remote(channel, text),
+            }
         }
-        drop(view);
         let mut view = self.rooms.get_mut(room).ok_or(DeliverError::UnknownPeer)?;
-        hold_or_push(&mut view, to, text, read_at);
-        Ok(Route::Delivered)
+        let slot = view.members.get(to).ok_or(DeliverError::UnknownPeer)?;
+        if let Place::There { channel, .. } = &slot.place {
+            // It moved on meanwhile.
+            return remote(channel, text);
+        }
+        let path = path_of(&view, &text, false);
+        if !hold_or_push(&mut view, to, text, read_at, path) {
+            self.count_late(1);
+        }
+        Ok(())
     }
 
     /// Holds `peer`'s place while its client is away (PROTOCOL §14): relays and what
@@ -730,7 +752,7 @@ impl Views {
         }
         // Held relays of a resume still waiting for its handover go first, then the rest.
         if let Some(held) = held.take() {
-            for (text, read_at) in held.relays {
+            for (text, read_at) in held.into_relays() {
                 outbox.push_relay(text, read_at);
             }
         }
@@ -774,7 +796,57 @@ impl Views {
             }
             return;
         }
-        release(&mut view, peer, queued);
+        let late = hand_over(&mut view, peer, queued);
+        self.count_late(late);
+    }
+
+    /// Relays that came the long way to a resumed member after later ones of their senders
+    /// went ahead (see [`Held`]): dropped rather than delivered out of order.
+    fn count_late(&self, late: usize) {
+        for _ in 0..late {
+            self.metrics.cluster.relay_dropped("late");
+        }
+    }
+
+    /// An instance's marker that it now sends `peer`'s relays straight to where it resumed
+    /// (see [`Held`]): sent on from the instance the member left, taken where it resumed.
+    pub fn switched_in(&self, room: &str, peer: &str, instance: &str) {
+        let Some((room, mut view)) = RoomName::new(room)
+            .ok()
+            .and_then(|room| Some((room.clone(), self.rooms.get_mut(&room)?)))
+        else {
+            return;
+        };
+        if view.seq.is_none() {
+            if view.buffered.len() < MAX_BUFFERED {
+                view.buffered.push(Buffered::Switched {
+                    peer: peer.to_owned(),
+                    instance: instance.to_owned(),
+                });
+            } else {
+                self.lose_step();
+            }
+            return;
+        }
+        self.switched_to(&room, &mut view, peer, instance);
+    }
+
+    fn switched_to(&self, room: &RoomName, view: &mut View, peer: &str, instance: &str) {
+        match view.members.get(peer).map(|slot| &slot.place) {
+            Some(Place::There {
+                channel,
+                handed_over: true,
+            }) => {
+                let marker = super::wire::switched(room, peer, instance);
+                let _ = self.handoffs.send((channel.clone(), marker));
+            }
+            Some(Place::Here { held: Some(_), .. }) => {
+                let source = (instance != &*self.instance)
+                    .then(|| Arc::from(self.layout().relay_channel(room, instance)));
+                switched(view, peer, &source);
+            }
+            _ => {}
+        }
     }
 
     /// A relay from another instance for a peer here; `forwarded` if the instance its
@@ -818,7 +890,7 @@ impl Views {
             let _ = self.handoffs.send((channel.clone(), payload));
             return;
         }
-        if let Err(reason) = deliver_in(view, to, text) {
+        if let Err(reason) = deliver_in(view, to, text, forwarded) {
             self.metrics.cluster.relay_dropped(reason);
         }
     }
@@ -1011,7 +1083,7 @@ impl Views {
         self.welcome_listed_joiners(view, seq);
         view.seq = Some(seq);
         // Relays that waited for a sender the snapshot lists now go, before what came after.
-        deliver_early(view);
+        self.count_late(deliver_early(view));
         self.apply_buffered(room, view);
     }
 
@@ -1194,7 +1266,7 @@ fn tell_local(view: &View, seq: u64, text: &Utf8Bytes) {
 
 /// A relay from another instance to `to`: queued for it if it is a local member, held back
 /// if this view does not list its sender yet. Else why it was dropped (a metric's label).
-fn deliver_in(view: &mut View, to: &str, text: &str) -> Result<(), &'static str> {
+fn deliver_in(view: &mut View, to: &str, text: &str, forwarded: bool) -> Result<(), &'static str> {
     if !matches!(
         view.members.get(to).map(|slot| &slot.place),
         Some(Place::Here { .. })
@@ -1211,83 +1283,164 @@ fn deliver_in(view: &mut View, to: &str, text: &str) -> Result<(), &'static str>
                 to: to.to_owned(),
                 text: text.to_owned(),
                 came: Instant::now(),
+                forwarded,
             });
         }
-        _ => hold_or_push(view, to, Utf8Bytes::from(text.to_owned()), Instant::now()),
+        _ => {
+            let path = path_of(view, text, forwarded);
+            let text = Utf8Bytes::from(text.to_owned());
+            if !hold_or_push(view, to, text, Instant::now(), path) {
+                return Err("late");
+            }
+        }
     }
     Ok(())
 }
 
-/// Queues a relay for a local member, behind the relays held for its handover if any.
-fn hold_or_push(view: &mut View, to: &str, text: Utf8Bytes, read_at: Instant) {
-    let Some(Place::Here { outbox, held, .. }) =
-        view.members.get_mut(to).map(|slot| &mut slot.place)
-    else {
-        return;
-    };
-    match held {
-        Some(waiting) if waiting.relays.len() < MAX_HELD => waiting.relays.push((text, read_at)),
-        Some(_) => {
-            release(view, to, "");
-            hold_or_push(view, to, text, read_at);
-        }
-        None => {
-            outbox.push_relay(text, read_at);
-        }
+/// Which way a relay came (see [`Held`]): sent on by the instance its receiver left, or
+/// straight from its sender's instance as this view places the sender.
+fn path_of(view: &View, text: &str, forwarded: bool) -> Path {
+    if forwarded {
+        return Path::Old;
+    }
+    let sender = super::wire::relay_sender(text).and_then(|from| view.members.get(from));
+    match sender.map(|slot| &slot.place) {
+        Some(Place::There { channel, .. }) => Path::Straight(Some(channel.clone())),
+        _ => Path::Straight(None),
     }
 }
 
-/// Ends a resumed member's wait: what the instance it left had queued (`queued`, framed
-/// relays), then what was held here meanwhile, in order. A relay whose sender has left the
-/// room since is dropped: the member's welcome did not list it, or it heard it leave.
-fn release(view: &mut View, peer: &str, queued: &str) {
-    let Some(slot) = view.members.get(peer) else {
+/// The instances that may have relays for `moved` on their way through the instance it left
+/// (relay channel `old`): every other instance with members in the room, this one included.
+fn senders_elsewhere(view: &View, moved: &PeerId, old: &str) -> Vec<Source> {
+    let mut sources: Vec<Source> = Vec::new();
+    for (id, slot) in &view.members {
+        let source = match &slot.place {
+            Place::Here { .. } if id != moved => None,
+            Place::There { channel, .. } if &**channel != old => Some(channel.clone()),
+            _ => continue,
+        };
+        if !sources.contains(&source) {
+            sources.push(source);
+        }
+    }
+    sources
+}
+
+/// Queues a relay for a local member, unless it must wait behind others (see [`Held`]).
+/// False if it came too late to be delivered in order.
+#[must_use]
+fn hold_or_push(view: &mut View, to: &str, text: Utf8Bytes, read_at: Instant, path: Path) -> bool {
+    let Some(Place::Here { outbox, held, .. }) =
+        view.members.get_mut(to).map(|slot| &mut slot.place)
+    else {
+        return true;
+    };
+    let Some(waiting) = held else {
+        outbox.push_relay(text, read_at);
+        return true;
+    };
+    match waiting.hold((text, read_at), path) {
+        Verdict::Go((text, read_at)) => {
+            outbox.push_relay(text, read_at);
+        }
+        Verdict::Late => return false,
+        Verdict::Held if waiting.is_full() => give_up(view, to),
+        Verdict::Held => {}
+    }
+    true
+}
+
+/// The handover for a member that resumed here: what the instance it left had queued
+/// (`queued`, framed relays), then what was held here and no longer waits, in order. Returns
+/// how many queued relays came too late to be delivered in order.
+#[must_use]
+fn hand_over(view: &mut View, peer: &str, queued: &str) -> usize {
+    let now = Instant::now();
+    let queued: Vec<Relay> = super::wire::relays(queued)
+        .map(|(_, _, text)| (Utf8Bytes::from(text.to_owned()), now))
+        .collect();
+    let (ready, late) = match view.members.get_mut(peer).map(|slot| &mut slot.place) {
+        Some(Place::Here {
+            held: Some(held), ..
+        }) => held.handed_over(queued),
+        // Not waiting (parked again, or long past the wait): what was queued still goes.
+        _ => (queued, 0),
+    };
+    push_ready(view, peer, ready);
+    late
+}
+
+/// `source`'s marker came back through the old instance: its held relays go.
+fn switched(view: &mut View, peer: &str, source: &Source) {
+    let Some(Place::Here {
+        held: Some(held), ..
+    }) = view.members.get_mut(peer).map(|slot| &mut slot.place)
+    else {
         return;
     };
-    let Place::Here { outbox, .. } = &slot.place else {
-        return;
+    let ready = held.switched(source);
+    push_ready(view, peer, ready);
+}
+
+/// Stops a resumed member's wait for its handover or markers: everything held goes.
+fn give_up(view: &mut View, peer: &str) {
+    let relays = match view.members.get_mut(peer).map(|slot| &mut slot.place) {
+        Some(Place::Here {
+            held: Some(held), ..
+        }) => held.give_up(),
+        _ => return,
     };
-    let outbox = outbox.clone();
-    let held = match view.members.get_mut(peer).map(|slot| &mut slot.place) {
-        Some(Place::Here { held, .. }) => held.take(),
-        _ => None,
-    };
+    push_ready(view, peer, relays);
+}
+
+/// Queues relays that waited for a resumed member, in order, and ends the wait once nothing
+/// is left to wait for. A relay whose sender has left the room since is dropped: the
+/// member's welcome did not list it, or it heard it leave.
+fn push_ready(view: &mut View, peer: &str, relays: Vec<Relay>) {
     let still_here = |text: &str| {
         super::wire::relay_sender(text).is_none_or(|from| view.members.contains_key(from))
     };
-    let now = Instant::now();
-    for (_, _, text) in super::wire::relays(queued) {
-        if !still_here(text) {
-            continue;
-        }
-        let text = Utf8Bytes::from(text.to_owned());
+    let relays: Vec<Relay> = relays
+        .into_iter()
+        .filter(|(text, _)| still_here(text.as_str()))
+        .collect();
+    let Some(Place::Here { outbox, held, .. }) =
+        view.members.get_mut(peer).map(|slot| &mut slot.place)
+    else {
+        return;
+    };
+    for (text, read_at) in relays {
         if text.as_str().starts_with(r#"{"type":"error""#) {
             outbox.push(text);
         } else {
-            outbox.push_relay(text, now);
-        }
-    }
-    for (text, read_at) in held.into_iter().flat_map(|held| held.relays) {
-        if still_here(text.as_str()) {
             outbox.push_relay(text, read_at);
         }
+    }
+    if held.as_ref().is_some_and(|held| held.is_done()) {
+        *held = None;
     }
 }
 
 /// Hands the relays whose sender the view now lists (its `J` event, or a snapshot) to their
 /// receivers, in order; the others keep waiting.
-fn deliver_early(view: &mut View) {
+#[must_use]
+fn deliver_early(view: &mut View) -> usize {
     if view.early.is_empty() {
-        return;
+        return 0;
     }
     let early = std::mem::take(&mut view.early);
     let (ready, waiting): (Vec<EarlyRelay>, Vec<EarlyRelay>) = early
         .into_iter()
         .partition(|early| view.members.contains_key(early.from.as_str()));
     view.early = waiting;
+    let mut late = 0;
     for early in ready {
-        hold_or_push(view, &early.to, Utf8Bytes::from(early.text), Instant::now());
+        let path = path_of(view, &early.text, early.forwarded);
+        let text = Utf8Bytes::from(early.text);
+        late += usize::from(!hold_or_push(view, &early.to, text, Instant::now(), path));
     }
+    late
 }
 
 fn is_idle(view: &View) -> bool {
@@ -1340,6 +1493,22 @@ mod tests {
 
     fn left(seq: u64, who: char, instance: &str, connection: u64) -> String {
         format!("L\t{seq}\t{}\tleft\t{instance}\t{connection}", peer(who))
+    }
+
+    /// Routes a relay as the registry does: the channel it went to if it was published.
+    fn route_to(
+        views: &Views,
+        room: &RoomName,
+        to: &str,
+        text: Utf8Bytes,
+    ) -> Result<Option<String>, DeliverError> {
+        let mut published = None;
+        views
+            .route(room, to, text, Instant::now(), |channel, _| {
+                published = Some(channel.to_string());
+                true
+            })
+            .map(|()| published)
     }
 
     fn drain(receiver: &mut OutboxReceiver) -> Vec<String> {
@@ -1429,19 +1598,18 @@ mod tests {
         assert_eq!(drain(&mut b_rx), ["welcome b ad", "peer-left d"]);
         // A relay finds a local receiver here, and a remote one's instance.
         let offer = || Utf8Bytes::from_static(r#"{"type":"offer"}"#);
-        let now = std::time::Instant::now();
         assert!(matches!(
-            views.route(&room, peer('b').as_str(), offer(), now),
-            Ok(Route::Delivered)
+            route_to(&views, &room, peer('b').as_str(), offer()),
+            Ok(None)
         ));
         assert_eq!(drain(&mut b_rx), ["offer"]);
         views.apply("r", &joined(5, 'e', "there", 10));
         assert!(matches!(
-            views.route(&room, peer('e').as_str(), offer(), now),
-            Ok(Route::Remote(channel, _)) if &*channel == "rdv:c:there"
+            route_to(&views, &room, peer('e').as_str(), offer()),
+            Ok(Some(channel)) if channel == "rdv:c:there"
         ));
         assert!(matches!(
-            views.route(&room, peer('d').as_str(), offer(), now),
+            route_to(&views, &room, peer('d').as_str(), offer()),
             Err(DeliverError::UnknownPeer)
         ));
     }
@@ -1513,89 +1681,192 @@ mod tests {
         assert_eq!(drain(&mut a_rx), ["offer"]);
     }
 
-    /// A peer parked on one instance resumes on another: the instance it left hands over
-    /// what it queued, the new one holds newer relays until then, and relays still on their
-    /// way to the old instance are sent on. Nobody hears any presence.
-    #[test]
-    fn a_resume_on_another_instance_hands_the_queue_over_in_order() {
-        let (old, mut old_handoffs) = views_handing_off("me");
-        let (new, _) = views_handing_off("b");
-        let room = RoomName::new("r").unwrap();
-        let (p_conn, mut p_rx) = first_here(&old, &room, 'e');
-        old.apply("r", &joined(2, 'd', "b", 7));
-        drain(&mut p_rx);
-        // The other instance's view: p is on "me", x (local there) is welcomed.
-        let (x_conn, mut x_rx) = join_here(&new, &room, 'd');
-        new.init(
-            &room,
-            1,
-            &[peer('e').to_string(), record(1, "me", p_conn.get())],
-        );
-        new.end_join(&room, x_conn, true);
-        new.apply("r", &joined(2, 'd', "b", x_conn.get()));
-        assert_eq!(drain(&mut x_rx), ["welcome d e"]);
+    /// p joined on instance "me" and its connection dropped there (parked); d is a member on
+    /// "b", which has a view of the room, and p is about to resume there: `moved` is the
+    /// event Redis publishes then.
+    struct Resume {
+        old: Views,
+        old_handoffs: tokio::sync::mpsc::UnboundedReceiver<Handoff>,
+        new: Views,
+        new_handoffs: tokio::sync::mpsc::UnboundedReceiver<Handoff>,
+        room: RoomName,
+        p_conn: ConnectionId,
+        new_p: ConnectionId,
+        new_p_rx: OutboxReceiver,
+        d_rx: OutboxReceiver,
+        moved: String,
+    }
 
-        // p's connection drops: its place is held, and an offer for it queues.
-        let (parking, parked_rx) = Outbox::new(64, 1 << 20);
-        let parking = Parking {
-            outbox: parking,
-            receiver: parked_rx,
-        };
-        assert!(old.park(&room, &peer('e'), p_conn, parking, &mut p_rx));
-        assert_eq!(old.parked_connection(&room, &peer('e')), Some(p_conn.get()));
-        let offer = |n: u8| {
+    impl Resume {
+        fn new() -> Self {
+            let (old, old_handoffs) = views_handing_off("me");
+            let (new, new_handoffs) = views_handing_off("b");
+            let room = RoomName::new("r").unwrap();
+            let (p_conn, mut p_rx) = first_here(&old, &room, 'e');
+            old.apply("r", &joined(2, 'd', "b", 7));
+            drain(&mut p_rx);
+            let (d_conn, mut d_rx) = join_here(&new, &room, 'd');
+            new.init(
+                &room,
+                1,
+                &[peer('e').to_string(), record(1, "me", p_conn.get())],
+            );
+            new.end_join(&room, d_conn, true);
+            new.apply("r", &joined(2, 'd', "b", d_conn.get()));
+            assert_eq!(drain(&mut d_rx), ["welcome d e"]);
+            let (parking, parked_rx) = Outbox::new(64, 1 << 20);
+            let parking = Parking {
+                outbox: parking,
+                receiver: parked_rx,
+            };
+            assert!(old.park(&room, &peer('e'), p_conn, parking, &mut p_rx));
+            assert_eq!(old.parked_connection(&room, &peer('e')), Some(p_conn.get()));
+            let (new_p, new_p_rx) = join_here(&new, &room, 'e');
+            new.end_join(&room, new_p, true);
+            let moved = format!(
+                "M\t3\t{}\tme\t{}\t3\t1\t{}",
+                peer('e'),
+                p_conn.get(),
+                super::super::wire::record_tail("b", new_p.get(), None, KEY)
+            );
+            Resume {
+                old,
+                old_handoffs,
+                new,
+                new_handoffs,
+                room,
+                p_conn,
+                new_p,
+                new_p_rx,
+                d_rx,
+                moved,
+            }
+        }
+
+        /// d's offer number `n`.
+        fn offer(n: u8) -> Utf8Bytes {
             Utf8Bytes::from(format!(
                 r#"{{"type":"offer","from":"{}","n":{n}}}"#,
                 peer('d')
             ))
-        };
-        let now = Instant::now();
-        assert!(matches!(
-            old.route(&room, peer('e').as_str(), offer(1), now),
-            Ok(Route::Delivered)
-        ));
+        }
 
-        // p registers on "b": Redis moves its record (M, sequence 3) and both views apply it.
-        let (new_p, mut new_p_rx) = join_here(&new, &room, 'e');
-        new.end_join(&room, new_p, true);
-        let moved = format!(
-            "M\t3\t{}\tme\t{}\t3\t1\t{}",
-            peer('e'),
-            p_conn.get(),
-            super::super::wire::record_tail("b", new_p.get(), None, KEY)
-        );
-        new.apply("r", &moved);
-        old.apply("r", &moved);
-        // Sent on "b" before the handover came: held behind it.
-        assert!(matches!(
-            new.route(&room, peer('e').as_str(), offer(2), now),
-            Ok(Route::Delivered)
-        ));
-        assert_eq!(drain(&mut new_p_rx), ["welcome e d"]);
-        let (channel, handover) = old_handoffs.try_recv().unwrap();
+        /// d sends `n`: where it went, `None` if it was queued on "b".
+        fn d_sends(&self, n: u8) -> Option<String> {
+            route_to(&self.new, &self.room, peer('e').as_str(), Self::offer(n)).unwrap()
+        }
+
+        /// What p got on "b".
+        fn p_got(&mut self) -> Vec<String> {
+            std::iter::from_fn(|| self.new_p_rx.try_recv())
+                .map(|queued| queued.text.to_string())
+                .collect()
+        }
+
+        fn offers(numbers: &[u8]) -> Vec<String> {
+            numbers
+                .iter()
+                .map(|&n| Self::offer(n).to_string())
+                .collect()
+        }
+    }
+
+    /// Hands what one instance handed off (a handover, relays sent on, a marker) to another.
+    fn hand_to(views: &Views, handoff: &str) {
+        match super::super::wire::Payload::parse(handoff) {
+            Some(super::super::wire::Payload::Handover { room, peer, queued }) => {
+                views.handover_in(room, peer, queued);
+            }
+            Some(super::super::wire::Payload::Forwarded(relays)) => {
+                for (room, to, text) in super::super::wire::relays(relays) {
+                    views.relay_in(room, to, text, true);
+                }
+            }
+            Some(super::super::wire::Payload::Switched {
+                room,
+                peer,
+                instance,
+            }) => views.switched_in(room, peer, instance),
+            _ => panic!("not a handoff: {handoff}"),
+        }
+    }
+
+    /// A peer parked on one instance resumes on another: the instance it left hands over
+    /// what it queued and sends on what still reaches it, and the new one holds what comes
+    /// straight until the instance that sent it says (through the old one) that nothing of
+    /// it is left on the way. One sender's relays arrive in the order sent, and nobody hears
+    /// any presence.
+    #[test]
+    fn a_resume_on_another_instance_keeps_each_senders_relays_in_order() {
+        let mut r = Resume::new();
+        // d sends 1 and 2 to where p was; 1 arrives there before p moves, 2 after.
+        assert_eq!(r.d_sends(1).as_deref(), Some("rdv:c:me"));
+        assert_eq!(r.d_sends(2).as_deref(), Some("rdv:c:me"));
+        r.old
+            .relay_in("r", peer('e').as_str(), &Resume::offer(1), false);
+
+        // Redis moves p's record to "b". "me" applies it first: it hands 1 over, and sends
+        // 2 on when it comes.
+        r.old.apply("r", &r.moved);
+        r.old
+            .relay_in("r", peer('e').as_str(), &Resume::offer(2), false);
+        r.new.apply("r", &r.moved);
+        assert_eq!(drain(&mut r.new_p_rx), ["welcome e d"]);
+        // "b" marks the switch on the way through "me"; d's 3 now goes straight, and waits.
+        let (channel, marker) = r.new_handoffs.try_recv().unwrap();
+        assert_eq!((&*channel, marker.as_bytes()[0]), ("rdv:c:me", b'S'));
+        assert_eq!(r.d_sends(3), None);
+        assert!(r.p_got().is_empty());
+
+        // The handover, then 2 sent on: 1 and 2 go, 3 still waits for the marker.
+        for _ in 0..2 {
+            let (channel, handoff) = r.old_handoffs.try_recv().unwrap();
+            assert_eq!(&*channel, "rdv:c:b");
+            hand_to(&r.new, &handoff);
+        }
+        assert_eq!(r.p_got(), Resume::offers(&[1, 2]));
+        // The marker comes through "me", which sends it on: 3 goes last.
+        hand_to(&r.old, &marker);
+        let (channel, marker) = r.old_handoffs.try_recv().unwrap();
         assert_eq!(&*channel, "rdv:c:b");
-        let Some(super::super::wire::Payload::Handover {
-            room: r,
-            peer: to,
-            queued,
-        }) = super::super::wire::Payload::parse(&handover)
-        else {
-            panic!("not a handover: {handover}");
-        };
-        new.handover_in(r, to, queued);
-        let got: Vec<String> = std::iter::from_fn(|| new_p_rx.try_recv())
-            .map(|queued| queued.text.to_string())
-            .collect();
-        assert_eq!(got, [offer(1).to_string(), offer(2).to_string()]);
-        // A relay that was on its way to "me" goes on to "b", once.
-        old.relay_in("r", peer('e').as_str(), &offer(3), false);
-        let (channel, forwarded) = old_handoffs.try_recv().unwrap();
-        assert_eq!(&*channel, "rdv:c:b");
-        assert!(forwarded.starts_with('F'));
+        hand_to(&r.new, &marker);
+        assert_eq!(r.p_got(), Resume::offers(&[3]));
+        // Nothing waits any more.
+        assert_eq!(r.d_sends(4), None);
+        assert_eq!(r.p_got(), Resume::offers(&[4]));
+
         // Nobody heard any presence; "me" holds p no more.
-        assert!(drain(&mut x_rx).is_empty());
-        assert!(old.idle_rooms().contains(&room));
-        assert!(!old.holds(&room, &peer('e'), p_conn.get()));
-        assert!(new.holds(&room, &peer('e'), new_p.get()));
+        assert!(drain(&mut r.d_rx).is_empty());
+        assert!(r.old.idle_rooms().contains(&r.room));
+        assert!(!r.old.holds(&r.room, &peer('e'), r.p_conn.get()));
+        assert!(r.new.holds(&r.room, &peer('e'), r.new_p.get()));
+    }
+
+    /// The instance p left stalls past the wait: what waited goes, and what it hands over
+    /// late of a sender whose later relays went ahead is dropped, not delivered out of order.
+    #[test]
+    fn a_stalled_old_instance_loses_its_late_relays_rather_than_reorder_them() {
+        let mut r = Resume::new();
+        assert_eq!(r.d_sends(1).as_deref(), Some("rdv:c:me"));
+        r.old
+            .relay_in("r", peer('e').as_str(), &Resume::offer(1), false);
+        r.new.apply("r", &r.moved);
+        drain(&mut r.new_p_rx);
+        assert_eq!(r.d_sends(2), None);
+        r.new
+            .expire_presumed(Instant::now(), std::time::Duration::from_secs(6));
+        assert!(r.p_got().is_empty(), "still waiting");
+        r.new.expire_presumed(
+            Instant::now() + super::super::held::HANDOVER_WAIT,
+            std::time::Duration::from_secs(6),
+        );
+        assert_eq!(r.p_got(), Resume::offers(&[2]));
+        // "me" wakes up and hands 1 over: too late.
+        r.old.apply("r", &r.moved);
+        let (_, handover) = r.old_handoffs.try_recv().unwrap();
+        hand_to(&r.new, &handover);
+        assert!(r.p_got().is_empty());
+        assert_eq!(r.d_sends(3), None);
+        assert_eq!(r.p_got(), Resume::offers(&[3]));
     }
 }

@@ -333,6 +333,13 @@ pub enum Payload<'a> {
     /// Relays that reached the instance a member had just left, sent on once: they are
     /// never forwarded again.
     Forwarded(&'a str),
+    /// An instance's marker, sent to the instance a member left and on from there to where
+    /// it resumed, that it sends the member's relays straight there now (see `held`).
+    Switched {
+        room: &'a str,
+        peer: &'a str,
+        instance: &'a str,
+    },
 }
 
 impl<'a> Payload<'a> {
@@ -343,6 +350,13 @@ impl<'a> Payload<'a> {
             Some(Payload::Handover { room, peer, queued })
         } else if let Some(rest) = payload.strip_prefix('F') {
             Some(Payload::Forwarded(rest))
+        } else if let Some(rest) = payload.strip_prefix('S') {
+            let ((room, peer, instance), _) = split_first(rest)?;
+            Some(Payload::Switched {
+                room,
+                peer,
+                instance,
+            })
         } else {
             Some(Payload::Relays(payload))
         }
@@ -368,6 +382,12 @@ pub fn handover<'t>(room: &RoomName, peer: &str, queued: impl Iterator<Item = &'
         out.push_str(&relay(room, peer, text));
     }
     out
+}
+
+/// An instance's marker that it sends `peer`'s relays straight to where it resumed (see
+/// [`Payload::Switched`]): framed as a relay whose text is the instance.
+pub fn switched(room: &RoomName, peer: &str, instance: &str) -> String {
+    format!("S{}", relay(room, peer, instance))
 }
 
 /// Relays sent on from the instance their receiver left (see [`Payload::Forwarded`]).
