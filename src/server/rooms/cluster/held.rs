@@ -139,11 +139,6 @@ impl Held {
         self.handed_over && self.unswitched.is_empty()
     }
 
-    /// Everything held, in order, waiting or not.
-    pub fn into_relays(self) -> impl Iterator<Item = Relay> {
-        self.relays.into_iter().map(|(text, at, _)| (text, at))
-    }
-
     fn waits(&self, path: &Path) -> bool {
         !self.handed_over || self.unswitched_source(path)
     }

@@ -433,17 +433,22 @@ impl Views {
             let _ = self.handoffs.send((old, marker));
         }
         let mut queued: Vec<Queued> = Vec::new();
+        // It had resumed here from elsewhere and its wait for that handover is not over: the
+        // wait goes on with it.
+        let mut still_held: Option<Box<Held>> = None;
         if from_here
             && matches!(&old, Place::Here { connection, .. } if connection.get() == from_connection)
         {
             let reason = match &mut old {
                 Place::Here {
                     parked: Some(parked),
+                    held,
                     ..
                 } => {
                     queued.extend(
                         std::iter::from_fn(|| parked.try_recv()).filter(Queued::survives_resume),
                     );
+                    still_held = held.take();
                     LeftReason::Left
                 }
                 // A live connection whose record a re-announce took over (Redis reloaded
@@ -455,10 +460,18 @@ impl Views {
         let place = if !ours {
             let channel: Arc<str> = self.layout().relay_channel(room, record.instance).into();
             if from_here {
+                // What waited here goes after the queue; what the instance it resumed here
+                // from still hands over is lost (it finds the member gone).
+                let held: Vec<Relay> = still_held
+                    .map(|mut held| held.give_up())
+                    .unwrap_or_default();
                 let handover = super::wire::handover(
                     room,
                     peer.as_str(),
-                    queued.iter().map(|queued| queued.text.as_str()),
+                    queued
+                        .iter()
+                        .map(|queued| queued.text.as_str())
+                        .chain(held.iter().map(|(text, _)| text.as_str())),
                 );
                 let _ = self.handoffs.send((channel.clone(), handover));
             }
@@ -484,6 +497,7 @@ impl Views {
                             outbox.push_again(queued);
                         }
                     }
+                    *held = still_held;
                 } else {
                     let old = self.layout().relay_channel(room, from_instance);
                     let unswitched = senders_elsewhere(view, &peer, &old);
@@ -741,7 +755,6 @@ impl Views {
             connection: here,
             outbox,
             parked,
-            held,
             ..
         }) = view.members.get_mut(peer).map(|slot| &mut slot.place)
         else {
@@ -750,12 +763,9 @@ impl Views {
         if *here != connection || parked.is_some() {
             return false;
         }
-        // Held relays of a resume still waiting for its handover go first, then the rest.
-        if let Some(held) = held.take() {
-            for (text, read_at) in held.into_relays() {
-                outbox.push_relay(text, read_at);
-            }
-        }
+        // A resume here still waiting for its handover (see [`Held`]) keeps waiting: what it
+        // holds goes to the parking queue when its turn comes, and what comes late is still
+        // told apart.
         parking.carry_over(dropped);
         *outbox = parking.outbox;
         *parked = Some(Box::new(parking.receiver));
@@ -1868,5 +1878,51 @@ mod tests {
         assert!(r.p_got().is_empty());
         assert_eq!(r.d_sends(3), None);
         assert_eq!(r.p_got(), Resume::offers(&[3]));
+    }
+
+    /// The same, when p drops again where it resumed and resumes there once more before the
+    /// stalled instance hands over: what comes late is still dropped, not queued for it.
+    #[test]
+    fn a_member_that_drops_again_is_still_spared_late_relays() {
+        let mut r = Resume::new();
+        assert_eq!(r.d_sends(1).as_deref(), Some("rdv:c:me"));
+        r.old
+            .relay_in("r", peer('e').as_str(), &Resume::offer(1), false);
+        r.new.apply("r", &r.moved);
+        drain(&mut r.new_p_rx);
+        assert_eq!(r.d_sends(2), None);
+        r.new.expire_presumed(
+            Instant::now() + super::super::held::HANDOVER_WAIT,
+            std::time::Duration::from_secs(6),
+        );
+        assert_eq!(r.p_got(), Resume::offers(&[2]));
+
+        // p drops on "b" and is parked there, and resumes there once more.
+        let (outbox, receiver) = Outbox::new(64, 1 << 20);
+        let parking = Parking { outbox, receiver };
+        assert!(
+            r.new
+                .park(&r.room, &peer('e'), r.new_p, parking, &mut r.new_p_rx)
+        );
+        let (again, mut again_rx) = join_here(&r.new, &r.room, 'e');
+        r.new.end_join(&r.room, again, true);
+        let moved_again = format!(
+            "M\t4\t{}\tb\t{}\t4\t1\t{}",
+            peer('e'),
+            r.new_p.get(),
+            super::super::wire::record_tail("b", again.get(), None, KEY)
+        );
+        r.new.apply("r", &moved_again);
+        // Only now does "me" wake up and hand 1 over. d sends 3: p gets 3, and never 1.
+        r.old.apply("r", &r.moved);
+        let (_, handover) = r.old_handoffs.try_recv().unwrap();
+        hand_to(&r.new, &handover);
+        assert_eq!(r.d_sends(3), None);
+        let got: Vec<String> = std::iter::from_fn(|| again_rx.try_recv())
+            .map(|queued| queued.text.to_string())
+            .collect();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[0].contains(r#""type":"welcome""#), "{got:?}");
+        assert_eq!(got[1], Resume::offer(3).to_string());
     }
 }
