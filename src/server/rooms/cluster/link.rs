@@ -109,8 +109,9 @@ pub struct Link {
     views: Arc<Views>,
     metrics: Arc<Metrics>,
     connected: RwLock<Option<Connected>>,
-    publish_tx: mpsc::Sender<Outgoing>,
-    publish_rx: Arc<Mutex<mpsc::Receiver<Outgoing>>>,
+    /// Relays to publish, each with the lease it was queued under (see `publish_queued`).
+    publish_tx: mpsc::Sender<(u64, Outgoing)>,
+    publish_rx: Arc<Mutex<mpsc::Receiver<(u64, Outgoing)>>>,
     /// What views hand to other instances (see `view::Handoff`), published in order.
     handoffs: Arc<Mutex<mpsc::UnboundedReceiver<Handoff>>>,
     /// Leaves that came while the link was down or resyncing, run once it is connected: a
@@ -315,7 +316,11 @@ impl Link {
             self.publish_bytes.fetch_sub(len, Ordering::Relaxed);
             return false;
         }
-        if self.publish_tx.try_send(relay).is_err() {
+        if self
+            .publish_tx
+            .try_send((self.incarnation(), relay))
+            .is_err()
+        {
             self.publish_bytes.fetch_sub(len, Ordering::Relaxed);
             return false;
         }
@@ -408,7 +413,7 @@ impl Link {
             .expect("the epoch's lock is never poisoned")
             .replace(epoch.clone());
         // A new instance has no lease yet: its first renewal takes one, which is no loss.
-        let _ = self.renew(&mut commands).await?;
+        let _ = self.renew(&mut commands, true).await?;
         let lost = previous.as_ref().is_some_and(|previous| *previous != epoch);
         let restored = self.restored.swap(false, Ordering::Relaxed);
         let presume = (lost || restored).then(|| Instant::now() + self.lease);
@@ -575,7 +580,7 @@ impl Link {
         let mut failing_since = None;
         loop {
             renew.tick().await;
-            match self.renew(commands).await {
+            match self.renew(commands, false).await {
                 Ok(_) if self.restored.load(Ordering::Relaxed) => return LinkError::Restored,
                 Ok(true) => failing_since = None,
                 Ok(false) => return LinkError::LeaseLost,
@@ -596,8 +601,10 @@ impl Link {
     /// Extends the lease; false if Redis had none for this instance. An instance that
     /// never held one (no renewal has answered yet, whatever failed before) takes it: that
     /// is counted `acquired`, not `lost`. A generation lower than one seen before means
-    /// Redis came back with older data: the next resync presumes (see `restored`).
-    async fn renew(&self, commands: &mut Commands) -> Result<bool, LinkError> {
+    /// Redis came back with older data: the next resync presumes (see `restored`). Only a
+    /// new session (`acquiring`) acts on a new lease: a renewal that finds the lease lost
+    /// ends its session without relaying another thing under it.
+    async fn renew(&self, commands: &mut Commands, acquiring: bool) -> Result<bool, LinkError> {
         let first = self.lease_until_ms.load(Ordering::Relaxed) == 0;
         let lease_ms = self.lease_written().as_millis() as u64;
         // The lease runs from when the renewal was sent, not from when its answer came.
@@ -634,8 +641,10 @@ impl Link {
             // A new lease: what this instance announces from now on belongs to it.
             self.incarnation.store(generation, Ordering::Relaxed);
         }
-        self.lease_until_ms
-            .store(sent_ms + lease_ms, Ordering::Relaxed);
+        if known == 1 || acquiring {
+            self.lease_until_ms
+                .store(sent_ms + lease_ms, Ordering::Relaxed);
+        }
         let seen = self.generation.swap(generation, Ordering::Relaxed);
         if generation <= seen {
             self.restored.store(true, Ordering::Relaxed);
@@ -1294,7 +1303,7 @@ impl Link {
     /// count and bytes): one pipeline per channel, all at once, each in order.
     async fn publish_queued(
         &self,
-        queue: &mut mpsc::Receiver<Outgoing>,
+        queue: &mut mpsc::Receiver<(u64, Outgoing)>,
         commands: &mut Commands,
         layout: Layout,
     ) -> LinkError {
@@ -1303,11 +1312,11 @@ impl Link {
             let Some(first) = queue.recv().await else {
                 return LinkError::Closed;
             };
-            let mut bytes = first.payload.len();
+            let mut bytes = first.1.payload.len();
             batch.push(first);
             while batch.len() < PUBLISH_BATCH && bytes < PUBLISH_BATCH_BYTES {
                 let Ok(next) = queue.try_recv() else { break };
-                bytes += next.payload.len();
+                bytes += next.1.payload.len();
                 batch.push(next);
             }
             let count = batch.len() as u64;
@@ -1318,11 +1327,20 @@ impl Link {
                 count,
                 bytes,
             };
-            // Order matters only within a channel (one receiving instance, in one room on a
-            // Redis Cluster), and a channel's relays keep theirs in its pipeline.
+            // Queued before a stall this instance's lease may not have survived (or under a
+            // lease since lost): its members may have been reaped and have joined again
+            // elsewhere, and what they sent from there must not be overtaken by this.
+            let lease = self.connected().map(|_| self.incarnation());
             let mut by_channel: indexmap::IndexMap<Arc<str>, Vec<Outgoing>> =
                 indexmap::IndexMap::new();
-            for relay in batch.drain(..) {
+            for (queued_under, relay) in batch.drain(..) {
+                if lease != Some(queued_under) {
+                    tracing::debug!("cluster: a relay queued under a lease since lapsed");
+                    self.bounce(&relay.payload, std::iter::once(relay.sender));
+                    continue;
+                }
+                // Order matters only within a channel (one receiving instance, in one room on
+                // a Redis Cluster), and a channel's relays keep theirs in its pipeline.
                 by_channel
                     .entry(relay.channel.clone())
                     .or_default()
@@ -1418,7 +1436,8 @@ fn payload_room(payload: &str) -> Option<&str> {
 
 impl Link {
     /// Tells the senders of relays that no instance heard (the receiver's instance is
-    /// between two Redis connections, or gone) that they were dropped.
+    /// between two Redis connections, or gone), or that waited past this instance's lease,
+    /// that they were dropped.
     fn bounce(&self, payload: &str, mut senders: impl Iterator<Item = Option<Outbox>>) {
         let Some(Some(first)) = senders.next() else {
             return;
