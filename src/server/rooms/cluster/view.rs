@@ -257,20 +257,15 @@ impl Views {
             tracing::warn!("ignoring a malformed cluster event");
             return;
         };
+        if !self.has_snapshot(&mut view, || Buffered::Event(text.to_owned())) {
+            return;
+        }
         match view.seq {
-            None => {
-                if view.buffered.len() < MAX_BUFFERED {
-                    view.buffered.push(Buffered::Event(text.to_owned()));
-                } else {
-                    // Events dropped: the snapshot to come cannot be brought up to date.
-                    self.lose_step();
-                }
-            }
-            Some(seq) if event.seq() <= seq => {}
-            Some(seq) => {
+            Some(seq) if event.seq() > seq => {
                 self.check_step(seq, event.seq());
                 self.apply_event(&room, &mut view, event);
             }
+            _ => {}
         }
     }
 
@@ -795,15 +790,11 @@ impl Views {
         else {
             return;
         };
-        if view.seq.is_none() {
-            if view.buffered.len() < MAX_BUFFERED {
-                view.buffered.push(Buffered::Handover {
-                    peer: peer.to_owned(),
-                    queued: queued.to_owned(),
-                });
-            } else {
-                self.lose_step();
-            }
+        let waiting = || Buffered::Handover {
+            peer: peer.to_owned(),
+            queued: queued.to_owned(),
+        };
+        if !self.has_snapshot(&mut view, waiting) {
             return;
         }
         let late = hand_over(&mut view, peer, queued);
@@ -827,15 +818,11 @@ impl Views {
         else {
             return;
         };
-        if view.seq.is_none() {
-            if view.buffered.len() < MAX_BUFFERED {
-                view.buffered.push(Buffered::Switched {
-                    peer: peer.to_owned(),
-                    instance: instance.to_owned(),
-                });
-            } else {
-                self.lose_step();
-            }
+        let waiting = || Buffered::Switched {
+            peer: peer.to_owned(),
+            instance: instance.to_owned(),
+        };
+        if !self.has_snapshot(&mut view, waiting) {
             return;
         }
         self.switched_to(&room, &mut view, peer, instance);
@@ -869,22 +856,32 @@ impl Views {
             self.metrics.cluster.relay_dropped("receiver-gone");
             return;
         };
-        if view.seq.is_none() {
-            // Its sender's `peer-joined`, or its receiver's own arrival (a room's first
-            // local joiner), may be among the events waiting for the snapshot: it waits
-            // behind them, and goes to its receiver if that is a local member by then.
-            if view.buffered.len() < MAX_BUFFERED {
-                view.buffered.push(Buffered::Relay {
-                    to: to.to_owned(),
-                    text: text.to_owned(),
-                    forwarded,
-                });
-            } else {
-                self.lose_step();
-            }
+        // Its sender's `peer-joined`, or its receiver's own arrival (a room's first local
+        // joiner), may be among the events waiting for the snapshot: it waits behind them,
+        // and goes to its receiver if that is a local member by then.
+        let waiting = || Buffered::Relay {
+            to: to.to_owned(),
+            text: text.to_owned(),
+            forwarded,
+        };
+        if !self.has_snapshot(&mut view, waiting) {
             return;
         }
         self.relay_to(&room, &mut view, to, text, forwarded);
+    }
+
+    /// Whether `view` has its snapshot; if not, `waiting` waits for it behind the events
+    /// buffered so far (past the bound, the view is out of step and will be rebuilt).
+    fn has_snapshot(&self, view: &mut View, waiting: impl FnOnce() -> Buffered) -> bool {
+        if view.seq.is_some() {
+            return true;
+        }
+        if view.buffered.len() < MAX_BUFFERED {
+            view.buffered.push(waiting());
+        } else {
+            self.lose_step();
+        }
+        false
     }
 
     /// Delivers a relay from another instance, or sends it on once if its receiver just
@@ -1773,6 +1770,23 @@ mod tests {
                 .collect()
         }
 
+        /// d's 1 reaches "me", which stalls; p resumes on "b", where d's 2 waits for the
+        /// handover until the wait runs out.
+        fn resume_while_the_old_instance_stalls(&mut self) {
+            assert_eq!(self.d_sends(1).as_deref(), Some("rdv:c:me"));
+            let one = Self::offer(1);
+            self.old.relay_in("r", peer('e').as_str(), &one, false);
+            self.new.apply("r", &self.moved);
+            drain(&mut self.new_p_rx);
+            assert_eq!(self.d_sends(2), None);
+            let lease = std::time::Duration::from_secs(6);
+            self.new.expire_presumed(Instant::now(), lease);
+            assert!(self.p_got().is_empty(), "still waiting");
+            let waited = Instant::now() + super::super::held::HANDOVER_WAIT;
+            self.new.expire_presumed(waited, lease);
+            assert_eq!(self.p_got(), Self::offers(&[2]));
+        }
+
         fn offers(numbers: &[u8]) -> Vec<String> {
             numbers
                 .iter()
@@ -1857,20 +1871,7 @@ mod tests {
     #[test]
     fn a_stalled_old_instance_loses_its_late_relays_rather_than_reorder_them() {
         let mut r = Resume::new();
-        assert_eq!(r.d_sends(1).as_deref(), Some("rdv:c:me"));
-        r.old
-            .relay_in("r", peer('e').as_str(), &Resume::offer(1), false);
-        r.new.apply("r", &r.moved);
-        drain(&mut r.new_p_rx);
-        assert_eq!(r.d_sends(2), None);
-        r.new
-            .expire_presumed(Instant::now(), std::time::Duration::from_secs(6));
-        assert!(r.p_got().is_empty(), "still waiting");
-        r.new.expire_presumed(
-            Instant::now() + super::super::held::HANDOVER_WAIT,
-            std::time::Duration::from_secs(6),
-        );
-        assert_eq!(r.p_got(), Resume::offers(&[2]));
+        r.resume_while_the_old_instance_stalls();
         // "me" wakes up and hands 1 over: too late.
         r.old.apply("r", &r.moved);
         let (_, handover) = r.old_handoffs.try_recv().unwrap();
@@ -1885,17 +1886,7 @@ mod tests {
     #[test]
     fn a_member_that_drops_again_is_still_spared_late_relays() {
         let mut r = Resume::new();
-        assert_eq!(r.d_sends(1).as_deref(), Some("rdv:c:me"));
-        r.old
-            .relay_in("r", peer('e').as_str(), &Resume::offer(1), false);
-        r.new.apply("r", &r.moved);
-        drain(&mut r.new_p_rx);
-        assert_eq!(r.d_sends(2), None);
-        r.new.expire_presumed(
-            Instant::now() + super::super::held::HANDOVER_WAIT,
-            std::time::Duration::from_secs(6),
-        );
-        assert_eq!(r.p_got(), Resume::offers(&[2]));
+        r.resume_while_the_old_instance_stalls();
 
         // p drops on "b" and is parked there, and resumes there once more.
         let (outbox, receiver) = Outbox::new(64, 1 << 20);
