@@ -1042,11 +1042,23 @@ async fn chaos_run_keeps_every_invariant() {
                 Some(reported) if *reported > 0 => *reported -= 1,
                 _ => {
                     count(&c.relays_lost_calm);
+                    let roamed = lock(&harness.roamed);
+                    let drops = |peer: &str| {
+                        roamed.get(peer).map(|drops| {
+                            drops
+                                .iter()
+                                .map(|dropped| dropped.duration_since(started))
+                                .collect::<Vec<_>>()
+                        })
+                    };
                     println!(
-                        "relay {n} from {} to {} lost, sent at {:?} of the run",
+                        "relay {n} from {} to {} lost, sent at {:?} of the run; sockets \
+                         dropped to resume at: sender {:?}, receiver {:?}",
                         &from[..8],
                         &to[..8],
-                        at.duration_since(started)
+                        at.duration_since(started),
+                        drops(&from),
+                        drops(&to)
                     );
                 }
             }

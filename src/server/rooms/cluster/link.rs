@@ -455,8 +455,6 @@ impl Link {
                 .publish_queued(&mut queue, &mut publishing, layout)
                 .await
         });
-        let handing = self.clone();
-        tasks.spawn(async move { handing.hand_off().await });
         let connected = Connected {
             commands: commands.clone(),
             subscriptions: Arc::new(Mutex::new(subscriber)),
@@ -472,6 +470,10 @@ impl Link {
             self.set_connected(Some(connected.clone()));
             std::mem::take(&mut *deferred)
         };
+        // Only now: what the views handed off during the resync (handovers, markers) goes
+        // through the publish queue, which takes nothing before the link is connected.
+        let handing = self.clone();
+        tasks.spawn(async move { handing.hand_off().await });
         for (room, peer, connection) in deferred {
             self.leave(&mut commands, layout, &room, &peer, connection)
                 .await?;

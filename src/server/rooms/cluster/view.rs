@@ -490,6 +490,8 @@ impl Views {
                             .is_none_or(|from| view.members.contains_key(from))
                         {
                             outbox.push_again(queued);
+                        } else {
+                            trace_dropped("from a sender gone since", peer.as_str(), &queued.text);
                         }
                     }
                     *held = still_held;
@@ -715,7 +717,10 @@ impl Views {
                 }
                 // In flight to a peer that is leaving: dropped, as a relay to a local peer
                 // that leaves before reading it is.
-                Place::Departed => return Ok(()),
+                Place::Departed => {
+                    trace_dropped("to a departing member", to, text.as_str());
+                    return Ok(());
+                }
                 Place::There { channel, .. } => return remote(channel, text),
             }
         }
@@ -898,6 +903,7 @@ impl Views {
             return;
         }
         if let Err(reason) = deliver_in(view, to, text, forwarded) {
+            trace_dropped(reason, to, text);
             self.metrics.cluster.relay_dropped(reason);
         }
     }
@@ -1341,6 +1347,7 @@ fn hold_or_push(view: &mut View, to: &str, text: Utf8Bytes, read_at: Instant, pa
     let Some(Place::Here { outbox, held, .. }) =
         view.members.get_mut(to).map(|slot| &mut slot.place)
     else {
+        trace_dropped("to a member no longer here", to, text.as_str());
         return true;
     };
     let Some(waiting) = held else {
@@ -1351,7 +1358,10 @@ fn hold_or_push(view: &mut View, to: &str, text: Utf8Bytes, read_at: Instant, pa
         Verdict::Go((text, read_at)) => {
             outbox.push_relay(text, read_at);
         }
-        Verdict::Late => return false,
+        Verdict::Late => {
+            trace_dropped("late", to, "");
+            return false;
+        }
         Verdict::Held if waiting.is_full() => give_up(view, to),
         Verdict::Held => {}
     }
@@ -1410,11 +1420,20 @@ fn push_ready(view: &mut View, peer: &str, relays: Vec<Relay>) {
     };
     let relays: Vec<Relay> = relays
         .into_iter()
-        .filter(|(text, _)| still_here(text.as_str()))
+        .filter(|(text, _)| {
+            let keep = still_here(text.as_str());
+            if !keep {
+                trace_dropped("from a sender gone since", peer, text.as_str());
+            }
+            keep
+        })
         .collect();
     let Some(Place::Here { outbox, held, .. }) =
         view.members.get_mut(peer).map(|slot| &mut slot.place)
     else {
+        for (text, _) in &relays {
+            trace_dropped("that waited for a member gone since", peer, text.as_str());
+        }
         return;
     };
     for (text, read_at) in relays {
@@ -1427,6 +1446,18 @@ fn push_ready(view: &mut View, peer: &str, relays: Vec<Relay>) {
     if held.as_ref().is_some_and(|held| held.is_done()) {
         *held = None;
     }
+}
+
+/// Says at debug level which relay a view dropped and why: what an operator chasing a lost
+/// message needs (peer IDs cut short).
+fn trace_dropped(why: &str, to: &str, text: &str) {
+    let from = super::wire::relay_sender(text).unwrap_or("");
+    tracing::debug!(
+        why,
+        to = to.get(..8).unwrap_or(to),
+        from = from.get(..8).unwrap_or(from),
+        "cluster: dropped a relay"
+    );
 }
 
 /// Hands the relays whose sender the view now lists (its `J` event, or a snapshot) to their
