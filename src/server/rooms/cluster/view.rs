@@ -406,6 +406,9 @@ impl Views {
         };
         let mut old = std::mem::replace(&mut slot.place, Place::Departed);
         slot.seq = seq;
+        // Presumed after Redis lost data, and now placed by an instance that holds it (a
+        // resume, or a re-announce taking over an older record): nobody saw it go.
+        slot.presumed_until = None;
         let ours = self.is_ours(record);
         if ours
             && matches!(&old, Place::Here { connection, .. } if connection.get() == record.connection)
@@ -548,6 +551,11 @@ impl Views {
                 .map(|(id, _)| id.clone())
                 .collect();
             for peer in expired {
+                tracing::debug!(
+                    room = %view.key(),
+                    peer = &peer.as_str()[..8],
+                    "cluster: a member presumed after Redis lost data was never re-announced"
+                );
                 view.members.shift_remove(&peer);
                 tell_local(&view, u64::MAX, &protocol::peer_left(&peer).into());
             }
@@ -916,9 +924,10 @@ impl Views {
             .store(false, std::sync::atomic::Ordering::Relaxed);
         self.rooms.retain(|_, view| {
             view.seq = None;
-            // The new snapshot covers the events; relays still go to their receivers.
+            // The new snapshot covers the events; relays (and handovers, markers) still go
+            // to their receivers.
             view.buffered
-                .retain(|waiting| matches!(waiting, Buffered::Relay { .. }));
+                .retain(|waiting| !matches!(waiting, Buffered::Event(_)));
             view.subscribed = false;
             view.resyncing = false;
             let keep = !is_idle(view);
@@ -1188,7 +1197,7 @@ impl Views {
         };
         view.seq = None;
         view.buffered
-            .retain(|waiting| matches!(waiting, Buffered::Relay { .. }));
+            .retain(|waiting| !matches!(waiting, Buffered::Event(_)));
         view.resyncing = true;
         true
     }
@@ -1659,10 +1668,11 @@ mod tests {
         let (a_conn, mut a_rx) = first_here(&views, &room, 'a');
         views.apply("r", &joined(2, 'd', "there", 1));
         views.apply("r", &joined(3, 'e', "there", 2));
+        views.apply("r", &joined(4, 'c', "there", 5));
         drain(&mut a_rx);
 
-        // Redis lost its data: after re-announcing, it knows a and a newcomer f; d and e are
-        // presumed until their instance re-announces them.
+        // Redis lost its data: after re-announcing, it knows a and a newcomer f; d, e and c
+        // are presumed until their instance re-announces them.
         views.reset_for_resync();
         let until = Instant::now() + std::time::Duration::from_secs(60);
         let snapshot = [
@@ -1673,8 +1683,15 @@ mod tests {
         ];
         views.resync(&room, 2, &snapshot, &[], Some(until));
         assert_eq!(drain(&mut a_rx), ["peer-joined f"]);
-        // d comes back as it was: nobody hears anything. e never does: it leaves at the deadline.
+        // d comes back as it was, c moved (it resumed on another instance): nobody hears
+        // anything. e never does: it leaves at the deadline.
         views.apply("r", &joined(3, 'd', "there", 1));
+        let c_moved = format!(
+            "M\t4\t{}\tthere\t5\t4\t4\t{}",
+            peer('c'),
+            super::super::wire::record_tail("other", 6, None, KEY)
+        );
+        views.apply("r", &c_moved);
         assert!(drain(&mut a_rx).is_empty());
         views.expire_presumed(until, std::time::Duration::from_secs(10));
         assert_eq!(drain(&mut a_rx), ["peer-left e"]);
@@ -1685,7 +1702,7 @@ mod tests {
         views.resync(&room, 9, &snapshot, &[], None);
         let mut heard = drain(&mut a_rx);
         heard.sort();
-        assert_eq!(heard, ["peer-left d", "peer-left f"]);
+        assert_eq!(heard, ["peer-left c", "peer-left d", "peer-left f"]);
         views.apply("r", &left(10, 'a', "me", a_conn.get()));
         assert!(views.idle_rooms().contains(&room));
     }
