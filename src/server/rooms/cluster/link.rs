@@ -129,6 +129,8 @@ pub struct Link {
     born: Instant,
     /// Until when (ms after `born`) the lease written at the last renewal runs.
     lease_until_ms: std::sync::atomic::AtomicU64,
+    /// When (ms after `born`) the last renewal was sent, answered or not.
+    renewed_ms: std::sync::atomic::AtomicU64,
     /// Redis's epoch when last connected (see `wire::EPOCH_KEY`).
     epoch: std::sync::Mutex<Option<String>>,
     /// The highest generation Redis gave (see `wire::GENERATION_KEY`), 0 before the first.
@@ -184,6 +186,7 @@ impl Link {
             epoch: std::sync::Mutex::new(None),
             born: Instant::now(),
             lease_until_ms: std::sync::atomic::AtomicU64::new(0),
+            renewed_ms: std::sync::atomic::AtomicU64::new(0),
             generation: std::sync::atomic::AtomicU64::new(0),
             restored: std::sync::atomic::AtomicBool::new(false),
             renew_failed_at: std::sync::Mutex::new(None),
@@ -622,28 +625,33 @@ impl Link {
             )
             .await;
         let outcome = match &result {
-            Ok((1, _)) => "ok",
+            Ok((1 | 2, _)) => "ok",
             Ok(_) if first => "acquired",
             Ok(_) => "lost",
             Err(_) => "failed",
         };
         self.metrics.cluster.renewed(outcome);
-        // A renewal that failed, or one that came after this instance's own lease may have
-        // run out (a stalled Redis, a shard failing over), means others could not renew
-        // either: reaping waits (see `renew_failed_at`).
+        // A renewal that failed, one that came after this instance's own lease may have run
+        // out (a stalled Redis, a shard failing over), one Redis found run out (it reloaded
+        // an older lease), or one long after the last (renewals were held up), means others
+        // could not renew either: reaping waits (see `renew_failed_at`).
         let last_ms = self.lease_until_ms.load(Ordering::Relaxed);
-        if result.is_err() || (!first && self.born.elapsed().as_millis() as u64 >= last_ms) {
+        let previous_ms = self.renewed_ms.swap(sent_ms, Ordering::Relaxed);
+        let held_up = !first && sent_ms.saturating_sub(previous_ms) > lease_ms / 2;
+        let late = !first && self.born.elapsed().as_millis() as u64 >= last_ms;
+        if result.is_err() || late || held_up || matches!(result, Ok((2, _))) {
             *self
                 .renew_failed_at
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
         }
         let (known, generation) = result?;
-        if known != 1 {
+        let kept = known != 0;
+        if !kept {
             // A new lease: what this instance announces from now on belongs to it.
             self.incarnation.store(generation, Ordering::Relaxed);
         }
-        if known == 1 || acquiring {
+        if kept || acquiring {
             self.lease_until_ms
                 .store(sent_ms + lease_ms, Ordering::Relaxed);
         }
@@ -651,7 +659,7 @@ impl Link {
         if generation <= seen {
             self.restored.store(true, Ordering::Relaxed);
         }
-        Ok(known == 1)
+        Ok(kept)
     }
 
     fn lost_nodes(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {

@@ -290,7 +290,9 @@ fn lease_script(body: &str) -> Script {
 /// KEYS: instances, generation. ARGV: instance, lease in ms. Extends the lease (Redis's
 /// clock) and advances the generation. Returns `{known, generation}`: known is 0 if the
 /// instance had no lease (new, reaped, or Redis lost its data): it must re-announce, and
-/// the generation is its new incarnation.
+/// the generation is its new incarnation; 2 if its lease had run out by Redis's clock and
+/// nobody reaped it yet (its renewals were held up, or Redis reloaded an older lease):
+/// others' leases may have run out the same way.
 pub static RENEW: LazyLock<Script> = LazyLock::new(|| {
     lease_script(
         r"
@@ -298,6 +300,7 @@ local until_ms = now_ms() + tonumber(ARGV[2])
 local known = redis.call('ZSCORE', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[1], until_ms, ARGV[1])
 local generation = redis.call('INCR', KEYS[2])
+if known and tonumber(known) < now_ms() then return {2, generation} end
 if known then return {1, generation} end
 return {0, generation}
 ",
