@@ -862,8 +862,10 @@ impl Link {
                     .key(wire::INSTANCES_KEY)
                     .key(wire::GENERATION_KEY)
                     .key(wire::REAPING_KEY)
+                    .key(wire::REAP_CLOCK_KEY)
                     .arg(seen)
                     .arg(&*self.instance)
+                    .arg(self.lease.as_millis() as u64)
                     .invoke_async(commands),
             )
             .await?;
@@ -872,13 +874,18 @@ impl Link {
                 reply.clone(),
             )
         else {
-            if redis::from_redis_value::<(i64,)>(reply) == Ok((-2,)) {
-                // Held up with everyone's renewals: nobody is reaped for a lease.
-                *self
-                    .renew_failed_at
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
-                return Ok(());
+            match redis::from_redis_value::<(i64,)>(reply) {
+                Ok((-2,)) => {
+                    // Held up with everyone's renewals: nobody is reaped for a lease.
+                    *self
+                        .renew_failed_at
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+                    return Ok(());
+                }
+                // Redis was away a while: reaping holds for a lease (see `scripts::REAP`).
+                Ok((-3,)) => return Ok(()),
+                _ => {}
             }
             // `{-1}`: Redis came back with older data; nobody is reaped on its leases.
             self.restored.store(true, Ordering::Relaxed);

@@ -307,21 +307,32 @@ return {0, generation}
     )
 });
 
-/// KEYS: instances, generation, reaping. ARGV: the generation the caller last saw, or
-/// empty; the caller's instance. Takes every instance whose lease ended out of the lease set (its next renewal
-/// finds no lease, and it re-announces) and sets its rooms aside to be reaped room by room
-/// (`REAP_ROOM`), below the generation of this call. Returns `{generation, live instances,
-/// {instance, generation, rooms}…}` with every reap not yet finished (another instance's
-/// that stopped half-way included), or `{-1}` without changing anything if the generation
-/// went backwards (Redis came back with older data, whose leases are stale: nobody is
-/// reaped on their word), or `{-2}` if the caller's own lease has run out: the call was
-/// held up (a stalled Redis, a shard failing over) with everyone's renewals, so leases that
-/// ran out meanwhile say nothing about who is alive.
+/// KEYS: instances, generation, reaping, reap clock. ARGV: the generation the caller last
+/// saw, or empty; the caller's instance; the lease in ms. Takes every instance whose lease
+/// ended out of the lease set (its next renewal finds no lease, and it re-announces) and
+/// sets its rooms aside to be reaped room by room (`REAP_ROOM`), below the generation of
+/// this call. Returns `{generation, live instances, {instance, generation, rooms}…}` with
+/// every reap not yet finished (another instance's that stopped half-way included), or,
+/// without reaping: `{-1}` if the generation went backwards (Redis came back with older
+/// data, whose leases are stale: nobody is reaped on their word); `{-2}` if the caller's
+/// own lease has run out (the call was held up, with everyone's renewals); `{-3}` for a
+/// lease after a gap of half a lease since the last call (Redis was away: stalled,
+/// restarting, or reloading a snapshot that may be only a moment old, so every lease that
+/// ran out meanwhile says nothing about who is alive), and until that lease has passed.
 pub static REAP: LazyLock<Script> = LazyLock::new(|| {
     lease_script(
         r"
 local mine = redis.call('ZSCORE', KEYS[1], ARGV[2])
 if not mine or tonumber(mine) < now_ms() then return {-2} end
+local now, lease = now_ms(), tonumber(ARGV[3])
+local last = tonumber(redis.call('HGET', KEYS[4], 'last') or '0')
+local hold = tonumber(redis.call('HGET', KEYS[4], 'hold') or '0')
+redis.call('HSET', KEYS[4], 'last', now)
+if last > 0 and now - last > lease / 2 then
+  hold = now + lease
+  redis.call('HSET', KEYS[4], 'hold', hold)
+end
+if now < hold then return {-3} end
 local generation = redis.call('INCR', KEYS[2])
 if ARGV[1] ~= '' and generation <= tonumber(ARGV[1]) then return {-1} end
 for _, instance in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms())) do

@@ -144,6 +144,8 @@ pub const INSTANCES_KEY: &str = "rdv:{rdv}:instances";
 
 /// Hash of instances being reaped: `instance \t generation` → the key of the rooms it had.
 pub const REAPING_KEY: &str = "rdv:{rdv}:reaping";
+/// When a reap was last asked for, and until when reaping holds (see `scripts::REAP`).
+pub const REAP_CLOCK_KEY: &str = "rdv:{rdv}:reap-clock";
 
 /// Redis key of the rooms an instance has (or had) members in: a set, for reaping it.
 pub fn rooms_key(instance: &str) -> String {
