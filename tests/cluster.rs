@@ -1098,14 +1098,13 @@ async fn a_killed_primary_fails_over_and_only_its_rooms_resync() {
     );
     relay_until_heard(&mut alice, &mut bob).await;
     relay_until_heard(&mut bob, &mut alice).await;
-    for client in [
+    assert_nothing_heard([
         &mut alice.client,
         &mut bob.client,
         &mut carol.client,
         &mut dave.client,
-    ] {
-        assert_nothing_heard(client).await;
-    }
+    ])
+    .await;
     // The failover ended no instance's session: rooms resynced alone.
     let mut room_resyncs = 0.0;
     for (server, before) in servers.iter().zip(before) {
@@ -1136,14 +1135,13 @@ async fn a_killed_primary_fails_over_and_only_its_rooms_resync() {
     relay_until_heard(&mut alice, &mut bob).await;
     relay_until_heard(&mut bob, &mut alice).await;
     relay_until_heard(&mut carol, &mut dave).await;
-    for client in [
+    assert_nothing_heard([
         &mut alice.client,
         &mut bob.client,
         &mut carol.client,
         &mut dave.client,
-    ] {
-        assert_nothing_heard(client).await;
-    }
+    ])
+    .await;
 }
 
 /// Relays from `from` to `to` until one arrives; every one before it was refused with
@@ -1165,10 +1163,12 @@ async fn relay_until_heard(from: &mut common::Peer, to: &mut common::Peer) {
     }
 }
 
-/// `client` was sent nothing so far: nobody heard a flap.
-async fn assert_nothing_heard(client: &mut Client) {
-    let extra = client.sync().await;
-    assert!(extra.is_empty(), "nobody hears a flap: {extra:?}");
+/// None of `clients` was sent anything so far: nobody heard a flap.
+async fn assert_nothing_heard<const N: usize>(clients: [&mut Client; N]) {
+    for client in clients {
+        let extra = client.sync().await;
+        assert!(extra.is_empty(), "nobody hears a flap: {extra:?}");
+    }
 }
 
 /// Nothing `client` was sent so far says a peer left.
