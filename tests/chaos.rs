@@ -595,6 +595,7 @@ async fn converse(
                         let code = message["code"].as_str().unwrap_or("");
                         if code == "replaced" && verified {
                             count(&counts.verified_replaced);
+                            println!("{} (verified) was replaced", &id[..8]);
                         }
                         if let Some(to) = message["to"].as_str() {
                             // A relay accepted earlier, dropped on its way.

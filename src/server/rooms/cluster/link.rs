@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::backend::{self, Commands, Delivery, Incoming, Seeds, Subscriber};
 use super::scripts::{self, Scripts};
-use super::view::{Handoff, Views};
+use super::view::{Handoff, Kept, Views};
 use super::wire::{self, Layout};
 use crate::identity::PeerId;
 use crate::protocol::{self, ErrorCode, RoomName};
@@ -54,7 +54,7 @@ type AnnounceReply<'a> = std::pin::Pin<
         dyn Future<
                 Output = (
                     &'a RoomName,
-                    Result<(Vec<String>, u64, Vec<String>), LinkError>,
+                    Result<(Vec<String>, u64, Vec<String>, u64), LinkError>,
                 ),
             > + Send
             + 'a,
@@ -419,7 +419,14 @@ impl Link {
         let _ = self.renew(&mut commands, true).await?;
         let lost = previous.as_ref().is_some_and(|previous| *previous != epoch);
         let restored = self.restored.swap(false, Ordering::Relaxed);
-        let presume = (lost || restored).then(|| Instant::now() + self.lease);
+        let presume_until = Instant::now() + self.lease;
+        let kept = if lost {
+            Kept::Nothing { presume_until }
+        } else if restored {
+            Kept::Older { presume_until }
+        } else {
+            Kept::All
+        };
         if lost {
             tracing::warn!("cluster: Redis lost its data; every instance re-announces its members");
         } else if restored {
@@ -429,7 +436,7 @@ impl Link {
         }
         // Leases in older data are stale: an instance that renews in time is alive, so
         // nobody is reaped until every live one has had a lease to renew.
-        let reap_after = presume.unwrap_or_else(Instant::now);
+        let reap_after = kept.presume_until().unwrap_or_else(Instant::now);
         // The lease is renewed on its own schedule from here on, never behind the per-room
         // round trips of a resync, however many rooms there are.
         let renewing = self.clone();
@@ -444,8 +451,7 @@ impl Link {
             .await?;
         // Unless Redis lost everything, its sequence numbers are those the views saw (older
         // ones, if it reloaded a snapshot, which a renewal may not have told yet).
-        self.announce(&mut commands, layout, &rooms, presume, !lost)
-            .await?;
+        self.announce(&mut commands, layout, &rooms, kept).await?;
         self.prune(&mut commands, layout).await?;
         self.metrics.cluster.resyncs.inc();
 
@@ -478,6 +484,11 @@ impl Link {
         let handing = self.clone();
         tasks.spawn(async move { handing.hand_off().await });
         for (room, peer, connection) in deferred {
+            tracing::debug!(
+                peer = %peer.short(8),
+                connection,
+                "cluster: deferred leave"
+            );
             self.leave(&mut commands, layout, &room, &peer, connection)
                 .await?;
         }
@@ -700,9 +711,9 @@ impl Link {
         commands: &mut Commands,
         layout: Layout,
         rooms: &[RoomName],
-        presume: Option<Instant>,
-        same_numbering: bool,
+        kept: Kept,
     ) -> Result<(), LinkError> {
+        let same_numbering = kept.same_numbering();
         let mut invocations = Vec::with_capacity(rooms.len());
         for room in rooms {
             let members = self.views.local_members(room);
@@ -755,8 +766,10 @@ impl Link {
             let Some((room, reply)) = in_flight.next().await else {
                 break;
             };
-            let (conflicts, seq, snapshot) = reply?;
-            self.views.resync(room, seq, &snapshot, &conflicts, presume);
+            let (conflicts, seq, snapshot, floor) = reply?;
+            tracing::debug!(room = %room, ?conflicts, floor, "cluster: announced");
+            self.views
+                .resync(room, seq, &snapshot, &conflicts, kept, floor);
         }
         Ok(())
     }
@@ -964,6 +977,11 @@ impl Link {
                 {
                     continue;
                 }
+                tracing::debug!(
+                    peer = %peer.short(8),
+                    connection = record.connection,
+                    "cluster: reconcile removes"
+                );
                 let removed = self
                     .leave(commands, layout, &room, &peer, record.connection)
                     .await;
@@ -1276,15 +1294,11 @@ impl Link {
         let mut commands = connected.commands();
         let resynced = match subscribed {
             Ok(()) => {
-                let presume = Some(Instant::now() + self.lease);
-                self.announce(
-                    &mut commands,
-                    layout,
-                    std::slice::from_ref(room),
-                    presume,
-                    true,
-                )
-                .await
+                let kept = Kept::Older {
+                    presume_until: Instant::now() + self.lease,
+                };
+                self.announce(&mut commands, layout, std::slice::from_ref(room), kept)
+                    .await
             }
             Err(error) => Err(error),
         };

@@ -153,7 +153,12 @@ impl ClusterRegistry {
         let (status, before, snapshot) = match reply {
             Ok(reply) => reply,
             Err(error) => {
-                tracing::debug!(%error, "cluster: join failed");
+                tracing::debug!(
+                    %error,
+                    peer = %member.id.short(8),
+                    connection = member.connection.get(),
+                    "cluster: join failed"
+                );
                 if connected.layout == wire::Layout::Sharded {
                     self.link.room_in_trouble(room);
                 }
@@ -161,6 +166,12 @@ impl ClusterRegistry {
                 return Err(JoinError::Unavailable);
             }
         };
+        tracing::debug!(
+            peer = %member.id.short(8),
+            connection = member.connection.get(),
+            status,
+            "cluster: joined"
+        );
         if needs_snapshot {
             self.views.init(room, before, &snapshot);
         }
@@ -239,7 +250,15 @@ impl ClusterRegistry {
             )
             .await
         {
-            Ok(removed) => removed,
+            Ok(removed) => {
+                tracing::debug!(
+                    peer = %peer.short(8),
+                    connection = connection.get(),
+                    removed,
+                    "cluster: left"
+                );
+                removed
+            }
             Err(error) => {
                 // Repaired by the reconciliation within a lease; on a Redis Cluster the
                 // room's shard may be failing over, and the room is resynced.

@@ -4,7 +4,7 @@
 //!
 //! Every script touches the keys of one slot only, so the same scripts run on one Redis and
 //! on a Redis Cluster: a room's scripts take the room's keys (`wire::room_keys`, named `M`,
-//! `S`, `CAP`, `P`, `I` below) and its presence channel as `ARGV[1]`; the lease scripts
+//! `S`, `CAP`, `P`, `I`, `E` below) and its presence channel as `ARGV[1]`; the lease scripts
 //! take the keys under the `{rdv}` tag. What spans rooms (reaping a dead instance) is done
 //! room by room, each step safe to repeat.
 
@@ -16,8 +16,24 @@ use super::wire::Layout;
 
 /// What every room script shares. `PUBLISH` is replaced by `SPUBLISH` for a Redis Cluster.
 const ROOM: &str = r"
-local M, S, CAP, P, I = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local M, S, CAP, P, I, E = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local CHANNEL = ARGV[1]
+-- The room's sequence number when this Redis process first wrote a record to it: every
+-- record numbered above it was written since the process started, after whatever older data
+-- it loaded (a snapshot, or a replica's copy promoted), whose numbers it may reuse. Only a
+-- record at or below it can be older than what the instances saw before. Asked by the
+-- scripts that write records, before they do (`INFO` costs Redis ~3 µs).
+local function floor()
+  local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+  local era = redis.call('HMGET', E, 'run', 'floor')
+  if era[1] == run then return tonumber(era[2]) end
+  local at = tonumber(redis.call('GET', S) or '0')
+  redis.call('HSET', E, 'run', run, 'floor', at)
+  -- Only the instances' resync after the start needs it; a room never written again does
+  -- not keep it.
+  redis.call('PEXPIRE', E, 86400000)
+  return at
+end
 -- Reads `instance` and `connection` from a record (see `wire::Record`).
 local function owner(record)
   local _, _, instance, connection = string.find(record, '^%d+\t%d+\t([^\t]*)\t([^\t]*)\t')
@@ -37,6 +53,7 @@ local function left(peer, reason, instance, connection)
     -- The size its opener's token set, and who held members, end with it.
     redis.call('DEL', CAP)
     redis.call('DEL', I)
+    redis.call('DEL', E)
   end
 end
 -- Whether a record (or a record tail, `instance \t connection \t verified \t key`) says
@@ -129,6 +146,7 @@ impl Scripts {
 /// new connection and publishes `M`, which no view turns into presence.
 const JOIN: &str = r"
 local peer, instance, connection = ARGV[2], ARGV[3], ARGV[4]
+floor()
 local existing = redis.call('HGET', M, peer)
 local parked = false
 if existing then
@@ -227,9 +245,12 @@ return removed
 /// (a resume, PROTOCOL §14) is still recorded where it was. Such a record, with a lower
 /// sequence number than the instance knows, is stale: where the member is now takes it over
 /// with `M` (not presence), and where it was leaves it to that, instead of announcing the
-/// member gone. Returns `{peers held by another connection, sequence, snapshot}`.
+/// member gone. Only a record from the older data (at or below `FLOOR`) can be stale: one
+/// written since reuses numbers the instances saw before, and is newer than all of it.
+/// Returns `{peers held by another connection, sequence, snapshot, floor}`.
 const ANNOUNCE: &str = r"
 local instance, same_numbering, incarnation = ARGV[2], ARGV[3] == '1', ARGV[4]
+local FLOOR = floor()
 local first = 6
 local last_member = first - 1 + 6 * tonumber(ARGV[5])
 local listed = {}
@@ -244,7 +265,8 @@ local all = redis.call('HGETALL', M)
 for i = 1, #all, 2 do
   local peer = all[i]
   local holder, connection = owner(all[i + 1])
-  local stale = same_numbering and known[peer] and known[peer] > seq_of(all[i + 1])
+  local seq = seq_of(all[i + 1])
+  local stale = same_numbering and known[peer] and known[peer] > seq and seq <= FLOOR
   if holder == instance and listed[peer] ~= connection and not stale then
     left(peer, 'left', instance, connection)
   end
@@ -259,7 +281,8 @@ for i = first, last_member, 6 do
     local holder, held_by = owner(record)
     if holder == instance and held_by == connection then
       -- Already as announced.
-    elseif same_numbering and tonumber(ARGV[i + 4]) > seq_of(record) then
+    elseif same_numbering and tonumber(ARGV[i + 4]) > seq_of(record)
+        and seq_of(record) <= FLOOR then
       moved(peer, record, tail)
     elseif tail_verified(tail) and not verified(record) then
       left(peer, 'replaced', holder, held_by)
@@ -280,7 +303,7 @@ for i = first, last_member, 6 do
   end
 end
 if last_member >= first then claim(instance, incarnation) end
-return {conflicts, tonumber(redis.call('GET', S) or '0'), redis.call('HGETALL', M)}
+return {conflicts, tonumber(redis.call('GET', S) or '0'), redis.call('HGETALL', M), FLOOR}
 ";
 
 fn lease_script(body: &str) -> Script {

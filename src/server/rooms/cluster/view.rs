@@ -237,7 +237,7 @@ impl Views {
         if view.seq.is_some() || !is_idle_of_members(&view) {
             return;
         }
-        view.members = self.members_from(room, snapshot, &mut IndexMap::default());
+        view.members = self.members_from(room, snapshot, &mut IndexMap::default(), None);
         view.seq = Some(seq);
         // Another local join's snapshot may be handled first and list this one's too.
         self.welcome_listed_joiners(&mut view, seq);
@@ -338,6 +338,7 @@ impl Views {
                     }
                     // Back on another connection: the old one is gone.
                     view.members.shift_remove(&peer);
+                    trace_left(room, peer.as_str(), "presumed, back on another connection");
                     tell_local(view, seq, &protocol::peer_left(&peer).into());
                 }
                 let mut slot = self.slot(&peer, &record, Place::Departed);
@@ -370,6 +371,7 @@ impl Views {
                 let Some(slot) = view.members.shift_remove(&peer) else {
                     return;
                 };
+                trace_left(room, peer.as_str(), (reason, instance));
                 if instance == &*self.instance {
                     self.evict(&slot.place, connection, reason);
                 }
@@ -553,7 +555,7 @@ impl Views {
             for peer in expired {
                 tracing::debug!(
                     room = %view.key(),
-                    peer = &peer.as_str()[..8],
+                    peer = %peer.short(8),
                     "cluster: a member presumed after Redis lost data was never re-announced"
                 );
                 view.members.shift_remove(&peer);
@@ -1002,16 +1004,18 @@ impl Views {
     /// or went meanwhile, accepted joiners get their welcome, members whose ID another
     /// connection took are replaced.
     ///
-    /// `presume` is set when Redis lost its data: members of other instances missing from
-    /// the snapshot are kept until then, since their instances are re-announcing them too,
-    /// so a Redis restart does not make every room flap.
+    /// Unless Redis kept everything, members of other instances missing from the snapshot
+    /// are presumed for a while, since their instances are re-announcing them too, so a
+    /// Redis restart does not make every room flap. Records numbered above `floor` were
+    /// written since Redis (re)started (see `scripts::ANNOUNCE`).
     pub fn resync(
         &self,
         room: &RoomName,
         seq: u64,
         snapshot: &[String],
         conflicts: &[String],
-        presume: Option<Instant>,
+        kept: Kept,
+        floor: u64,
     ) {
         let Some(mut view) = self.rooms.get_mut(room) else {
             return;
@@ -1040,11 +1044,17 @@ impl Views {
                 if let Place::Here { connection, .. } = &slot.place {
                     self.evict(&slot.place, connection.get(), LeftReason::Replaced);
                 }
+                trace_left(room, id.as_str(), "replaced at a resync");
                 replaced.push(protocol::peer_left(&id).into());
             }
         }
-        let mut members = self.members_from(room, snapshot, &mut old);
-        if let Some(until) = presume {
+        let mut members = self.members_from(
+            room,
+            snapshot,
+            &mut old,
+            kept.same_numbering().then_some(floor),
+        );
+        if let Some(until) = kept.presume_until() {
             for (id, slot) in &mut old {
                 if !members.contains_key(id) && matches!(slot.place, Place::There { .. }) {
                     let place = std::mem::replace(&mut slot.place, Place::Departed);
@@ -1066,6 +1076,9 @@ impl Views {
         }
         members.sort_by(|_, a, _, b| a.since.cmp(&b.since));
         // Those who were here before and are still in the room learn the difference.
+        for id in old.keys().filter(|id| !members.contains_key(*id)) {
+            trace_left(room, id.as_str(), "not in the snapshot of a resync");
+        }
         let left: Vec<Utf8Bytes> = replaced
             .into_iter()
             .chain(
@@ -1136,6 +1149,7 @@ impl Views {
         room: &RoomName,
         snapshot: &[String],
         old: &mut IndexMap<PeerId, Slot, FastHash>,
+        older_than: Option<u64>,
     ) -> IndexMap<PeerId, Slot, FastHash> {
         let mut parsed: Vec<(PeerId, Record<'_>)> = snapshot
             .chunks_exact(2)
@@ -1144,6 +1158,26 @@ impl Views {
         parsed.sort_by_key(|(_, record)| (record.since, record.seq));
         let mut members = IndexMap::with_capacity_and_hasher(parsed.len(), FastHash::default());
         for (peer, record) in parsed {
+            // A record older than the view's own (Redis reloaded older data, numbered as the
+            // view saw it, up to `older_than`): the member moved on since, and the view keeps
+            // where to. The re-announce of the instance it is on takes the record over, or,
+            // if it is gone, the reconciliation of the record's instance removes it a lease
+            // later. Rebuilt from the record, the view would forget that it is stale, and
+            // its next re-announce would announce the member gone.
+            if older_than.is_some_and(|floor| record.seq <= floor)
+                && let Some(slot) = old.get_mut(&peer)
+                && matches!(slot.place, Place::There { .. })
+                && slot.seq > record.seq
+            {
+                let kept_slot = Slot {
+                    place: std::mem::replace(&mut slot.place, Place::Departed),
+                    entry: slot.entry.clone(),
+                    joined: slot.joined.clone(),
+                    ..*slot
+                };
+                members.insert(peer, kept_slot);
+                continue;
+            }
             let place = if !self.is_ours(&record) {
                 self.remote(room, &record)
             } else {
@@ -1459,6 +1493,43 @@ fn push_ready(view: &mut View, peer: &str, relays: Vec<Relay>) {
 
 /// Says at debug level which relay a view dropped and why: what an operator chasing a lost
 /// message needs (peer IDs cut short).
+/// What Redis kept of what the views last saw: it decides what a resync's snapshot is worth.
+#[derive(Debug, Clone, Copy)]
+pub enum Kept {
+    /// All of it: the snapshot is at least as new as anything a view saw.
+    All,
+    /// Older data (a reloaded snapshot, a replica promoted before it had the last writes):
+    /// its numbering is the one the views saw, so a record older than a view's is stale.
+    /// Members missing from it are presumed until then.
+    Older { presume_until: Instant },
+    /// Nothing: the numbering starts over. Members missing are presumed until then.
+    Nothing { presume_until: Instant },
+}
+
+impl Kept {
+    pub fn presume_until(self) -> Option<Instant> {
+        match self {
+            Self::All => None,
+            Self::Older { presume_until } | Self::Nothing { presume_until } => Some(presume_until),
+        }
+    }
+
+    /// Whether Redis numbers records as the views saw them, so that sequence numbers compare.
+    pub fn same_numbering(self) -> bool {
+        !matches!(self, Self::Nothing { .. })
+    }
+}
+
+/// Why a view told its local members that `peer` left: a debug line, for fault tests.
+fn trace_left(room: &RoomName, peer: &str, why: impl std::fmt::Debug) {
+    tracing::debug!(
+        room = %room,
+        peer = peer.get(..8).unwrap_or(peer),
+        why = ?why,
+        "cluster: a member left the view"
+    );
+}
+
 fn trace_dropped(why: &str, to: &str, text: &str) {
     let from = super::wire::relay_sender(text).unwrap_or("");
     tracing::debug!(
@@ -1662,6 +1733,68 @@ mod tests {
     }
 
     #[test]
+    fn older_data_does_not_undo_a_move_the_view_saw() {
+        let views = views("me");
+        let room = RoomName::new("r").unwrap();
+        let (a_conn, mut a_rx) = first_here(&views, &room, 'a');
+        views.apply("r", &joined(2, 'c', "there", 5));
+        // c resumed on another instance after Redis saved the snapshot it reloads.
+        let c_moved = format!(
+            "M\t3\t{}\tthere\t5\t3\t2\t{}",
+            peer('c'),
+            super::super::wire::record_tail("other", 6, None, KEY)
+        );
+        views.apply("r", &c_moved);
+        assert_eq!(drain(&mut a_rx), ["welcome a", "peer-joined c"]);
+        let offer = || Utf8Bytes::from_static(r#"{"type":"offer"}"#);
+        let stale = [
+            peer('a').to_string(),
+            record(1, "me", a_conn.get()),
+            peer('c').to_string(),
+            record(2, "there", 5),
+        ];
+        // However often the room is resynced on that older data (a shard's failover comes
+        // after the reconnect), c stays where it went, and its record stays known as stale.
+        for _ in 0..2 {
+            views.reset_for_resync();
+            let kept = Kept::Older {
+                presume_until: Instant::now() + std::time::Duration::from_secs(60),
+            };
+            views.resync(&room, 2, &stale, &[], kept, 2);
+            assert!(drain(&mut a_rx).is_empty());
+            assert_eq!(views.stale_elsewhere(&room), [(peer('c').to_string(), 3)]);
+            assert!(matches!(
+                route_to(&views, &room, peer('c').as_str(), offer()),
+                Ok(Some(channel)) if channel == "rdv:c:other"
+            ));
+        }
+        // A record numbered above the floor was written since Redis restarted, after what
+        // the view saw however it is numbered: it is the truth.
+        views.reset_for_resync();
+        let kept = Kept::Older {
+            presume_until: Instant::now() + std::time::Duration::from_secs(60),
+        };
+        views.resync(&room, 2, &stale, &[], kept, 1);
+        assert!(drain(&mut a_rx).is_empty());
+        assert!(matches!(
+            route_to(&views, &room, peer('c').as_str(), offer()),
+            Ok(Some(channel)) if channel == "rdv:c:there"
+        ));
+        assert_eq!(views.stale_elsewhere(&room), [(peer('c').to_string(), 2)]);
+        // After data loss the numbering starts over: the snapshot is all there is.
+        views.apply("r", &c_moved);
+        views.reset_for_resync();
+        let kept = Kept::Nothing {
+            presume_until: Instant::now() + std::time::Duration::from_secs(60),
+        };
+        views.resync(&room, 2, &stale, &[], kept, 2);
+        assert!(matches!(
+            route_to(&views, &room, peer('c').as_str(), offer()),
+            Ok(Some(channel)) if channel == "rdv:c:there"
+        ));
+    }
+
+    #[test]
     fn a_resync_tells_the_difference_and_keeps_presumed_members_quietly() {
         let views = views("me");
         let room = RoomName::new("r").unwrap();
@@ -1681,7 +1814,16 @@ mod tests {
             peer('f').to_string(),
             record(2, "other", 3),
         ];
-        views.resync(&room, 2, &snapshot, &[], Some(until));
+        views.resync(
+            &room,
+            2,
+            &snapshot,
+            &[],
+            Kept::Nothing {
+                presume_until: until,
+            },
+            0,
+        );
         assert_eq!(drain(&mut a_rx), ["peer-joined f"]);
         // d comes back as it was, c moved (it resumed on another instance): nobody hears
         // anything. e never does: it leaves at the deadline.
@@ -1699,7 +1841,7 @@ mod tests {
         // Without data loss, the snapshot is the truth: who is missing left.
         views.reset_for_resync();
         let snapshot = [peer('a').to_string(), record(1, "me", a_conn.get())];
-        views.resync(&room, 9, &snapshot, &[], None);
+        views.resync(&room, 9, &snapshot, &[], Kept::All, 0);
         let mut heard = drain(&mut a_rx);
         heard.sort();
         assert_eq!(heard, ["peer-left c", "peer-left d", "peer-left f"]);

@@ -111,9 +111,9 @@ fn unescape_tag(tag: &str) -> Option<String> {
 
 /// The keys every room script takes, in this order (`scripts` names them `M`, `S`, `CAP`,
 /// `P`, `I`): members, sequence, size, parked members and incarnations.
-pub fn room_keys(room: &RoomName) -> [String; 5] {
+pub fn room_keys(room: &RoomName) -> [String; 6] {
     let prefix = room_prefix(room);
-    ["m", "s", "cap", "p", "i"].map(|suffix| format!("{prefix}{suffix}"))
+    ["m", "s", "cap", "p", "i", "e"].map(|suffix| format!("{prefix}{suffix}"))
 }
 
 /// Redis key of a room's members: a hash from peer ID to [`Record`].
