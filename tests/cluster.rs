@@ -745,18 +745,23 @@ async fn a_verified_holder_keeps_its_id_against_an_unverified_claimant_after_dat
 async fn restart_from_snapshot(redis: &mut RedisServer, servers: &[&Server]) {
     redis.kill();
     redis.restart();
-    // Each instance resyncs: as a whole, or (a Redis Cluster whose nodes came back before
-    // the instance saw older data) the rooms on the nodes that went away.
     for server in servers {
-        common::eventually("the instance resynced", || async {
-            let metrics = server.metrics().await;
-            (common::metric(&metrics, "rdv_cluster_resyncs_total") >= 2.0
-                || common::metric(&metrics, "rdv_cluster_room_resyncs_total") >= 1.0)
-                .then_some(())
-        })
-        .await;
+        resynced_once(server).await;
     }
     tokio::time::sleep(Duration::from_millis(2500)).await;
+}
+
+/// Waits until `server` resynced after its first connection: as a whole, or (a Redis
+/// Cluster whose nodes came back before the instance saw older data) the rooms on the nodes
+/// that went away.
+async fn resynced_once(server: &Server) {
+    common::eventually("the instance resynced", || async {
+        let metrics = server.metrics().await;
+        (common::metric(&metrics, "rdv_cluster_resyncs_total") >= 2.0
+            || common::metric(&metrics, "rdv_cluster_room_resyncs_total") >= 1.0)
+            .then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -1045,13 +1050,7 @@ async fn a_join_since_a_restore_outranks_an_older_claim_numbered_higher() {
     first
         .wait_for_metric("rdv_cluster_connected", |v| v == 1.0)
         .await;
-    common::eventually("the instance resynced", || async {
-        let metrics = first.metrics().await;
-        (common::metric(&metrics, "rdv_cluster_resyncs_total") >= 2.0
-            || common::metric(&metrics, "rdv_cluster_room_resyncs_total") >= 1.0)
-            .then_some(())
-    })
-    .await;
+    resynced_once(&first).await;
     // Joins are refused (`unavailable`) until the instance is in sync again.
     let deadline = Instant::now() + WAIT;
     let (mut back, welcome) = loop {
@@ -1068,13 +1067,7 @@ async fn a_join_since_a_restore_outranks_an_older_claim_numbered_higher() {
     };
     assert_ne!(welcome["resumed"], true, "{welcome}");
     kill(second.pid(), Signal::SIGCONT).unwrap();
-    common::eventually("the away instance resynced", || async {
-        let metrics = second.metrics().await;
-        (common::metric(&metrics, "rdv_cluster_resyncs_total") >= 2.0
-            || common::metric(&metrics, "rdv_cluster_room_resyncs_total") >= 1.0)
-            .then_some(())
-    })
-    .await;
+    resynced_once(&second).await;
     second
         .wait_for_metric("rdv_peers_in_grace", |n| n == 0.0)
         .await;
