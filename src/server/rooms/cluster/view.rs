@@ -1491,8 +1491,6 @@ fn push_ready(view: &mut View, peer: &str, relays: Vec<Relay>) {
     }
 }
 
-/// Says at debug level which relay a view dropped and why: what an operator chasing a lost
-/// message needs (peer IDs cut short).
 /// What Redis kept of what the views last saw: it decides what a resync's snapshot is worth.
 #[derive(Debug, Clone, Copy)]
 pub enum Kept {
@@ -1530,6 +1528,8 @@ fn trace_left(room: &RoomName, peer: &str, why: impl std::fmt::Debug) {
     );
 }
 
+/// Says at debug level which relay a view dropped and why: what an operator chasing a lost
+/// message needs (peer IDs cut short).
 fn trace_dropped(why: &str, to: &str, text: &str) {
     let from = super::wire::relay_sender(text).unwrap_or("");
     tracing::debug!(
