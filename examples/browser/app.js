@@ -13,7 +13,7 @@ const $ = (id) => document.getElementById(id);
 const demo = {
   id: null,
   joined: false,
-  peers: {}, // id -> { verified, channelOpen, sent, received, localType, remoteType }
+  peers: {}, // id -> { verified, channelOpen, sent, received, localType, remoteType, pathChecked }
   errors: [],
   // Connections made so far (a resume makes none).
   connections: 0,
@@ -24,7 +24,7 @@ const demo = {
   done(expectedPeers) {
     const peers = Object.values(this.peers).filter((p) => p.present);
     return this.joined && this.errors.length === 0 && peers.length >= expectedPeers &&
-      peers.every((p) => p.sent && p.received);
+      peers.every((p) => p.sent && p.received && p.pathChecked);
   },
 };
 window.demo = demo;
@@ -146,11 +146,20 @@ $("say").addEventListener("submit", (event) => {
 });
 
 // Which candidate types the selected pair joins ("host", "srflx", "relay"), for the tests.
+// The stats may name the selected pair a moment after the channel opened: asked again, every
+// 100 ms for up to 5 s, then given up (pathChecked either way).
 async function recordPath(connection, peer) {
-  const stats = await connection.pc.getStats();
-  for (const report of stats.values()) {
-    if (report.type !== "candidate-pair" || !(report.selected || report.nominated) || report.state !== "succeeded") continue;
-    peer.localType = stats.get(report.localCandidateId)?.candidateType;
-    peer.remoteType = stats.get(report.remoteCandidateId)?.candidateType;
+  for (let attempt = 0; attempt < 50 && peer.localType === undefined; attempt++) {
+    if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 100));
+    const stats = await connection.pc.getStats();
+    const transport = [...stats.values()].find((report) => report.type === "transport");
+    const selected = transport?.selectedCandidatePairId
+      ? stats.get(transport.selectedCandidatePairId)
+      : [...stats.values()].find((report) => report.type === "candidate-pair" &&
+          (report.selected || report.nominated) && report.state === "succeeded");
+    if (!selected) continue;
+    peer.localType = stats.get(selected.localCandidateId)?.candidateType;
+    peer.remoteType = stats.get(selected.remoteCandidateId)?.candidateType;
   }
+  peer.pathChecked = true;
 }
