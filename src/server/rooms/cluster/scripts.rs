@@ -254,6 +254,10 @@ return removed
 const ANNOUNCE: &str = r"
 local instance, same_numbering, incarnation = ARGV[2], ARGV[3] == '1', ARGV[4]
 local FLOOR = floor()
+-- Whether a record numbered `seq` is older than the `known` number of the same member.
+local function stale(known, seq)
+  return same_numbering and known ~= nil and known > seq and seq <= FLOOR
+end
 local first = 6
 local last_member = first - 1 + 6 * tonumber(ARGV[5])
 local listed = {}
@@ -268,9 +272,8 @@ local all = redis.call('HGETALL', M)
 for i = 1, #all, 2 do
   local peer = all[i]
   local holder, connection = owner(all[i + 1])
-  local seq = seq_of(all[i + 1])
-  local stale = same_numbering and known[peer] and known[peer] > seq and seq <= FLOOR
-  if holder == instance and listed[peer] ~= connection and not stale then
+  if holder == instance and listed[peer] ~= connection
+      and not stale(known[peer], seq_of(all[i + 1])) then
     left(peer, 'left', instance, connection)
   end
 end
@@ -284,8 +287,7 @@ for i = first, last_member, 6 do
     local holder, held_by = owner(record)
     if holder == instance and held_by == connection then
       -- Already as announced.
-    elseif same_numbering and tonumber(ARGV[i + 4]) > seq_of(record)
-        and seq_of(record) <= FLOOR then
+    elseif stale(tonumber(ARGV[i + 4]), seq_of(record)) then
       moved(peer, record, tail)
     elseif tail_verified(tail) and not verified(record) then
       left(peer, 'replaced', holder, held_by)

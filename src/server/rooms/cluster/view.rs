@@ -72,6 +72,19 @@ struct Slot {
     presumed_until: Option<Instant>,
 }
 
+impl Slot {
+    /// What a resync keeps of a member it knew: the slot moves to the new members, and the
+    /// one left in the old ones (which still say who was here before) holds no place.
+    fn carry_over(&mut self) -> Slot {
+        Slot {
+            place: std::mem::replace(&mut self.place, Place::Departed),
+            entry: self.entry.clone(),
+            joined: self.joined.clone(),
+            ..*self
+        }
+    }
+}
+
 /// A local join in flight or accepted by Redis, waiting for its own `J` event (which is when
 /// it gets its `welcome`, so the welcome is exactly the room before it).
 #[derive(Debug)]
@@ -1057,20 +1070,12 @@ impl Views {
         if let Some(until) = kept.presume_until() {
             for (id, slot) in &mut old {
                 if !members.contains_key(id) && matches!(slot.place, Place::There { .. }) {
-                    let place = std::mem::replace(&mut slot.place, Place::Departed);
-                    members.insert(
-                        id.clone(),
-                        Slot {
-                            since: slot.since,
-                            seq: slot.seq,
-                            connection: slot.connection,
-                            local: false,
-                            entry: slot.entry.clone(),
-                            joined: slot.joined.clone(),
-                            place,
-                            presumed_until: Some(until),
-                        },
-                    );
+                    let presumed = Slot {
+                        local: false,
+                        presumed_until: Some(until),
+                        ..slot.carry_over()
+                    };
+                    members.insert(id.clone(), presumed);
                 }
             }
         }
@@ -1169,13 +1174,7 @@ impl Views {
                 && matches!(slot.place, Place::There { .. })
                 && slot.seq > record.seq
             {
-                let kept_slot = Slot {
-                    place: std::mem::replace(&mut slot.place, Place::Departed),
-                    entry: slot.entry.clone(),
-                    joined: slot.joined.clone(),
-                    ..*slot
-                };
-                members.insert(peer, kept_slot);
+                members.insert(peer, slot.carry_over());
                 continue;
             }
             let place = if !self.is_ours(&record) {
